@@ -1,0 +1,27 @@
+"""llmgate: an OpenAI-compatible LLM API gateway.
+
+    routes/    HTTP in, HTTP out: /v1 (raw ASGI, the hot path), /health
+    access/    who may call
+    routing/   which upstream answers (pure)
+    proxy/     the only upstream I/O: client, forward, streaming relay
+    config.py  settings from env and TOML · state.py  what the request path needs · errors.py  one error table
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["__version__", "create_app"]
+
+if TYPE_CHECKING:
+    from litestar import Litestar
+
+    from llmgate.config import Settings
+
+
+def create_app(settings: Settings | None = None, **kwargs: Any) -> Litestar:
+    """Build the Litestar app (imported lazily so `import llmgate` stays cheap for the CLI)."""
+    from llmgate.app import create_app as _create_app
+
+    return _create_app(settings, **kwargs)

@@ -1,0 +1,5 @@
+"""`python -m llmgate` → the CLI."""
+
+from llmgate.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,93 @@
+"""The `llmgate` command: `llmgate serve` runs the gateway under granian, in this process."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from llmgate import __version__
+from llmgate.config import ConfigError, Settings, is_loopback, load_settings
+from llmgate.log import mask_secret, setup_logging
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `llmgate` console script."""
+    parser = argparse.ArgumentParser(prog="llmgate", description="An OpenAI-compatible LLM API gateway.")
+    parser.add_argument("--version", action="version", version=f"llmgate {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--host", help="address to bind (env LLMGATE_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (env LLMGATE_PORT, default 8000)")
+    serve.add_argument("--workers", type=int, help="worker processes (env LLMGATE_WORKERS, default 1)")
+    serve.add_argument("--config", help="TOML config file (env LLMGATE_CONFIG)")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return run_serve(args)
+    return 2  # pragma: no cover - argparse enforces the choices
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Check the settings, then hand over to granian (which returns on SIGINT/SIGTERM)."""
+    # Flags become environment variables: granian's worker processes build the app from the environment.
+    for flag, var in (("host", "LLMGATE_HOST"), ("port", "LLMGATE_PORT"), ("workers", "LLMGATE_WORKERS"),
+                      ("config", "LLMGATE_CONFIG")):
+        value = getattr(args, flag)
+        if value is not None:
+            os.environ[var] = str(value)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"llmgate: configuration error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.server.log_level)
+    problem = check_exposure(settings)
+    if problem:
+        print(f"llmgate: refusing to start: {problem}", file=sys.stderr)
+        return 2
+    _log_start(settings)
+    _run_granian(settings)
+    return 0
+
+
+def check_exposure(settings: Settings) -> str | None:
+    """Why the gateway must not start as configured, or None: no master key is fine on loopback only."""
+    host = settings.server.host
+    if settings.master_key or is_loopback(host):
+        return None
+    return (f"LLMGATE_MASTER_KEY is not set and the gateway would listen on {host}, reachable from other "
+            "machines, letting anyone spend the provider keys. Set LLMGATE_MASTER_KEY, or bind to 127.0.0.1.")
+
+
+def _log_start(settings: Settings) -> None:
+    from loguru import logger
+
+    server = settings.server
+    if not settings.master_key:
+        logger.warning("!!! LLMGATE_MASTER_KEY is not set: /v1 is OPEN to every local process on "
+                       "{}:{}. Set LLMGATE_MASTER_KEY before exposing this gateway. !!!", server.host, server.port)
+    for provider in settings.providers:
+        logger.info("provider {} → {} (key {}, models: {})", provider.name, provider.base_url,
+                    mask_secret(provider.api_key), ", ".join(provider.models) or "any")
+    logger.info("llmgate {} listening on http://{}:{} with {} worker(s)", __version__, server.host, server.port,
+                server.workers)
+
+
+def _run_granian(settings: Settings) -> None:
+    from granian.constants import Interfaces, Loops
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    server = settings.server
+    Server(
+        "llmgate.app:create_app",
+        factory=True,
+        address=server.host,
+        port=server.port,
+        workers=server.workers,
+        interface=Interfaces.ASGI,
+        loop=Loops.uvloop,
+        log_level=LogLevels.warning,
+        log_access=False,
+    ).serve()

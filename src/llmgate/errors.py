@@ -1,0 +1,102 @@
+"""The errors llmgate itself answers with, and the one table that turns them into a status and a body.
+
+    GatewayError
+     ├── InvalidRequest          400  malformed JSON, missing `model`, ...
+     ├── Unauthorized            401  missing or wrong key
+     ├── RouteNotFound           404  a path outside the /v1 allowlist
+     ├── ModelNotFound           404  no provider serves the model
+     ├── MethodNotAllowed        405
+     ├── PayloadTooLarge         413
+     ├── UpstreamUnreachable     502  connection refused, reset, DNS
+     ├── UpstreamError           502  the upstream answered something unusable (a gateway-served route)
+     ├── UpstreamTimeout         504  connect, first byte or idle timeout
+     └── InternalError           500  a bug: logged with its traceback
+
+Code raises these; only `error_response` builds the OpenAI-style body `{"error": {message, type, param, code}}`.
+Upstream error responses are not GatewayErrors: they reach the client unchanged.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class ErrorDetail(msgspec.Struct, kw_only=True, frozen=True):
+    """The `error` object of an OpenAI error body (all four keys always present, as OpenAI sends them)."""
+
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(msgspec.Struct, kw_only=True, frozen=True):
+    error: ErrorDetail
+
+
+class GatewayError(Exception):
+    """Base of every error llmgate answers itself."""
+
+    status = 500
+    type = "server_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.headers = headers or {}
+
+
+class InvalidRequest(GatewayError):
+    status, type, code = 400, "invalid_request_error", None
+
+
+class Unauthorized(GatewayError):
+    status, type, code = 401, "invalid_request_error", "invalid_api_key"
+
+
+class RouteNotFound(GatewayError):
+    status, type, code = 404, "invalid_request_error", "unknown_url"
+
+
+class ModelNotFound(GatewayError):
+    status, type, code = 404, "invalid_request_error", "model_not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    status, type, code = 405, "invalid_request_error", "method_not_allowed"
+
+
+class PayloadTooLarge(GatewayError):
+    status, type, code = 413, "invalid_request_error", "payload_too_large"
+
+
+class UpstreamUnreachable(GatewayError):
+    status, type, code = 502, "upstream_error", "upstream_unreachable"
+
+
+class UpstreamError(GatewayError):
+    status, type, code = 502, "upstream_error", "bad_upstream_response"
+
+
+class UpstreamTimeout(GatewayError):
+    status, type, code = 504, "upstream_error", "upstream_timeout"
+
+
+class InternalError(GatewayError):
+    status, type, code = 500, "server_error", "internal_error"
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def error_body(error: GatewayError) -> bytes:
+    """The OpenAI-style JSON body for `error`."""
+    detail = ErrorDetail(message=error.message, type=error.type, param=error.param, code=error.code)
+    return _encode(ErrorBody(error=detail))
+
+
+def error_response(error: GatewayError) -> tuple[int, bytes]:
+    """Status and body for `error`: the one place an error becomes HTTP."""
+    return error.status, error_body(error)

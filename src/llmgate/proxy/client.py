@@ -1,0 +1,133 @@
+"""The upstream HTTP clients, pooled, one pair per provider, behind a small interface.
+
+Chosen by measurement (benchmarks/README.md), per kind of response:
+- whole responses go through pyreqwest (Rust reqwest/hyper): 6,716 rps at c=32 in the minimal passthrough,
+  against aiohttp's 4,884 and httpx's 485 (its pool collapses under concurrency);
+- streams go through aiohttp. pyreqwest can stream only chunk by chunk (`read_chunk`, each a hop from its
+  Rust thread to the event loop) or by filling a buffer first (its default pre-reads 64 KiB before even the
+  headers are returned, so an LLM stream would reach the client only once generation ended). aiohttp's
+  `readany()` returns what has arrived without waiting for more: the same bytes, fewer and cheaper sends.
+Everything client-specific lives here; `proxy/forward.py` translates the errors named in `TRANSPORT_ERRORS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+from datetime import timedelta
+from types import TracebackType
+
+import aiohttp
+from pyreqwest.client import Client, ClientBuilder
+from pyreqwest.exceptions import ConnectTimeoutError, PyreqwestError, RequestTimeoutError
+
+from llmgate.config import ProviderConfig
+
+Body = bytes | AsyncIterable[bytes]
+Headers = list[tuple[str, str]]
+RawHeaders = list[tuple[bytes, bytes]]
+
+TRANSPORT_ERRORS = (PyreqwestError, aiohttp.ClientError)
+"""Everything the clients raise for a failed exchange (timeouts are also `TimeoutError`)."""
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """True for a connect or read timeout of either client."""
+    return isinstance(exc, RequestTimeoutError | TimeoutError)
+
+
+def is_connect_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, ConnectTimeoutError | aiohttp.ConnectionTimeoutError)
+
+
+class StreamedReply:
+    """An upstream response read as it arrives; use as an async context manager."""
+
+    __slots__ = ("_request", "_response", "status")
+
+    def __init__(self, request: aiohttp.client._RequestContextManager) -> None:
+        self._request = request
+        self._response: aiohttp.ClientResponse | None = None
+        self.status = 0
+
+    async def __aenter__(self) -> StreamedReply:
+        self._response = await self._request.__aenter__()
+        self.status = self._response.status
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if exc is not None and self._response is not None:
+            self._response.close()  # abandoned mid-body: drop the connection rather than pool it
+        await self._request.__aexit__(exc_type, exc, tb)
+
+    def raw_headers(self) -> RawHeaders:
+        assert self._response is not None
+        return list(self._response.raw_headers)
+
+    async def next_chunk(self) -> bytes:
+        """Whatever has arrived since the last call (waiting for at least one byte); b"" at the end."""
+        assert self._response is not None
+        return await self._response.content.readany()
+
+
+class UpstreamClient:
+    """Pooled connections to one provider's base URL."""
+
+    def __init__(self, provider: ProviderConfig) -> None:
+        self.provider = provider
+        self.base_url = provider.base_url
+        self.auth_header: tuple[str, str] | None = (
+            ("authorization", f"Bearer {provider.api_key}") if provider.api_key else None
+        )
+        # A non-streamed response arrives whole when the model is done, so first_byte_s bounds it entirely.
+        self._buffered_timeout = timedelta(seconds=provider.timeouts.first_byte_s)
+        self._buffered: Client | None = None
+        self._streaming: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        """Open the connection pools (in the app's lifespan)."""
+        connect = timedelta(seconds=self.provider.timeouts.connect_s)
+        builder = (
+            ClientBuilder()
+            .connect_timeout(connect)
+            # Bytes pass through untouched: no transparent decompression, no redirects, no cookies.
+            .gzip(False).brotli(False).zstd(False).deflate(False)
+            .follow_redirects(False)
+            .tcp_nodelay(True)
+        )
+        self._buffered = await builder.build().__aenter__()
+        self._streaming = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.provider.timeouts.connect_s),
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=("User-Agent", "Accept-Encoding"),
+        )
+
+    async def close(self) -> None:
+        """Close the pools (on shutdown)."""
+        if self._buffered is not None:
+            await self._buffered.close()
+            self._buffered = None
+        if self._streaming is not None:
+            await self._streaming.close()
+            self._streaming = None
+
+    async def fetch(self, method: str, path: str, headers: Headers, body: Body) -> tuple[int, RawHeaders, bytes]:
+        """Send a request and read the whole response: status, headers, body."""
+        assert self._buffered is not None, "UpstreamClient.open() was not awaited"
+        builder = self._buffered.request(method, self.base_url + path).headers(headers)
+        if isinstance(body, bytes):
+            if body:
+                builder = builder.body_bytes(body)
+        else:
+            builder = builder.body_stream(body)
+        response = await builder.timeout(self._buffered_timeout).build().send()
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+        return response.status, raw, bytes(await response.bytes())
+
+    def stream(self, method: str, path: str, headers: Headers, body: Body) -> StreamedReply:
+        """Prepare a request whose response is relayed as it arrives (deadlines: see proxy/streaming.py)."""
+        assert self._streaming is not None, "UpstreamClient.open() was not awaited"
+        return StreamedReply(self._streaming.request(method, self.base_url + path, headers=headers, data=body,
+                                                     allow_redirects=False))

@@ -1,0 +1,200 @@
+"""`/v1`: the OpenAI-compatible API, one raw-ASGI mount that reads top to bottom.
+
+allowlist → authenticate → read body (limit) → decode `model`/`stream` → pick provider → forward → relay.
+Paths outside the allowlist get 404, a wrong method 405, both as OpenAI-style errors.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, NamedTuple
+
+import msgspec
+from litestar import asgi
+from litestar.handlers import ASGIRouteHandler
+from litestar.types import Receive, Scope, Send
+from loguru import logger
+
+from llmgate.config import parse_route
+from llmgate.errors import (
+    GatewayError,
+    InternalError,
+    InvalidRequest,
+    MethodNotAllowed,
+    ModelNotFound,
+    PayloadTooLarge,
+    RouteNotFound,
+)
+from llmgate.log import new_request_id
+from llmgate.proxy.asgi import (
+    JSON_CONTENT_TYPE,
+    ClientDisconnected,
+    iter_body,
+    read_body,
+    send_error,
+    send_response,
+    too_large_message,
+)
+from llmgate.proxy.client import Body
+from llmgate.proxy.forward import forward
+from llmgate.proxy.headers import InboundHeaders, split_request_headers, upstream_request_headers
+from llmgate.schemas.openai import RoutingView, decode_routing_view
+from llmgate.state import GatewayState
+
+
+class Endpoint(NamedTuple):
+    """How a /v1 route's body is read and its answer relayed."""
+
+    body: Literal["json", "multipart", "raw", "models"]
+    """json: decode `model`/`stream`; multipart: stream it up unparsed; raw: extra routes; models: served here."""
+    streams_response: bool = False
+    """Relay the answer chunk by chunk even without `"stream": true` (binary audio)."""
+
+
+# path (relative to /v1) → method → endpoint
+DEFAULT_ROUTES: dict[str, dict[str, Endpoint]] = {
+    "/chat/completions": {"POST": Endpoint("json")},
+    "/completions": {"POST": Endpoint("json")},
+    "/embeddings": {"POST": Endpoint("json")},
+    "/images/generations": {"POST": Endpoint("json")},
+    "/responses": {"POST": Endpoint("json")},
+    "/audio/speech": {"POST": Endpoint("json", streams_response=True)},
+    "/audio/transcriptions": {"POST": Endpoint("multipart")},
+    "/models": {"GET": Endpoint("models")},
+}
+_MODEL_ROUTE = {"GET": Endpoint("models")}  # /models/{id}; ids may hold slashes (org/model)
+
+
+def build_routes(extra_routes: tuple[str, ...]) -> dict[str, dict[str, Endpoint]]:
+    """The allowlist: the default routes plus `server.extra_routes` from the config."""
+    routes = {path: dict(methods) for path, methods in DEFAULT_ROUTES.items()}
+    for i, route in enumerate(extra_routes):
+        method, path = parse_route(route, f"server.extra_routes[{i}]")
+        routes.setdefault(path, {}).setdefault(method, Endpoint("raw"))
+    return routes
+
+
+def v1_handler(state: GatewayState) -> ASGIRouteHandler:
+    """The `/v1` mount, bound to the gateway's state."""
+    routes = build_routes(state.settings.server.extra_routes)
+
+    @asgi("/v1", is_mount=True, copy_scope=False)
+    async def v1(scope: Scope, receive: Receive, send: Send) -> None:
+        inbound = split_request_headers(scope["headers"])
+        request_id = inbound.request_id or new_request_id().encode()
+        try:
+            path = scope["path"].rstrip("/")
+            methods = routes.get(path) or (_MODEL_ROUTE if path.startswith("/models/") else None)
+            method = scope["method"]
+            if methods is None:
+                raise RouteNotFound(f"Invalid URL ({method} /v1{path})")
+            endpoint = methods.get(method)
+            if endpoint is None:
+                raise MethodNotAllowed(f"Method {method} is not allowed for /v1{path}.",
+                                       headers={"allow": ", ".join(methods)})
+            state.authenticator.authenticate(inbound.credential)
+            if endpoint.body == "models":
+                await _serve_models(send, state, path, request_id)
+                return
+            await _proxy(scope, receive, send, state, inbound, request_id, path, endpoint)
+        except GatewayError as error:
+            await send_error(send, error, request_id)
+        except ClientDisconnected:
+            return
+        except Exception:
+            logger.bind(request_id=request_id.decode()).exception("unexpected error")
+            await send_error(send, InternalError("The gateway failed to handle the request."), request_id)
+
+    return v1
+
+
+async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState, inbound: InboundHeaders,
+                 request_id: bytes, path: str, endpoint: Endpoint) -> None:
+    limit = state.settings.server.max_body_bytes
+    body: Body
+    if endpoint.body == "multipart":
+        first = await read_first_chunk(receive, limit, inbound.content_length)
+        model, stream = sniff_multipart_fields(first)
+        body = iter_body(receive, first, limit) if first.more else first.body
+        provider = state.table.provider_for(model) if model else state.table.default_provider
+    else:
+        raw = await read_body(receive, limit, inbound.content_length)
+        if endpoint.body == "json":
+            view = decode_view(raw)
+            provider, stream = state.table.provider_for(view.model), view.stream is True
+        else:
+            model = _lenient_model(raw, inbound.content_type)
+            provider, stream = (state.table.provider_for(model) if model else state.table.default_provider), False
+        body = raw
+    client = state.clients[provider]
+    query = scope.get("query_string", b"")
+    upstream_path = f"{path}?{query.decode('latin-1')}" if query else path
+    headers = upstream_request_headers(inbound, client.auth_header, request_id)
+    await forward(send, receive, client, scope["method"], upstream_path, headers, body, request_id,
+                  stream or endpoint.streams_response)
+
+
+def decode_view(raw: bytes) -> RoutingView:
+    """Decode `model`/`stream`; a client's mistake becomes a 400 that names it."""
+    try:
+        return decode_routing_view(raw)
+    except msgspec.ValidationError as exc:
+        message, _, where = str(exc).partition(" - at `$.")
+        param = where.rstrip("`") or None
+        if "missing required field `model`" in message:
+            raise InvalidRequest("You must provide a model parameter.", param="model") from None
+        if message.startswith("Expected `object`"):
+            raise InvalidRequest("The request body must be a JSON object.") from None
+        raise InvalidRequest(f"Invalid value for '{param}': {message}.", param=param) from None
+    except msgspec.DecodeError as exc:
+        if not raw.strip():
+            raise InvalidRequest("The request body is empty; expected a JSON object.") from None
+        raise InvalidRequest(f"We could not parse the JSON body of your request: {exc}.") from None
+
+
+def _lenient_model(raw: bytes, content_type: bytes) -> str | None:
+    """The `model` of an extra route's JSON body, if it has one; anything else goes to the default provider."""
+    if b"json" not in content_type:
+        return None
+    try:
+        return decode_routing_view(raw).model
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+
+
+class FirstChunk(NamedTuple):
+    body: bytes
+    more: bool
+
+
+async def read_first_chunk(receive: Receive, limit: int, content_length: int | None) -> FirstChunk:
+    """The first body message, enough to find a multipart form's leading fields without buffering the file."""
+    if content_length is not None and content_length > limit:
+        raise PayloadTooLarge(too_large_message(limit))
+    message = await receive()
+    return FirstChunk(message.get("body", b""), message.get("more_body", False))
+
+
+_FIELD = re.compile(rb'Content-Disposition: form-data; name="(model|stream)"\r\n(?:[^\r\n]+\r\n)*\r\n([^\r\n]*)\r\n',
+                    re.IGNORECASE)
+
+
+def sniff_multipart_fields(first: FirstChunk) -> tuple[str | None, bool]:
+    """`model` and `stream` from the leading text fields of a multipart body (the SDKs send fields before files)."""
+    fields = {name.lower(): value for name, value in _FIELD.findall(first.body[:65536])}
+    model = fields.get(b"model")
+    return (model.decode("utf-8", "replace") if model else None), fields.get(b"stream", b"").lower() == b"true"
+
+
+async def _serve_models(send: Send, state: GatewayState, path: str, request_id: bytes) -> None:
+    headers = [JSON_CONTENT_TYPE, (b"x-request-id", request_id)]
+    if path == "/models":
+        models = await state.catalog.list_models()
+        await send_response(send, 200, headers, msgspec.json.encode({"object": "list", "data": models}))
+        return
+    model_id = path[len("/models/"):]
+    model = await state.catalog.get_model(model_id)
+    if model is None:
+        raise ModelNotFound(f"The model `{model_id}` does not exist or you do not have access to it.",
+                            param="model")
+    await send_response(send, 200, headers, msgspec.json.encode(model))
