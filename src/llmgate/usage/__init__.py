@@ -1,0 +1,1 @@
+"""Usage accounting, off the request path."""
