@@ -115,7 +115,7 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState
     if endpoint.body == "multipart":
         first = await read_first_chunk(receive, limit, inbound.content_length)
         model, stream = sniff_multipart_fields(first)
-        body = iter_body(receive, first, limit) if first.more else first.body
+        body = iter_body(receive, first.body, limit) if first.more else first.body
         provider = state.table.provider_for(model) if model else state.table.default_provider
     else:
         raw = await read_body(receive, limit, inbound.content_length)

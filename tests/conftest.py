@@ -1,0 +1,24 @@
+"""Fixtures: the upstream double and llmgate itself, each a real server in a subprocess (granian)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from llmgate.upstream_double import run_double
+from tests.servers import Gateway, gateway_env, start_gateway
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[str]:
+    """Base URL of a running upstream double (no /v1)."""
+    with run_double() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def gateway(upstream: str) -> Iterator[Gateway]:
+    """llmgate in front of the double, master key required."""
+    with start_gateway(gateway_env(upstream)) as gw:
+        yield gw

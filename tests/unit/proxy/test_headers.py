@@ -1,0 +1,84 @@
+"""Header rewriting both ways."""
+
+from llmgate.proxy.headers import downstream_headers, split_request_headers, upstream_request_headers
+
+CLIENT_HEADERS = [
+    (b"host", b"gw.local:8000"),
+    (b"authorization", b"Bearer sk-caller"),
+    (b"content-type", b"application/json"),
+    (b"content-length", b"42"),
+    (b"connection", b"keep-alive"),
+    (b"accept-encoding", b"gzip, deflate"),
+    (b"openai-organization", b"org-1"),
+    (b"openai-beta", b"assistants=v2"),
+    (b"x-stainless-lang", b"python"),
+    (b"x-request-id", b"caller-id-1"),
+    (b"cookie", b"session=1"),
+    (b"transfer-encoding", b"chunked"),
+    (b"user-agent", b"OpenAI/Python 3.51"),
+]
+
+
+def test_split_request_headers() -> None:
+    found = split_request_headers(CLIENT_HEADERS)
+    assert found.credential == "sk-caller"
+    assert found.request_id == b"caller-id-1"
+    assert found.content_length == 42
+    assert found.content_type == b"application/json"
+    assert found.forward == [
+        ("content-type", "application/json"), ("openai-organization", "org-1"), ("openai-beta", "assistants=v2"),
+        ("x-stainless-lang", "python"), ("user-agent", "OpenAI/Python 3.51"),
+    ]
+
+
+def test_x_api_key_is_a_credential_and_bearer_wins() -> None:
+    assert split_request_headers([(b"x-api-key", b"sk-a")]).credential == "sk-a"
+    both = [(b"x-api-key", b"sk-a"), (b"authorization", b"Bearer sk-b")]
+    assert split_request_headers(both).credential == "sk-b"
+    assert split_request_headers(list(reversed(both))).credential == "sk-b"
+
+
+def test_non_bearer_authorization_is_no_credential() -> None:
+    assert split_request_headers([(b"authorization", b"Basic dXNlcjpwYXNz")]).credential is None
+    assert split_request_headers([(b"authorization", b"bearer sk-lower")]).credential == "sk-lower"
+
+
+def test_bad_content_length_is_ignored() -> None:
+    assert split_request_headers([(b"content-length", b"12x")]).content_length is None
+
+
+def test_upstream_headers_swap_credentials() -> None:
+    found = split_request_headers(CLIENT_HEADERS)
+    headers = upstream_request_headers(found, ("authorization", "Bearer sk-provider"), b"rid")
+    names = [name for name, _ in headers]
+    assert ("authorization", "Bearer sk-provider") in headers
+    assert ("x-client-request-id", "rid") in headers
+    assert "sk-caller" not in str(headers)
+    for dropped in ("host", "connection", "cookie", "content-length", "transfer-encoding", "x-request-id"):
+        assert dropped not in names
+    assert found.forward == split_request_headers(CLIENT_HEADERS).forward  # not mutated
+
+
+def test_upstream_headers_without_provider_key() -> None:
+    headers = upstream_request_headers(split_request_headers([(b"authorization", b"Bearer x")]), None, b"r")
+    assert headers == [("x-client-request-id", "r")]
+
+
+def test_downstream_headers() -> None:
+    upstream = [
+        (b"Content-Type", b"application/json"),
+        (b"x-request-id", b"req_upstream_1"),
+        (b"x-ratelimit-remaining-requests", b"99"),
+        (b"retry-after", b"2"),
+        (b"openai-processing-ms", b"312"),
+        (b"Connection", b"keep-alive"),
+        (b"Transfer-Encoding", b"chunked"),
+        (b"keep-alive", b"timeout=5"),
+    ]
+    headers, upstream_id = downstream_headers(upstream, b"ours")
+    assert upstream_id == b"req_upstream_1"
+    assert headers == [
+        (b"x-request-id", b"ours"), (b"content-type", b"application/json"),
+        (b"x-upstream-request-id", b"req_upstream_1"), (b"x-ratelimit-remaining-requests", b"99"),
+        (b"retry-after", b"2"), (b"openai-processing-ms", b"312"),
+    ]

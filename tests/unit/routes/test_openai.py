@@ -1,0 +1,55 @@
+"""The pure parts of the /v1 handler: routing-field decoding, multipart sniffing, the route allowlist."""
+
+import pytest
+
+from llmgate.config import ConfigError
+from llmgate.errors import InvalidRequest
+from llmgate.routes.openai import DEFAULT_ROUTES, FirstChunk, build_routes, decode_view, sniff_multipart_fields
+
+
+def test_decode_view_reads_only_model_and_stream() -> None:
+    view = decode_view(b'{"messages":[{"role":"user","content":"hi"}],"model":"gpt-4o","stream":true,"n":2}')
+    assert (view.model, view.stream) == ("gpt-4o", True)
+    assert decode_view(b'{"model":"m","stream":null}').stream is None
+
+
+@pytest.mark.parametrize(("body", "message", "param"), [
+    (b'{"messages":[]}', "You must provide a model parameter.", "model"),
+    (b'{"model":3}', "Invalid value for 'model': Expected `str`, got `int`.", "model"),
+    (b'{"model":"m","stream":"yes"}', "Invalid value for 'stream': Expected `bool | null`, got `str`.", "stream"),
+    (b'[1,2]', "The request body must be a JSON object.", None),
+    (b'{"model":', "We could not parse the JSON body of your request: Input data was truncated.", None),
+    (b'', "The request body is empty; expected a JSON object.", None),
+    (b'  \n', "The request body is empty; expected a JSON object.", None),
+    (b'{"model":"m"} trailing', "We could not parse the JSON body of your request: JSON is malformed: "
+                                "trailing characters (byte 15).", None),
+])
+def test_decode_view_errors_name_the_problem(body: bytes, message: str, param: str | None) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        decode_view(body)
+    assert (info.value.message, info.value.param, info.value.status) == (message, param, 400)
+
+
+MULTIPART = (
+    b'--b\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
+    b'--b\r\nContent-Disposition: form-data; name="stream"\r\n\r\ntrue\r\n'
+    b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n'
+    b'RIFF....\r\n--b--\r\n'
+)
+
+
+def test_sniff_multipart_fields() -> None:
+    assert sniff_multipart_fields(FirstChunk(MULTIPART, False)) == ("whisper-1", True)
+    assert sniff_multipart_fields(FirstChunk(b"--b\r\n", True)) == (None, False)
+
+
+def test_routes_allowlist_extends_from_config() -> None:
+    routes = build_routes(("POST /v1/moderations", "GET /v1/files/"))
+    assert set(routes) == set(DEFAULT_ROUTES) | {"/moderations", "/files"}
+    assert routes["/moderations"]["POST"].body == "raw"
+    assert "/moderations" not in DEFAULT_ROUTES  # the defaults are not mutated
+
+
+def test_routes_reject_bad_extra_route() -> None:
+    with pytest.raises(ConfigError):
+        build_routes(("DELETE moderations",))

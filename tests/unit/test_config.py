@@ -1,0 +1,121 @@
+"""Config decoding: environment, TOML file, and errors that name the key."""
+
+from pathlib import Path
+
+import pytest
+
+from llmgate.config import (
+    DEFAULT_OPENAI_BASE_URL,
+    ConfigError,
+    is_loopback,
+    load_settings,
+    parse_route,
+)
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "llmgate.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_no_config_file_serves_openai_from_the_sdk_variables() -> None:
+    settings = load_settings({"OPENAI_API_KEY": "sk-abc", "OPENAI_BASE_URL": "http://up:9/v1/"})
+    (provider,) = settings.providers
+    assert (provider.name, provider.base_url, provider.api_key, provider.models) == (
+        "openai", "http://up:9/v1", "sk-abc", ())
+    assert not settings.has_config_file
+    assert settings.master_key is None
+
+
+def test_default_base_url_is_openai() -> None:
+    assert load_settings({}).providers[0].base_url == DEFAULT_OPENAI_BASE_URL
+
+
+def test_server_env_overrides() -> None:
+    settings = load_settings({"LLMGATE_PORT": "9000", "LLMGATE_HOST": "0.0.0.0", "LLMGATE_WORKERS": "3",
+                              "LLMGATE_CORS_ORIGINS": "https://a.example, https://b.example",
+                              "LLMGATE_MASTER_KEY": "sk-master", "LLMGATE_MAX_BODY_BYTES": "2048"})
+    assert (settings.server.port, settings.server.host, settings.server.workers) == (9000, "0.0.0.0", 3)
+    assert settings.server.cors_origins == ("https://a.example", "https://b.example")
+    assert settings.server.max_body_bytes == 2048
+    assert settings.master_key == "sk-master"
+
+
+def test_bad_env_number_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match=r"LLMGATE_PORT='eighty': expected an integer"):
+        load_settings({"LLMGATE_PORT": "eighty"})
+
+
+def test_file_with_several_providers(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+[server]
+port = 8001
+extra_routes = ["POST /v1/moderations"]
+
+[[providers]]
+name = "a"
+base_url = "https://a.example/v1"
+api_key = "env:A_KEY"
+models = ["gpt-4o"]
+timeouts = { connect_s = 2, first_byte_s = 30, idle_s = 5 }
+
+[[providers]]
+name = "local"
+base_url = "http://127.0.0.1:11434/v1"
+""")
+    settings = load_settings({"A_KEY": "sk-from-env"}, path)
+    a, local = settings.providers
+    assert a.api_key == "sk-from-env" and a.models == ("gpt-4o",)
+    assert (a.timeouts.connect_s, a.timeouts.first_byte_s, a.timeouts.idle_s) == (2, 30, 5)
+    assert local.api_key == "" and local.models == ()
+    assert settings.server.port == 8001 and settings.has_config_file
+
+
+def test_config_path_from_env(tmp_path: Path) -> None:
+    path = write(tmp_path, '[server]\nport = 8555\n')
+    assert load_settings({"LLMGATE_CONFIG": path}).server.port == 8555
+
+
+def test_env_beats_file(tmp_path: Path) -> None:
+    path = write(tmp_path, '[server]\nport = 8555\n')
+    assert load_settings({"LLMGATE_PORT": "8666"}, path).server.port == 8666
+
+
+@pytest.mark.parametrize(("toml", "expected"), [
+    ('[[providers]]\nname = "a"\nbase_url = 5\n', r"providers\[0\]\.base_url: Expected `str`, got `int`"),
+    ('[[providers]]\nbase_url = "http://x"\n', r"providers\[0\]: Object missing required field `name`"),
+    ('[server]\nprot = 1\n', r"server: Object contains unknown field `prot`"),
+    ('[server]\nport = "x"\n', r"server\.port: Expected `int`, got `str`"),
+    ('[[providers]]\nname = "a"\nbase_url = "ftp://x"\n', r"providers\[0\]\.base_url: expected an http"),
+    ('[[providers]]\nname = "a"\nbase_url = "http://x"\n[[providers]]\nname = "a"\nbase_url = "http://y"\n',
+     r"providers\[1\]\.name: 'a' is used by another provider"),
+    ('[[providers]]\nname = "a"\nbase_url = "http://x"\napi_key = "env:NOPE"\n',
+     r"providers\[0\]\.api_key: refers to environment variable 'NOPE', which is not set"),
+    ('[[providers]]\nname = "a"\nbase_url = "http://x"\ntimeouts = { idle_s = 0 }\n',
+     r"providers\[0\]\.timeouts\.idle_s: expected a number of seconds > 0"),
+    ('[server]\nport = 70000\n', r"server\.port: expected 1-65535"),
+    ('[server]\nextra_routes = ["moderations"]\n', r"server\.extra_routes\[0\]: expected \"METHOD /v1/path\""),
+    ('[server]\nlog_level = "LOUD"\n', r"server\.log_level: expected one of"),
+    ("[server\n", r"is not valid TOML"),
+])
+def test_wrong_config_names_the_key(tmp_path: Path, toml: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load_settings({}, write(tmp_path, toml))
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings({}, str(tmp_path / "nope.toml"))
+
+
+def test_parse_route() -> None:
+    assert parse_route("post /v1/moderations/", "x") == ("POST", "/moderations")
+
+
+@pytest.mark.parametrize(("host", "loopback"), [
+    ("127.0.0.1", True), ("127.5.0.1", True), ("::1", True), ("[::1]", True), ("localhost", True),
+    ("0.0.0.0", False), ("10.0.0.1", False), ("example.com", False), ("::", False),
+])
+def test_is_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
