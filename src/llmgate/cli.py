@@ -90,4 +90,5 @@ def _run_granian(settings: Settings) -> None:
         loop=Loops.uvloop,
         log_level=LogLevels.warning,
         log_access=False,
+        respawn_failed_workers=True,
     ).serve()

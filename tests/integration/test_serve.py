@@ -1,0 +1,97 @@
+"""`llmgate serve`: start-up checks, /health, CORS, and what the logs may (not) contain."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers import MASTER_KEY, UPSTREAM_KEY, Gateway, gateway_env, start_gateway, write_config
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "llmgate", *args], env=env, capture_output=True, text=True,
+                          timeout=30)
+
+
+def test_refuses_to_listen_publicly_without_a_master_key(upstream: str) -> None:
+    env = gateway_env(upstream)
+    del env["LLMGATE_MASTER_KEY"]
+    result = run_cli(env, "serve", "--host", "0.0.0.0", "--port", "1")
+    assert result.returncode == 2
+    assert "refusing to start" in result.stderr and "LLMGATE_MASTER_KEY is not set" in result.stderr
+
+
+def test_open_on_loopback_with_a_loud_warning(upstream: str) -> None:
+    env = gateway_env(upstream)
+    del env["LLMGATE_MASTER_KEY"]
+    with start_gateway(env) as gw:
+        response = httpx.post(f"{gw.url}/v1/chat/completions", json={"model": "m", "messages": []})
+        assert response.status_code == 200
+        assert "LLMGATE_MASTER_KEY is not set: /v1 is OPEN" in gw.logs()
+
+
+def test_wrong_config_stops_startup_naming_the_key(tmp_path: Path, upstream: str) -> None:
+    config = write_config(tmp_path, '[[providers]]\nname = "a"\nbase_url = "http://x"\ntimeouts = { idle_s = "x" }\n')
+    result = run_cli(gateway_env(upstream), "serve", "--config", config)
+    assert result.returncode == 2
+    assert "providers[0].timeouts.idle_s: Expected `float`, got `str`" in result.stderr
+
+
+def test_env_config_variable_is_read(tmp_path: Path, upstream: str) -> None:
+    config = write_config(tmp_path, "[server]\nworkers = 0\n")
+    result = run_cli(gateway_env(upstream, LLMGATE_CONFIG=config), "serve")
+    assert result.returncode == 2 and "server.workers: expected at least 1" in result.stderr
+
+
+def test_health_needs_no_auth(gateway: Gateway) -> None:
+    health = httpx.get(f"{gateway.url}/health").json()
+    assert health["status"] == "ok" and health["version"] == "0.1.0" and health["uptime_s"] >= 0
+
+
+def test_several_workers(upstream: str) -> None:
+    with start_gateway(gateway_env(upstream), "--workers", "2") as gw:
+        for _ in range(10):
+            assert httpx.post(f"{gw.url}/v1/embeddings", json={"model": "m", "input": "x"},
+                              headers={"authorization": f"Bearer {MASTER_KEY}"}).status_code == 200
+
+
+def test_cors_off_by_default_and_on_when_listed(gateway: Gateway, upstream: str) -> None:
+    preflight = {"origin": "https://app.example", "access-control-request-method": "POST",
+                 "access-control-request-headers": "authorization, content-type"}
+    response = httpx.options(f"{gateway.url}/v1/chat/completions", headers=preflight)
+    assert "access-control-allow-origin" not in response.headers
+    with start_gateway(gateway_env(upstream, LLMGATE_CORS_ORIGINS="https://app.example")) as gw:
+        response = httpx.options(f"{gw.url}/v1/chat/completions", headers=preflight)
+        assert response.status_code in (200, 204)
+        assert response.headers["access-control-allow-origin"] == "https://app.example"
+        response = httpx.post(f"{gw.url}/v1/chat/completions", json={"model": "m"},
+                              headers={"origin": "https://app.example", "authorization": f"Bearer {MASTER_KEY}"})
+        assert response.status_code == 200
+        assert response.headers["access-control-allow-origin"] == "https://app.example"
+        other = httpx.options(f"{gw.url}/v1/chat/completions", headers={**preflight, "origin": "https://evil.example"})
+        assert other.headers.get("access-control-allow-origin") != "https://evil.example"
+
+
+def test_no_line_per_request_and_no_secret_in_logs(upstream: str) -> None:
+    with start_gateway(gateway_env(upstream)) as gw:
+        auth = {"authorization": f"Bearer {MASTER_KEY}"}
+        for _ in range(20):
+            httpx.post(f"{gw.url}/v1/chat/completions", json={"model": "m"}, headers=auth)
+        httpx.post(f"{gw.url}/v1/chat/completions", json={"model": "m"}, headers={"authorization": "Bearer sk-bad"})
+        time.sleep(0.2)
+        logs = gw.logs()
+    lines = [line for line in logs.splitlines() if line.strip()]
+    assert len(lines) <= 4, logs  # start-up lines only
+    assert MASTER_KEY not in logs and UPSTREAM_KEY not in logs and "sk-bad" not in logs
+    assert "sk-****3210" in logs  # the provider's key, masked
+
+
+@pytest.mark.parametrize("flag", ["--version", "--help"])
+def test_cli_basics(flag: str) -> None:
+    result = run_cli({}, flag)
+    assert result.returncode == 0 and "llmgate" in result.stdout
