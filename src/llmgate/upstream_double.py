@@ -6,7 +6,8 @@ or from a test with `with run_double() as base_url: ...`.
 
 Endpoints (matched on the path's suffix, any prefix, any method): chat/completions, completions, embeddings,
 models, models/{id}, responses, images/generations, audio/speech, audio/transcriptions (multipart),
-Anthropic messages and messages/count_tokens. `GET /_seen` shows what it received; `POST /_reset` clears that.
+Anthropic messages and messages/count_tokens (validated like the real API; tool calls when a request offers
+tools: upstream_double_tools.py). `GET /_seen` shows what it received; `POST /_reset` clears that.
 
 Per-request headers: x-mock-status (non-200 -> OpenAI error body), x-mock-delay-ms (before the first byte),
 x-mock-chunks (stream length), x-mock-chunk-delay-ms (between chunks). Env defaults: DELAY_MS, CHUNKS (20),
@@ -34,6 +35,8 @@ from functools import lru_cache
 from typing import IO, Any, NamedTuple
 
 import msgspec
+
+from llmgate import upstream_double_tools as tools
 
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -91,6 +94,10 @@ class Body(msgspec.Struct):
     messages: Any = None
     n: Any = None
     encoding_format: Any = None
+    system: Any = None
+    tools: Any = None
+    tool_choice: Any = None
+    temperature: Any = None
 
 
 _decode_body = msgspec.json.Decoder(Body).decode
@@ -283,8 +290,9 @@ def anthropic_frames(model: str, n: int) -> Frames:
 
     head = ev({"type": "message_start", "message": {
         "id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": [],
-        "stop_reason": None, "usage": {"input_tokens": 11, "output_tokens": 1}}})
+        "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 11, "output_tokens": 1}}})
     head += ev({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+    head += ev({"type": "ping"})  # the real API sends one here; clients must ignore it
     deltas = tuple(ev({"type": "content_block_delta", "index": 0,
                        "delta": {"type": "text_delta", "text": f"tok{i} "}}) for i in range(n))
     tail = ev({"type": "content_block_stop", "index": 0})
@@ -370,6 +378,11 @@ def _include_usage(r: Req) -> bool:
 
 
 async def _chat(r: Req) -> None:
+    call = tools.openai_tool(r.json.tools, r.json.tool_choice, r.json.messages)
+    if call is not None:
+        if r.json.stream:
+            return await r.stream(tools.openai_tool_frames(r.model, *call, _include_usage(r)))
+        return await r.respond(tools.openai_tool_body(r.model, *call))
     if r.json.stream:
         return await r.stream(chat_frames(r.model, r.n, _include_usage(r)))
     await r.respond(chat_body(r.model))
@@ -381,33 +394,51 @@ async def _completions(r: Req) -> None:
     await r.respond(completion_body(r.model))
 
 
-def anthropic_invalid(headers: dict[bytes, bytes], body: Body) -> str | None:
-    """What the real Anthropic API would reject in this request (the JS double's checks), or None."""
+def anthropic_invalid(headers: dict[bytes, bytes], body: Body, count_tokens: bool = False) -> str | None:
+    """What the real Anthropic API would reject in this request (the JS double's checks and more), or None."""
     if not headers.get(b"x-api-key"):
         return "x-api-key header is required"
     if not headers.get(b"anthropic-version"):
         return "anthropic-version header is required"
+    if count_tokens:  # count_tokens takes no max_tokens
+        return _anthropic_messages_invalid(body)
     mt = body.max_tokens
     if isinstance(mt, bool) or not (isinstance(mt, int) or (isinstance(mt, float) and mt.is_integer())):
         return "max_tokens: Field required"
+    return _anthropic_messages_invalid(body)
+
+
+def _anthropic_messages_invalid(body: Body) -> str | None:
     msgs = body.messages
     if not isinstance(msgs, list) or any(not isinstance(m, dict) or m.get("role") not in ("user", "assistant")
                                          for m in msgs):
         return 'messages: roles must be "user" or "assistant" (system is a top-level parameter)'
-    return None
+    return tools.anthropic_content_invalid(body.system, msgs, body.tools, body.temperature)
+
+
+async def _anthropic_error(r: Req, message: str) -> None:
+    error = {"type": "invalid_request_error", "message": message}
+    await r.respond(_enc({"type": "error", "error": error}), 400)
 
 
 async def _messages(r: Req) -> None:
     bad = anthropic_invalid(r.headers, r.json)
     if bad:
-        error = {"type": "invalid_request_error", "message": bad}
-        return await r.respond(_enc({"type": "error", "error": error}), 400)
+        return await _anthropic_error(r, bad)
+    call = tools.anthropic_tool(r.json.tools, r.json.tool_choice, r.json.messages)
+    if call is not None:
+        if r.json.stream:
+            return await r.stream(tools.anthropic_tool_frames(r.model, *call))
+        return await r.respond(tools.anthropic_tool_body(r.model, *call))
     if r.json.stream:
         return await r.stream(anthropic_frames(r.model, r.n))
     await r.respond(anthropic_body(r.model))
 
 
 async def _count_tokens(r: Req) -> None:
+    bad = anthropic_invalid(r.headers, r.json, count_tokens=True)
+    if bad:
+        return await _anthropic_error(r, bad)
     await r.respond(b'{"input_tokens":11}')
 
 
