@@ -9,7 +9,7 @@ models, models/{id}, responses, images/generations, audio/speech, audio/transcri
 Anthropic messages and messages/count_tokens (validated like the real API; tool calls when a request offers
 tools: upstream_double_tools.py). `GET /_seen` shows what it received; `POST /_reset` clears that.
 
-Per-request headers: x-mock-status (non-200 -> OpenAI error body), x-mock-delay-ms (before the first byte),
+Per-request headers: x-mock-status (non-200 -> an OpenAI error body; Anthropic's shape on messages paths), x-mock-delay-ms (before the first byte),
 x-mock-chunks (stream length), x-mock-chunk-delay-ms (between chunks). Env defaults: DELAY_MS, CHUNKS (20),
 CHUNK_DELAY_MS. Bodies and stream frames are precomputed (cached per model), nothing is logged per request.
 """
@@ -550,7 +550,8 @@ async def _http(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         limited = status == 429
         await send({"type": "http.response.start", "status": status, "headers": r.response_headers(
             _JSON, ((b"retry-after", b"1"),) if limited else (), b"0" if limited else b"9999")})
-        body = b"" if status in (204, 304) else error_body(status)
+        anthropic = path.rstrip("/").endswith(("/messages", "/messages/count_tokens"))
+        body = b"" if status in (204, 304) else (tools.anthropic_error_body if anthropic else error_body)(status)
         return await send({"type": "http.response.body", "body": body})
     path = path.rstrip("/")
     for suffix, handler in ROUTES:

@@ -1,4 +1,4 @@
-"""The upstream double's tool calls (both dialects) and its stricter Anthropic request checks.
+"""The upstream double's tool calls (both dialects), its stricter Anthropic request checks and error bodies.
 
 When a request offers `tools` and its last message is a fresh user question (not a tool result), the double
 calls a tool, as a model would: the one tool_choice names, else the first; tool_choice none → plain text.
@@ -154,3 +154,15 @@ def anthropic_content_invalid(system: Any, messages: list[Any], tools: Any, temp
         tool_ids = {str(b.get("id")) for b in content if isinstance(b, dict) and b.get("type") == "tool_use"} \
             if message.get("role") == "assistant" and isinstance(content, list) else set()
     return None
+
+
+_ANTHROPIC_ERRORS = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                     404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
+                     529: "overloaded_error"}
+
+
+def anthropic_error_body(status: int) -> bytes:
+    """Anthropic's error shape for an x-mock-status on a messages path (https://docs.anthropic.com/en/api/errors)."""
+    kind = _ANTHROPIC_ERRORS.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    return _enc({"type": "error", "error": {"type": kind, "message": f"mock error {status}"},
+                 "request_id": "req_mock"})
