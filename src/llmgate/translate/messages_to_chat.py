@@ -129,7 +129,7 @@ def convert_messages(system: Any, messages: Any) -> list[Json]:
     return out
 
 
-def _tools(tools: Any) -> list[Json]:
+def convert_tools(tools: Any) -> list[Json]:
     if not isinstance(tools, list):
         raise TranslationError("tools must be a list.", "tools")
     out = []
@@ -187,7 +187,7 @@ def openai_request(request: Any) -> Json:
             raise TranslationError("stop_sequences must be a list of strings.", "stop_sequences")
         out["stop"] = stops
     if request.get("tools"):
-        out["tools"] = _tools(request["tools"])
+        out["tools"] = convert_tools(request["tools"])
         _tool_choice(request.get("tool_choice"), out)
     metadata = request.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
