@@ -78,7 +78,7 @@ async def _route(scope: Scope, receive: Receive, send: Send, state: GatewayState
         return
     from llmgate.routes.translating import messages_via_openai
 
-    await messages_via_openai(send, receive, client, raw, request_id)
+    await messages_via_openai(send, receive, client, inbound, raw, request_id)
 
 
 async def _count_tokens_locally(send: Send, raw: bytes, request_id: bytes) -> None:

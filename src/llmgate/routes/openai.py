@@ -147,7 +147,7 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState
                                  "use /v1/chat/completions or /v1/messages.")
         from llmgate.routes.translating import chat_via_anthropic
 
-        await chat_via_anthropic(send, receive, client, body, request_id)
+        await chat_via_anthropic(send, receive, client, inbound, body, request_id)
         return
     query = scope.get("query_string", b"")
     upstream_path = f"{path}?{query.decode('latin-1')}" if query else path

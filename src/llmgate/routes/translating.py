@@ -15,6 +15,7 @@ from litestar.types import Receive, Send
 
 from llmgate.errors import InvalidRequest, UpstreamError
 from llmgate.proxy.client import UpstreamClient
+from llmgate.proxy.headers import InboundHeaders
 from llmgate.proxy.translated import exchange_translated, relay_translated
 from llmgate.routes.anthropic import ANTHROPIC_VERSION
 from llmgate.translate.chat_stream import AnthropicEventsFromOpenAI
@@ -24,6 +25,17 @@ from llmgate.translate.messages_stream import OpenAIChunksFromAnthropic
 from llmgate.translate.messages_to_chat import anthropic_message, openai_request
 
 _encode = msgspec.json.Encoder().encode
+# The client's headers go up too (custom and tracing headers, the SDK's x-stainless-*), except the body's
+# content-type (the body is rewritten) and those that belong to the client's dialect.
+_NOT_TO_ANTHROPIC = frozenset({"content-type", "openai-organization", "openai-project", "openai-beta"})
+_NOT_TO_OPENAI = frozenset({"content-type", "anthropic-version", "anthropic-beta"})
+
+
+def _upstream_headers(inbound: InboundHeaders, drop: frozenset[str], request_id: bytes) -> list[tuple[str, str]]:
+    headers = [(name, value) for name, value in inbound.forward if name not in drop]
+    headers.append(("content-type", "application/json"))
+    headers.append(("x-client-request-id", request_id.decode("latin-1")))
+    return headers
 
 
 def decode_json(raw: bytes) -> dict[str, Any]:
@@ -49,13 +61,13 @@ def _unusable(client: UpstreamClient) -> UpstreamError:
     return UpstreamError(f"The upstream provider `{client.provider.name}` sent an answer that could not be read.")
 
 
-async def chat_via_anthropic(send: Send, receive: Receive, client: UpstreamClient, raw: bytes,
-                             request_id: bytes) -> None:
+async def chat_via_anthropic(send: Send, receive: Receive, client: UpstreamClient, inbound: InboundHeaders,
+                             raw: bytes, request_id: bytes) -> None:
     """An OpenAI chat completion request answered by an Anthropic upstream, in OpenAI's format."""
     original = decode_json(raw)
     request = _translated_request(original, anthropic_request)
-    headers = [("content-type", "application/json"), ("anthropic-version", ANTHROPIC_VERSION),
-               ("x-client-request-id", request_id.decode("latin-1"))]
+    headers = _upstream_headers(inbound, _NOT_TO_ANTHROPIC, request_id)
+    headers.append(("anthropic-version", ANTHROPIC_VERSION))
     if client.provider.api_key:
         headers.append(("x-api-key", client.provider.api_key))
     created = int(time.time())
@@ -78,11 +90,11 @@ async def chat_via_anthropic(send: Send, receive: Receive, client: UpstreamClien
     await exchange_translated(send, receive, client, "/messages", headers, _encode(request), request_id, translate)
 
 
-async def messages_via_openai(send: Send, receive: Receive, client: UpstreamClient, raw: bytes,
-                              request_id: bytes) -> None:
+async def messages_via_openai(send: Send, receive: Receive, client: UpstreamClient, inbound: InboundHeaders,
+                              raw: bytes, request_id: bytes) -> None:
     """An Anthropic Messages request answered by an OpenAI-compatible upstream, in Anthropic's format."""
     request = _translated_request(decode_json(raw), openai_request)
-    headers = [("content-type", "application/json"), ("x-client-request-id", request_id.decode("latin-1"))]
+    headers = _upstream_headers(inbound, _NOT_TO_OPENAI, request_id)
     if client.auth_header is not None:
         headers.append(client.auth_header)
     if request.get("stream"):
