@@ -7,11 +7,13 @@ or from a test with `with run_double() as base_url: ...`.
 Endpoints (matched on the path's suffix, any prefix, any method): chat/completions, completions, embeddings,
 models, models/{id}, responses, images/generations, audio/speech, audio/transcriptions (multipart),
 Anthropic messages and messages/count_tokens (validated like the real API; tool calls when a request offers
-tools: upstream_double_tools.py). `GET /_seen` shows what it received; `POST /_reset` clears that.
+tools: upstream_double_tools.py; errors and the `request-id` header as Anthropic names it). `GET /_seen` shows
+what it received; `POST /_reset` clears that.
 
-Per-request headers: x-mock-status (non-200 -> an OpenAI error body; Anthropic's shape on messages paths), x-mock-delay-ms (before the first byte),
-x-mock-chunks (stream length), x-mock-chunk-delay-ms (between chunks). Env defaults: DELAY_MS, CHUNKS (20),
-CHUNK_DELAY_MS. Bodies and stream frames are precomputed (cached per model), nothing is logged per request.
+Per-request headers: x-mock-status (non-200 -> an OpenAI error body, Anthropic's on messages paths),
+x-mock-delay-ms (before the first byte), x-mock-chunks (stream length), x-mock-chunk-delay-ms (between chunks).
+Env defaults: DELAY_MS, CHUNKS (20), CHUNK_DELAY_MS. Bodies and stream frames are precomputed (cached per model),
+nothing is logged per request.
 """
 
 from __future__ import annotations
@@ -159,7 +161,7 @@ SEEN = Seen()
 class Req:
     """One request as the handlers see it."""
 
-    __slots__ = ("body", "chunk_delay", "headers", "json", "model", "n", "receive", "rid", "send", "t0")
+    __slots__ = ("body", "chunk_delay", "headers", "id_header", "json", "model", "n", "receive", "rid", "send", "t0")
 
     def __init__(self, receive: Receive, send: Send, headers: dict[bytes, bytes], body: bytes) -> None:
         self.receive, self.send, self.headers, self.body = receive, send, headers, body
@@ -174,12 +176,13 @@ class Req:
         self.chunk_delay = _number(headers.get(b"x-mock-chunk-delay-ms"), CHUNK_DELAY_MS, 600_000.0) / 1000
         SEEN.request_ids += 1
         self.rid = b"up-%d" % SEEN.request_ids
+        self.id_header = b"x-request-id"  # Anthropic's API names it `request-id` (set for messages paths)
 
     def response_headers(self, ctype: bytes, extra: tuple[tuple[bytes, bytes], ...] = (),
                          remaining: bytes = b"9999") -> list[tuple[bytes, bytes]]:
         """content-type plus what every OpenAI response carries: its request id, timing and rate limits."""
         ms = b"%d" % int((time.perf_counter() - self.t0) * 1000)
-        return [(b"content-type", ctype), (b"x-request-id", self.rid), (b"openai-processing-ms", ms),
+        return [(b"content-type", ctype), (self.id_header, self.rid), (b"openai-processing-ms", ms),
                 (b"x-ratelimit-limit-requests", b"10000"), (b"x-ratelimit-remaining-requests", remaining),
                 *extra]
 
@@ -542,6 +545,9 @@ async def _http(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     full_path = f"{path}?{qs.decode('latin-1')}" if qs else path
     SEEN.recent.append(Record(scope["method"], full_path, auth, body, scope["headers"]))
     r = Req(receive, send, headers, body)
+    anthropic = path.rstrip("/").endswith(("/messages", "/messages/count_tokens"))
+    if anthropic:
+        r.id_header = b"request-id"
     status = _status(headers.get(b"x-mock-status"))
     delay = _number(headers.get(b"x-mock-delay-ms"), DELAY_MS, 600_000.0)
     if delay > 0:
@@ -550,7 +556,6 @@ async def _http(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         limited = status == 429
         await send({"type": "http.response.start", "status": status, "headers": r.response_headers(
             _JSON, ((b"retry-after", b"1"),) if limited else (), b"0" if limited else b"9999")})
-        anthropic = path.rstrip("/").endswith(("/messages", "/messages/count_tokens"))
         body = b"" if status in (204, 304) else (tools.anthropic_error_body if anthropic else error_body)(status)
         return await send({"type": "http.response.body", "body": body})
     path = path.rstrip("/")

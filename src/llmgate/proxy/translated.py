@@ -40,13 +40,9 @@ class StreamTranslator(Protocol):
 
 def translated_headers(upstream: Iterable[tuple[bytes, bytes]], request_id: bytes,
                        content_type: bytes) -> RawHeaders:
-    """The upstream's headers minus those describing its body; Anthropic's `request-id` → x-upstream-request-id."""
-    headers, upstream_id = downstream_headers(upstream, request_id)
+    """The upstream's headers (as proxy/headers.py rewrites them) minus those describing its body."""
+    headers, _ = downstream_headers(upstream, request_id)
     out = [(name, value) for name, value in headers if name not in _BODY_HEADERS]
-    if upstream_id is None:
-        anthropic_id = next((value for name, value in out if name == b"request-id"), None)
-        if anthropic_id is not None:
-            out.append((b"x-upstream-request-id", anthropic_id))
     out.append((b"content-type", content_type))
     return out
 
