@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import Gateway, gateway_env, start_gateway, write_config
+from tests.servers import Gateway, free_port, gateway_env, start_gateway, write_config
 
 ANTHROPIC_UPSTREAM_KEY = "sk-ant-upstream-test-00112233445566"
 
@@ -25,7 +25,7 @@ models = ["claude-x", "claude-sonnet-test"]
 [[providers]]
 name = "dead-anthropic"
 kind = "anthropic"
-base_url = "http://127.0.0.1:9/v1"
+base_url = "http://127.0.0.1:{free_port()}/v1"
 api_key = "sk-ant-dead-0000000000000000"
 models = ["claude-dead"]
 timeouts = {{ connect_s = 2 }}

@@ -15,8 +15,10 @@ from loguru import logger
 
 from llmgate.errors import GatewayError, InternalError, InvalidRequest, MethodNotAllowed, anthropic_error_response
 from llmgate.proxy.asgi import JSON_CONTENT_TYPE, ClientDisconnected, read_body, send_response
-from llmgate.proxy.forward import forward
+from llmgate.proxy.client import TRANSPORT_ERRORS
+from llmgate.proxy.forward import forward, upstream_error
 from llmgate.proxy.headers import InboundHeaders
+from llmgate.proxy.streaming import relay_stream
 from llmgate.state import GatewayState
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -34,6 +36,11 @@ def anthropic_upstream_headers(inbound: InboundHeaders, api_key: str, request_id
         headers.append(("x-api-key", api_key))
     headers.append(("x-client-request-id", request_id.decode("latin-1")))
     return headers
+
+
+def anthropic_error_event(error: GatewayError) -> bytes:
+    """Anthropic's in-stream `error` event for a gateway error (e.g. the upstream went silent mid-stream)."""
+    return b"event: error\ndata: " + anthropic_error_response(error)[1] + b"\n\n"
 
 
 async def send_anthropic_error(send: Send, error: GatewayError, request_id: bytes) -> None:
@@ -71,7 +78,14 @@ async def _route(scope: Scope, receive: Receive, send: Send, state: GatewayState
     client = state.clients[state.table.provider_for(view.model)]
     if client.provider.kind == "anthropic":
         headers = anthropic_upstream_headers(inbound, client.provider.api_key, request_id)
-        await forward(send, receive, client, "POST", path, headers, raw, request_id, view.stream is True)
+        if view.stream is not True:
+            await forward(send, receive, client, "POST", path, headers, raw, request_id, False)
+            return
+        try:  # as forward() does, but a stream that fails once started ends with Anthropic's error event
+            await relay_stream(send, receive, client.stream("POST", path, headers, raw), request_id,
+                               client.provider.timeouts, error_event=anthropic_error_event)
+        except TRANSPORT_ERRORS as exc:
+            raise upstream_error(exc, client) from exc
         return
     if path == COUNT_TOKENS:
         await _count_tokens_locally(send, raw, request_id)
