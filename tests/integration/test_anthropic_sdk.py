@@ -72,6 +72,16 @@ def test_native_count_tokens_and_tool_use(claude: anthropic.Anthropic, upstream:
     assert message.stop_reason == "tool_use" and message.content[1].input == {"city": "mock"}
 
 
+def test_beta_header_and_query_string_pass_through(claude: anthropic.Anthropic, upstream: str) -> None:
+    # older SDKs' beta client sent ?beta=true; the query string goes up as it came
+    message = claude.beta.messages.create(model="claude-x", max_tokens=8, messages=HI, extra_query={"beta": "true"},
+                                          betas=["token-efficient-tools-2025-02-19"])
+    assert message.content[0].text
+    last = seen(upstream)
+    assert last["last_path"] == "/v1/messages?beta=true"
+    assert last["last_headers"]["anthropic-beta"] == "token-efficient-tools-2025-02-19"
+
+
 def test_bearer_auth_works_too(two_dialect_gateway: Gateway) -> None:
     r = httpx.post(f"{two_dialect_gateway.url}/v1/messages", headers={"authorization": f"Bearer {MASTER_KEY}"},
                    json={"model": "claude-x", "max_tokens": 8, "messages": HI})

@@ -78,11 +78,13 @@ async def _route(scope: Scope, receive: Receive, send: Send, state: GatewayState
     client = state.clients[state.table.provider_for(view.model)]
     if client.provider.kind == "anthropic":
         headers = anthropic_upstream_headers(inbound, client.provider.api_key, request_id)
+        query = scope.get("query_string", b"")  # the SDK's beta client sends ?beta=true
+        upstream_path = f"{path}?{query.decode('latin-1')}" if query else path
         if view.stream is not True:
-            await forward(send, receive, client, "POST", path, headers, raw, request_id, False)
+            await forward(send, receive, client, "POST", upstream_path, headers, raw, request_id, False)
             return
         try:  # as forward() does, but a stream that fails once started ends with Anthropic's error event
-            await relay_stream(send, receive, client.stream("POST", path, headers, raw), request_id,
+            await relay_stream(send, receive, client.stream("POST", upstream_path, headers, raw), request_id,
                                client.provider.timeouts, error_event=anthropic_error_event)
         except TRANSPORT_ERRORS as exc:
             raise upstream_error(exc, client) from exc
