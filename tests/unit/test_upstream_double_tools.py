@@ -102,6 +102,7 @@ def test_openai_tool_calls(client: httpx.Client) -> None:
 def test_x_mock_status_on_messages_paths_is_anthropic_shaped(client: httpx.Client) -> None:
     r = client.post("/v1/messages", headers={**ANTHROPIC, "x-mock-status": "529"}, json=CLAUDE)
     assert r.status_code == 529
-    assert r.json()["type"] == "error" and r.json()["error"] == {"type": "overloaded_error", "message": "mock error 529"}
+    assert r.json()["type"] == "error"
+    assert r.json()["error"] == {"type": "overloaded_error", "message": "mock error 529"}
     r = client.post("/v1/messages/count_tokens", headers={**ANTHROPIC, "x-mock-status": "429"}, json=CLAUDE)
     assert r.status_code == 429 and r.json()["error"]["type"] == "rate_limit_error"
