@@ -78,7 +78,7 @@ async def _route(scope: Scope, receive: Receive, send: Send, state: GatewayState
     client = state.clients[state.table.provider_for(view.model)]
     if client.provider.kind == "anthropic":
         headers = anthropic_upstream_headers(inbound, client.provider.api_key, request_id)
-        query = scope.get("query_string", b"")  # the SDK's beta client sends ?beta=true
+        query = scope.get("query_string", b"")  # older Anthropic SDKs' beta client sent ?beta=true
         upstream_path = f"{path}?{query.decode('latin-1')}" if query else path
         if view.stream is not True:
             await forward(send, receive, client, "POST", upstream_path, headers, raw, request_id, False)
