@@ -1,9 +1,10 @@
-"""Streams that fail: a silent upstream ends each stream with an error event in the caller's own dialect
-(native Anthropic passthrough and both translations), or a 504 in that dialect before the stream starts."""
+"""Streams that fail, natively and translated both ways: a client that leaves closes the upstream stream; a silent
+upstream ends the stream with an error event in the caller's own dialect, or is a 504 in it before the start."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,3 +85,24 @@ def test_silent_anthropic_upstream_is_an_openai_504(impatient: Gateway, stream: 
     r = httpx.post(f"{impatient.url}/v1/chat/completions", headers={"x-api-key": MASTER_KEY, **SLOW_START},
                    json={"model": "claude-x", "messages": HI, "stream": stream}, timeout=10)
     assert r.status_code == 504 and r.json()["error"]["code"] == "upstream_timeout"
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/chat/completions", {"model": "claude-x", "messages": HI, "stream": True}),
+    ("/messages", {"model": "gpt-4o-mini", "max_tokens": 8, "messages": HI, "stream": True}),
+    ("/messages", {"model": "claude-x", "max_tokens": 8, "messages": HI, "stream": True}),
+])
+def test_client_disconnect_closes_the_upstream_stream(two_dialect_gateway: Gateway, upstream: str, path: str,
+                                                      body: dict) -> None:
+    httpx.post(f"{upstream}/_reset")
+    headers = {"x-api-key": MASTER_KEY, "x-mock-chunks": "100", "x-mock-chunk-delay-ms": "100"}
+    with httpx.stream("POST", f"{two_dialect_gateway.url}/v1{path}", headers=headers, json=body,
+                      timeout=10) as response:
+        next(response.iter_raw())  # the first translated chunk came; now hang up
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        seen = httpx.get(f"{upstream}/_seen").json()
+        if seen["streams_aborted"] >= 1:
+            break
+        time.sleep(0.05)
+    assert seen["streams_aborted"] == 1 and seen["streams_completed"] == 0

@@ -55,3 +55,27 @@ def test_openai_stream_without_done_still_finishes_after_finish_reason() -> None
     cut.feed(b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n')
     assert cut.close().startswith(b"event: error\n")
     assert cut.fail("again") == b""
+
+
+def test_thinking_blocks_are_skipped_and_tool_indices_stay_dense() -> None:
+    events = [
+        {"type": "message_start", "message": {"id": "msg_1", "model": "claude-x", "usage": {"input_tokens": 4}}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "hmm"}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "sig"}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "t1", "name": "f",
+                                                                      "input": {}}},
+        {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{}"}},
+        {"type": "content_block_stop", "index": 1},
+        {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 3}},
+        {"type": "message_stop"},
+    ]
+    sse = b"".join(b"event: %s\ndata: %s\n\n" % (e["type"].encode(), json.dumps(e).encode()) for e in events)
+    chunks = [json.loads(d) for d in _data(OpenAIChunksFromAnthropic("m", 0, include_usage=False).feed(sse))[:-1]]
+    deltas = [c["choices"][0]["delta"] for c in chunks]
+    assert deltas == [{"role": "assistant", "content": ""},
+                      {"tool_calls": [{"index": 0, "id": "t1", "type": "function",
+                                       "function": {"name": "f", "arguments": ""}}]},
+                      {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}, {}]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls" and chunks[0]["model"] == "claude-x"
