@@ -592,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _free_port(port: int = 0) -> int:
+def free_port(port: int = 0) -> int:
     """`port` (0: any) if nothing listens there; granian binds with SO_REUSEPORT, so it would not notice."""
     with socket.socket() as s:
         try:
@@ -613,14 +613,17 @@ def _answers(port: int) -> bool:
         conn.close()
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, SIGKILL to its process group (granian's worker included) after 5 s."""
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL to its process group (granian's workers included) after 5 s.
+
+    For processes started with `start_new_session=True`, so the group holds only what they started.
+    """
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(5)
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)  # its own session: only what run_double started
+        os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
 
@@ -635,7 +638,7 @@ def run_double(port: int | None = None, env: dict[str, str] | None = None) -> It
 
     Waits (10 s at most) until `GET /_seen` answers; RuntimeError with the child's stderr otherwise.
     """
-    port = _free_port(port or 0)
+    port = free_port(port or 0)
     cmd = [sys.executable, "-m", "llmgate.upstream_double", "--host", "127.0.0.1", "--port", str(port)]
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=err,
@@ -650,7 +653,7 @@ def run_double(port: int | None = None, env: dict[str, str] | None = None) -> It
                 time.sleep(0.05)
             yield f"http://127.0.0.1:{port}"
         finally:
-            _stop(proc)
+            stop_process(proc)
 
 
 if __name__ == "__main__":

@@ -290,5 +290,5 @@ def test_run_double_reports_failures() -> None:
         port = int(base.rsplit(":", 1)[1])
         with pytest.raises(RuntimeError, match="in use"), run_double(port=port):
             pass
-    with pytest.raises(RuntimeError, match="(?s)exited with.*PYTHONHOME"), run_double(env={"PYTHONHOME": "/nope"}):
+    with pytest.raises(RuntimeError, match=r"(?s)exited with.*PYTHONHOME"), run_double(env={"PYTHONHOME": "/nope"}):
         pass

@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from litestar.types import Receive, Send
 from loguru import logger
 
 from llmgate.config import Timeouts
 from llmgate.errors import GatewayError, UpstreamTimeout, error_body
-from llmgate.proxy.asgi import DisconnectWatch, uncancel
+from llmgate.proxy.asgi import DisconnectWatch, Receive, Send, uncancel
 from llmgate.proxy.client import TRANSPORT_ERRORS, StreamedReply
 from llmgate.proxy.headers import downstream_headers
 

@@ -15,7 +15,6 @@ from typing import Literal, NamedTuple
 import msgspec
 from litestar import asgi
 from litestar.handlers import ASGIRouteHandler
-from litestar.types import Receive, Scope, Send
 from loguru import logger
 
 from llmgate.config import parse_route
@@ -32,6 +31,9 @@ from llmgate.log import new_request_id
 from llmgate.proxy.asgi import (
     JSON_CONTENT_TYPE,
     ClientDisconnected,
+    Receive,
+    Scope,
+    Send,
     iter_body,
     read_body,
     send_error,
