@@ -11,11 +11,10 @@ import asyncio
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from litestar.types import Receive, Send
 from loguru import logger
 
 from llmgate.errors import UpstreamTimeout
-from llmgate.proxy.asgi import DisconnectWatch, send_response, uncancel
+from llmgate.proxy.asgi import DisconnectWatch, Receive, Send, send_response, uncancel
 from llmgate.proxy.client import TRANSPORT_ERRORS, UpstreamClient
 from llmgate.proxy.forward import upstream_error
 from llmgate.proxy.headers import downstream_headers

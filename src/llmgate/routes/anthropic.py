@@ -8,13 +8,12 @@ authenticate (x-api-key or bearer) → read body → decode `model`/`stream` →
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
-from litestar.types import HTTPScope, Receive, Scope, Send
 from loguru import logger
 
 from llmgate.errors import GatewayError, InternalError, InvalidRequest, MethodNotAllowed, anthropic_error_response
-from llmgate.proxy.asgi import JSON_CONTENT_TYPE, ClientDisconnected, read_body, send_response
+from llmgate.proxy.asgi import JSON_CONTENT_TYPE, ClientDisconnected, Receive, Scope, Send, read_body, send_response
 from llmgate.proxy.client import TRANSPORT_ERRORS
 from llmgate.proxy.forward import forward, upstream_error
 from llmgate.proxy.headers import InboundHeaders
@@ -53,7 +52,7 @@ async def send_anthropic_error(send: Send, error: GatewayError, request_id: byte
 async def serve_anthropic(scope: Scope, receive: Receive, send: Send, state: GatewayState, inbound: InboundHeaders,
                           request_id: bytes, path: str) -> None:
     """Answer one Anthropic-format request on `path` (one of ANTHROPIC_PATHS)."""
-    method = cast("HTTPScope", scope)["method"]
+    method = scope["method"]
     try:
         if method != "POST":
             raise MethodNotAllowed(f"Method {method} is not allowed for /v1{path}.",

@@ -11,10 +11,9 @@ import asyncio
 from typing import Any
 
 import msgspec
-from litestar.types import Send
 
 from llmgate.errors import InvalidRequest
-from llmgate.proxy.asgi import JSON_CONTENT_TYPE, send_response
+from llmgate.proxy.asgi import JSON_CONTENT_TYPE, Send, send_response
 
 # Counting is CPU work: past this many body bytes it runs in a thread so the event loop keeps serving.
 THREAD_THRESHOLD_BYTES = 64 * 1024

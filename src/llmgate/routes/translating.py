@@ -11,9 +11,9 @@ import time
 from typing import Any
 
 import msgspec
-from litestar.types import Receive, Send
 
 from llmgate.errors import InvalidRequest, UpstreamError
+from llmgate.proxy.asgi import Receive, Send
 from llmgate.proxy.client import UpstreamClient
 from llmgate.proxy.headers import InboundHeaders
 from llmgate.proxy.translated import exchange_translated, relay_translated
