@@ -26,6 +26,7 @@ from llmgate.errors import (
     RouteNotFound,
 )
 from llmgate.log import new_request_id
+from llmgate.providers.base import ENDPOINT_CAPABILITIES
 from llmgate.proxy.asgi import (
     JSON_CONTENT_TYPE,
     ClientDisconnected,
@@ -36,10 +37,11 @@ from llmgate.proxy.asgi import (
     too_large_message,
 )
 from llmgate.proxy.client import Body
-from llmgate.proxy.forward import forward
-from llmgate.proxy.headers import InboundHeaders, split_request_headers, upstream_request_headers
+from llmgate.proxy.forward import Call, forward
+from llmgate.proxy.headers import InboundHeaders, split_request_headers
+from llmgate.routing.select import Route
 from llmgate.schemas.openai import RoutingView, decode_routing_view
-from llmgate.state import GatewayState
+from llmgate.state import GatewayState, Router
 
 
 class Endpoint(NamedTuple):
@@ -110,28 +112,40 @@ def v1_handler(state: GatewayState) -> ASGIRouteHandler:
 
 async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState, inbound: InboundHeaders,
                  request_id: bytes, path: str, endpoint: Endpoint) -> None:
-    limit = state.settings.server.max_body_bytes
-    body: Body
-    if endpoint.body == "multipart":
-        first = await read_first_chunk(receive, limit, inbound.content_length)
-        model, stream = sniff_multipart_fields(first)
-        body = iter_body(receive, first.body, limit) if first.more else first.body
-        provider = state.table.provider_for(model) if model else state.table.default_provider
-    else:
-        raw = await read_body(receive, limit, inbound.content_length)
-        if endpoint.body == "json":
-            view = decode_view(raw)
-            provider, stream = state.table.provider_for(view.model), view.stream is True
+    router = state.router  # held for the whole request: a reload meanwhile does not change it
+    router.active += 1
+    try:
+        limit = state.settings.server.max_body_bytes
+        body: Body
+        if endpoint.body == "multipart":
+            first = await read_first_chunk(receive, limit, inbound.content_length)
+            model, stream = sniff_multipart_fields(first)
+            body = iter_body(receive, first.body, limit) if first.more else first.body
         else:
-            model = _lenient_model(raw, inbound.content_type)
-            provider, stream = (state.table.provider_for(model) if model else state.table.default_provider), False
-        body = raw
-    client = state.clients[provider]
-    query = scope.get("query_string", b"")
-    upstream_path = f"{path}?{query.decode('latin-1')}" if query else path
-    headers = upstream_request_headers(inbound, client.auth_header, request_id)
-    await forward(send, receive, client, scope["method"], upstream_path, headers, body, request_id,
-                  stream or endpoint.streams_response)
+            raw = await read_body(receive, limit, inbound.content_length)
+            if endpoint.body == "json":
+                view = decode_view(raw)
+                model, stream = view.model, view.stream is True
+            else:
+                model, stream = _lenient_model(raw, inbound.content_type), False
+            body = raw
+        route = _route(router, model, path, endpoint)
+        query = scope.get("query_string", b"")
+        call = Call(router, send, receive, scope["method"], path, query.decode("latin-1") if query else "", inbound,
+                    body, request_id, model, stream or endpoint.streams_response,
+                    ENDPOINT_CAPABILITIES.get(path) if endpoint.body != "raw" else None)
+        await forward(call, route)
+    finally:
+        router.leave()
+
+
+def _route(router: Router, model: str | None, path: str, endpoint: Endpoint) -> Route:
+    """The alias for `model` (capability-checked), or the default route for requests that name none."""
+    if model is None:
+        return router.table.default_route
+    if endpoint.body == "raw":  # extra routes need no capability
+        return router.table.resolve(model, "")
+    return router.table.resolve(model, path)
 
 
 def decode_view(raw: bytes) -> RoutingView:
@@ -189,11 +203,11 @@ def sniff_multipart_fields(first: FirstChunk) -> tuple[str | None, bool]:
 async def _serve_models(send: Send, state: GatewayState, path: str, request_id: bytes) -> None:
     headers = [JSON_CONTENT_TYPE, (b"x-request-id", request_id)]
     if path == "/models":
-        models = await state.catalog.list_models()
+        models = await state.router.catalog.list_models()
         await send_response(send, 200, headers, msgspec.json.encode({"object": "list", "data": models}))
         return
     model_id = path[len("/models/"):]
-    model = await state.catalog.get_model(model_id)
+    model = await state.router.catalog.get_model(model_id)
     if model is None:
         raise ModelNotFound(f"The model `{model_id}` does not exist or you do not have access to it.",
                             param="model")
