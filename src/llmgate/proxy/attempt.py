@@ -44,19 +44,21 @@ def failure_kind(status: int) -> FailureKind | None:
 class Call:
     """One client request on its way through the attempts."""
 
-    __slots__ = ("attempts", "body", "capability", "deployment", "guard", "hedges", "inbound", "keepalive_s",
+    __slots__ = ("attempts", "body", "capability", "deployment", "guard", "hedges", "inbound", "is_json", "keepalive_s",
                  "max_attempts", "may_retry", "method", "model", "path", "query", "receive", "request_id",
                  "router", "routing", "send", "started_at", "stream")
 
     def __init__(self, router: Router, send: Send, receive: Receive, method: str, path: str, query: str,
                  inbound: InboundHeaders, body: Body, request_id: bytes, model: str | None, stream: bool,
-                 capability: str | None) -> None:
+                 capability: str | None, is_json: bool = True) -> None:
         self.router = router
         self.routing: RoutingConfig = router.table.routing
         self.send, self.receive = send, receive
         self.method, self.path, self.query = method, path, query
         self.inbound, self.body, self.request_id = inbound, body, request_id
         self.model, self.stream, self.capability = model, stream, capability
+        self.is_json = is_json and model is not None
+        """The body is a JSON object whose `model` can be renamed for a deployment."""
         self.may_retry = isinstance(body, bytes)  # a body streaming up can be sent once only
         self.max_attempts = self.routing.max_attempts if self.may_retry else 1
         self.keepalive_s = router.settings.server.stream_keepalive_s
@@ -77,8 +79,7 @@ class Call:
     def upstream_body(self, deployment: Deployment) -> Body:
         """The body as sent; the model renamed only when the deployment knows the alias by another name."""
         model = deployment.upstream_model
-        if model is None or model == self.model or not isinstance(self.body, bytes) or self.model is None \
-                or b"json" not in self.inbound.content_type:
+        if model is None or model == self.model or not self.is_json or not isinstance(self.body, bytes):
             return self.body
         return replace_model(self.body, model)
 

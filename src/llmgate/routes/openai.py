@@ -133,7 +133,8 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState
         query = scope.get("query_string", b"")
         call = Call(router, send, receive, scope["method"], path, query.decode("latin-1") if query else "", inbound,
                     body, request_id, model, stream or endpoint.streams_response,
-                    ENDPOINT_CAPABILITIES.get(path) if endpoint.body != "raw" else None)
+                    ENDPOINT_CAPABILITIES.get(path) if endpoint.body != "raw" else None,
+                    is_json=endpoint.body == "json" or (endpoint.body == "raw" and b"json" in inbound.content_type))
         await forward(call, route)
     finally:
         router.leave()
