@@ -76,7 +76,8 @@ class DeploymentConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown
     weight: float = 1.0
     """Share of the alias's traffic among its healthy deployments."""
     rpm: int | None = None
-    """Requests per minute this deployment may receive (per worker); over it, others are chosen first."""
+    """Requests per minute this deployment may receive (per worker process); at it, the deployment is skipped
+    until its minute is over."""
     tpm: int | None = None
     """Tokens per minute (per worker), enforced once token usage is reported to routing."""
 
@@ -299,8 +300,13 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"server.log_level: expected one of {', '.join(LOG_LEVELS)}, got {server.log_level!r}")
     for i, route in enumerate(server.extra_routes):
         parse_route(route, f"server.extra_routes[{i}]")
+    _validate_providers(settings.providers)
+    validate_routing(settings)
+
+
+def _validate_providers(providers: tuple[ProviderConfig, ...]) -> None:
     seen: set[str] = set()
-    for i, provider in enumerate(settings.providers):
+    for i, provider in enumerate(providers):
         where = f"providers[{i}]"
         if provider.name in seen:
             raise ConfigError(f"{where}.name: {provider.name!r} is used by another provider")
@@ -310,7 +316,6 @@ def validate(settings: Settings) -> None:
         for field in ("connect_s", "first_byte_s", "idle_s"):
             if getattr(provider.timeouts, field) <= 0:
                 raise ConfigError(f"{where}.timeouts.{field}: expected a number of seconds > 0")
-    validate_routing(settings)
 
 
 def validate_routing(settings: Settings) -> None:
@@ -324,17 +329,7 @@ def validate_routing(settings: Settings) -> None:
             raise ConfigError(f"{where}.name: expected a model name")
         if aliases.index(model.name) != i:
             raise ConfigError(f"{where}.name: {model.name!r} is declared twice")
-        if not model.deployments:
-            raise ConfigError(f"{where}.deployments: expected at least one deployment")
-        for j, deployment in enumerate(model.deployments):
-            if deployment.provider not in providers:
-                raise ConfigError(f"{where}.deployments[{j}].provider: no provider is named {deployment.provider!r}")
-            if not deployment.weight > 0:
-                raise ConfigError(f"{where}.deployments[{j}].weight: expected a number > 0")
-            for limit in ("rpm", "tpm"):
-                value = getattr(deployment, limit)
-                if value is not None and value < 1:
-                    raise ConfigError(f"{where}.deployments[{j}].{limit}: expected an integer >= 1")
+        _validate_deployments(model, where, providers)
         for j, fallback in enumerate(model.fallbacks):
             if fallback not in aliases and fallback not in declared:
                 raise ConfigError(f"{where}.fallbacks[{j}]: {fallback!r} is not a model alias")
@@ -349,6 +344,20 @@ def validate_routing(settings: Settings) -> None:
             raise ConfigError(f"routing.{field}: expected a number of seconds > 0")
     if not 0 < routing.breaker_error_rate <= 1:
         raise ConfigError("routing.breaker_error_rate: expected a number in (0, 1]")
+
+
+def _validate_deployments(model: ModelConfig, where: str, providers: set[str]) -> None:
+    if not model.deployments:
+        raise ConfigError(f"{where}.deployments: expected at least one deployment")
+    for j, deployment in enumerate(model.deployments):
+        if deployment.provider not in providers:
+            raise ConfigError(f"{where}.deployments[{j}].provider: no provider is named {deployment.provider!r}")
+        if not deployment.weight > 0:
+            raise ConfigError(f"{where}.deployments[{j}].weight: expected a number > 0")
+        for limit in ("rpm", "tpm"):
+            value = getattr(deployment, limit)
+            if value is not None and value < 1:
+                raise ConfigError(f"{where}.deployments[{j}].{limit}: expected an integer >= 1")
 
 
 def parse_route(route: str, where: str) -> tuple[str, str]:

@@ -25,7 +25,10 @@ from llmgate.routing.table import RoutingTable
 class Router:
     """One configuration generation: routing table, upstream clients (one pool per provider), model catalog."""
 
-    __slots__ = ("active", "catalog", "clients", "retired", "settings", "table")
+    __slots__ = ("_closing", "active", "catalog", "clients", "retired", "settings", "table")
+
+    table: RoutingTable
+    catalog: ModelCatalog
 
     def __init__(self, settings: Settings, clients: dict[str, UpstreamClient], previous: Router | None = None):
         self.settings = settings
@@ -38,6 +41,7 @@ class Router:
         """Requests in flight on this Router."""
         self.retired: list[UpstreamClient] | None = None
         """Set on reload: clients to close once `active` drops to zero."""
+        self._closing: asyncio.Future[None] | None = None
 
     async def _fetch_models(self, provider_name: str) -> list[dict[str, Any]]:
         provider = self.table.providers[provider_name]
@@ -52,7 +56,7 @@ class Router:
         self.active -= 1
         if self.retired is not None and self.active == 0:
             retired, self.retired = self.retired, None
-            asyncio.ensure_future(_close_all(retired))
+            self._closing = asyncio.ensure_future(_close_all(retired))
 
 
 class GatewayState:

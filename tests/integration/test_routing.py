@@ -100,7 +100,8 @@ def test_alias_renames_the_model_upstream(routed: Gateway, upstream: str) -> Non
     response = httpx.post(f"{routed.url}/v1/chat/completions", content=body, headers=AUTH)
     assert response.status_code == 200
     assert response.headers["x-llmgate-deployment"] == "rotating/upstream-name"
-    assert seen(upstream)["last_body"] == '{"model":"upstream-name","messages":[{"role": "user", "content": "hi"}],"n":1}'
+    sent = '{"model":"upstream-name","messages":[{"role": "user", "content": "hi"}],"n":1}'
+    assert seen(upstream)["last_body"] == sent
 
 
 def test_keys_rotate_least_recently_used_first(routed: Gateway, upstream: str) -> None:

@@ -23,7 +23,7 @@ class Anthropic:
         self.name = config.name
         self.config = config
         self.capabilities = capabilities_of(config, DEFAULT_CAPABILITIES)
-        self.default_headers = (("anthropic-version", config.api_version or DEFAULT_ANTHROPIC_VERSION),)
+        self.default_headers: AuthHeaders = (("anthropic-version", config.api_version or DEFAULT_ANTHROPIC_VERSION),)
         # ANTHROPIC_BASE_URL has no version prefix (the SDK adds /v1); accept one given anyway.
         self._prefix = "" if config.base_url.endswith("/v1") else "/v1"
 

@@ -17,4 +17,5 @@ PROVIDER_KINDS: dict[str, type[OpenAICompatible | Azure | Anthropic]] = {
 
 def build_provider(config: ProviderConfig) -> Provider:
     """The Provider for a (resolved) config."""
-    return PROVIDER_KINDS[config.kind](config)
+    provider: Provider = PROVIDER_KINDS[config.kind](config)
+    return provider

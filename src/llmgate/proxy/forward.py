@@ -212,7 +212,7 @@ async def open_stream(call: Call, deployment: Deployment, key: KeyState) -> Open
 def _backoff_s(call: Call) -> float:
     """Exponential backoff with jitter: base * 2**(retry-1), capped, times a random factor in [0.5, 1]."""
     routing = call.routing
-    ceiling = min(routing.backoff_max_ms, routing.backoff_base_ms * 2 ** (call.attempts - 1)) / 1000
+    ceiling = min(routing.backoff_max_ms, routing.backoff_base_ms * 2.0 ** (call.attempts - 1)) / 1000
     return ceiling * (0.5 + random.random() / 2)
 
 
@@ -251,9 +251,13 @@ async def _deliver(call: Call, opened: Opened) -> None:
         deployment.breaker.record_success(_clock())
         await send_response(call.send, opened.status, headers, opened.body)
         return
-    assert call.guard is not None
+    guard = call.guard
+    assert guard is not None
     try:
-        error = await relay_body(call.send, opened.reply, opened.body, call.guard, headers)
+        if guard.started and opened.status >= 400:  # keep-alives went out as a 200: say it the SSE way
+            await end_with_error(call.send, guard, opened.body + await opened.reply.read())
+            return
+        error = await relay_body(call.send, opened.reply, opened.body, guard, headers)
     finally:
         await opened.reply.__aexit__(None, None, None)
     if error is None:

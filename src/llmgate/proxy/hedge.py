@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 
 from loguru import logger
@@ -21,6 +22,7 @@ from llmgate.routing.select import Deployment, Entry, Pick, Route, choose
 
 Open = Callable[[Call, Deployment, KeyState], Awaitable[Opened | Failure]]
 Record = Callable[[Failure], object]
+_closing: set[asyncio.Future[None]] = set()  # a reference until done, so the loop cannot drop them early
 
 
 async def open_hedged(call: Call, route: Route, pick: Pick, entries: tuple[Entry, ...], exclude: list[Deployment],
@@ -32,19 +34,12 @@ async def open_hedged(call: Call, route: Route, pick: Pick, entries: tuple[Entry
     started = clock()
     running: dict[asyncio.Future[Opened | Failure], Pick] = {
         asyncio.ensure_future(open_attempt(call, *pick)): pick}
-    result: Opened | Failure | None = None
+    result: Failure | None = None
     try:
         done, _ = await asyncio.wait(running, timeout=hedge.delay_s())
         if not done and hedge.may_hedge():
-            second = choose(entries, clock(), [*exclude, pick[0]], random.random) or \
-                choose(entries, clock(), exclude, random.random)
+            second = _second_pick(call, route, pick, entries, exclude, clock() - started)
             if second is not None:
-                hedge.hedges += 1
-                call.hedges += 1
-                call.attempts += 1
-                logger.bind(request_id=call.request_id.decode()).info(
-                    "hedging {} after {:.0f} ms: {} → also {}", route.name, (clock() - started) * 1000,
-                    pick[0].name, second[0].name)
                 running[asyncio.ensure_future(open_attempt(call, *second))] = second
         while running:
             done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
@@ -68,9 +63,31 @@ async def open_hedged(call: Call, route: Route, pick: Pick, entries: tuple[Entry
         return Failure(pick[0], pick[1], "timeout",
                        error=UpstreamTimeout(f"The upstream for `{route.name}` did not answer in time."))
     finally:
-        for task, (deployment, _) in running.items():
-            deployment.breaker.release()
-            if not task.done():
-                task.cancel()
-            elif not task.cancelled() and isinstance(late := task.result(), Opened) and late.reply is not None:
-                asyncio.ensure_future(late.reply.__aexit__(None, None, None))  # a second stream that also opened
+        _abandon(running)
+
+
+def _second_pick(call: Call, route: Route, pick: Pick, entries: tuple[Entry, ...], exclude: list[Deployment],
+                 waited_s: float) -> Pick | None:
+    """Another deployment if one is available, else another key of the same one; counted as a hedge."""
+    now = time.monotonic()
+    second = choose(entries, now, [*exclude, pick[0]], random.random) or choose(entries, now, exclude, random.random)
+    if second is None or route.hedge is None:
+        return None
+    route.hedge.hedges += 1
+    call.hedges += 1
+    call.attempts += 1
+    logger.bind(request_id=call.request_id.decode()).info(
+        "hedging {} after {:.0f} ms: {} → also {}", route.name, waited_s * 1000, pick[0].name, second[0].name)
+    return second
+
+
+def _abandon(running: dict[asyncio.Future[Opened | Failure], Pick]) -> None:
+    """Cancel the attempts still running (the loser); close a second stream that opened as well."""
+    for task, (deployment, _) in running.items():
+        deployment.breaker.release()
+        if not task.done():
+            task.cancel()
+        elif not task.cancelled() and isinstance(late := task.result(), Opened) and late.reply is not None:
+            closing = asyncio.ensure_future(late.reply.__aexit__(None, None, None))
+            _closing.add(closing)
+            closing.add_done_callback(_closing.discard)
