@@ -51,8 +51,9 @@ class KeyRing:
                 return None
         else:
             best: KeyState | None = None
-            for candidate in keys:
-                if candidate.is_available(now) and (best is None or candidate.last_used < best.last_used):
+            for candidate in keys:  # inlined is_available: this runs per request
+                if not candidate.disabled and candidate.cooldown_until <= now and \
+                        (best is None or candidate.last_used < best.last_used):
                     best = candidate
             if best is None:
                 return None

@@ -127,7 +127,8 @@ def choose(entries: tuple[Entry, ...], now: float, exclude: Sequence[Deployment]
             return None
         deployment.claim(now)
         return deployment, key
-    candidates = [e for e in entries if e[0] not in exclude and e[0].is_available(now)]
+    # keys are checked by keys.choose below, which also claims one: no separate has_available() pass
+    candidates = [e for e in entries if e[0] not in exclude and e[0].breaker.allows(now) and e[0].under_rpm(now)]
     while candidates:
         index = _weighted_index(candidates, random())
         deployment = candidates[index][0]
