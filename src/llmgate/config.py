@@ -79,7 +79,8 @@ class DeploymentConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown
     """Requests per minute this deployment may receive (per worker process); at it, the deployment is skipped
     until its minute is over."""
     tpm: int | None = None
-    """Tokens per minute (per worker), enforced once token usage is reported to routing."""
+    """Tokens per minute (per worker process), counted from what `Deployment.record_tokens` is told: enforced
+    once the usage tap reports tokens (llmgate does not parse response bodies on the passthrough path)."""
 
 
 class HedgeConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):

@@ -75,6 +75,7 @@ async def forward(call: Call, route: Route) -> None:
         if failure is None:
             failure = await _last_resort(call, route)
     except asyncio.CancelledError:
+        _release_probe(call)
         if watch is None or not watch.disconnected:
             raise
         uncancel()
@@ -83,6 +84,9 @@ async def forward(call: Call, route: Route) -> None:
         else:
             logger.debug("client disconnected while waiting; upstream request closed")
         return
+    except BaseException:
+        _release_probe(call)
+        raise
     finally:
         if watch is not None:
             watch.stop()
@@ -95,6 +99,12 @@ async def forward(call: Call, route: Route) -> None:
 _DONE = Failure(None, None, "done")
 
 
+def _release_probe(call: Call) -> None:
+    """The request ended before its attempt's outcome was known: a half-open probe it held is free again."""
+    if call.deployment is not None and call.deployment.breaker.state == "half_open":
+        call.deployment.breaker.release()
+
+
 async def _last_resort(call: Call, route: Route) -> Failure | None:
     """Nothing was available: try a resting key once rather than refuse (see routing.select.choose_last_resort)."""
     entries = route.by_capability.get(call.capability)
@@ -102,6 +112,7 @@ async def _last_resort(call: Call, route: Route) -> Failure | None:
     if pick is None:
         return None
     call.attempts += 1
+    call.deployment = pick[0]
     opened = await _open(call, *pick)
     if isinstance(opened, Opened):
         await _deliver(call, opened)
@@ -129,6 +140,7 @@ async def _try_route(call: Call, route: Route, failure: Failure | None = None) -
         if call.attempts:
             await asyncio.sleep(_backoff_s(call))
         call.attempts += 1
+        call.deployment = pick[0]
         if route.hedge is not None and call.may_retry:
             opened = await open_hedged(call, route, pick, entries, exclude, _open, _clock,
                                        lambda f: record_failure(f, _clock(), call.routing))

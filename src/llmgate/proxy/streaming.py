@@ -90,9 +90,10 @@ class StreamGuard:
             if self._task is not None:
                 self._task.cancel()
             return
-        if self.waiting and now >= self._next_keepalive and (self._pending is None or self._pending.done()):
+        if self.waiting and now >= self._next_keepalive:
             self._next_keepalive = now + self._keepalive_s
-            self._pending = self._loop.create_task(self._keepalive())
+            if self._pending is None or self._pending.done():  # else the last comment is still being sent: skip
+                self._pending = self._loop.create_task(self._keepalive())
         self._arm()
 
     async def _keepalive(self) -> None:

@@ -21,8 +21,8 @@ _TTFB_SAMPLES = 128
 class Deployment:
     """A provider serving one upstream model (or, for pass-through, whatever model is asked)."""
 
-    __slots__ = ("_minute_count", "_minute_start", "breaker", "header", "keys", "name", "provider", "rpm", "tpm",
-                 "upstream_model")
+    __slots__ = ("_minute_count", "_minute_start", "_minute_tokens", "breaker", "header", "keys", "name", "provider",
+                 "rpm", "tpm", "upstream_model")
 
     def __init__(self, name: str, provider: Provider, upstream_model: str | None, keys: KeyRing, breaker: Breaker,
                  rpm: int | None = None, tpm: int | None = None) -> None:
@@ -37,25 +37,36 @@ class Deployment:
         self.tpm = tpm
         self._minute_start = 0.0
         self._minute_count = 0
+        self._minute_tokens = 0
 
     def is_available(self, now: float) -> bool:
-        return self.breaker.allows(now) and self.under_rpm(now) and self.keys.has_available(now)
+        return self.breaker.allows(now) and self.under_limits(now) and self.keys.has_available(now)
 
-    def under_rpm(self, now: float) -> bool:
-        if self.rpm is None:
+    def under_limits(self, now: float) -> bool:
+        """Under its rpm and tpm for the current minute (a fixed window from its first request)."""
+        if (self.rpm is None and self.tpm is None) or now - self._minute_start >= 60.0:
             return True
-        if now - self._minute_start >= 60.0:
-            return True
-        return self._minute_count < self.rpm
+        return (self.rpm is None or self._minute_count < self.rpm) and \
+            (self.tpm is None or self._minute_tokens < self.tpm)
 
     def claim(self, now: float) -> None:
         """An attempt goes here: count it against rpm and take the half-open probe if the breaker needs one."""
-        if self.rpm is not None:
-            if now - self._minute_start >= 60.0:
-                self._minute_start, self._minute_count = now, 0
+        if self.rpm is not None or self.tpm is not None:
+            self._roll_minute(now)
             self._minute_count += 1
         if self.breaker.state != "closed":
             self.breaker.claim(now)
+
+    def record_tokens(self, tokens: int, now: float) -> None:
+        """Count tokens against tpm. Called by whoever reads `usage` (the usage tap); nothing on the
+        passthrough path parses bodies, so without it tpm is not enforced."""
+        if self.tpm is not None:
+            self._roll_minute(now)
+            self._minute_tokens += tokens
+
+    def _roll_minute(self, now: float) -> None:
+        if now - self._minute_start >= 60.0:
+            self._minute_start, self._minute_count, self._minute_tokens = now, 0, 0
 
 
 class HedgeState:
@@ -120,7 +131,7 @@ def choose(entries: tuple[Entry, ...], now: float, exclude: Sequence[Deployment]
     """A deployment by weight among the available ones not in `exclude`, and its least recently used key."""
     if len(entries) == 1:  # the common case, kept cheap: no list, no random draw
         deployment = entries[0][0]
-        if deployment in exclude or not deployment.breaker.allows(now) or not deployment.under_rpm(now):
+        if deployment in exclude or not deployment.breaker.allows(now) or not deployment.under_limits(now):
             return None
         key = deployment.keys.choose(now)
         if key is None:
@@ -128,7 +139,7 @@ def choose(entries: tuple[Entry, ...], now: float, exclude: Sequence[Deployment]
         deployment.claim(now)
         return deployment, key
     # keys are checked by keys.choose below, which also claims one: no separate has_available() pass
-    candidates = [e for e in entries if e[0] not in exclude and e[0].breaker.allows(now) and e[0].under_rpm(now)]
+    candidates = [e for e in entries if e[0] not in exclude and e[0].breaker.allows(now) and e[0].under_limits(now)]
     while candidates:
         index = _weighted_index(candidates, random())
         deployment = candidates[index][0]
@@ -147,7 +158,7 @@ def choose_last_resort(entries: tuple[Entry, ...], now: float) -> Pick | None:
     per model) beats refusing it ourselves; a single-key setup thus behaves as it would without llmgate.
     """
     for deployment, _ in entries:
-        if deployment.breaker.allows(now) and deployment.under_rpm(now):
+        if deployment.breaker.allows(now) and deployment.under_limits(now):
             key = deployment.keys.choose_resting()
             if key is not None:
                 deployment.claim(now)

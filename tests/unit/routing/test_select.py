@@ -91,3 +91,15 @@ def test_hedging_cap_and_deadline() -> None:
         hedge.record_ttfb(i / 100)
     assert hedge.delay_s() == 0.95
     assert HedgeState(HedgeConfig(after_ms=250)).delay_s() == 0.25
+
+
+def test_tpm_limit_counts_reported_tokens() -> None:
+    a = deployment("a")
+    a.tpm = 1000
+    entries = Route("r", [(a, 1.0)]).entries
+    assert choose(entries, 0.0, [], lambda: 0.0) is not None
+    a.record_tokens(600, 1.0)
+    assert choose(entries, 2.0, [], lambda: 0.0) is not None
+    a.record_tokens(600, 3.0)
+    assert choose(entries, 4.0, [], lambda: 0.0) is None
+    assert choose(entries, 60.0, [], lambda: 0.0) is not None
