@@ -5,9 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from llmgate.upstream_double import run_double
 from tests.servers import Gateway, gateway_env, start_gateway
+
+# No per-example deadline: CI machines are shared, and a slow example is not a wrong one.
+settings.register_profile("llmgate", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("llmgate")
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,9 @@
 
     routes/    HTTP in, HTTP out: /v1 (raw ASGI, the hot path), /health
     access/    who may call
-    routing/   which upstream answers (pure)
-    proxy/     the only upstream I/O: client, forward, streaming relay
+    routing/   which upstream answers: aliases, deployments, keys, breakers (pure)
+    providers/ per upstream dialect: URLs, auth headers, capabilities (pure)
+    proxy/     the only upstream I/O: client, attempt loop with retries and failover, streaming relay
     config.py  settings from env and TOML · state.py  what the request path needs · errors.py  one error table
 """
 

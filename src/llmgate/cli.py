@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -79,8 +81,19 @@ def _run_granian(settings: Settings) -> None:
     from granian.log import LogLevels
     from granian.server import Server
 
+    class _Server(Server):  # type: ignore[misc,valid-type]
+        """granian answers SIGHUP by respawning workers (a bad config would then take the gateway down); llmgate
+        passes it to the workers, which reload their config in place and keep serving."""
+
+        def signal_handler_reload(self, *args: object, **kwargs: object) -> None:
+            for worker in self.wrks:
+                pid = getattr(getattr(worker, "inner", None), "pid", None)
+                if pid:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGHUP)
+
     server = settings.server
-    Server(
+    _Server(
         "llmgate.app:create_app",
         factory=True,
         address=server.host,

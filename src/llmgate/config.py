@@ -16,7 +16,11 @@ from typing import Literal
 import msgspec
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+
+ProviderKind = Literal["openai", "azure", "anthropic"]
+Capability = Literal["chat", "completions", "embeddings", "images", "audio", "responses", "messages"]
 
 
 class ConfigError(ValueError):
@@ -36,20 +40,90 @@ class Timeouts(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
 
 
 class ProviderConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """One upstream: OpenAI-compatible, or Anthropic's Messages API."""
+    """One upstream API: where it is, how to authenticate, what it can do."""
 
     name: str
-    """Unique name, used in logs and metrics."""
+    """Unique name, used in logs, metrics and deployment names."""
     base_url: str
-    """Base URL including the version prefix, e.g. `https://api.openai.com/v1` or `https://api.anthropic.com/v1`."""
-    kind: Literal["openai", "anthropic"] = "openai"
-    """The upstream's dialect. `anthropic`: /v1/messages passes through natively (x-api-key auth), and OpenAI
-    chat requests for its models are translated (llmgate/translate/)."""
+    """`openai`: the base URL with its version prefix, e.g. `https://api.openai.com/v1`; `azure`: the resource,
+    e.g. `https://my-resource.openai.azure.com`; `anthropic`: e.g. `https://api.anthropic.com`."""
+    kind: ProviderKind = "openai"
+    """`openai` for any OpenAI-compatible API (OpenAI, OpenRouter, Groq, Together, vLLM, Ollama, ...), `azure` for
+    Azure OpenAI's deployment paths and `api-key` header, `anthropic` for Anthropic's `x-api-key` auth."""
     api_key: str = ""
     """The provider's key, or `env:VAR` to read it from the environment variable VAR."""
+    api_keys: tuple[str, ...] = ()
+    """More keys (each may be `env:VAR`), rotated least-recently-used first; `api_key` is the first when set."""
+    api_version: str = ""
+    """`azure`: the `api-version` query parameter (default 2024-10-21); `anthropic`: the `anthropic-version`
+    header sent when the caller sends none (default 2023-06-01)."""
     models: tuple[str, ...] = ()
-    """Model names this provider serves; empty means any model (a catch-all)."""
+    """Model names this provider serves as they are (a trailing `*` matches a prefix, e.g. `claude-*`); a
+    provider that declares none and that no `[[models]]` alias uses passes every other model through."""
+    capabilities: tuple[Capability, ...] | None = None
+    """What the provider can serve (chat, completions, embeddings, images, audio, responses, messages); default:
+    all but `messages` for openai and azure, `messages` and `chat` for anthropic."""
     timeouts: Timeouts = Timeouts()
+
+
+class DeploymentConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """One place an alias can be served: a provider and the model name it knows."""
+
+    provider: str
+    """The `name` of a provider."""
+    model: str = ""
+    """The model name sent upstream (the Azure deployment name for `azure`); default: the alias itself."""
+    weight: float = 1.0
+    """Share of the alias's traffic among its healthy deployments."""
+    rpm: int | None = None
+    """Requests per minute this deployment may receive (per worker process); at it, the deployment is skipped
+    until its minute is over."""
+    tpm: int | None = None
+    """Tokens per minute (per worker process), counted from what `Deployment.record_tokens` is told: enforced
+    once the usage tap reports tokens (llmgate does not parse response bodies on the passthrough path)."""
+
+
+class HedgeConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Opt-in hedging: a second attempt when the first has produced no byte by a deadline."""
+
+    after_ms: float | None = None
+    """The deadline; default: the alias's recent p95 time to first byte (with a 1 s floor until known)."""
+    max_ratio: float = 0.05
+    """Hedged requests at most this share of the alias's requests."""
+
+
+class ModelConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """A public model name (alias) and the deployments that serve it, in order of preference."""
+
+    name: str
+    deployments: tuple[DeploymentConfig, ...]
+    fallbacks: tuple[str, ...] = ()
+    """Aliases tried, in order, when every deployment of this one failed or is unavailable."""
+    hedge: HedgeConfig | None = None
+
+
+class RoutingConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """The `[routing]` table: retries, cooldowns and circuit breakers."""
+
+    max_attempts: int = 4
+    """Upstream attempts per request, hedges excluded."""
+    budget_s: float = 30.0
+    """No new attempt starts once this long has passed since the request came."""
+    backoff_base_ms: float = 25.0
+    """Wait before retry n: base * 2**(n-1), capped by backoff_max_ms, times a random factor in [0.5, 1]."""
+    backoff_max_ms: float = 1000.0
+    cooldown_s: float = 30.0
+    """How long a key rests after a 429 that says nothing (no retry-after / x-ratelimit-reset-*)."""
+    max_cooldown_s: float = 3600.0
+    """Cap on what an upstream's retry-after can ask for."""
+    breaker_failures: int = 5
+    """Consecutive failures (5xx, connection errors, timeouts) that open a deployment's breaker."""
+    breaker_error_rate: float = 0.5
+    """... or this failure rate over the window, once it holds breaker_min_requests."""
+    breaker_min_requests: int = 20
+    breaker_window_s: float = 30.0
+    breaker_open_s: float = 15.0
+    """How long an open breaker waits before letting one probe request through (half-open)."""
 
 
 class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -66,6 +140,8 @@ class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     """More `/v1` routes to pass through, as `"METHOD /v1/path"`, e.g. `"POST /v1/moderations"`."""
     models_cache_ttl_s: float = 60.0
     """How long the upstream's model list is cached for `GET /v1/models`."""
+    stream_keepalive_s: float = 15.0
+    """While a stream waits this long for the upstream's first byte, send `: keep-alive` SSE comments."""
     log_level: str = "INFO"
 
 
@@ -73,7 +149,9 @@ class FileConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_field
     """The whole TOML config file."""
 
     server: ServerConfig = ServerConfig()
+    routing: RoutingConfig = RoutingConfig()
     providers: tuple[ProviderConfig, ...] = ()
+    models: tuple[ModelConfig, ...] = ()
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
@@ -81,6 +159,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     server: ServerConfig
     providers: tuple[ProviderConfig, ...]
+    """Keys resolved: `api_keys` holds every key (secrets, no `env:`), `api_key` the first."""
+    models: tuple[ModelConfig, ...] = ()
+    routing: RoutingConfig = RoutingConfig()
     master_key: str | None = None
     """`LLMGATE_MASTER_KEY`: required as a bearer (or x-api-key) on every /v1 request when set."""
     config_path: str | None = None
@@ -95,9 +176,11 @@ SERVER_ENV: dict[str, tuple[str, type]] = {
     "LLMGATE_MAX_BODY_BYTES": ("max_body_bytes", int),
     "LLMGATE_CORS_ORIGINS": ("cors_origins", tuple),
     "LLMGATE_MODELS_CACHE_TTL_S": ("models_cache_ttl_s", float),
+    "LLMGATE_STREAM_KEEPALIVE_S": ("stream_keepalive_s", float),
     "LLMGATE_LOG_LEVEL": ("log_level", str),
 }
-OTHER_ENV = ("LLMGATE_CONFIG", "LLMGATE_MASTER_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL")
+OTHER_ENV = ("LLMGATE_CONFIG", "LLMGATE_MASTER_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY",
+             "ANTHROPIC_BASE_URL")
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -107,11 +190,13 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
     path = config_path or env.get("LLMGATE_CONFIG") or None
     file_config = read_config_file(path) if path else FileConfig()
     server = _apply_server_env(file_config.server, env)
-    providers = file_config.providers or (_provider_from_openai_env(env),)
+    providers = file_config.providers or _providers_from_sdk_env(env)
     providers = tuple(_resolve_provider(p, i, env) for i, p in enumerate(providers))
     settings = Settings(
         server=server,
         providers=providers,
+        models=file_config.models,
+        routing=file_config.routing,
         master_key=env.get("LLMGATE_MASTER_KEY") or None,
         config_path=path,
         has_config_file=path is not None,
@@ -161,26 +246,42 @@ def _apply_server_env(server: ServerConfig, env: Mapping[str, str]) -> ServerCon
     return msgspec.structs.replace(server, **changes) if changes else server
 
 
-def _provider_from_openai_env(env: Mapping[str, str]) -> ProviderConfig:
-    """No config file: one provider from the OpenAI SDK's own variables, passing every model through."""
-    return ProviderConfig(
+def _providers_from_sdk_env(env: Mapping[str, str]) -> tuple[ProviderConfig, ...]:
+    """No config file: providers from the SDKs' own variables. OpenAI passes every model through; Anthropic
+    (when ANTHROPIC_API_KEY or ANTHROPIC_BASE_URL is set) serves the `claude-*` names."""
+    openai = ProviderConfig(
         name="openai",
         base_url=env.get("OPENAI_BASE_URL") or DEFAULT_OPENAI_BASE_URL,
         api_key=env.get("OPENAI_API_KEY", ""),
     )
+    if not (env.get("ANTHROPIC_API_KEY") or env.get("ANTHROPIC_BASE_URL")):
+        return (openai,)
+    anthropic = ProviderConfig(
+        name="anthropic",
+        kind="anthropic",
+        base_url=env.get("ANTHROPIC_BASE_URL") or DEFAULT_ANTHROPIC_BASE_URL,
+        api_key=env.get("ANTHROPIC_API_KEY", ""),
+        models=("claude-*",),
+    )
+    return anthropic, openai
+
+
+def _resolve_key(key: str, where: str, env: Mapping[str, str]) -> str:
+    if not key.startswith("env:"):
+        return key
+    var = key[4:]
+    if not var or var not in env:
+        raise ConfigError(f"{where}: refers to environment variable {var!r}, which is not set")
+    return env[var]
 
 
 def _resolve_provider(provider: ProviderConfig, index: int, env: Mapping[str, str]) -> ProviderConfig:
-    """Read `env:VAR` keys and normalise the base URL."""
-    key = provider.api_key
-    if key.startswith("env:"):
-        var = key[4:]
-        if not var or var not in env:
-            raise ConfigError(
-                f"providers[{index}].api_key: refers to environment variable {var!r}, which is not set"
-            )
-        key = env[var]
-    return msgspec.structs.replace(provider, api_key=key, base_url=provider.base_url.rstrip("/"))
+    """Read `env:VAR` keys into `api_keys` (all) and `api_key` (the first); normalise the base URL."""
+    keys = [_resolve_key(provider.api_key, f"providers[{index}].api_key", env)] if provider.api_key else []
+    keys += [_resolve_key(k, f"providers[{index}].api_keys[{i}]", env) for i, k in enumerate(provider.api_keys)]
+    keys = [k for k in dict.fromkeys(keys) if k]
+    return msgspec.structs.replace(provider, api_key=keys[0] if keys else "", api_keys=tuple(keys),
+                                   base_url=provider.base_url.rstrip("/"))
 
 
 def validate(settings: Settings) -> None:
@@ -194,12 +295,19 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"server.max_body_bytes: expected at least 1024, got {server.max_body_bytes}")
     if server.models_cache_ttl_s < 0:
         raise ConfigError("server.models_cache_ttl_s: expected a number >= 0")
+    if server.stream_keepalive_s <= 0:
+        raise ConfigError("server.stream_keepalive_s: expected a number of seconds > 0")
     if server.log_level.upper() not in LOG_LEVELS:
         raise ConfigError(f"server.log_level: expected one of {', '.join(LOG_LEVELS)}, got {server.log_level!r}")
     for i, route in enumerate(server.extra_routes):
         parse_route(route, f"server.extra_routes[{i}]")
+    _validate_providers(settings.providers)
+    validate_routing(settings)
+
+
+def _validate_providers(providers: tuple[ProviderConfig, ...]) -> None:
     seen: set[str] = set()
-    for i, provider in enumerate(settings.providers):
+    for i, provider in enumerate(providers):
         where = f"providers[{i}]"
         if provider.name in seen:
             raise ConfigError(f"{where}.name: {provider.name!r} is used by another provider")
@@ -209,6 +317,48 @@ def validate(settings: Settings) -> None:
         for field in ("connect_s", "first_byte_s", "idle_s"):
             if getattr(provider.timeouts, field) <= 0:
                 raise ConfigError(f"{where}.timeouts.{field}: expected a number of seconds > 0")
+
+
+def validate_routing(settings: Settings) -> None:
+    """Aliases name known providers and fallbacks, weights are positive, the [routing] numbers make sense."""
+    providers = {p.name for p in settings.providers}
+    aliases = [m.name for m in settings.models]
+    declared = {m for p in settings.providers for m in p.models}
+    for i, model in enumerate(settings.models):
+        where = f"models[{i}]"
+        if not model.name:
+            raise ConfigError(f"{where}.name: expected a model name")
+        if aliases.index(model.name) != i:
+            raise ConfigError(f"{where}.name: {model.name!r} is declared twice")
+        _validate_deployments(model, where, providers)
+        for j, fallback in enumerate(model.fallbacks):
+            if fallback not in aliases and fallback not in declared:
+                raise ConfigError(f"{where}.fallbacks[{j}]: {fallback!r} is not a model alias")
+        if model.hedge is not None and not 0 < model.hedge.max_ratio <= 1:
+            raise ConfigError(f"{where}.hedge.max_ratio: expected a number in (0, 1]")
+    routing = settings.routing
+    for field in ("max_attempts", "breaker_failures", "breaker_min_requests"):
+        if getattr(routing, field) < 1:
+            raise ConfigError(f"routing.{field}: expected an integer >= 1")
+    for field in ("budget_s", "cooldown_s", "breaker_window_s", "breaker_open_s", "max_cooldown_s"):
+        if getattr(routing, field) <= 0:
+            raise ConfigError(f"routing.{field}: expected a number of seconds > 0")
+    if not 0 < routing.breaker_error_rate <= 1:
+        raise ConfigError("routing.breaker_error_rate: expected a number in (0, 1]")
+
+
+def _validate_deployments(model: ModelConfig, where: str, providers: set[str]) -> None:
+    if not model.deployments:
+        raise ConfigError(f"{where}.deployments: expected at least one deployment")
+    for j, deployment in enumerate(model.deployments):
+        if deployment.provider not in providers:
+            raise ConfigError(f"{where}.deployments[{j}].provider: no provider is named {deployment.provider!r}")
+        if not deployment.weight > 0:
+            raise ConfigError(f"{where}.deployments[{j}].weight: expected a number > 0")
+        for limit in ("rpm", "tpm"):
+            value = getattr(deployment, limit)
+            if value is not None and value < 1:
+                raise ConfigError(f"{where}.deployments[{j}].{limit}: expected an integer >= 1")
 
 
 def parse_route(route: str, where: str) -> tuple[str, str]:

@@ -7,8 +7,10 @@
      ├── ModelNotFound           404  no provider serves the model
      ├── MethodNotAllowed        405
      ├── PayloadTooLarge         413
+     ├── RateLimited             429  every key that could serve the model is resting after a 429
      ├── UpstreamUnreachable     502  connection refused, reset, DNS
      ├── UpstreamError           502  the upstream answered something unusable (a gateway-served route)
+     ├── NoHealthyDeployment     503  every deployment's circuit breaker is open
      ├── UpstreamTimeout         504  connect, first byte or idle timeout
      └── InternalError           500  a bug: logged with its traceback
 
@@ -72,6 +74,14 @@ class MethodNotAllowed(GatewayError):
 
 class PayloadTooLarge(GatewayError):
     status, type, code = 413, "invalid_request_error", "payload_too_large"
+
+
+class RateLimited(GatewayError):
+    status, type, code = 429, "rate_limit_error", "rate_limit_exceeded"
+
+
+class NoHealthyDeployment(GatewayError):
+    status, type, code = 503, "upstream_error", "no_healthy_deployment"
 
 
 class UpstreamUnreachable(GatewayError):

@@ -1,39 +1,133 @@
-"""GatewayState: what the request path needs, built from Settings and opened in the app's lifespan."""
+"""GatewayState: what the request path needs, built from Settings and opened in the app's lifespan.
+
+The routing table, upstream clients and model catalog of one configuration form a `Router`; a reload builds a
+new Router and swaps it in. A request holds the Router it started with until it ends, so nothing in flight is
+dropped; clients the new config no longer uses are closed once the last request on the old Router ends.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
+import msgspec
+from loguru import logger
+
 from llmgate.access.authenticate import Authenticator
-from llmgate.config import Settings
+from llmgate.config import ConfigError, ProviderConfig, Settings, load_settings
 from llmgate.proxy.client import UpstreamClient
 from llmgate.proxy.forward import fetch_model_list
 from llmgate.routing.catalog import ModelCatalog
 from llmgate.routing.table import RoutingTable
 
 
+class Router:
+    """One configuration generation: routing table, upstream clients (one pool per provider), model catalog."""
+
+    __slots__ = ("_closing", "active", "catalog", "clients", "retired", "settings", "table")
+
+    table: RoutingTable
+    catalog: ModelCatalog
+
+    def __init__(self, settings: Settings, clients: dict[str, UpstreamClient], previous: Router | None = None):
+        self.settings = settings
+        self.table = RoutingTable(settings.providers, settings.models, settings.routing,
+                                  previous.table if previous is not None else None)
+        self.clients = clients
+        self.catalog = ModelCatalog(self.table, self._fetch_models, settings.server.models_cache_ttl_s,
+                                    time.monotonic)
+        self.active = 0
+        """Requests in flight on this Router."""
+        self.retired: list[UpstreamClient] | None = None
+        """Set on reload: clients to close once `active` drops to zero."""
+        self._closing: asyncio.Future[None] | None = None
+
+    async def _fetch_models(self, provider_name: str) -> list[dict[str, Any]]:
+        provider = self.table.providers[provider_name]
+        ring = self.table.keyrings[provider_name]
+        key = ring.choose(time.monotonic()) or ring.keys[0]
+        headers = [*key.auth_headers, *provider.default_headers]
+        return await fetch_model_list(self.clients[provider_name], provider.upstream_path("/models", "", ""),
+                                      headers)
+
+    def leave(self) -> None:
+        """A request on this Router ended: close retired clients after the last one."""
+        self.active -= 1
+        if self.retired is not None and self.active == 0:
+            retired, self.retired = self.retired, None
+            self._closing = asyncio.ensure_future(_close_all(retired))
+
+
 class GatewayState:
-    """Upstream clients, routing table, model catalog and the authenticator; no request logic."""
+    """The current Router, the authenticator and reload; no request logic."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.authenticator = Authenticator(settings.master_key)
-        self.table = RoutingTable(settings.providers)
-        self.clients = {p.name: UpstreamClient(p) for p in settings.providers}
-        self.catalog = ModelCatalog(self.table, self._fetch_models, settings.server.models_cache_ttl_s,
-                                    time.monotonic)
+        self.router = Router(settings, {p.name: UpstreamClient(p) for p in settings.providers})
         self.started_at = time.monotonic()
+        self.reloads = 0
+        self._reload_lock = asyncio.Lock()
 
     async def open(self) -> None:
         """Open one pooled client per provider."""
-        for client in self.clients.values():
+        for client in self.router.clients.values():
             await client.open()
 
     async def close(self) -> None:
-        for client in self.clients.values():
-            await client.close()
+        await _close_all(list(self.router.clients.values()))
 
-    async def _fetch_models(self, provider: str) -> list[dict[str, Any]]:
-        return await fetch_model_list(self.clients[provider])
+    async def reload(self, settings: Settings | None = None) -> Settings:
+        """Load the config again (from the same file and environment) and swap it in without dropping requests.
 
+        A bad config raises ConfigError and changes nothing. Server settings (address, workers, body limit)
+        need a restart; the master key comes from the environment, read at start. For SIGHUP and the future
+        `POST /manage/reload`.
+        """
+        async with self._reload_lock:
+            if settings is None:
+                settings = load_settings(config_path=self.settings.config_path)
+            if settings.server != self.settings.server:
+                logger.warning("reload: [server] settings changed; they take effect at the next restart")
+            old = self.router
+            clients: dict[str, UpstreamClient] = {}
+            for provider in settings.providers:
+                kept = old.clients.get(provider.name)
+                clients[provider.name] = kept if kept is not None and _same_pool(kept.provider, provider) else \
+                    UpstreamClient(provider)
+            fresh = [c for c in clients.values() if c not in old.clients.values()]
+            for client in fresh:
+                await client.open()
+            settings = msgspec.structs.replace(settings, server=self.settings.server,
+                                               master_key=self.settings.master_key)
+            new = Router(settings, clients, old)
+            retired = [c for c in old.clients.values() if c not in clients.values()]
+            self.router, self.settings = new, settings
+            self.reloads += 1
+            if retired:
+                if old.active == 0:
+                    await _close_all(retired)
+                else:
+                    old.retired = retired
+            logger.info("config reloaded: {} provider(s), {} alias(es)", len(settings.providers), len(settings.models))
+            return settings
+
+    async def reload_or_keep(self) -> bool:
+        """Reload; on a bad config log why and keep the running one. True when the new config is in use."""
+        try:
+            await self.reload()
+        except ConfigError as exc:
+            logger.error("config reload rejected, keeping the running config: {}", exc)
+            return False
+        return True
+
+
+def _same_pool(old: ProviderConfig, new: ProviderConfig) -> bool:
+    """A client (its pool) can be kept when where and how it connects is unchanged; keys are per request."""
+    return old.base_url == new.base_url and old.timeouts == new.timeouts
+
+
+async def _close_all(clients: list[UpstreamClient]) -> None:
+    for client in clients:
+        await client.close()

@@ -11,9 +11,13 @@ tools: upstream_double_tools.py; errors and the `request-id` header as Anthropic
 what it received; `POST /_reset` clears that.
 
 Per-request headers: x-mock-status (non-200 -> an OpenAI error body, Anthropic's on messages paths),
-x-mock-delay-ms (before the first byte), x-mock-chunks (stream length), x-mock-chunk-delay-ms (between chunks).
-Env defaults: DELAY_MS, CHUNKS (20), CHUNK_DELAY_MS. Bodies and stream frames are precomputed (cached per model),
-nothing is logged per request.
+x-mock-delay-ms (before the first byte),
+x-mock-chunks (stream length), x-mock-chunk-delay-ms (between chunks), x-mock-retry-after (on a 429, default 1),
+x-mock-reset-after-chunks (drop the connection after that many stream deltas; non-streamed: after the headers),
+x-mock-reject-key (401 when the request's key contains this text). The same settings can be fixed per base URL
+with a path prefix, so several "deployments" can share one double: `/_mock/status=503,delay-ms=10/v1/...`
+behaves as `/v1/...` with `x-mock-status: 503` and `x-mock-delay-ms: 10`. Env defaults: DELAY_MS, CHUNKS (20),
+CHUNK_DELAY_MS. Bodies and stream frames are precomputed (cached per model), nothing is logged per request.
 """
 
 from __future__ import annotations
@@ -161,7 +165,8 @@ SEEN = Seen()
 class Req:
     """One request as the handlers see it."""
 
-    __slots__ = ("body", "chunk_delay", "headers", "id_header", "json", "model", "n", "receive", "rid", "send", "t0")
+    __slots__ = ("body", "chunk_delay", "headers", "id_header", "json", "model", "n", "receive", "reset", "rid", "send",
+                 "t0")
 
     def __init__(self, receive: Receive, send: Send, headers: dict[bytes, bytes], body: bytes) -> None:
         self.receive, self.send, self.headers, self.body = receive, send, headers, body
@@ -174,6 +179,8 @@ class Req:
         self.model: str = model if isinstance(model, str) and model else "mock"
         self.n = int(_number(headers.get(b"x-mock-chunks"), CHUNKS, MAX_CHUNKS))
         self.chunk_delay = _number(headers.get(b"x-mock-chunk-delay-ms"), CHUNK_DELAY_MS, 600_000.0) / 1000
+        reset = headers.get(b"x-mock-reset-after-chunks")
+        self.reset = int(_number(reset, 0, MAX_CHUNKS)) if reset is not None else None
         SEEN.request_ids += 1
         self.rid = b"up-%d" % SEEN.request_ids
         self.id_header = b"x-request-id"  # Anthropic's API names it `request-id` (set for messages paths)
@@ -190,6 +197,9 @@ class Req:
                       extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
         await self.send({"type": "http.response.start", "status": status,
                          "headers": self.response_headers(ctype, extra)})
+        if self.reset is not None:
+            await self.send({"type": "http.response.body", "body": body[:len(body) // 2], "more_body": True})
+            raise ConnectionResetError("x-mock-reset-after-chunks")
         await self.send({"type": "http.response.body", "body": body})
 
     async def stream(self, frames: Frames, ctype: bytes = _SSE) -> None:
@@ -209,7 +219,9 @@ class Req:
                              "headers": self.response_headers(ctype, extra)})
             if head:
                 await self.send({"type": "http.response.body", "body": head, "more_body": True})
-            for frame in deltas:
+            for i, frame in enumerate(deltas):
+                if i == self.reset:
+                    raise ConnectionResetError("x-mock-reset-after-chunks")
                 if watch.done():
                     return
                 await self.send({"type": "http.response.body", "body": frame, "more_body": True})
@@ -218,6 +230,8 @@ class Req:
             if not watch.done():
                 await self.send({"type": "http.response.body", "body": tail, "more_body": False})
                 completed = True
+        except ConnectionResetError:
+            raise  # asked for: granian drops the connection mid-body
         except Exception:  # send failing means the client went away: counted below as aborted
             pass
         finally:
@@ -529,6 +543,16 @@ async def _read_body(receive: Receive) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
+def _path_settings(path: str, headers: dict[bytes, bytes]) -> str:
+    """`/_mock/status=503,delay-ms=10/v1/x` → `/v1/x`, with x-mock-status and x-mock-delay-ms set in `headers`."""
+    spec, _, rest = path[len("/_mock/"):].partition("/")
+    for item in spec.split(","):
+        name, _, value = item.partition("=")
+        if name:
+            headers[b"x-mock-" + name.encode()] = value.encode()
+    return "/" + rest
+
+
 async def _http(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     body = await _read_body(receive)
     path: str = scope["path"]
@@ -539,23 +563,29 @@ async def _http(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", _JSON)]})
         return await send({"type": "http.response.body", "body": payload})
     headers = dict(scope["headers"])
+    if path.startswith("/_mock/"):
+        path = _path_settings(path, headers)
     qs = scope.get("query_string")
     SEEN.count += 1
-    auth = headers.get(b"authorization") or headers.get(b"x-api-key")
-    full_path = f"{path}?{qs.decode('latin-1')}" if qs else path
+    auth = headers.get(b"authorization") or headers.get(b"x-api-key") or headers.get(b"api-key")
+    full_path = f"{scope['path']}?{qs.decode('latin-1')}" if qs else scope["path"]
     SEEN.recent.append(Record(scope["method"], full_path, auth, body, scope["headers"]))
     r = Req(receive, send, headers, body)
     anthropic = path.rstrip("/").endswith(("/messages", "/messages/count_tokens"))
     if anthropic:
         r.id_header = b"request-id"
     status = _status(headers.get(b"x-mock-status"))
+    reject = headers.get(b"x-mock-reject-key")
+    if reject and auth and reject in auth:
+        status = 401
     delay = _number(headers.get(b"x-mock-delay-ms"), DELAY_MS, 600_000.0)
     if delay > 0:
         await asyncio.sleep(delay / 1000)
     if status != 200:
         limited = status == 429
+        retry_after = headers.get(b"x-mock-retry-after", b"1")
         await send({"type": "http.response.start", "status": status, "headers": r.response_headers(
-            _JSON, ((b"retry-after", b"1"),) if limited else (), b"0" if limited else b"9999")})
+            _JSON, ((b"retry-after", retry_after),) if limited else (), b"0" if limited else b"9999")})
         body = b"" if status in (204, 304) else (tools.anthropic_error_body if anthropic else error_body)(status)
         return await send({"type": "http.response.body", "body": body})
     path = path.rstrip("/")

@@ -130,9 +130,9 @@ def test_untranslatable_requests_are_openai_errors(client: openai.OpenAI) -> Non
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model="claude-x", messages=HI, n=2)
     assert info.value.body["param"] == "n"
-    with pytest.raises(openai.BadRequestError) as info:
+    with pytest.raises(openai.NotFoundError) as missing:  # Anthropic deployments have no embeddings capability
         client.embeddings.create(model="claude-x", input="hi")
-    assert "Anthropic provider" in info.value.body["message"]
+    assert "does not support /v1/embeddings" in missing.value.body["message"]
     with pytest.raises(openai.InternalServerError) as unreachable:  # claude-dead's upstream refuses connections
         client.chat.completions.create(model="claude-dead", messages=HI)
     assert unreachable.value.status_code == 502 and unreachable.value.code == "upstream_unreachable"

@@ -119,3 +119,77 @@ def test_parse_route() -> None:
 ])
 def test_is_loopback(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+ROUTED = """
+[routing]
+max_attempts = 3
+
+[[providers]]
+name = "oai"
+base_url = "https://api.openai.com/v1/"
+api_key = "env:K1"
+api_keys = ["env:K2", "sk-literal", "env:K1"]
+
+[[providers]]
+name = "az"
+kind = "azure"
+base_url = "https://r.openai.azure.com"
+api_version = "2024-06-01"
+capabilities = ["chat", "embeddings"]
+
+[[models]]
+name = "gpt-4o"
+fallbacks = ["mini"]
+hedge = { after_ms = 500 }
+deployments = [{ provider = "oai", weight = 2, rpm = 100 }, { provider = "az", model = "my-dep" }]
+
+[[models]]
+name = "mini"
+deployments = [{ provider = "oai", model = "gpt-4o-mini" }]
+"""
+
+
+def test_aliases_keys_and_kinds(tmp_path: Path) -> None:
+    settings = load_settings({"K1": "sk-one", "K2": "sk-two"}, write(tmp_path, ROUTED))
+    oai, az = settings.providers
+    assert oai.api_keys == ("sk-one", "sk-two", "sk-literal") and oai.api_key == "sk-one"  # each key once
+    assert oai.base_url == "https://api.openai.com/v1"
+    assert (az.kind, az.api_version, az.capabilities) == ("azure", "2024-06-01", ("chat", "embeddings"))
+    gpt4o, _ = settings.models
+    assert [(d.provider, d.model, d.weight, d.rpm) for d in gpt4o.deployments] == [
+        ("oai", "", 2, 100), ("az", "my-dep", 1, None)]
+    assert gpt4o.fallbacks == ("mini",) and gpt4o.hedge is not None and gpt4o.hedge.after_ms == 500
+    assert settings.routing.max_attempts == 3
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (('provider = "az", model', 'provider = "nope", model'), r"models\[0\]\.deployments\[1\]\.provider: no provider"),
+    (('fallbacks = ["mini"]', 'fallbacks = ["maxi"]'), r"models\[0\]\.fallbacks\[0\]: 'maxi' is not a model alias"),
+    (("weight = 2", "weight = 0"), r"models\[0\]\.deployments\[0\]\.weight: expected a number > 0"),
+    (('kind = "azure"', 'kind = "bedrock"'), r"providers\[1\]\.kind: Invalid enum value 'bedrock'"),
+    (('"chat", "embeddings"', '"chat", "video"'), r"providers\[1\]\.capabilities\[1\]"),
+    (('model = "gpt-4o-mini" }]', 'model = "gpt-4o-mini" }]\n[[models]]\nname = "mini"\n'
+      'deployments = [{ provider = "az" }]'),
+     r"models\[2\]\.name: 'mini' is declared twice"),
+    (("max_attempts = 3", "max_attempts = 0"), r"routing\.max_attempts: expected an integer >= 1"),
+    (('"env:K2"', '"env:MISSING"'), r"providers\[0\]\.api_keys\[0\]: refers to environment variable 'MISSING'"),
+])
+def test_routing_config_errors_name_the_key(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load_settings({"K1": "sk-one", "K2": "sk-two"}, write(tmp_path, ROUTED.replace(*change)))
+
+
+def test_anthropic_sdk_variables_add_a_claude_provider() -> None:
+    settings = load_settings({"ANTHROPIC_API_KEY": "sk-ant-1", "OPENAI_API_KEY": "sk-oai"})
+    anthropic, openai = settings.providers
+    assert (anthropic.kind, anthropic.base_url, anthropic.api_key, anthropic.models) == (
+        "anthropic", "https://api.anthropic.com", "sk-ant-1", ("claude-*",))
+    assert openai.name == "openai" and openai.models == ()
+    assert len(load_settings({"OPENAI_API_KEY": "sk-oai"}).providers) == 1
+
+
+def test_keepalive_interval_from_env() -> None:
+    assert load_settings({"LLMGATE_STREAM_KEEPALIVE_S": "2.5"}).server.stream_keepalive_s == 2.5
+    with pytest.raises(ConfigError, match="stream_keepalive_s"):
+        load_settings({"LLMGATE_STREAM_KEEPALIVE_S": "0"})

@@ -64,6 +64,11 @@ class StreamedReply:
         assert self._response is not None
         return list(self._response.raw_headers)
 
+    async def read(self) -> bytes:
+        """The whole remaining body (an error answer, before it is decided whether to retry)."""
+        assert self._response is not None
+        return await self._response.read()
+
     async def next_chunk(self) -> bytes:
         """Whatever has arrived since the last call (waiting for at least one byte); b"" at the end."""
         assert self._response is not None
@@ -71,14 +76,11 @@ class StreamedReply:
 
 
 class UpstreamClient:
-    """Pooled connections to one provider's base URL."""
+    """Pooled connections to one provider's base URL; auth headers come with each request (keys rotate)."""
 
     def __init__(self, provider: ProviderConfig) -> None:
         self.provider = provider
         self.base_url = provider.base_url
-        self.auth_header: tuple[str, str] | None = (
-            ("authorization", f"Bearer {provider.api_key}") if provider.api_key else None
-        )
         # A non-streamed response arrives whole when the model is done, so first_byte_s bounds it entirely.
         self._buffered_timeout = timedelta(seconds=provider.timeouts.first_byte_s)
         self._buffered: Client | None = None

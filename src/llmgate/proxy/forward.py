@@ -1,22 +1,50 @@
-"""Send one request upstream and its answer back; the one place where upstream client errors become ours."""
+"""Send a request upstream with retries and failover, and its answer back; the one place where upstream client
+errors become ours.
+
+    forward()   the attempt loop: routing picks (deployment, key); an attempt that fails before the first byte
+                went to the client (connect error, timeout, 429, 401/403, 5xx) is retried on the next pick,
+                then on the alias's fallbacks, with exponential backoff and jitter, within the attempt and time
+                budget. Other 4xx pass through at once. Every outcome goes back to routing (cooldown, breaker).
+    open_*()    one attempt, up to its first byte (the whole answer when not streaming)
+    deliver     the chosen answer to the client, with `x-llmgate-deployment` and `x-llmgate-attempts`
+"""
 
 from __future__ import annotations
 
 import asyncio
+import random
+import time
 from typing import Any
 
 import msgspec
 from loguru import logger
 
-from llmgate.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from llmgate.errors import (
+    GatewayError,
+    NoHealthyDeployment,
+    RateLimited,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+    error_body,
+)
 from llmgate.log import mask_secret
-from llmgate.proxy.asgi import DisconnectWatch, Receive, Send, send_response, uncancel
-from llmgate.proxy.client import TRANSPORT_ERRORS, Body, UpstreamClient, is_connect_timeout, is_timeout
+from llmgate.proxy.asgi import DisconnectWatch, send_response, uncancel
+from llmgate.proxy.attempt import Call, Failure, Opened, failure_kind
+from llmgate.proxy.client import TRANSPORT_ERRORS, UpstreamClient, is_connect_timeout, is_timeout
 from llmgate.proxy.headers import downstream_headers
-from llmgate.proxy.streaming import relay_stream
+from llmgate.proxy.hedge import open_hedged
+from llmgate.proxy.streaming import StreamGuard, end_with_error, relay_body
+from llmgate.routing.keys import KeyState, cool_down, disable, retry_after_s
+from llmgate.routing.select import Deployment, Route, choose, choose_last_resort
+
+__all__ = ["Call", "fetch_model_list", "forward", "upstream_error"]
+
+_clock = time.monotonic
+_ATTEMPTS = tuple(b"%d" % n for n in range(64))
 
 
-def upstream_error(exc: BaseException, client: UpstreamClient) -> GatewayError:
+def upstream_error(exc: BaseException, client: UpstreamClient, secret: str = "") -> GatewayError:
     """Translate an upstream client error: timeouts → 504, anything else on the wire → 502."""
     provider = client.provider.name
     if is_connect_timeout(exc):
@@ -24,53 +52,281 @@ def upstream_error(exc: BaseException, client: UpstreamClient) -> GatewayError:
     if is_timeout(exc):
         return UpstreamTimeout(f"The upstream provider `{provider}` did not answer in time.")
     # The client's message can hold the URL but never the key (it travels in a header); mask anyway.
-    detail = str(exc).replace(client.provider.api_key, mask_secret(client.provider.api_key)) \
-        if client.provider.api_key else str(exc)
+    detail = str(exc).replace(secret, mask_secret(secret)) if secret else str(exc)
     logger.warning("upstream {} unreachable: {}", provider, detail)
     return UpstreamUnreachable(f"Could not reach the upstream provider `{provider}`.")
 
 
-async def forward(send: Send, receive: Receive, client: UpstreamClient, method: str, path: str,
-                  headers: list[tuple[str, str]], body: Body, request_id: bytes, stream: bool) -> bytes | None:
-    """Forward one request; stream the answer when `stream`, else send it whole. Returns the upstream's id."""
+async def forward(call: Call, route: Route) -> None:
+    """Serve `call` from `route` (then its fallbacks); answer the client exactly once."""
+    watch = DisconnectWatch(call.receive) if isinstance(call.body, bytes) else None
+    guard = StreamGuard(call.send, call.keepalive_s, call.keepalive_headers, call.error_frame) if call.stream else None
+    call.guard = guard
+    failure: Failure | None = None
     try:
-        if stream:
-            return await relay_stream(send, receive, client.stream(method, path, headers, body), request_id,
-                                      client.provider.timeouts, watch_disconnect=isinstance(body, bytes))
-        return await _forward_buffered(send, receive, client, method, path, headers, body, request_id)
-    except TRANSPORT_ERRORS as exc:
-        raise upstream_error(exc, client) from exc
-
-
-async def _forward_buffered(send: Send, receive: Receive, client: UpstreamClient, method: str, path: str,
-                            headers: list[tuple[str, str]], body: Body, request_id: bytes) -> bytes | None:
-    # A body still streaming up is read from `receive` too, so a disconnect can only be watched after it.
-    watch = DisconnectWatch(receive) if isinstance(body, bytes) else None
-    try:
-        status, upstream_headers, data = await client.fetch(method, path, headers, body)
+        failure = await _try_routes(call, route)
     except asyncio.CancelledError:
+        _release_probe(call)
         if watch is None or not watch.disconnected:
             raise
         uncancel()
-        logger.debug("client disconnected while waiting; upstream request closed")
-        return None
+        if guard is not None and guard.started:
+            logger.debug("client disconnected mid-stream; upstream response closed")
+        else:
+            logger.debug("client disconnected while waiting; upstream request closed")
+        return
+    except BaseException:
+        _release_probe(call)
+        raise
     finally:
         if watch is not None:
             watch.stop()
-    down, upstream_id = downstream_headers(upstream_headers, request_id)
-    await send_response(send, status, down, data)
-    return upstream_id
+        if guard is not None:
+            guard.stop()
+    if failure is not _DONE:
+        await _answer_failure(call, route, failure)
+
+
+_DONE = Failure(None, None, "done")
+
+
+async def _try_routes(call: Call, route: Route) -> Failure | None:
+    """The alias, then its fallbacks, then a resting key as the last resort: _DONE or the last failure."""
+    failure = await _try_route(call, route)
+    if failure is not _DONE:
+        for fallback in route.fallbacks:
+            if _out_of_budget(call):
+                break
+            failure = await _try_route(call, fallback, failure)
+            if failure is _DONE:
+                break
+    if failure is None:
+        failure = await _last_resort(call, route)
+    return failure
+
+
+def _release_probe(call: Call) -> None:
+    """The request ended before its attempt's outcome was known: a half-open probe it held is free again."""
+    if call.deployment is not None and call.deployment.breaker.state == "half_open":
+        call.deployment.breaker.release()
+
+
+async def _last_resort(call: Call, route: Route) -> Failure | None:
+    """Nothing was available: try a resting key once rather than refuse (see routing.select.choose_last_resort)."""
+    entries = route.by_capability.get(call.capability)
+    pick = choose_last_resort(entries, _clock()) if entries is not None else None
+    if pick is None:
+        return None
+    call.attempts += 1
+    call.deployment = pick[0]
+    opened = await _open(call, *pick)
+    if isinstance(opened, Opened):
+        await _deliver(call, opened)
+        return _DONE
+    record_failure(opened, _clock(), call.routing)
+    return opened
+
+
+def _out_of_budget(call: Call) -> bool:
+    routing = call.routing
+    return call.attempts >= call.max_attempts or _clock() - call.started_at >= routing.budget_s
+
+
+async def _try_route(call: Call, route: Route, failure: Failure | None = None) -> Failure | None:
+    """Attempts on one alias until one is delivered (→ _DONE) or none is left (→ the last failure)."""
+    entries = route.by_capability.get(call.capability)
+    if entries is None:
+        return failure
+    exclude: list[Deployment] = []
+    while not _out_of_budget(call):
+        now = _clock()
+        pick = choose(entries, now, exclude, random.random)
+        if pick is None:
+            return failure
+        if call.attempts:
+            await asyncio.sleep(_backoff_s(call))
+        call.attempts += 1
+        call.deployment = pick[0]
+        if route.hedge is not None and call.may_retry:
+            opened = await open_hedged(call, route, pick, entries, exclude, _open, _clock,
+                                       lambda f: record_failure(f, _clock(), call.routing))
+        else:
+            opened = await _open(call, *pick)
+        if isinstance(opened, Opened):
+            await _deliver(call, opened)
+            return _DONE
+        failure = opened
+        if record_failure(failure, _clock(), call.routing):
+            exclude.append(failure.deployment)  # type: ignore[arg-type]
+        if not call.may_retry:
+            return failure
+    return failure
+
+
+async def _open(call: Call, deployment: Deployment, key: KeyState) -> Opened | Failure:
+    """One attempt up to its first byte; a stream's first-byte deadline turns into a timeout Failure."""
+    if call.guard is None:
+        return await open_buffered(call, deployment, key)
+    guard = call.guard
+    guard.expect_first_byte(deployment.provider.config.timeouts)
+    try:
+        return await open_stream(call, deployment, key)
+    except asyncio.CancelledError:
+        if not guard.fired:
+            raise
+        uncancel()
+        guard.between_attempts()
+        error = UpstreamTimeout(f"The upstream provider `{deployment.provider.name}` did not answer in time.")
+        return Failure(deployment, key, "timeout", error=error)
+
+
+async def open_buffered(call: Call, deployment: Deployment, key: KeyState) -> Opened | Failure:
+    """Send the request and read the whole answer (the provider's first-byte timeout bounds it)."""
+    client = call.router.clients[deployment.provider.name]
+    try:
+        status, headers, data = await client.fetch(call.method, call.upstream_path(deployment),
+                                                   call.upstream_headers(deployment, key),
+                                                   call.upstream_body(deployment))
+    except TRANSPORT_ERRORS as exc:
+        error = upstream_error(exc, client, key.secret)
+        return Failure(deployment, key, "timeout" if isinstance(error, UpstreamTimeout) else "transport",
+                       error=error)
+    kind = failure_kind(status)
+    if kind is None:
+        return Opened(deployment, key, status, headers, data)
+    return Failure(deployment, key, kind, status, headers, data)
+
+
+async def open_stream(call: Call, deployment: Deployment, key: KeyState) -> Opened | Failure:
+    """Send the request and wait for the answer's first chunk: until then a failure can still be retried."""
+    client = call.router.clients[deployment.provider.name]
+    reply = client.stream(call.method, call.upstream_path(deployment), call.upstream_headers(deployment, key),
+                          call.upstream_body(deployment))
+    entered = False
+    try:
+        await reply.__aenter__()
+        entered = True
+        kind = failure_kind(reply.status)
+        if kind is not None:
+            body = await reply.read()
+            await reply.__aexit__(None, None, None)
+            return Failure(deployment, key, kind, reply.status, reply.raw_headers(), body)
+        first = await reply.next_chunk()
+        assert call.guard is not None
+        call.guard.progress()
+        return Opened(deployment, key, reply.status, reply.raw_headers(), first, reply)
+    except TRANSPORT_ERRORS as exc:
+        if entered:
+            await reply.__aexit__(type(exc), exc, exc.__traceback__)
+        error = upstream_error(exc, client, key.secret)
+        return Failure(deployment, key, "timeout" if isinstance(error, UpstreamTimeout) else "transport",
+                       error=error)
+    except BaseException as exc:  # cancelled (deadline, disconnect, hedge lost): drop the connection
+        if entered:
+            await reply.__aexit__(type(exc), exc, exc.__traceback__)
+        raise
+
+
+def _backoff_s(call: Call) -> float:
+    """Exponential backoff with jitter: base * 2**(retry-1), capped, times a random factor in [0.5, 1]."""
+    routing = call.routing
+    ceiling = min(routing.backoff_max_ms, routing.backoff_base_ms * 2.0 ** (call.attempts - 1)) / 1000
+    return ceiling * (0.5 + random.random() / 2)
+
+
+def record_failure(failure: Failure, now: float, routing: Any) -> bool:
+    """Tell routing what went wrong; True when the deployment itself failed (try another one)."""
+    deployment, key = failure.deployment, failure.key
+    assert deployment is not None and key is not None
+    if failure.kind == "rate_limited":
+        asked = retry_after_s(failure.headers) if failure.headers else None
+        cool_down(key, now, min(asked, routing.max_cooldown_s) if asked is not None else routing.cooldown_s)
+        deployment.breaker.release()
+        return False
+    if failure.kind == "bad_key":
+        if disable(key):
+            logger.error("provider {} rejected key {} with {}: key disabled until the next reload",
+                         deployment.provider.name, key.masked, failure.status)
+        deployment.breaker.release()
+        return False
+    key.failures += 1
+    if deployment.breaker.record_failure(now):
+        logger.warning("deployment {} circuit breaker opened ({} consecutive failures)", deployment.name,
+                       deployment.breaker.consecutive)
+    return True
+
+
+async def _deliver(call: Call, opened: Opened) -> None:
+    """Send the chosen answer to the client and tell routing how it went."""
+    deployment = opened.deployment
+    headers, _ = downstream_headers(opened.headers, call.request_id)
+    headers.append((b"x-llmgate-deployment", deployment.header))
+    headers.append((b"x-llmgate-attempts", _ATTEMPTS[call.attempts] if call.attempts < 64 else b"64"))
+    if call.hedges:
+        headers.append((b"x-llmgate-hedges", b"%d" % call.hedges))
+    call.deployment = deployment
+    if opened.reply is None:
+        deployment.breaker.record_success(_clock())
+        await send_response(call.send, opened.status, headers, opened.body)
+        return
+    guard = call.guard
+    assert guard is not None
+    try:
+        if guard.started and opened.status >= 400:  # keep-alives went out as a 200: say it the SSE way
+            await end_with_error(call.send, guard, opened.body + await opened.reply.read())
+            return
+        error = await relay_body(call.send, opened.reply, opened.body, guard, headers)
+    finally:
+        await opened.reply.__aexit__(None, None, None)
+    if error is None:
+        deployment.breaker.record_success(_clock())
+    elif deployment.breaker.record_failure(_clock()):
+        logger.warning("deployment {} circuit breaker opened (mid-stream failure)", deployment.name)
+
+
+async def _answer_failure(call: Call, route: Route, failure: Failure | None) -> None:
+    """No attempt succeeded: pass the last upstream answer on, or say why there was none."""
+    if failure is None:
+        error = _nothing_available(call, route)
+    elif failure.error is not None:
+        error = failure.error
+    else:
+        opened = Opened(failure.deployment, failure.key, failure.status, failure.headers, failure.body)  # type: ignore[arg-type]
+        if call.guard is None or not call.guard.started:
+            await _deliver(call, opened)
+            return
+        await end_with_error(call.send, call.guard, failure.body or b"{}")
+        return
+    error.headers["x-llmgate-attempts"] = str(call.attempts)
+    if call.guard is not None and call.guard.started:
+        await end_with_error(call.send, call.guard, error_body(error))
+        return
+    raise error
+
+
+def _nothing_available(call: Call, route: Route) -> GatewayError:
+    """Every deployment is resting: 429 when keys are cooling down (with when to come back), else 503."""
+    now = _clock()
+    returns = []
+    for deployment, _ in route.entries:
+        back = deployment.keys.next_available_at()
+        if back is not None and back > now and deployment.breaker.allows(now):
+            returns.append(back)
+    if returns:
+        wait = max(1, int(min(returns) - now + 0.999))
+        return RateLimited(f"Every API key for `{route.name}` is rate limited; retry in {wait} s.",
+                           headers={"retry-after": str(wait)})
+    return NoHealthyDeployment(f"No healthy deployment can serve `{route.name}` right now.")
 
 
 class _ModelList(msgspec.Struct):
     data: list[dict[str, Any]]
 
 
-async def fetch_model_list(client: UpstreamClient) -> list[dict[str, Any]]:
-    """`GET {base_url}/models` from the provider: the model objects it lists."""
-    headers = [client.auth_header] if client.auth_header else []
+async def fetch_model_list(client: UpstreamClient, path: str, headers: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """`GET {base_url}{path}` (the provider's model list): the model objects it lists."""
     try:
-        status, _, data = await client.fetch("GET", "/models", headers, b"")
+        status, _, data = await client.fetch("GET", path, headers, b"")
     except TRANSPORT_ERRORS as exc:
         raise upstream_error(exc, client) from exc
     if status != 200:

@@ -64,19 +64,21 @@ def split_request_headers(raw: Iterable[tuple[bytes, bytes]]) -> InboundHeaders:
     return found
 
 
-def upstream_request_headers(inbound: InboundHeaders, auth: tuple[str, str] | None,
-                             request_id: bytes) -> list[tuple[str, str]]:
-    """The headers to send upstream: the forwarded ones, the provider's auth header, and our request id."""
+def upstream_request_headers(inbound: InboundHeaders, auth: tuple[tuple[str, str], ...], request_id: bytes,
+                             defaults: tuple[tuple[str, str], ...] = ()) -> list[tuple[str, str]]:
+    """The headers to send upstream: the forwarded ones, the key's auth headers, the provider's defaults the
+    caller did not send (e.g. `anthropic-version`), and our request id."""
     headers = inbound.forward.copy()
-    if auth is not None:
-        headers.append(auth)
+    headers.extend(auth)
+    if defaults:
+        sent = {name for name, _ in headers}
+        headers.extend(h for h in defaults if h[0] not in sent)
     headers.append(("x-client-request-id", request_id.decode("latin-1")))
     return headers
 
 
-def downstream_headers(
-    upstream: Iterable[tuple[bytes, bytes]], request_id: bytes
-) -> tuple[list[tuple[bytes, bytes]], bytes | None]:
+def downstream_headers(upstream: Iterable[tuple[bytes, bytes]],
+                       request_id: bytes) -> tuple[list[tuple[bytes, bytes]], bytes | None]:
     """The headers to send to the client, and the upstream's own request id if it sent one."""
     headers: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id)]
     upstream_id: bytes | None = None

@@ -1,111 +1,163 @@
 """Streaming passthrough: the upstream's bytes go to the client exactly as they came, no chunk parsed.
 
-Two guards run beside the relay and cancel it: `DisconnectWatch` (the client left: close the upstream at once)
-and `StreamDeadline` (the upstream is silent past the first-byte or idle timeout). One timer per stream, moved
-lazily: a chunk only stores a new deadline, the timer re-arms itself when it fires early.
+`StreamGuard` runs beside a streaming request, across its attempts, on one lazily moved timer:
+- the first-byte / idle deadline: cancels the task when the upstream is silent too long;
+- keep-alive: while no upstream byte has come for `keepalive_s`, a `: keep-alive` SSE comment goes out (the
+  response is started with 200 and text/event-stream for it), so proxies with idle timeouts keep the stream.
+  Only a stream that waits that long pays for it (a task per comment); faster ones stay byte-for-byte identical.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 
 from loguru import logger
 
 from llmgate.config import Timeouts
-from llmgate.errors import GatewayError, UpstreamTimeout, error_body
-from llmgate.proxy.asgi import DisconnectWatch, Receive, Send, uncancel
+from llmgate.errors import GatewayError, UpstreamError, UpstreamTimeout, error_body
+from llmgate.proxy.asgi import Headers, Send
 from llmgate.proxy.client import TRANSPORT_ERRORS, StreamedReply
-from llmgate.proxy.headers import downstream_headers
+
+KEEPALIVE_COMMENT = b": keep-alive\n\n"
 
 
-class StreamDeadline:
-    """Cancels the current task when no byte came from the upstream in time."""
+def openai_error_frame(body: bytes) -> bytes:
+    """`data: {"error": ...}` (no [DONE]), the shape the OpenAI SDK raises on."""
+    return b"data: " + body + b"\n\n"
 
-    __slots__ = ("_handle", "_idle_s", "_loop", "_task", "deadline", "fired")
 
-    def __init__(self, first_byte_s: float, idle_s: float) -> None:
+class StreamGuard:
+    """Deadline and keep-alive for one streaming request (see the module docstring)."""
+
+    __slots__ = ("_armed_at", "_handle", "_headers", "_keepalive_s", "_loop", "_next_keepalive",
+                 "_pending", "_send", "_task", "deadline", "error_frame", "fired", "idle_s", "started", "waiting")
+
+    def __init__(self, send: Send, keepalive_s: float, headers: Callable[[], Headers],
+                 error_frame: Callable[[bytes], bytes] = openai_error_frame) -> None:
+        self.error_frame = error_frame
+        """How an error ends a started stream, in the caller's dialect."""
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.current_task()
-        self._idle_s = idle_s
+        self._send = send
+        self._headers = headers
+        self._keepalive_s = keepalive_s
+        self._next_keepalive = self._loop.time() + keepalive_s
+        self._pending: asyncio.Task[None] | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed_at = math.inf
+        self.idle_s = 0.0
+        self.deadline = math.inf
         self.fired = False
-        self.deadline = self._loop.time() + first_byte_s
-        self._handle = self._loop.call_at(self.deadline, self._check)
+        self.started = False
+        """The response start has gone to the client (by the relay or by a keep-alive)."""
+        self.waiting = True
+        """No byte of the upstream's body has come yet."""
+
+    def expect_first_byte(self, timeouts: Timeouts) -> None:
+        """A new attempt: the upstream must answer within its first-byte timeout."""
+        self.fired = False
+        self.idle_s = timeouts.idle_s
+        self.deadline = self._loop.time() + timeouts.first_byte_s
+        self._arm()
+
+    def between_attempts(self) -> None:
+        """An attempt failed before the first byte: no deadline until the next one starts."""
+        self.deadline = math.inf
 
     def progress(self) -> None:
         """A byte came: the next one is due within the idle timeout."""
-        self.deadline = self._loop.time() + self._idle_s
+        self.deadline = self._loop.time() + self.idle_s
+
+    async def first_chunk(self) -> None:
+        """The upstream body's first chunk came: no more keep-alives; let a comment being sent finish first."""
+        self.waiting = False
+        if self._pending is not None:
+            await self._pending
+
+    async def settle(self) -> None:
+        """Wait for a keep-alive comment being sent (before sending anything else)."""
+        if self._pending is not None:
+            await self._pending
+
+    def _arm(self) -> None:
+        at = min(self.deadline, self._next_keepalive) if self.waiting else self.deadline
+        if at < self._armed_at:
+            if self._handle is not None:
+                self._handle.cancel()
+            self._armed_at = at
+            self._handle = self._loop.call_at(at, self._check)
 
     def _check(self) -> None:
-        if self._loop.time() >= self.deadline:
+        self._handle, self._armed_at = None, math.inf
+        now = self._loop.time()
+        if now >= self.deadline:
             self.fired = True
             if self._task is not None:
                 self._task.cancel()
-        else:
-            self._handle = self._loop.call_at(self.deadline, self._check)
+            return
+        if self.waiting and now >= self._next_keepalive:
+            self._next_keepalive = now + self._keepalive_s
+            if self._pending is None or self._pending.done():  # else the last comment is still being sent: skip
+                self._pending = self._loop.create_task(self._keepalive())
+        self._arm()
+
+    async def _keepalive(self) -> None:
+        if not self.started:
+            self.started = True
+            await self._send({"type": "http.response.start", "status": 200, "headers": self._headers()})
+        await self._send({"type": "http.response.body", "body": KEEPALIVE_COMMENT, "more_body": True})
 
     def stop(self) -> None:
-        self._handle.cancel()
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self._pending is not None and not self._pending.done():
+            self._pending.cancel()
 
 
-def openai_error_event(error: GatewayError) -> bytes:
-    """`data: {"error": ...}` (no [DONE]), the shape the OpenAI SDK raises on."""
-    return b"data: " + error_body(error) + b"\n\n"
+async def relay_body(send: Send, reply: StreamedReply, first: bytes, guard: StreamGuard,
+                     headers: Headers) -> GatewayError | None:
+    """Relay an opened upstream reply whose first chunk has been read, chunk by chunk, as it came.
 
-
-async def relay_stream(send: Send, receive: Receive, reply: StreamedReply, request_id: bytes,
-                       timeouts: Timeouts, watch_disconnect: bool = True,
-                       error_event: Callable[[GatewayError], bytes] = openai_error_event) -> bytes | None:
-    """Send the upstream response to the client chunk by chunk; return the upstream's request id.
-
-    Before the first byte has gone out, failures raise a GatewayError (the caller answers with an error);
-    after it, the stream is ended with `error_event(error)`: by default an OpenAI-style error event, which the
-    OpenAI SDK raises as APIError (the Anthropic routes pass Anthropic's `event: error`).
-    `watch_disconnect` must be False while the request body is still being read from `receive`.
+    Once bytes have gone out nothing is retried: a broken or silent upstream ends the stream with an
+    OpenAI-style error event, which the OpenAI SDK raises as APIError; the error is returned (the deployment's
+    failure). Cancellation by the deadline is handled here; any other cancellation (disconnect) propagates.
     """
-    watch = DisconnectWatch(receive) if watch_disconnect else None
-    deadline = StreamDeadline(timeouts.first_byte_s, timeouts.idle_s)
-    started = False
-    upstream_id: bytes | None = None
     try:
-        async with reply:
-            deadline.progress()
-            headers, upstream_id = downstream_headers(reply.raw_headers(), request_id)
+        await guard.first_chunk()
+        if not guard.started:
+            guard.started = True
             await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-            started = True
-            next_chunk = reply.next_chunk
-            while chunk := await next_chunk():
-                deadline.progress()
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        next_chunk = reply.next_chunk
+        chunk = first
+        while chunk:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            chunk = await next_chunk()
+            guard.progress()
         await send({"type": "http.response.body", "body": b""})
+        return None
     except asyncio.CancelledError:
-        disconnected = watch is not None and watch.disconnected
-        if not (disconnected or deadline.fired):
-            raise  # the server is shutting down
-        uncancel()
-        if disconnected:
-            logger.debug("client disconnected mid-stream; upstream response closed")
-            return upstream_id
-        error = UpstreamTimeout(f"The upstream sent nothing for {_silence(started, timeouts)} s.")
-        if not started:
-            raise error from None
-        await _end_with_error(send, error_event(error))
-    except TRANSPORT_ERRORS as exc:
-        if not started:
+        if not guard.fired:
             raise
+        _uncancel()
+        error: GatewayError = UpstreamTimeout(f"The upstream sent nothing for {guard.idle_s} s.")
+    except TRANSPORT_ERRORS as exc:
         logger.warning("upstream stream broke mid-response: {}", exc)
-        await _end_with_error(send, error_event(GatewayError(f"The upstream connection failed mid-stream: {exc}")))
-    finally:
-        if watch is not None:
-            watch.stop()
-        deadline.stop()
-    return upstream_id
+        error = UpstreamError(f"The upstream connection failed mid-stream: {exc}")
+    await end_with_error(send, guard, error_body(error))
+    return error
 
 
-def _silence(started: bool, timeouts: Timeouts) -> float:
-    return timeouts.idle_s if started else timeouts.first_byte_s
+async def end_with_error(send: Send, guard: StreamGuard, body: bytes) -> None:
+    """End a started stream with the error `body` framed in the caller's dialect (OpenAI: `data:`, no [DONE])."""
+    guard.waiting = False
+    await guard.settle()
+    await send({"type": "http.response.body", "body": guard.error_frame(body), "more_body": False})
 
 
-async def _end_with_error(send: Send, event: bytes) -> None:
-    """End a started stream with an error event."""
-    await send({"type": "http.response.body", "body": event, "more_body": False})
+def _uncancel() -> None:
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()

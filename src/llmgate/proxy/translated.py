@@ -18,7 +18,6 @@ from llmgate.proxy.asgi import DisconnectWatch, Receive, Send, send_response, un
 from llmgate.proxy.client import TRANSPORT_ERRORS, UpstreamClient
 from llmgate.proxy.forward import upstream_error
 from llmgate.proxy.headers import downstream_headers
-from llmgate.proxy.streaming import StreamDeadline
 
 RawHeaders = list[tuple[bytes, bytes]]
 TranslateBody = Callable[[int, bytes], tuple[int, bytes]]
@@ -28,6 +27,35 @@ _JSON, _SSE = b"application/json", b"text/event-stream"
 # Describe the upstream's body, not ours: dropped from a translated answer.
 _BODY_HEADERS = frozenset({b"content-length", b"content-type", b"content-encoding", b"etag"})
 
+
+
+class StreamDeadline:
+    """Cancels the current task when no byte came from the upstream in time."""
+
+    __slots__ = ("_handle", "_idle_s", "_loop", "_task", "deadline", "fired")
+
+    def __init__(self, first_byte_s: float, idle_s: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._idle_s = idle_s
+        self.fired = False
+        self.deadline = self._loop.time() + first_byte_s
+        self._handle = self._loop.call_at(self.deadline, self._check)
+
+    def progress(self) -> None:
+        """A byte came: the next one is due within the idle timeout."""
+        self.deadline = self._loop.time() + self._idle_s
+
+    def _check(self) -> None:
+        if self._loop.time() >= self.deadline:
+            self.fired = True
+            if self._task is not None:
+                self._task.cancel()
+        else:
+            self._handle = self._loop.call_at(self.deadline, self._check)
+
+    def stop(self) -> None:
+        self._handle.cancel()
 
 class StreamTranslator(Protocol):
     """Upstream SSE bytes in, the caller's SSE bytes out (translate/messages_stream.py, translate/chat_stream.py)."""

@@ -1,9 +1,10 @@
 """`/v1/messages` and `/v1/messages/count_tokens` for Anthropic clients; every error in Anthropic's format.
 
-authenticate (x-api-key or bearer) → read body → decode `model`/`stream` → pick provider →
-  Anthropic provider: pass through natively (x-api-key, anthropic-version, anthropic-beta; streams byte for byte)
-  OpenAI-compatible provider: translate (routes/translating.py, imported only then); count_tokens is counted
-  here with tiktoken, since OpenAI has no counting endpoint.
+authenticate (x-api-key or bearer) → read body → decode `model`/`stream` → resolve the alias →
+  served by Anthropic deployments: pass through natively with proxy/forward.py (retries, failover, key rotation;
+  x-api-key, anthropic-version, anthropic-beta; streams byte for byte)
+  served by OpenAI-compatible deployments: translate (routes/translating.py, imported only then); count_tokens
+  is counted here with tiktoken, since OpenAI has no counting endpoint.
 """
 
 from __future__ import annotations
@@ -12,34 +13,31 @@ from typing import Any
 
 from loguru import logger
 
-from llmgate.errors import GatewayError, InternalError, InvalidRequest, MethodNotAllowed, anthropic_error_response
+from llmgate.errors import (
+    GatewayError,
+    InternalError,
+    InvalidRequest,
+    MethodNotAllowed,
+    ModelNotFound,
+    anthropic_error_response,
+)
 from llmgate.proxy.asgi import JSON_CONTENT_TYPE, ClientDisconnected, Receive, Scope, Send, read_body, send_response
-from llmgate.proxy.client import TRANSPORT_ERRORS
-from llmgate.proxy.forward import forward, upstream_error
+from llmgate.proxy.forward import Call, forward
 from llmgate.proxy.headers import InboundHeaders
-from llmgate.proxy.streaming import relay_stream
-from llmgate.state import GatewayState
+from llmgate.routing.select import Route
+from llmgate.state import GatewayState, Router
 
-ANTHROPIC_VERSION = "2023-06-01"
-"""Sent upstream when the client names none (the Anthropic SDKs always send one; curl users may not)."""
 MESSAGES, COUNT_TOKENS = "/messages", "/messages/count_tokens"
 ANTHROPIC_PATHS = frozenset({MESSAGES, COUNT_TOKENS})
 
 
-def anthropic_upstream_headers(inbound: InboundHeaders, api_key: str, request_id: bytes) -> list[tuple[str, str]]:
-    """The client's headers (anthropic-version and anthropic-beta among them) plus the provider's x-api-key."""
-    headers = inbound.forward.copy()
-    if not any(name == "anthropic-version" for name, _ in headers):
-        headers.append(("anthropic-version", ANTHROPIC_VERSION))
-    if api_key:
-        headers.append(("x-api-key", api_key))
-    headers.append(("x-client-request-id", request_id.decode("latin-1")))
-    return headers
+def anthropic_error_frame(body: bytes) -> bytes:
+    """Anthropic's in-stream `error` event around an error body (OpenAI-shaped bodies are translated)."""
+    from llmgate.translate.errors import anthropic_error_from_openai
 
-
-def anthropic_error_event(error: GatewayError) -> bytes:
-    """Anthropic's in-stream `error` event for a gateway error (e.g. the upstream went silent mid-stream)."""
-    return b"event: error\ndata: " + anthropic_error_response(error)[1] + b"\n\n"
+    if b'"type":"error"' not in body:
+        body = anthropic_error_from_openai(500, body)[1]
+    return b"event: error\ndata: " + body + b"\n\n"
 
 
 async def send_anthropic_error(send: Send, error: GatewayError, request_id: bytes) -> None:
@@ -72,28 +70,37 @@ async def _route(scope: Scope, receive: Receive, send: Send, state: GatewayState
                  request_id: bytes, path: str) -> None:
     from llmgate.routes.openai import decode_view  # routes/openai.py imports this module at its top
 
-    raw = await read_body(receive, state.settings.server.max_body_bytes, inbound.content_length)
-    view = decode_view(raw)
-    client = state.clients[state.table.provider_for(view.model)]
-    if client.provider.kind == "anthropic":
-        headers = anthropic_upstream_headers(inbound, client.provider.api_key, request_id)
-        query = scope.get("query_string", b"")  # older Anthropic SDKs' beta client sent ?beta=true
-        upstream_path = f"{path}?{query.decode('latin-1')}" if query else path
-        if view.stream is not True:
-            await forward(send, receive, client, "POST", upstream_path, headers, raw, request_id, False)
+    router = state.router  # held for the whole request: a reload meanwhile does not change it
+    router.active += 1
+    try:
+        raw = await read_body(receive, state.settings.server.max_body_bytes, inbound.content_length)
+        view = decode_view(raw)
+        route, native = _messages_route(router, view.model, path)
+        if native:
+            query = scope.get("query_string", b"")  # older Anthropic SDKs' beta client sent ?beta=true
+            call = Call(router, send, receive, "POST", path, query.decode("latin-1") if query else "", inbound, raw,
+                        request_id, view.model, view.stream is True, "messages")
+            call.error_frame = anthropic_error_frame
+            await forward(call, route)
             return
-        try:  # as forward() does, but a stream that fails once started ends with Anthropic's error event
-            await relay_stream(send, receive, client.stream("POST", upstream_path, headers, raw), request_id,
-                               client.provider.timeouts, error_event=anthropic_error_event)
-        except TRANSPORT_ERRORS as exc:
-            raise upstream_error(exc, client) from exc
-        return
-    if path == COUNT_TOKENS:
-        await _count_tokens_locally(send, raw, request_id)
-        return
-    from llmgate.routes.translating import messages_via_openai
+        if path == COUNT_TOKENS:
+            await _count_tokens_locally(send, raw, request_id)
+            return
+        from llmgate.routes.translating import messages_via_openai
 
-    await messages_via_openai(send, receive, client, inbound, raw, request_id)
+        await messages_via_openai(send, receive, router, route, inbound, raw, request_id)
+    finally:
+        router.leave()
+
+
+def _messages_route(router: Router, model: str, path: str) -> tuple[Route, bool]:
+    """The alias for `model`, and whether its deployments speak Messages natively (else: translate to chat)."""
+    try:
+        route = router.table.resolve(model, path)
+    except ModelNotFound:
+        route = router.table.resolve(model, "/chat/completions")  # OpenAI-compatible deployments: translated
+        return route, False
+    return route, route.dialect("messages") == "anthropic"
 
 
 async def _count_tokens_locally(send: Send, raw: bytes, request_id: bytes) -> None:

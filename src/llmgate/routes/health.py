@@ -1,13 +1,16 @@
-"""`GET /health`: liveness for load balancers and container health checks; no auth."""
+"""`GET /health`: liveness for load balancers and container health checks; no auth.
+`GET /health/deployments`: each deployment's breaker and keys (masked); the master key when one is set."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import msgspec
-from litestar import Controller, get
+from litestar import Controller, Request, get
 
 from llmgate import __version__
+from llmgate.routing.health import deployments_health
 from llmgate.state import GatewayState
 
 
@@ -17,6 +20,13 @@ class Health(msgspec.Struct, kw_only=True, frozen=True):
     uptime_s: float
 
 
+def _credential(request: Request[Any, Any, Any]) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return request.headers.get("x-api-key")
+
+
 class HealthController(Controller):
     path = "/health"
 
@@ -24,3 +34,9 @@ class HealthController(Controller):
     async def health(self, gateway: GatewayState) -> Health:
         """Status, version and uptime."""
         return Health(status="ok", version=__version__, uptime_s=round(time.monotonic() - gateway.started_at, 3))
+
+    @get("/deployments", include_in_schema=False)
+    async def deployments(self, gateway: GatewayState, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """This worker's view of every deployment (each worker process keeps its own)."""
+        gateway.authenticator.authenticate(_credential(request))
+        return {"reloads": gateway.reloads, "deployments": deployments_health(gateway.router.table, time.monotonic())}

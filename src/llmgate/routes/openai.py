@@ -3,7 +3,7 @@
 allowlist → authenticate → read body (limit) → decode `model`/`stream` → pick provider → forward → relay.
 Paths outside the allowlist get 404, a wrong method 405, both as OpenAI-style errors. Beside the allowlist:
 /v1/messages and /v1/messages/count_tokens (routes/anthropic.py, which answers in Anthropic's format), and
-/v1/token-count (routes/token_count.py). A chat request for a model an Anthropic provider serves is
+/v1/token-count (routes/token_count.py). A chat request for an alias an Anthropic provider serves is
 translated (routes/translating.py, imported only then).
 """
 
@@ -28,6 +28,7 @@ from llmgate.errors import (
     RouteNotFound,
 )
 from llmgate.log import new_request_id
+from llmgate.providers.base import ENDPOINT_CAPABILITIES
 from llmgate.proxy.asgi import (
     JSON_CONTENT_TYPE,
     ClientDisconnected,
@@ -41,12 +42,13 @@ from llmgate.proxy.asgi import (
     too_large_message,
 )
 from llmgate.proxy.client import Body
-from llmgate.proxy.forward import forward
-from llmgate.proxy.headers import InboundHeaders, split_request_headers, upstream_request_headers
+from llmgate.proxy.forward import Call, forward
+from llmgate.proxy.headers import InboundHeaders, split_request_headers
 from llmgate.routes.anthropic import ANTHROPIC_PATHS, serve_anthropic
 from llmgate.routes.token_count import serve_token_count
+from llmgate.routing.select import Route
 from llmgate.schemas.openai import RoutingView, decode_routing_view
-from llmgate.state import GatewayState
+from llmgate.state import GatewayState, Router
 
 
 class Endpoint(NamedTuple):
@@ -126,36 +128,49 @@ def v1_handler(state: GatewayState) -> ASGIRouteHandler:
 
 async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState, inbound: InboundHeaders,
                  request_id: bytes, path: str, endpoint: Endpoint) -> None:
-    limit = state.settings.server.max_body_bytes
-    body: Body
-    if endpoint.body == "multipart":
-        first = await read_first_chunk(receive, limit, inbound.content_length)
-        model, stream = sniff_multipart_fields(first)
-        body = iter_body(receive, first.body, limit) if first.more else first.body
-        provider = state.table.provider_for(model) if model else state.table.default_provider
-    else:
-        raw = await read_body(receive, limit, inbound.content_length)
-        if endpoint.body == "json":
-            view = decode_view(raw)
-            provider, stream = state.table.provider_for(view.model), view.stream is True
+    router = state.router  # held for the whole request: a reload meanwhile does not change it
+    router.active += 1
+    try:
+        limit = state.settings.server.max_body_bytes
+        body: Body
+        if endpoint.body == "multipart":
+            first = await read_first_chunk(receive, limit, inbound.content_length)
+            model, stream = sniff_multipart_fields(first)
+            body = iter_body(receive, first.body, limit) if first.more else first.body
         else:
-            model = _lenient_model(raw, inbound.content_type)
-            provider, stream = (state.table.provider_for(model) if model else state.table.default_provider), False
-        body = raw
-    client = state.clients[provider]
-    if client.provider.kind == "anthropic":
-        if path != "/chat/completions" or not isinstance(body, bytes):
-            raise InvalidRequest(f"/v1{path} is not available for models served by an Anthropic provider; "
-                                 "use /v1/chat/completions or /v1/messages.")
-        from llmgate.routes.translating import chat_via_anthropic
+            raw = await read_body(receive, limit, inbound.content_length)
+            if endpoint.body == "json":
+                view = decode_view(raw)
+                model, stream = view.model, view.stream is True
+            else:
+                model, stream = _lenient_model(raw, inbound.content_type), False
+            body = raw
+        route = _route(router, model, path, endpoint)
+        if route.dialect(ENDPOINT_CAPABILITIES.get(path)) == "anthropic":
+            if path != "/chat/completions" or not isinstance(body, bytes):
+                raise InvalidRequest(f"/v1{path} is not available for models served by an Anthropic provider; "
+                                     "use /v1/chat/completions or /v1/messages.")
+            from llmgate.routes.translating import chat_via_anthropic
 
-        await chat_via_anthropic(send, receive, client, inbound, body, request_id)
-        return
-    query = scope.get("query_string", b"")
-    upstream_path = f"{path}?{query.decode('latin-1')}" if query else path
-    headers = upstream_request_headers(inbound, client.auth_header, request_id)
-    await forward(send, receive, client, scope["method"], upstream_path, headers, body, request_id,
-                  stream or endpoint.streams_response)
+            await chat_via_anthropic(send, receive, router, route, inbound, body, request_id)
+            return
+        query = scope.get("query_string", b"")
+        call = Call(router, send, receive, scope["method"], path, query.decode("latin-1") if query else "", inbound,
+                    body, request_id, model, stream or endpoint.streams_response,
+                    ENDPOINT_CAPABILITIES.get(path) if endpoint.body != "raw" else None,
+                    is_json=endpoint.body == "json" or (endpoint.body == "raw" and b"json" in inbound.content_type))
+        await forward(call, route)
+    finally:
+        router.leave()
+
+
+def _route(router: Router, model: str | None, path: str, endpoint: Endpoint) -> Route:
+    """The alias for `model` (capability-checked), or the default route for requests that name none."""
+    if model is None:
+        return router.table.default_route
+    if endpoint.body == "raw":  # extra routes need no capability
+        return router.table.resolve(model, "")
+    return router.table.resolve(model, path)
 
 
 def decode_view(raw: bytes) -> RoutingView:
@@ -213,11 +228,11 @@ def sniff_multipart_fields(first: FirstChunk) -> tuple[str | None, bool]:
 async def _serve_models(send: Send, state: GatewayState, path: str, request_id: bytes) -> None:
     headers = [JSON_CONTENT_TYPE, (b"x-request-id", request_id)]
     if path == "/models":
-        models = await state.catalog.list_models()
+        models = await state.router.catalog.list_models()
         await send_response(send, 200, headers, msgspec.json.encode({"object": "list", "data": models}))
         return
     model_id = path[len("/models/"):]
-    model = await state.catalog.get_model(model_id)
+    model = await state.router.catalog.get_model(model_id)
     if model is None:
         raise ModelNotFound(f"The model `{model_id}` does not exist or you do not have access to it.",
                             param="model")

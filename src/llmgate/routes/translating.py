@@ -3,26 +3,32 @@
 Imported only when a request needs translation, so the passthrough path never loads llmgate.translate.
     chat_via_anthropic    POST /v1/chat/completions for a model an Anthropic provider serves
     messages_via_openai   POST /v1/messages for a model an OpenAI-compatible provider serves
+A translated request gets one attempt on the deployment and key routing picks (no retries or failover yet:
+those live in proxy/forward.py's byte-passthrough loop).
 """
 
 from __future__ import annotations
 
+import random
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
-from llmgate.errors import InvalidRequest, UpstreamError
+from llmgate.errors import InvalidRequest, NoHealthyDeployment, UpstreamError
 from llmgate.proxy.asgi import Receive, Send
 from llmgate.proxy.client import UpstreamClient
 from llmgate.proxy.headers import InboundHeaders
 from llmgate.proxy.translated import exchange_translated, relay_translated
-from llmgate.routes.anthropic import ANTHROPIC_VERSION
+from llmgate.routing.select import Route, choose, choose_last_resort
 from llmgate.translate.chat_stream import AnthropicEventsFromOpenAI
 from llmgate.translate.chat_to_messages import TranslationError, anthropic_request, chat_completion
 from llmgate.translate.errors import anthropic_error_from_openai, openai_error_from_anthropic
 from llmgate.translate.messages_stream import OpenAIChunksFromAnthropic
 from llmgate.translate.messages_to_chat import anthropic_message, openai_request
+
+if TYPE_CHECKING:
+    from llmgate.state import Router
 
 _encode = msgspec.json.Encoder().encode
 # The client's headers go up too (custom and tracing headers, the SDK's x-stainless-*), except the body's
@@ -31,8 +37,34 @@ _NOT_TO_ANTHROPIC = frozenset({"content-type", "openai-organization", "openai-pr
 _NOT_TO_OPENAI = frozenset({"content-type", "anthropic-version", "anthropic-beta"})
 
 
-def _upstream_headers(inbound: InboundHeaders, drop: frozenset[str], request_id: bytes) -> list[tuple[str, str]]:
+class Target(NamedTuple):
+    """Where one translated request goes: the client, the upstream path, its auth headers and model name."""
+
+    client: UpstreamClient
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    model: str
+
+
+def pick_target(router: Router, route: Route, capability: str, path: str, model: str) -> Target:
+    """The deployment and key routing would try first for `capability` (a resting key as a last resort)."""
+    entries = route.by_capability.get(capability) or ()
+    now = time.monotonic()
+    pick = choose(entries, now, (), random.random) or choose_last_resort(entries, now)
+    if pick is None:
+        raise NoHealthyDeployment(f"No healthy deployment can serve `{route.name}` right now.")
+    deployment, key = pick
+    upstream_model = deployment.upstream_model or model
+    provider = deployment.provider
+    return Target(router.clients[provider.name], provider.upstream_path(path, "", upstream_model),
+                  (*provider.default_headers, *key.auth_headers), upstream_model)
+
+
+def _upstream_headers(inbound: InboundHeaders, drop: frozenset[str], request_id: bytes,
+                      target: Target) -> list[tuple[str, str]]:
     headers = [(name, value) for name, value in inbound.forward if name not in drop]
+    sent = {name for name, _ in headers}
+    headers.extend(header for header in target.headers if header[0] not in sent)
     headers.append(("content-type", "application/json"))
     headers.append(("x-client-request-id", request_id.decode("latin-1")))
     return headers
@@ -61,21 +93,21 @@ def _unusable(client: UpstreamClient) -> UpstreamError:
     return UpstreamError(f"The upstream provider `{client.provider.name}` sent an answer that could not be read.")
 
 
-async def chat_via_anthropic(send: Send, receive: Receive, client: UpstreamClient, inbound: InboundHeaders,
+async def chat_via_anthropic(send: Send, receive: Receive, router: Router, route: Route, inbound: InboundHeaders,
                              raw: bytes, request_id: bytes) -> None:
     """An OpenAI chat completion request answered by an Anthropic upstream, in OpenAI's format."""
     original = decode_json(raw)
     request = _translated_request(original, anthropic_request)
-    headers = _upstream_headers(inbound, _NOT_TO_ANTHROPIC, request_id)
-    headers.append(("anthropic-version", ANTHROPIC_VERSION))
-    if client.provider.api_key:
-        headers.append(("x-api-key", client.provider.api_key))
+    target = pick_target(router, route, "chat", "/messages", str(request.get("model")))
+    request["model"] = target.model
+    client = target.client
+    headers = _upstream_headers(inbound, _NOT_TO_ANTHROPIC, request_id, target)
     created = int(time.time())
     if request.get("stream"):
         options = original.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         translator = OpenAIChunksFromAnthropic(str(request.get("model")), created, include_usage)
-        await relay_translated(send, receive, client, "/messages", headers, _encode(request), request_id,
+        await relay_translated(send, receive, client, target.path, headers, _encode(request), request_id,
                                translator, openai_error_from_anthropic)
         return
 
@@ -87,19 +119,20 @@ async def chat_via_anthropic(send: Send, receive: Receive, client: UpstreamClien
         except (msgspec.DecodeError, TranslationError):
             raise _unusable(client) from None
 
-    await exchange_translated(send, receive, client, "/messages", headers, _encode(request), request_id, translate)
+    await exchange_translated(send, receive, client, target.path, headers, _encode(request), request_id, translate)
 
 
-async def messages_via_openai(send: Send, receive: Receive, client: UpstreamClient, inbound: InboundHeaders,
+async def messages_via_openai(send: Send, receive: Receive, router: Router, route: Route, inbound: InboundHeaders,
                               raw: bytes, request_id: bytes) -> None:
     """An Anthropic Messages request answered by an OpenAI-compatible upstream, in Anthropic's format."""
     request = _translated_request(decode_json(raw), openai_request)
-    headers = _upstream_headers(inbound, _NOT_TO_OPENAI, request_id)
-    if client.auth_header is not None:
-        headers.append(client.auth_header)
+    target = pick_target(router, route, "chat", "/chat/completions", str(request.get("model")))
+    request["model"] = target.model
+    client = target.client
+    headers = _upstream_headers(inbound, _NOT_TO_OPENAI, request_id, target)
     if request.get("stream"):
         translator = AnthropicEventsFromOpenAI(str(request.get("model")))
-        await relay_translated(send, receive, client, "/chat/completions", headers, _encode(request), request_id,
+        await relay_translated(send, receive, client, target.path, headers, _encode(request), request_id,
                                translator, anthropic_error_from_openai)
         return
 
@@ -111,5 +144,5 @@ async def messages_via_openai(send: Send, receive: Receive, client: UpstreamClie
         except (msgspec.DecodeError, TranslationError):
             raise _unusable(client) from None
 
-    await exchange_translated(send, receive, client, "/chat/completions", headers, _encode(request), request_id,
+    await exchange_translated(send, receive, client, target.path, headers, _encode(request), request_id,
                               translate)

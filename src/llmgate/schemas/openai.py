@@ -13,3 +13,16 @@ class RoutingView(msgspec.Struct, frozen=True):
 
 
 decode_routing_view = msgspec.json.Decoder(RoutingView).decode
+
+_decode_top_level = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+_encode = msgspec.json.Encoder().encode
+
+
+def replace_model(raw: bytes, model: str) -> bytes:
+    """The body with its top-level `model` set to `model`; every other value kept as raw JSON, in order.
+
+    Only for deployments whose upstream model name differs from the alias: the common case forwards the bytes.
+    """
+    fields = _decode_top_level(raw)
+    fields["model"] = msgspec.Raw(_encode(model))
+    return _encode(fields)

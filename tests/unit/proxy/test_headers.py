@@ -49,7 +49,7 @@ def test_bad_content_length_is_ignored() -> None:
 
 def test_upstream_headers_swap_credentials() -> None:
     found = split_request_headers(CLIENT_HEADERS)
-    headers = upstream_request_headers(found, ("authorization", "Bearer sk-provider"), b"rid")
+    headers = upstream_request_headers(found, (("authorization", "Bearer sk-provider"),), b"rid")
     names = [name for name, _ in headers]
     assert ("authorization", "Bearer sk-provider") in headers
     assert ("x-client-request-id", "rid") in headers
@@ -60,7 +60,7 @@ def test_upstream_headers_swap_credentials() -> None:
 
 
 def test_upstream_headers_without_provider_key() -> None:
-    headers = upstream_request_headers(split_request_headers([(b"authorization", b"Bearer x")]), None, b"r")
+    headers = upstream_request_headers(split_request_headers([(b"authorization", b"Bearer x")]), (), b"r")
     assert headers == [("x-client-request-id", "r")]
 
 
@@ -90,3 +90,12 @@ def test_anthropic_request_id_is_also_the_upstream_id() -> None:
     assert upstream_id == b"req_011"
     assert headers == [(b"x-request-id", b"ours"), (b"request-id", b"req_011"),
                        (b"x-upstream-request-id", b"req_011"), (b"content-type", b"application/json")]
+
+
+def test_provider_default_headers_yield_to_the_callers() -> None:
+    defaults = (("anthropic-version", "2023-06-01"),)
+    mine = upstream_request_headers(split_request_headers([(b"anthropic-version", b"2024-01-01")]),
+                                    (("x-api-key", "k"),), b"r", defaults)
+    assert [v for n, v in mine if n == "anthropic-version"] == ["2024-01-01"]
+    theirs = upstream_request_headers(split_request_headers([]), (("x-api-key", "k"),), b"r", defaults)
+    assert ("anthropic-version", "2023-06-01") in theirs and ("x-api-key", "k") in theirs

@@ -53,3 +53,11 @@ def test_routes_allowlist_extends_from_config() -> None:
 def test_routes_reject_bad_extra_route() -> None:
     with pytest.raises(ConfigError):
         build_routes(("DELETE moderations",))
+
+
+def test_replace_model_keeps_everything_else() -> None:
+    from llmgate.schemas.openai import replace_model
+
+    body = b'{"messages": [{"role": "user", "content": "\\"model\\": x"}], "model": "alias", "n": 1}'
+    assert replace_model(body, "up/name") == \
+        b'{"messages":[{"role": "user", "content": "\\"model\\": x"}],"model":"up/name","n":1}'

@@ -1,29 +1,85 @@
-"""Model → provider resolution."""
+"""Model → Route resolution: aliases, declared names and prefixes, the catch-all, capabilities, reload carry-over."""
 
 import pytest
 
-from llmgate.config import ProviderConfig
+from llmgate.config import DeploymentConfig, ModelConfig, ProviderConfig, RoutingConfig
 from llmgate.errors import ModelNotFound
+from llmgate.routing.keys import cool_down
 from llmgate.routing.table import RoutingTable
 
 
-def provider(name: str, *models: str) -> ProviderConfig:
-    return ProviderConfig(name=name, base_url=f"http://{name}", models=models)
+def provider(name: str, *models: str, **kw: object) -> ProviderConfig:
+    return ProviderConfig(name=name, base_url=f"http://{name}", models=models, **kw)  # type: ignore[arg-type]
 
 
-def test_exact_models_first_then_catch_all() -> None:
-    table = RoutingTable([provider("a", "gpt-4o"), provider("any"), provider("b", "gpt-4o", "claude")])
-    assert table.provider_for("gpt-4o") == "a"  # the first declaration wins
-    assert table.provider_for("claude") == "b"
-    assert table.provider_for("llama3") == "any"
-    assert table.default_provider == "any"
+def names(route) -> list[str]:  # type: ignore[no-untyped-def]
+    return [d.name for d, _ in route.entries]
+
+
+def test_exact_models_first_then_prefixes_then_catch_all() -> None:
+    table = RoutingTable([provider("a", "gpt-4o"), provider("any"), provider("b", "gpt-4o", "claude-*")])
+    assert names(table.resolve("gpt-4o", "/chat/completions")) == ["a"]  # the first declaration wins
+    assert names(table.resolve("claude-3-5-haiku", "/chat/completions")) == ["b"]
+    assert names(table.resolve("llama3", "/chat/completions")) == ["any"]
+    assert names(table.default_route) == ["any"]
     assert table.catch_all_providers() == ["any"]
-    assert table.declared_models() == [("gpt-4o", "a"), ("claude", "b")]
+    assert table.declared_models() == [("gpt-4o", "a")]
 
 
-def test_unknown_model_without_catch_all() -> None:
+def test_unknown_model_without_catch_all_is_404() -> None:
     table = RoutingTable([provider("a", "gpt-4o")])
     with pytest.raises(ModelNotFound, match="`gpt-5`") as info:
-        table.provider_for("gpt-5")
-    assert info.value.param == "model"
-    assert table.default_provider == "a"
+        table.resolve("gpt-5", "/chat/completions")
+    assert info.value.param == "model" and info.value.status == 404
+    assert names(table.default_route) == ["a"]
+
+
+def aliased() -> RoutingTable:
+    providers = [provider("oai", api_keys=("k1", "k2")), provider("az", kind="azure"),
+                 provider("emb", capabilities=("embeddings",))]
+    models = [
+        ModelConfig(name="gpt-4o", deployments=(DeploymentConfig(provider="oai", model="gpt-4o-2024-08-06", weight=2),
+                                                DeploymentConfig(provider="az", model="my-gpt4o")),
+                    fallbacks=("mini",)),
+        ModelConfig(name="mini", deployments=(DeploymentConfig(provider="oai", model="gpt-4o-mini"),)),
+        ModelConfig(name="embed", deployments=(DeploymentConfig(provider="emb", model="te3"),
+                                               DeploymentConfig(provider="oai", model="te3"))),
+    ]
+    return RoutingTable(providers, models, RoutingConfig())
+
+
+def test_aliases_map_to_ordered_deployments_with_weights_and_fallbacks() -> None:
+    table = aliased()
+    route = table.resolve("gpt-4o", "/chat/completions")
+    assert [(d.name, w) for d, w in route.entries] == [("oai/gpt-4o-2024-08-06", 2), ("az/my-gpt4o", 1)]
+    assert [f.name for f in route.fallbacks] == ["mini"]
+    assert table.catch_all_providers() == []  # every provider is used by an alias: no pass-through
+    with pytest.raises(ModelNotFound):
+        table.resolve("gpt-3.5", "/chat/completions")
+    # both deployments on "oai" share its keys
+    assert table.resolve("mini", "/chat/completions").entries[0][0].keys is route.entries[0][0].keys
+
+
+def test_a_capability_a_deployment_lacks_is_never_routed_there() -> None:
+    table = aliased()
+    route = table.resolve("embed", "/embeddings")
+    assert [d.name for d, _ in route.by_capability["embeddings"]] == ["emb/te3", "oai/te3"]
+    assert [d.name for d, _ in route.by_capability["chat"]] == ["oai/te3"]  # emb has embeddings only
+    with pytest.raises(ModelNotFound, match="does not support /v1/messages"):
+        table.resolve("gpt-4o", "/messages")  # openai and azure don't speak Anthropic's Messages
+
+
+def test_reload_keeps_key_and_breaker_state() -> None:
+    old = aliased()
+    deployment = old.resolve("gpt-4o", "/chat/completions").entries[0][0]
+    cool_down(deployment.keys.keys[0], 100.0, 30)
+    for _ in range(5):
+        deployment.breaker.record_failure(100.0)
+    new = RoutingTable([provider("oai", api_keys=("k1", "k3"))],
+                       [ModelConfig(name="gpt-4o", deployments=(DeploymentConfig(provider="oai",
+                                                                                 model="gpt-4o-2024-08-06"),))],
+                       RoutingConfig(), previous=old)
+    kept = new.resolve("gpt-4o", "/chat/completions").entries[0][0]
+    assert kept.breaker.state == "open"
+    k1, k3 = kept.keys.keys
+    assert k1.cooldown_until == 130.0 and k3.cooldown_until == 0.0

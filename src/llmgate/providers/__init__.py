@@ -1,0 +1,8 @@
+"""One module per upstream dialect: URLs and auth headers (translation lives beside them, never in the way).
+
+    base.py               Provider protocol, capability flags, endpoint → capability
+    openai_compatible.py  any OpenAI-compatible API: `{base_url}{path}`, `Authorization: Bearer`
+    azure.py              Azure OpenAI: `/openai/deployments/{model}{path}?api-version=`, `api-key`
+    anthropic.py          Anthropic: `/v1{path}`, `x-api-key` + `anthropic-version`
+    registry.py           ProviderConfig → Provider
+"""

@@ -1,0 +1,113 @@
+"""What one client request carries through its attempts (`Call`), and what an attempt ends with.
+
+An attempt ends `Opened` (an answer to deliver: a success, or a 4xx that is the caller's own) or `Failure`
+(retry elsewhere: 429, 401/403, 5xx, connection error, timeout before the first byte).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
+
+from llmgate.config import RoutingConfig
+from llmgate.errors import GatewayError
+from llmgate.proxy.asgi import Headers, Receive, Send
+from llmgate.proxy.client import Body, RawHeaders, StreamedReply
+from llmgate.proxy.headers import InboundHeaders, upstream_request_headers
+from llmgate.proxy.streaming import openai_error_frame
+from llmgate.routing.keys import KeyState
+from llmgate.routing.select import Deployment
+from llmgate.schemas.openai import replace_model
+
+if TYPE_CHECKING:
+    from llmgate.proxy.streaming import StreamGuard
+    from llmgate.state import Router
+
+FailureKind = Literal["rate_limited", "bad_key", "server", "transport", "timeout", "done"]
+_SSE_START: Headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+
+
+def failure_kind(status: int) -> FailureKind | None:
+    """What an upstream status means for routing; None: an answer to deliver (success or the caller's 4xx)."""
+    if status < 400:
+        return None
+    if status == 429:
+        return "rate_limited"
+    if status in (401, 403):
+        return "bad_key"
+    if status >= 500:
+        return "server"
+    return None
+
+
+class Call:
+    """One client request on its way through the attempts."""
+
+    __slots__ = ("attempts", "body", "capability", "deployment", "error_frame", "guard", "hedges", "inbound", "is_json",
+                 "keepalive_s",
+                 "max_attempts", "may_retry", "method", "model", "path", "query", "receive", "request_id",
+                 "router", "routing", "send", "started_at", "stream")
+
+    def __init__(self, router: Router, send: Send, receive: Receive, method: str, path: str, query: str,
+                 inbound: InboundHeaders, body: Body, request_id: bytes, model: str | None, stream: bool,
+                 capability: str | None, is_json: bool = True) -> None:
+        self.router = router
+        self.routing: RoutingConfig = router.table.routing
+        self.send, self.receive = send, receive
+        self.method, self.path, self.query = method, path, query
+        self.inbound, self.body, self.request_id = inbound, body, request_id
+        self.model, self.stream, self.capability = model, stream, capability
+        self.is_json = is_json and model is not None
+        """The body is a JSON object whose `model` can be renamed for a deployment."""
+        self.may_retry = isinstance(body, bytes)  # a body streaming up can be sent once only
+        self.max_attempts = self.routing.max_attempts if self.may_retry else 1
+        self.keepalive_s = router.settings.server.stream_keepalive_s
+        self.started_at = time.monotonic()
+        self.attempts = 0
+        self.hedges = 0
+        self.deployment: Deployment | None = None
+        self.guard: StreamGuard | None = None
+        self.error_frame: Callable[[bytes], bytes] = openai_error_frame
+        """How an error ends a started stream: OpenAI's `data:` frame unless the caller speaks Anthropic."""
+
+    def upstream_headers(self, deployment: Deployment, key: KeyState) -> list[tuple[str, str]]:
+        return upstream_request_headers(self.inbound, key.auth_headers, self.request_id,
+                                        deployment.provider.default_headers)
+
+    def upstream_path(self, deployment: Deployment) -> str:
+        model = deployment.upstream_model or self.model or ""
+        return deployment.provider.upstream_path(self.path, self.query, model)
+
+    def upstream_body(self, deployment: Deployment) -> Body:
+        """The body as sent; the model renamed only when the deployment knows the alias by another name."""
+        model = deployment.upstream_model
+        if model is None or model == self.model or not self.is_json or not isinstance(self.body, bytes):
+            return self.body
+        return replace_model(self.body, model)
+
+    def keepalive_headers(self) -> Headers:
+        """The response start a keep-alive sends before any upstream has answered."""
+        return [*_SSE_START, (b"x-request-id", self.request_id), (b"x-llmgate-attempts", b"%d" % self.attempts)]
+
+
+class Opened:
+    """An answer to deliver: whole (`reply` None, `body` all of it) or streaming (`body` its first chunk)."""
+
+    __slots__ = ("body", "deployment", "headers", "key", "reply", "status")
+
+    def __init__(self, deployment: Deployment, key: KeyState, status: int, headers: RawHeaders, body: bytes,
+                 reply: StreamedReply | None = None) -> None:
+        self.deployment, self.key = deployment, key
+        self.status, self.headers, self.body, self.reply = status, headers, body, reply
+
+
+class Failure:
+    """An attempt that failed before its first byte reached the client: its upstream answer, or our error."""
+
+    __slots__ = ("body", "deployment", "error", "headers", "key", "kind", "status")
+
+    def __init__(self, deployment: Deployment | None, key: KeyState | None, kind: FailureKind, status: int = 0,
+                 headers: RawHeaders | None = None, body: bytes = b"", error: GatewayError | None = None) -> None:
+        self.deployment, self.key, self.kind = deployment, key, kind
+        self.status, self.headers, self.body, self.error = status, headers, body, error

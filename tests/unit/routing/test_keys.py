@@ -1,0 +1,69 @@
+"""Key rotation and cooldowns, with the clock passed in."""
+
+import pytest
+
+from llmgate.routing.keys import KeyRing, KeyState, cool_down, disable, parse_duration_s, retry_after_s
+
+
+def ring(*secrets: str) -> KeyRing:
+    return KeyRing(KeyState(s, (("authorization", f"Bearer {s}"),)) for s in secrets)
+
+
+def test_least_recently_used_first() -> None:
+    keys = ring("a", "b", "c")
+    assert [keys.choose(0.0).secret for _ in range(6)] == ["a", "b", "c", "a", "b", "c"]  # type: ignore[union-attr]
+
+
+def test_a_resting_key_is_skipped_and_comes_back_first() -> None:
+    keys = ring("a", "b", "c")
+    a, b, c = keys.keys
+    cool_down(b, now=10.0, seconds=5)
+    assert [keys.choose(11.0) for _ in range(4)] == [a, c, a, c]
+    assert keys.choose(15.0) is b  # back, and the least recently used
+    assert b.rate_limits == 1
+
+
+def test_cooldown_keeps_the_longer_rest() -> None:
+    (key,) = ring("a").keys
+    cool_down(key, 0.0, 60)
+    cool_down(key, 1.0, 5)
+    assert key.cooldown_until == 60.0
+
+
+def test_all_resting_or_disabled() -> None:
+    keys = ring("a", "b")
+    a, b = keys.keys
+    assert disable(a) is True and disable(a) is False  # logged once
+    cool_down(b, 0.0, 30)
+    assert keys.choose(1.0) is None and not keys.has_available(1.0)
+    assert keys.next_available_at() == 30.0
+    assert keys.choose_resting() is b  # the last resort never picks a disabled key
+    disable(b)
+    assert keys.choose_resting() is None and keys.next_available_at() is None
+
+
+def test_single_key_fast_path() -> None:
+    keys = ring("only")
+    assert keys.choose(0.0) is keys.keys[0]
+    cool_down(keys.keys[0], 0.0, 1)
+    assert keys.choose(0.5) is None and keys.choose(1.0) is keys.keys[0]
+
+
+def test_masked() -> None:
+    assert KeyState("sk-proj-abcdefghijklmnop", ()).masked == "sk-****mnop"
+
+
+@pytest.mark.parametrize(("value", "seconds"), [
+    ("1", 1.0), ("0.5", 0.5), ("6m0s", 360.0), ("1.5s", 1.5), ("250ms", 0.25), ("1h2m3s", 3723.0), ("20ms", 0.02),
+    ("", None), ("soon", None), ("Wed, 21 Oct 2015 07:28:00 GMT", None),
+])
+def test_parse_duration(value: str, seconds: float | None) -> None:
+    assert parse_duration_s(value) == seconds
+
+
+def test_retry_after_precedence() -> None:
+    assert retry_after_s([(b"Retry-After", b"7"), (b"retry-after-ms", b"1500")]) == 1.5
+    assert retry_after_s([(b"retry-after", b"7")]) == 7.0
+    assert retry_after_s([(b"x-ratelimit-reset-requests", b"2s"), (b"x-ratelimit-reset-tokens", b"1m")]) == 60.0
+    assert retry_after_s([(b"retry-after", b"Wed, 21 Oct 2015 07:28:00 GMT")]) is None
+    assert retry_after_s([(b"content-type", b"application/json")]) is None
