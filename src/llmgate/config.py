@@ -63,6 +63,15 @@ class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     models_cache_ttl_s: float = 60.0
     """How long the upstream's model list is cached for `GET /v1/models`."""
     log_level: str = "INFO"
+    data_dir: str = "./data"
+    """Where the embedded SQLite store keeps its file (`llmgate.db`) when LLMGATE_DATABASE_URL is not set."""
+    token_cache_ttl_s: float = 5.0
+    """How long a virtual token is trusted from memory; without Redis, a revocation made on another instance
+    takes effect here within this time (on the revoking instance, and with Redis everywhere, at once)."""
+    token_negative_ttl_s: float = 1.0
+    """How long an unknown token is remembered as unknown (so guesses do not reach the store)."""
+    usage_flush_s: float = 1.0
+    """How often counted requests and tokens are written back to the store, in one batch."""
 
 
 class FileConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -81,6 +90,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """`LLMGATE_MASTER_KEY`: required as a bearer (or x-api-key) on every /v1 request when set."""
     config_path: str | None = None
     has_config_file: bool = False
+    management_token: str | None = None
+    """`LLMGATE_MANAGEMENT_TOKEN`: the bearer the /manage API requires; the API is disabled when unset."""
+    secret_key: str | None = None
+    """`LLMGATE_SECRET_KEY`: encrypts per-project upstream keys at rest; without it they cannot be stored."""
+    database_url: str | None = None
+    """`LLMGATE_DATABASE_URL`: postgresql://... to share projects and tokens between instances (else SQLite)."""
+    redis_url: str | None = None
+    """`LLMGATE_REDIS_URL`: redis://... to share rate limits and revocations between instances."""
 
 
 # Environment variable → (key in [server], type). Kept in one table so .env.example can be checked against it.
@@ -92,8 +109,13 @@ SERVER_ENV: dict[str, tuple[str, type]] = {
     "LLMGATE_CORS_ORIGINS": ("cors_origins", tuple),
     "LLMGATE_MODELS_CACHE_TTL_S": ("models_cache_ttl_s", float),
     "LLMGATE_LOG_LEVEL": ("log_level", str),
+    "LLMGATE_DATA_DIR": ("data_dir", str),
+    "LLMGATE_TOKEN_CACHE_TTL_S": ("token_cache_ttl_s", float),
+    "LLMGATE_TOKEN_NEGATIVE_TTL_S": ("token_negative_ttl_s", float),
+    "LLMGATE_USAGE_FLUSH_S": ("usage_flush_s", float),
 }
-OTHER_ENV = ("LLMGATE_CONFIG", "LLMGATE_MASTER_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL")
+OTHER_ENV = ("LLMGATE_CONFIG", "LLMGATE_MASTER_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "LLMGATE_MANAGEMENT_TOKEN",
+             "LLMGATE_SECRET_KEY", "LLMGATE_DATABASE_URL", "LLMGATE_REDIS_URL")
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -109,6 +131,10 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
         server=server,
         providers=providers,
         master_key=env.get("LLMGATE_MASTER_KEY") or None,
+        management_token=env.get("LLMGATE_MANAGEMENT_TOKEN") or None,
+        secret_key=env.get("LLMGATE_SECRET_KEY") or None,
+        database_url=env.get("LLMGATE_DATABASE_URL") or None,
+        redis_url=env.get("LLMGATE_REDIS_URL") or None,
         config_path=path,
         has_config_file=path is not None,
     )
@@ -192,6 +218,7 @@ def validate(settings: Settings) -> None:
         raise ConfigError("server.models_cache_ttl_s: expected a number >= 0")
     if server.log_level.upper() not in LOG_LEVELS:
         raise ConfigError(f"server.log_level: expected one of {', '.join(LOG_LEVELS)}, got {server.log_level!r}")
+    _validate_tokens(settings)
     for i, route in enumerate(server.extra_routes):
         parse_route(route, f"server.extra_routes[{i}]")
     seen: set[str] = set()
@@ -205,6 +232,18 @@ def validate(settings: Settings) -> None:
         for field in ("connect_s", "first_byte_s", "idle_s"):
             if getattr(provider.timeouts, field) <= 0:
                 raise ConfigError(f"{where}.timeouts.{field}: expected a number of seconds > 0")
+
+
+def _validate_tokens(settings: Settings) -> None:
+    """The store, cache and Redis settings."""
+    for field in ("token_cache_ttl_s", "token_negative_ttl_s", "usage_flush_s"):
+        if not getattr(settings.server, field) > 0:
+            raise ConfigError(f"server.{field}: expected a number of seconds > 0")
+    url = settings.database_url
+    if url and not url.startswith(("postgres://", "postgresql://", "sqlite:")):
+        raise ConfigError("LLMGATE_DATABASE_URL: expected postgresql://... or sqlite:///path")
+    if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("LLMGATE_REDIS_URL: expected redis://..., rediss://... or unix://...")
 
 
 def parse_route(route: str, where: str) -> tuple[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-
 from typing import Any
 
 import msgspec
@@ -16,6 +15,7 @@ from llmgate.proxy.asgi import DisconnectWatch, send_response, uncancel
 from llmgate.proxy.client import TRANSPORT_ERRORS, Body, UpstreamClient, is_connect_timeout, is_timeout
 from llmgate.proxy.headers import downstream_headers
 from llmgate.proxy.streaming import relay_stream
+from llmgate.usage.meter import UsageMeter
 
 
 def upstream_error(exc: BaseException, client: UpstreamClient) -> GatewayError:
@@ -33,19 +33,24 @@ def upstream_error(exc: BaseException, client: UpstreamClient) -> GatewayError:
 
 
 async def forward(send: Send, receive: Receive, client: UpstreamClient, method: str, path: str,
-                  headers: list[tuple[str, str]], body: Body, request_id: bytes, stream: bool) -> bytes | None:
-    """Forward one request; stream the answer when `stream`, else send it whole. Returns the upstream's id."""
+                  headers: list[tuple[str, str]], body: Body, request_id: bytes, stream: bool,
+                  meter: UsageMeter | None = None) -> bytes | None:
+    """Forward one request; stream the answer when `stream`, else send it whole. Returns the upstream's id.
+
+    With a `meter`, a successful response's bytes are shown to it so its token usage can be counted.
+    """
     try:
         if stream:
             return await relay_stream(send, receive, client.stream(method, path, headers, body), request_id,
-                                      client.provider.timeouts, watch_disconnect=isinstance(body, bytes))
-        return await _forward_buffered(send, receive, client, method, path, headers, body, request_id)
+                                      client.provider.timeouts, watch_disconnect=isinstance(body, bytes), meter=meter)
+        return await _forward_buffered(send, receive, client, method, path, headers, body, request_id, meter)
     except TRANSPORT_ERRORS as exc:
         raise upstream_error(exc, client) from exc
 
 
 async def _forward_buffered(send: Send, receive: Receive, client: UpstreamClient, method: str, path: str,
-                            headers: list[tuple[str, str]], body: Body, request_id: bytes) -> bytes | None:
+                            headers: list[tuple[str, str]], body: Body, request_id: bytes,
+                            meter: UsageMeter | None) -> bytes | None:
     # A body still streaming up is read from `receive` too, so a disconnect can only be watched after it.
     watch = DisconnectWatch(receive) if isinstance(body, bytes) else None
     try:
@@ -61,6 +66,8 @@ async def _forward_buffered(send: Send, receive: Receive, client: UpstreamClient
             watch.stop()
     down, upstream_id = downstream_headers(upstream_headers, request_id)
     await send_response(send, status, down, data)
+    if meter is not None and status == 200:
+        meter.whole(data)
     return upstream_id
 
 

@@ -73,7 +73,8 @@ def upstream_request_headers(inbound: InboundHeaders, auth: tuple[str, str] | No
     return headers
 
 
-def downstream_headers(upstream: Iterable[tuple[bytes, bytes]], request_id: bytes) -> tuple[list[tuple[bytes, bytes]], bytes | None]:
+def downstream_headers(upstream: Iterable[tuple[bytes, bytes]],
+                       request_id: bytes) -> tuple[list[tuple[bytes, bytes]], bytes | None]:
     """The headers to send to the client, and the upstream's own request id if it sent one."""
     headers: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id)]
     upstream_id: bytes | None = None

@@ -17,6 +17,7 @@ from llmgate.errors import GatewayError, UpstreamTimeout, error_body
 from llmgate.proxy.asgi import DisconnectWatch, uncancel
 from llmgate.proxy.client import TRANSPORT_ERRORS, StreamedReply
 from llmgate.proxy.headers import downstream_headers
+from llmgate.usage.meter import UsageMeter
 
 
 class StreamDeadline:
@@ -49,12 +50,14 @@ class StreamDeadline:
 
 
 async def relay_stream(send: Send, receive: Receive, reply: StreamedReply, request_id: bytes,
-                       timeouts: Timeouts, watch_disconnect: bool = True) -> bytes | None:
+                       timeouts: Timeouts, watch_disconnect: bool = True,
+                       meter: UsageMeter | None = None) -> bytes | None:
     """Send the upstream response to the client chunk by chunk; return the upstream's request id.
 
     Before the first byte has gone out, failures raise a GatewayError (the caller answers with an error);
     after it, the stream is ended with an OpenAI-style error event, which the OpenAI SDK raises as APIError.
     `watch_disconnect` must be False while the request body is still being read from `receive`.
+    A `meter` sees every chunk of a 200 response (to find its usage).
     """
     watch = DisconnectWatch(receive) if watch_disconnect else None
     deadline = StreamDeadline(timeouts.first_byte_s, timeouts.idle_s)
@@ -67,8 +70,11 @@ async def relay_stream(send: Send, receive: Receive, reply: StreamedReply, reque
             await send({"type": "http.response.start", "status": reply.status, "headers": headers})
             started = True
             next_chunk = reply.next_chunk
+            feed = meter.feed if meter is not None and reply.status == 200 else None
             while chunk := await next_chunk():
                 deadline.progress()
+                if feed is not None:
+                    feed(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
     except asyncio.CancelledError:

@@ -1,12 +1,14 @@
 """`/v1`: the OpenAI-compatible API, one raw-ASGI mount that reads top to bottom.
 
-allowlist → authenticate → read body (limit) → decode `model`/`stream` → pick provider → forward → relay.
+allowlist → authenticate → read body (limit) → decode `model`/`stream` → [virtual token: model allowed?
+limits] → pick provider → forward → relay → [virtual token: count its usage].
 Paths outside the allowlist get 404, a wrong method 405, both as OpenAI-style errors.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from typing import Literal, NamedTuple
 
 import msgspec
@@ -15,6 +17,8 @@ from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 from loguru import logger
 
+from llmgate.access.authenticate import Principal
+from llmgate.access.tokens import TokenEntry
 from llmgate.config import parse_route
 from llmgate.errors import (
     GatewayError,
@@ -40,6 +44,7 @@ from llmgate.proxy.forward import forward
 from llmgate.proxy.headers import InboundHeaders, split_request_headers, upstream_request_headers
 from llmgate.schemas.openai import RoutingView, decode_routing_view
 from llmgate.state import GatewayState
+from llmgate.usage.meter import UsageMeter
 
 
 class Endpoint(NamedTuple):
@@ -92,11 +97,14 @@ def v1_handler(state: GatewayState) -> ASGIRouteHandler:
             if endpoint is None:
                 raise MethodNotAllowed(f"Method {method} is not allowed for /v1{path}.",
                                        headers={"allow": ", ".join(methods)})
-            state.authenticator.authenticate(inbound.credential)
+            now = time.time()
+            principal = state.authenticator.authenticate(inbound.credential, now)
+            if principal is None:  # a virtual token not in the cache
+                principal = await state.authenticator.load(inbound.credential or "", now)
             if endpoint.body == "models":
                 await _serve_models(send, state, path, request_id)
                 return
-            await _proxy(scope, receive, send, state, inbound, request_id, path, endpoint)
+            await _proxy(scope, receive, send, state, inbound, request_id, path, endpoint, principal)
         except GatewayError as error:
             await send_error(send, error, request_id)
         except ClientDisconnected:
@@ -109,29 +117,48 @@ def v1_handler(state: GatewayState) -> ASGIRouteHandler:
 
 
 async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState, inbound: InboundHeaders,
-                 request_id: bytes, path: str, endpoint: Endpoint) -> None:
+                 request_id: bytes, path: str, endpoint: Endpoint, principal: Principal) -> None:
     limit = state.settings.server.max_body_bytes
     body: Body
+    model: str | None
     if endpoint.body == "multipart":
         first = await read_first_chunk(receive, limit, inbound.content_length)
         model, stream = sniff_multipart_fields(first)
         body = iter_body(receive, first.body, limit) if first.more else first.body
-        provider = state.table.provider_for(model) if model else state.table.default_provider
     else:
         raw = await read_body(receive, limit, inbound.content_length)
         if endpoint.body == "json":
             view = decode_view(raw)
-            provider, stream = state.table.provider_for(view.model), view.stream is True
+            model, stream = view.model, view.stream is True
         else:
-            model = _lenient_model(raw, inbound.content_type)
-            provider, stream = (state.table.provider_for(model) if model else state.table.default_provider), False
+            model, stream = _lenient_model(raw, inbound.content_type), False
         body = raw
+    provider = state.table.provider_for(model) if model else state.table.default_provider
     client = state.clients[provider]
+    auth = client.auth_header
+    entry = principal.entry
+    if entry is not None:
+        auth = await _admit(state, entry, model, provider) or auth
     query = scope.get("query_string", b"")
     upstream_path = f"{path}?{query.decode('latin-1')}" if query else path
-    headers = upstream_request_headers(inbound, client.auth_header, request_id)
+    headers = upstream_request_headers(inbound, auth, request_id)
+    meter = UsageMeter() if entry is not None else None
     await forward(send, receive, client, scope["method"], upstream_path, headers, body, request_id,
-                  stream or endpoint.streams_response)
+                  stream or endpoint.streams_response, meter)
+    if entry is not None and meter is not None:
+        await state.tokens.record_usage(entry, meter.tokens(), time.time())
+
+
+async def _admit(state: GatewayState, entry: TokenEntry, model: str | None,
+                 provider: str) -> tuple[str, str] | None:
+    """A virtual token's checks: the model, then its limits (counting the request); its project's own key."""
+    entry.check_model(model)
+    if state.tokens.shared is None:
+        state.tokens.admit(entry, time.time())
+    else:
+        await state.tokens.admit_shared(entry, time.time())
+    key = entry.upstream_keys.get(provider)
+    return ("authorization", f"Bearer {key}") if key else None
 
 
 def decode_view(raw: bytes) -> RoutingView:
