@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -193,9 +194,17 @@ class TokenCache:
             await self.shared.record_tokens(entry.token_id, tokens)
 
     def forget(self, secret_hash: str) -> None:
-        """Drop a secret's entries (revoked, rotated, changed): the next request asks the store."""
-        entry = self.entries.pop(secret_hash, None)
+        """A secret's token changed (revoked, rotated, new limits): the next request asks the store again.
+
+        The entry is marked stale rather than dropped, so the counts not yet written back are kept.
+        """
         self._negative.pop(secret_hash, None)
+        entry = self.entries.get(secret_hash)
+        if entry is not None:
+            entry.loaded_at = -math.inf
+
+    def _drop(self, secret_hash: str) -> None:
+        entry = self.entries.pop(secret_hash, None)
         if entry is not None and self._hash_of.get(entry.token_id) == secret_hash:
             del self._hash_of[entry.token_id]
 
@@ -231,8 +240,8 @@ class TokenCache:
             except Exception:
                 logger.exception("reloading a token failed")
                 return
-            if entry is None:
-                self.forget(secret_hash)
+            if entry is None and not any(e is self.entries.get(secret_hash) for e in self._used):
+                self._drop(secret_hash)
 
 
 _QUOTA_CODES = {"max_requests": "request_limit_reached", "budget": "token_budget_exhausted"}
