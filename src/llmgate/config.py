@@ -115,7 +115,8 @@ SERVER_ENV: dict[str, tuple[str, type]] = {
     "LLMGATE_USAGE_FLUSH_S": ("usage_flush_s", float),
 }
 OTHER_ENV = ("LLMGATE_CONFIG", "LLMGATE_MASTER_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "LLMGATE_MANAGEMENT_TOKEN",
-             "LLMGATE_SECRET_KEY", "LLMGATE_DATABASE_URL", "LLMGATE_REDIS_URL")
+             "LLMGATE_SECRET_KEY", "LLMGATE_DATABASE_URL", "LLMGATE_REDIS_URL",
+             "LLMGATE_URL")  # LLMGATE_URL: read by the `llmgate project|token` commands only
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 
 

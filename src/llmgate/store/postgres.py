@@ -48,7 +48,7 @@ class PostgresStore:
         import asyncpg
 
         self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=10)
-        await self.migrate()
+        self.applied_on_open = await self.migrate()
 
     async def close(self) -> None:
         if self._pool is not None:

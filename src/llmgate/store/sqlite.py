@@ -54,7 +54,7 @@ class SqliteStore:
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA busy_timeout=5000")
         await self._db.execute("PRAGMA synchronous=NORMAL")
-        await self.migrate()
+        self.applied_on_open = await self.migrate()
 
     async def close(self) -> None:
         if self._db is not None:

@@ -1,31 +1,23 @@
-"""The `llmgate` command: `llmgate serve` runs the gateway under granian, in this process."""
+"""`llmgate serve`: run the gateway under granian, in this process."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from collections.abc import Sequence
 
 from llmgate import __version__
 from llmgate.config import ConfigError, Settings, is_loopback, load_settings
 from llmgate.log import mask_secret, setup_logging
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `llmgate` console script."""
-    parser = argparse.ArgumentParser(prog="llmgate", description="An OpenAI-compatible LLM API gateway.")
-    parser.add_argument("--version", action="version", version=f"llmgate {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser("serve", help="run the gateway")
     serve.add_argument("--host", help="address to bind (env LLMGATE_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (env LLMGATE_PORT, default 8000)")
     serve.add_argument("--workers", type=int, help="worker processes (env LLMGATE_WORKERS, default 1)")
     serve.add_argument("--config", help="TOML config file (env LLMGATE_CONFIG)")
-    args = parser.parse_args(argv)
-    if args.command == "serve":
-        return run_serve(args)
-    return 2  # pragma: no cover - argparse enforces the choices
+    serve.set_defaults(run=run_serve)
 
 
 def run_serve(args: argparse.Namespace) -> int:
