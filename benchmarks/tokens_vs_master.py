@@ -1,0 +1,94 @@
+"""End-to-end throughput with a virtual token vs the master key (target: ratio >= 0.95).
+
+    uv run python benchmarks/tokens_vs_master.py [--rounds 5] [--duration 10] [--connections 32]
+
+Gateway pinned to CPU 0, the upstream double and wrk to CPU 1 (`taskset`), non-streaming chat
+(shared/bench/chat.lua). Runs alternate master / token / token-with-limits so drift hits all equally;
+prints each run and the medians. Needs `wrk` (Debian package) and shared/bench/ beside the repo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+LUA = ROOT.parent / "shared" / "bench" / "chat.lua"
+MASTER, MT = "sk-bench-master-0123456789", "mt-bench-0123456789"
+
+
+def wait(url: str) -> None:
+    for _ in range(200):
+        try:
+            if httpx.get(url, timeout=0.5).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def wrk(url: str, key: str, duration: int, connections: int) -> float:
+    out = subprocess.run(["taskset", "-c", "1", "/usr/bin/wrk", "-t1", f"-c{connections}", f"-d{duration}s",
+                          "-s", str(LUA), f"{url}/v1/chat/completions"], env={**os.environ, "WRK_KEY": key},
+                         capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in out:
+        raise RuntimeError(f"errors during the run:\n{out}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    data = tempfile.mkdtemp(prefix="llmgate-bench-")
+    up_port, gw_port = 18181, 18182
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMGATE_", "OPENAI_"))}
+    env |= {"OPENAI_BASE_URL": f"http://127.0.0.1:{up_port}/v1", "OPENAI_API_KEY": "sk-up",
+            "LLMGATE_MASTER_KEY": MASTER, "LLMGATE_MANAGEMENT_TOKEN": MT, "LLMGATE_DATA_DIR": data,
+            "LLMGATE_LOG_LEVEL": "WARNING"}
+    procs = [subprocess.Popen(["taskset", "-c", "1", sys.executable, "-m", "llmgate.upstream_double", "--host",
+                               "127.0.0.1", "--port", str(up_port)], env=env)]
+    procs.append(subprocess.Popen(["taskset", "-c", "0", sys.executable, "-m", "llmgate", "serve", "--port",
+                                   str(gw_port)], env=env))
+    url = f"http://127.0.0.1:{gw_port}"
+    try:
+        wait(f"http://127.0.0.1:{up_port}/_seen")
+        wait(f"{url}/health")
+        manage = {"authorization": f"Bearer {MT}"}
+        project = httpx.post(f"{url}/manage/projects", json={"name": "bench"}, headers=manage).json()
+        plain = httpx.post(f"{url}/manage/tokens", json={"project_id": project["id"]}, headers=manage).json()
+        limited = httpx.post(f"{url}/manage/tokens", json={
+            "project_id": project["id"], "rpm_limit": 10**9, "tpm_limit": 10**12, "max_requests": 10**12,
+            "budget_tokens": 10**12}, headers=manage).json()
+        keys = {"master": MASTER, "token": plain["secret"], "token+limits": limited["secret"]}
+        wrk(url, MASTER, 3, args.connections)  # warm-up
+        results: dict[str, list[float]] = {name: [] for name in keys}
+        for round_ in range(args.rounds):
+            for name, key in keys.items():
+                rps = wrk(url, key, args.duration, args.connections)
+                results[name].append(rps)
+                print(f"round {round_ + 1} {name:13} {rps:9.1f} rps", flush=True)
+        medians = {name: statistics.median(v) for name, v in results.items()}
+        for name, value in medians.items():
+            print(f"median {name:13} {value:9.1f} rps  ratio to master {value / medians['master']:.3f}")
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
