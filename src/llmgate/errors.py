@@ -3,6 +3,14 @@
     GatewayError
      ├── InvalidRequest          400  malformed JSON, missing `model`, ...
      ├── Unauthorized            401  missing or wrong key
+     │    ├── TokenRevoked       401  a revoked virtual token
+     │    └── TokenExpired       401  a virtual token past its expires_at
+     ├── ModelNotAllowed         403  a virtual token asking for a model it may not use
+     ├── NotFound                404  /manage: no such project or token
+     ├── Conflict                409  /manage: a project name taken, a revoked token rotated
+     ├── RateLimited             429  rpm or tpm (retry-after, x-ratelimit-*)
+     ├── QuotaExhausted          429  max_requests or budget_tokens used up
+     ├── ManagementDisabled      503  /manage without LLMGATE_MANAGEMENT_TOKEN
      ├── RouteNotFound           404  a path outside the /v1 allowlist
      ├── ModelNotFound           404  no provider serves the model
      ├── MethodNotAllowed        405

@@ -236,11 +236,11 @@ class TokenCache:
         stale = [h for h, e in self.entries.items() if now - e.loaded_at >= self.ttl_s / 2]
         for secret_hash in stale:
             try:
-                entry = await self._load(secret_hash)
+                reloaded = await self._load(secret_hash)
             except Exception:
                 logger.exception("reloading a token failed")
                 return
-            if entry is None and not any(e is self.entries.get(secret_hash) for e in self._used):
+            if reloaded is None and not any(e is self.entries.get(secret_hash) for e in self._used):
                 self._drop(secret_hash)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from typing import Any
 
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
@@ -18,7 +19,7 @@ DISABLED = ("The management API is disabled: set LLMGATE_MANAGEMENT_TOKEN to a s
             "'Authorization: Bearer <token>'.")
 
 
-def require_management_token(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+def require_management_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Guard: `Authorization: Bearer $LLMGATE_MANAGEMENT_TOKEN`; 503 when unset, 401 when missing or wrong."""
     expected: str | None = connection.app.state.management_token
     if not expected:
@@ -31,14 +32,14 @@ def require_management_token(connection: ASGIConnection, _: BaseRouteHandler) ->
         raise Unauthorized("Incorrect management token.")
 
 
-def gateway_error(request: Request, error: GatewayError) -> Response[bytes]:
+def gateway_error(request: Request[Any, Any, Any], error: GatewayError) -> Response[bytes]:
     status, body = error_response(error)
     request_id = request.headers.get("x-request-id") or new_request_id()
     return Response(body, status_code=status, media_type="application/json",
                     headers={**error.headers, "x-request-id": request_id})
 
 
-def validation_error(request: Request, exc: ValidationException) -> Response[bytes]:
+def validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
     """Litestar's body/query validation, reworded to name the field: 422 for a wrong value, 400 for bad JSON."""
     problems = exc.extra if isinstance(exc.extra, list) else []
     first = problems[0] if problems and isinstance(problems[0], dict) else {}
@@ -55,7 +56,7 @@ def validation_error(request: Request, exc: ValidationException) -> Response[byt
     return gateway_error(request, error)
 
 
-def http_error(request: Request, exc: HTTPException) -> Response[bytes]:
+def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     if isinstance(exc, NotFoundException):
         return gateway_error(request, NotFound(f"Not found: {request.method} {request.url.path}"))
     detail = str(exc.detail)

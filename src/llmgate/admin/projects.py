@@ -18,7 +18,7 @@ from llmgate.store.crypto import KeyBox, SecretKeyMissing
 
 class ProjectController(Controller):
     path = "/projects"
-    tags = ["projects"]
+    tags = ["projects"]  # noqa: RUF012 - Litestar reads it as a plain class attribute
 
     @post("/", status_code=201)
     async def create_project(self, gateway: GatewayState, data: ProjectCreate) -> ProjectOut:

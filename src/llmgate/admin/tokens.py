@@ -17,7 +17,7 @@ from llmgate.store.base import Project, Token
 
 class TokenController(Controller):
     path = "/tokens"
-    tags = ["tokens"]
+    tags = ["tokens"]  # noqa: RUF012 - Litestar reads it as a plain class attribute
 
     @post("/", status_code=201)
     async def create_token(self, gateway: GatewayState, data: TokenCreate) -> TokenCreated:

@@ -28,7 +28,7 @@ from llmgate.store.base import (
 from llmgate.store.migrations import migrations, statements
 
 if TYPE_CHECKING:
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
 _P_COLS = ", ".join(PROJECT_COLUMNS)
 _T_COLS = ", ".join(TOKEN_COLUMNS)

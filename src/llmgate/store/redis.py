@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from loguru import logger
 
@@ -89,7 +89,7 @@ class SharedLimits:
     async def admit(self, token_id: str, limits: Limits, request_count: int) -> Refusal | None:
         """Count the request across all instances, or refuse it."""
         keys = [f"llmgate:{{{token_id}}}:{name}" for name in ("rpm", "tpm", "count")]
-        args = [_or_none(limits.rpm), _or_none(limits.tpm), _or_none(limits.max_requests), request_count,
+        args: list[int | str] = [_or_none(limits.rpm), _or_none(limits.tpm), _or_none(limits.max_requests), request_count,
                 os.urandom(8).hex()]
         result = await self._admit(keys=keys, args=args)
         code = int(result[0])
@@ -102,7 +102,7 @@ class SharedLimits:
                            None, rate_headers("requests", limits.max_requests, 0, None))
         limit = limits.rpm if code == 2 else limits.tpm
         assert limit is not None
-        unit = "requests" if code == 2 else "tokens"
+        unit: Literal["requests", "tokens"] = "requests" if code == 2 else "tokens"
         return Refusal(unit, f"Rate limit reached: {limit} {unit} per minute. Try again in {format_duration(wait_s)}.",
                        wait_s, rate_headers(unit, limit, limit - used, wait_s))
 

@@ -101,12 +101,12 @@ class SqliteStore:
 
     async def get_project(self, project_id: str) -> Project | None:
         async with self._tx(write=False) as db:
-            rows = await db.execute_fetchall(f"SELECT {_P_COLS} FROM projects WHERE id = ?", (project_id,))
+            rows = await _fetch(db, f"SELECT {_P_COLS} FROM projects WHERE id = ?", (project_id,))
         return project_from_row(dict(rows[0])) if rows else None
 
     async def list_projects(self) -> list[Project]:
         async with self._tx(write=False) as db:
-            rows = await db.execute_fetchall(f"SELECT {_P_COLS} FROM projects ORDER BY created_at, id")
+            rows = await _fetch(db, f"SELECT {_P_COLS} FROM projects ORDER BY created_at, id")
         return [project_from_row(dict(r)) for r in rows]
 
     async def update_project(self, project_id: str, changes: Mapping[str, Any], now: float) -> Project | None:
@@ -116,7 +116,7 @@ class SqliteStore:
                 await _update(db, "projects", project_id, changes, now)
             except aiosqlite.IntegrityError:
                 raise Conflict(f"a project named {changes.get('name')!r} already exists") from None
-            rows = await db.execute_fetchall(f"SELECT {_P_COLS} FROM projects WHERE id = ?", (project_id,))
+            rows = await _fetch(db, f"SELECT {_P_COLS} FROM projects WHERE id = ?", (project_id,))
         return project_from_row(dict(rows[0])) if rows else None
 
     async def delete_project(self, project_id: str, now: float) -> list[Token] | None:
@@ -126,7 +126,7 @@ class SqliteStore:
                 return None
             await db.execute("UPDATE tokens SET is_active = 0, revoked_at = ?, updated_at = ? "
                              "WHERE project_id = ? AND is_active = 1", (now, now, project_id))
-            rows = await db.execute_fetchall(f"SELECT {_T_COLS} FROM tokens WHERE project_id = ?", (project_id,))
+            rows = await _fetch(db, f"SELECT {_T_COLS} FROM tokens WHERE project_id = ?", (project_id,))
         return [token_from_row(dict(r)) for r in rows]
 
     async def create_token(self, token: Token) -> None:
@@ -141,27 +141,27 @@ class SqliteStore:
 
     async def _one_token(self, column: str, value: str) -> Token | None:
         async with self._tx(write=False) as db:
-            rows = await db.execute_fetchall(f"SELECT {_T_COLS} FROM tokens WHERE {column} = ?", (value,))
+            rows = await _fetch(db, f"SELECT {_T_COLS} FROM tokens WHERE {column} = ?", (value,))
         return token_from_row(dict(rows[0])) if rows else None
 
     async def list_tokens(self, project_id: str | None = None, is_active: bool | None = None) -> list[Token]:
         where, args = _token_filter(project_id, is_active, "?")
         async with self._tx(write=False) as db:
-            rows = await db.execute_fetchall(f"SELECT {_T_COLS} FROM tokens{where} ORDER BY created_at, id", args)
+            rows = await _fetch(db, f"SELECT {_T_COLS} FROM tokens{where} ORDER BY created_at, id", args)
         return [token_from_row(dict(r)) for r in rows]
 
     async def update_token(self, token_id: str, changes: Mapping[str, Any], now: float) -> Token | None:
         check_changes(changes, TOKEN_UPDATABLE)
         async with self._tx() as db:
             await _update(db, "tokens", token_id, changes, now)
-            rows = await db.execute_fetchall(f"SELECT {_T_COLS} FROM tokens WHERE id = ?", (token_id,))
+            rows = await _fetch(db, f"SELECT {_T_COLS} FROM tokens WHERE id = ?", (token_id,))
         return token_from_row(dict(rows[0])) if rows else None
 
     async def revoke_token(self, token_id: str, now: float) -> Token | None:
         async with self._tx() as db:
             await db.execute("UPDATE tokens SET is_active = 0, revoked_at = COALESCE(revoked_at, ?), "
                              "updated_at = ? WHERE id = ?", (now, now, token_id))
-            rows = await db.execute_fetchall(f"SELECT {_T_COLS} FROM tokens WHERE id = ?", (token_id,))
+            rows = await _fetch(db, f"SELECT {_T_COLS} FROM tokens WHERE id = ?", (token_id,))
         return token_from_row(dict(rows[0])) if rows else None
 
     async def rotate_token(self, token_id: str, secret_hash: str, prefix: str, now: float) -> Token | None:
@@ -170,7 +170,7 @@ class SqliteStore:
                                       "WHERE id = ? AND is_active = 1", (secret_hash, prefix, now, token_id))
             if cursor.rowcount == 0:
                 return None
-            rows = await db.execute_fetchall(f"SELECT {_T_COLS} FROM tokens WHERE id = ?", (token_id,))
+            rows = await _fetch(db, f"SELECT {_T_COLS} FROM tokens WHERE id = ?", (token_id,))
         return token_from_row(dict(rows[0]))
 
     async def add_usage(self, deltas: Sequence[UsageDelta]) -> None:
@@ -188,7 +188,8 @@ def _marks(columns: Sequence[str]) -> str:
 
 
 def _token_filter(project_id: str | None, is_active: bool | None, mark: str) -> tuple[str, list[Any]]:
-    clauses, args = [], []
+    clauses: list[str] = []
+    args: list[Any] = []
     if project_id is not None:
         clauses.append(f"project_id = {mark}")
         args.append(project_id)
@@ -204,3 +205,7 @@ async def _update(db: aiosqlite.Connection, table: str, row_id: str, changes: Ma
     sets = ", ".join(f"{c} = ?" for c in [*columns, "updated_at"])
     args = [encode_value(c, changes[c]) for c in columns]
     await db.execute(f"UPDATE {table} SET {sets} WHERE id = ?", [*args, now, row_id])
+
+
+async def _fetch(db: aiosqlite.Connection, sql: str, args: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+    return list(await db.execute_fetchall(sql, args))
