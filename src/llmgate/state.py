@@ -52,7 +52,7 @@ class GatewayState:
         for client in self.clients.values():
             await client.open()
         if self.shared is not None:
-            self.shared.listen(self.tokens.forget)
+            self.shared.listen(self.tokens.forget, self.tokens.forget_all)
         self._flusher = asyncio.create_task(self._flush_forever())
 
     async def close(self) -> None:

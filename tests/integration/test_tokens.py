@@ -177,3 +177,14 @@ def test_upstream_keys_refused_without_secret_key(gateway: Gateway, upstream: st
 def test_schema_describes_only_manage(gw: Gateway) -> None:
     paths = httpx.get(f"{gw.url}/manage/schema").json()["paths"]
     assert paths and all(p.startswith("/manage/") for p in paths)
+
+
+def test_streamed_usage_counts_when_the_request_asks_for_it(gw: Gateway) -> None:
+    token = new_token(gw, budget_tokens=10)
+    body = {"model": "m", "messages": [], "stream": True, "stream_options": {"include_usage": True}}
+    with httpx.stream("POST", f"{gw.url}/v1/chat/completions", json=body,
+                      headers={"authorization": f"Bearer {token['secret']}"}) as response:
+        assert response.status_code == 200
+        text = b"".join(response.iter_bytes())
+    assert b'"usage"' in text, "the double should send a usage chunk"
+    assert chat(gw, token["secret"]).json()["error"]["code"] == "token_budget_exhausted"

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 SECRET_PREFIX = "lg-"
 _NEGATIVE_MAX = 10_000  # bounded: a flood of random keys must not grow memory without end
+IDLE_FLUSHES = 300  # an entry unused for this many write-back cycles (5 min at 1 s) leaves the cache
 WRONG_KEY = "Incorrect API key provided."
 
 
@@ -60,7 +61,8 @@ def is_token_secret(credential: str) -> bool:
 class TokenEntry:
     """A cached token: its record, its project's allowances, and what this instance counted since the store."""
 
-    __slots__ = ("allowed_models", "counters", "expires_at", "has_tpm", "is_active", "limits", "loaded_at",
+    __slots__ = ("allowed_models", "counters", "expires_at", "has_tpm", "idle_flushes", "is_active", "limits",
+                 "loaded_at",
                  "project_id", "token_id", "unflushed_requests", "unflushed_tokens", "upstream_keys")
 
     def __init__(self, token: Token, project: Project | None, keybox: KeyBox, now: float) -> None:
@@ -69,6 +71,7 @@ class TokenEntry:
         self.counters = Counters(token.request_count, token.tokens_used)
         self.unflushed_requests = 0
         self.unflushed_tokens = 0
+        self.idle_flushes = 0
         self.update(token, project, keybox, now)
 
     def update(self, token: Token, project: Project | None, keybox: KeyBox, now: float) -> None:
@@ -208,6 +211,12 @@ class TokenCache:
         if entry is not None and self._hash_of.get(entry.token_id) == secret_hash:
             del self._hash_of[entry.token_id]
 
+    def forget_all(self) -> None:
+        """Invalidations may have been missed (the Redis channel reconnected): reload every entry."""
+        self._negative.clear()
+        for entry in self.entries.values():
+            entry.loaded_at = -math.inf
+
     def forget_token(self, token_id: str) -> None:
         secret_hash = self._hash_of.get(token_id)
         if secret_hash is not None:
@@ -233,7 +242,13 @@ class TokenCache:
                 entry.unflushed_tokens += delta.tokens
                 self._used.add(entry)
             return
-        stale = [h for h, e in self.entries.items() if now - e.loaded_at >= self.ttl_s / 2]
+        stale = []
+        for secret_hash, entry in list(self.entries.items()):
+            entry.idle_flushes = 0 if entry in used else entry.idle_flushes + 1
+            if entry.idle_flushes > IDLE_FLUSHES:
+                self._drop(secret_hash)
+            elif now - entry.loaded_at >= self.ttl_s / 2:
+                stale.append(secret_hash)
         for secret_hash in stale:
             try:
                 reloaded = await self._load(secret_hash)

@@ -89,8 +89,8 @@ class SharedLimits:
     async def admit(self, token_id: str, limits: Limits, request_count: int) -> Refusal | None:
         """Count the request across all instances, or refuse it."""
         keys = [f"llmgate:{{{token_id}}}:{name}" for name in ("rpm", "tpm", "count")]
-        args: list[int | str] = [_or_none(limits.rpm), _or_none(limits.tpm), _or_none(limits.max_requests), request_count,
-                os.urandom(8).hex()]
+        args: list[int | str] = [_or_none(limits.rpm), _or_none(limits.tpm), _or_none(limits.max_requests),
+                                 request_count, os.urandom(8).hex()]
         result = await self._admit(keys=keys, args=args)
         code = int(result[0])
         if code == 0:
@@ -117,15 +117,20 @@ class SharedLimits:
         """Tell every instance to drop its cache entry for this secret."""
         await self._client.publish(CHANNEL, secret_hash)
 
-    def listen(self, on_message: Callable[[str], None]) -> None:
-        """Call `on_message(secret_hash)` for each invalidation, reconnecting after errors."""
-        self._listener = asyncio.create_task(self._listen(on_message))
+    def listen(self, on_message: Callable[[str], None], on_resubscribe: Callable[[], None]) -> None:
+        """Call `on_message(secret_hash)` for each invalidation, reconnecting after errors; after a reconnect,
+        `on_resubscribe()` (messages sent while disconnected are lost)."""
+        self._listener = asyncio.create_task(self._listen(on_message, on_resubscribe))
 
-    async def _listen(self, on_message: Callable[[str], None]) -> None:
+    async def _listen(self, on_message: Callable[[str], None], on_resubscribe: Callable[[], None]) -> None:
+        first = True
         while True:
             try:
                 async with self._client.pubsub() as pubsub:
                     await pubsub.subscribe(CHANNEL)
+                    if not first:
+                        on_resubscribe()
+                    first = False
                     async for message in pubsub.listen():
                         if message["type"] == "message":
                             on_message(message["data"].decode())
