@@ -61,9 +61,22 @@ def is_token_secret(credential: str) -> bool:
 class TokenEntry:
     """A cached token: its record, its project's allowances, and what this instance counted since the store."""
 
-    __slots__ = ("allowed_models", "counters", "expires_at", "has_tpm", "idle_flushes", "is_active", "limits",
-                 "loaded_at",
-                 "project_id", "token_id", "unflushed_requests", "unflushed_tokens", "upstream_keys")
+    __slots__ = (
+        "allowed_models",
+        "counters",
+        "expires_at",
+        "has_tpm",
+        "idle_flushes",
+        "is_active",
+        "limits",
+        "loaded_at",
+        "project_id",
+        "token_id",
+        "unflushed_requests",
+        "unflushed_tokens",
+        "upstream_auth",
+        "upstream_keys",
+    )
 
     def __init__(self, token: Token, project: Project | None, keybox: KeyBox, now: float) -> None:
         self.token_id = token.id
@@ -85,6 +98,7 @@ class TokenEntry:
         self.allowed_models = (own & project_models if own and project_models else own or project_models) or None
         keys = project.upstream_keys if project else {}
         self.upstream_keys = {name: key for name, enc in keys.items() if (key := keybox.decrypt(enc))}
+        self.upstream_auth = {name: ("authorization", f"Bearer {key}") for name, key in self.upstream_keys.items()}
         self.counters.request_count = max(self.counters.request_count,
                                           token.request_count + self.unflushed_requests)
         self.counters.tokens_used = max(self.counters.tokens_used, token.tokens_used + self.unflushed_tokens)
@@ -186,15 +200,21 @@ class TokenCache:
         entry.unflushed_requests += 1
         self._used.add(entry)
 
-    async def record_usage(self, entry: TokenEntry, tokens: int, now: float) -> None:
-        """Add a response's LLM tokens to the budget and the tpm window (written back with the next batch)."""
+    def record_usage(self, entry: TokenEntry, tokens: int, now: float) -> bool:
+        """Add a response's LLM tokens to the budget and the tpm window (written back with the next batch).
+
+        True when they must also go to the shared tpm window (`record_shared_usage`).
+        """
         if tokens <= 0:
-            return
+            return False
         record_tokens(entry.counters, tokens, now, entry.has_tpm and self.shared is None)
         entry.unflushed_tokens += tokens
         self._used.add(entry)
-        if self.shared is not None and entry.has_tpm:
-            await self.shared.record_tokens(entry.token_id, tokens)
+        return self.shared is not None and entry.has_tpm
+
+    async def record_shared_usage(self, entry: TokenEntry, tokens: int) -> None:
+        assert self.shared is not None
+        await self.shared.record_tokens(entry.token_id, tokens)
 
     def forget(self, secret_hash: str) -> None:
         """A secret's token changed (revoked, rotated, new limits): the next request asks the store again.

@@ -18,7 +18,6 @@ from litestar.types import Receive, Scope, Send
 from loguru import logger
 
 from llmgate.access.authenticate import Principal
-from llmgate.access.tokens import TokenEntry
 from llmgate.config import parse_route
 from llmgate.errors import (
     GatewayError,
@@ -137,28 +136,24 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState
     client = state.clients[provider]
     auth = client.auth_header
     entry = principal.entry
-    if entry is not None:
-        auth = await _admit(state, entry, model, provider) or auth
+    meter = None
+    if entry is not None:  # a virtual token: the model, then its limits (counting the request), its project's key
+        entry.check_model(model)
+        if state.tokens.shared is None:
+            state.tokens.admit(entry, time.time())
+        else:
+            await state.tokens.admit_shared(entry, time.time())
+        auth = entry.upstream_auth.get(provider, auth)
+        meter = UsageMeter()
     query = scope.get("query_string", b"")
     upstream_path = f"{path}?{query.decode('latin-1')}" if query else path
     headers = upstream_request_headers(inbound, auth, request_id)
-    meter = UsageMeter() if entry is not None else None
     await forward(send, receive, client, scope["method"], upstream_path, headers, body, request_id,
                   stream or endpoint.streams_response, meter)
     if entry is not None and meter is not None:
-        await state.tokens.record_usage(entry, meter.tokens(), time.time())
-
-
-async def _admit(state: GatewayState, entry: TokenEntry, model: str | None,
-                 provider: str) -> tuple[str, str] | None:
-    """A virtual token's checks: the model, then its limits (counting the request); its project's own key."""
-    entry.check_model(model)
-    if state.tokens.shared is None:
-        state.tokens.admit(entry, time.time())
-    else:
-        await state.tokens.admit_shared(entry, time.time())
-    key = entry.upstream_keys.get(provider)
-    return ("authorization", f"Bearer {key}") if key else None
+        tokens = meter.tokens()
+        if state.tokens.record_usage(entry, tokens, time.time()):
+            await state.tokens.record_shared_usage(entry, tokens)
 
 
 def decode_view(raw: bytes) -> RoutingView:

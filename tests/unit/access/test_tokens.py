@@ -135,7 +135,7 @@ def test_usage_counts_towards_the_budget(tmp_path: Path) -> None:
         store, cache, clock, secret, _ = await setup(tmp_path, budget_tokens=100)
         entry = await cache.load(hash_secret(secret))
         cache.admit(entry, clock.now)
-        await cache.record_usage(entry, 100, clock.now)
+        assert cache.record_usage(entry, 100, clock.now) is False  # no Redis: nothing shared to record
         with pytest.raises(QuotaExhausted) as info:
             cache.admit(entry, clock.now)
         assert info.value.code == "token_budget_exhausted"
