@@ -3,8 +3,10 @@
     uv run python benchmarks/tokens_vs_master.py [--rounds 5] [--duration 10] [--connections 32]
 
 Gateway pinned to CPU 0, the upstream double and wrk to CPU 1 (`taskset`), non-streaming chat
-(shared/bench/chat.lua). Runs alternate master / token / token-with-limits so drift hits all equally;
-prints each run and the medians. Needs `wrk` (Debian package) and shared/bench/ beside the repo.
+(shared/bench/chat.lua). Each round runs master / token / token-with-limits, in alternating order; the
+ratios are taken within a round (paired) and their median reported, for throughput and for the gateway's
+CPU time per request (steadier than throughput on a shared machine).
+Needs `wrk` (Debian package) and shared/bench/ beside the repo.
 """
 
 from __future__ import annotations
@@ -37,13 +39,36 @@ def wait(url: str) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def wrk(url: str, key: str, duration: int, connections: int) -> float:
+def cpu_s(root: int) -> float:
+    """User + system CPU seconds of `root` and its descendants (granian runs its worker as a child)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry)] = int(fields[1])
+            times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += times.get(pid, 0.0)
+        todo.extend(child for child, parent in parents.items() if parent == pid)
+    return total
+
+
+def wrk(url: str, key: str, duration: int, connections: int) -> tuple[float, int]:
     out = subprocess.run(["taskset", "-c", "1", "/usr/bin/wrk", "-t1", f"-c{connections}", f"-d{duration}s",
                           "-s", str(LUA), f"{url}/v1/chat/completions"], env={**os.environ, "WRK_KEY": key},
                          capture_output=True, text=True, check=True).stdout
     if "Non-2xx" in out:
         raise RuntimeError(f"errors during the run:\n{out}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return rps, requests
 
 
 def main() -> int:
@@ -75,14 +100,27 @@ def main() -> int:
         keys = {"master": MASTER, "token": plain["secret"], "token+limits": limited["secret"]}
         wrk(url, MASTER, 3, args.connections)  # warm-up
         results: dict[str, list[float]] = {name: [] for name in keys}
+        cpu: dict[str, list[float]] = {name: [] for name in keys}
+        gateway_pid = procs[1].pid
+        names = list(keys)
         for round_ in range(args.rounds):
-            for name, key in keys.items():
-                rps = wrk(url, key, args.duration, args.connections)
+            # Alternate the order (ABC, CBA, ...) so slow drift and neighbours' load hit every variant alike.
+            for name in names if round_ % 2 == 0 else names[::-1]:
+                key = keys[name]
+                before = cpu_s(gateway_pid)
+                rps, requests = wrk(url, key, args.duration, args.connections)
+                cpu_us = (cpu_s(gateway_pid) - before) / requests * 1e6
                 results[name].append(rps)
-                print(f"round {round_ + 1} {name:13} {rps:9.1f} rps", flush=True)
-        medians = {name: statistics.median(v) for name, v in results.items()}
-        for name, value in medians.items():
-            print(f"median {name:13} {value:9.1f} rps  ratio to master {value / medians['master']:.3f}")
+                cpu[name].append(cpu_us)
+                print(f"round {round_ + 1} {name:13} {rps:9.1f} rps  {cpu_us:6.1f} us CPU/request", flush=True)
+        # Throughput is noisy on a shared machine; the gateway's CPU time per request is the steadier measure
+        # (the gateway is CPU-bound on its core, so throughput ratio ~ inverse CPU-per-request ratio).
+        # Ratios are taken within each round (paired), then the median across rounds.
+        for name in keys:
+            rps_ratio = statistics.median(t / m for t, m in zip(results[name], results["master"], strict=True))
+            cpu_ratio = statistics.median(m / t for t, m in zip(cpu[name], cpu["master"], strict=True))
+            print(f"median {name:13} {statistics.median(results[name]):9.1f} rps (paired ratio {rps_ratio:.3f})  "
+                  f"{statistics.median(cpu[name]):6.1f} us CPU/request (paired ratio {cpu_ratio:.3f})")
     finally:
         for proc in procs:
             proc.terminate()

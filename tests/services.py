@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from typing import NoReturn
 
 import pytest
 
@@ -29,13 +30,20 @@ def _pg_bin() -> str | None:
     return os.path.dirname(initdb) if initdb else None
 
 
+def _unavailable(reason: str) -> NoReturn:
+    """Skip, saying how to install; in CI (.ci/run installs both) a missing server is a failure, not a skip."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}, but CI=true: .ci/run should have installed it")
+    pytest.skip(reason)
+
+
 def _as_user() -> list[str]:
     if os.geteuid() != 0:
         return []
     try:
         pwd.getpwnam("postgres")
     except KeyError:
-        pytest.skip("PostgreSQL cannot run as root and there is no `postgres` user")
+        _unavailable("PostgreSQL cannot run as root and there is no `postgres` user")
     return ["runuser", "-u", "postgres", "--"]
 
 
@@ -44,7 +52,7 @@ def run_postgres() -> Iterator[str]:
     """A throwaway PostgreSQL cluster; yields its URL (database `llmgate`, trust auth on 127.0.0.1)."""
     bindir = _pg_bin()
     if bindir is None:
-        pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql; .ci/run does it in CI)")
+        _unavailable("PostgreSQL is not installed (Debian: apt-get install postgresql; .ci/run does it in CI)")
     prefix = _as_user()
     root = tempfile.mkdtemp(prefix="llmgate-pg-")
     data = os.path.join(root, "data")
@@ -68,7 +76,7 @@ def run_redis() -> Iterator[str]:
     """A throwaway redis-server without persistence; yields its URL."""
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server; .ci/run does it in CI)")
+        _unavailable("redis-server is not installed (Debian: apt-get install redis-server; .ci/run does it in CI)")
     port = free_port()
     root = tempfile.mkdtemp(prefix="llmgate-redis-")
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",

@@ -132,6 +132,7 @@ class TokenCache:
         self._negative: dict[str, float] = {}  # secret hash → until
         self._loading: dict[str, asyncio.Future[TokenEntry | None]] = {}
         self._used: set[TokenEntry] = set()  # entries with unflushed counts
+        self._warned_at = -math.inf
 
     def lookup(self, secret_hash: str, now: float) -> TokenEntry | None:
         """The fresh cached entry, or None when the store must be asked; Unauthorized for a known-bad secret."""
@@ -186,14 +187,22 @@ class TokenCache:
         self._used.add(entry)
 
     async def admit_shared(self, entry: TokenEntry, now: float) -> None:
-        """The same, with rpm/tpm/max_requests counted in Redis across instances (the budget stays local)."""
+        """The same, with rpm/tpm/max_requests counted in Redis across instances (the budget stays local).
+
+        When Redis cannot be reached, the request is counted on this instance instead (logged every 10 s).
+        """
         assert self.shared is not None
         budget = entry.limits.budget_tokens
         if budget is not None and entry.counters.tokens_used >= budget:
             refusal = admit(Limits(budget_tokens=budget), entry.counters, now)
             assert refusal is not None
             raise refusal_error(refusal)
-        refusal = await self.shared.admit(entry.token_id, entry.limits, entry.counters.request_count)
+        try:
+            refusal = await self.shared.admit(entry.token_id, entry.limits, entry.counters.request_count)
+        except Exception as exc:  # Redis unreachable: keep serving, with this instance's own counts
+            self._warn_shared(exc, now)
+            self.admit(entry, now)
+            return
         if refusal is not None:
             raise refusal_error(refusal)
         entry.counters.request_count += 1
@@ -214,7 +223,15 @@ class TokenCache:
 
     async def record_shared_usage(self, entry: TokenEntry, tokens: int) -> None:
         assert self.shared is not None
-        await self.shared.record_tokens(entry.token_id, tokens)
+        try:
+            await self.shared.record_tokens(entry.token_id, tokens)
+        except Exception as exc:
+            self._warn_shared(exc, self.clock())
+
+    def _warn_shared(self, exc: Exception, now: float) -> None:
+        if now - self._warned_at >= 10:  # once per 10 s, not once per request
+            self._warned_at = now
+            logger.warning("Redis is unreachable ({}); limits are counted per instance until it is back", exc)
 
     def forget(self, secret_hash: str) -> None:
         """A secret's token changed (revoked, rotated, new limits): the next request asks the store again.

@@ -144,3 +144,21 @@ def test_usage_counts_towards_the_budget(tmp_path: Path) -> None:
         await store.close()
 
     asyncio.run(run())
+
+
+def test_redis_down_falls_back_to_local_limits(tmp_path: Path) -> None:
+    from llmgate.store.redis import SharedLimits
+    from tests.servers import free_port
+
+    async def run() -> None:
+        store, cache, clock, secret, _ = await setup(tmp_path, max_requests=2)
+        cache.shared = SharedLimits(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+        entry = await cache.load(hash_secret(secret))
+        await cache.admit_shared(entry, clock.now)
+        await cache.admit_shared(entry, clock.now)
+        with pytest.raises(QuotaExhausted):
+            await cache.admit_shared(entry, clock.now)
+        await cache.shared.close()
+        await store.close()
+
+    asyncio.run(run())
