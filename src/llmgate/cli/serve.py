@@ -62,8 +62,22 @@ def _log_start(settings: Settings) -> None:
     for provider in settings.providers:
         logger.info("provider {} → {} (key {}, models: {})", provider.name, provider.base_url,
                     mask_secret(provider.api_key), ", ".join(provider.models) or "any")
+    store = without_password(settings.database_url) if settings.database_url else f"SQLite {server.data_dir}/llmgate.db"
+    logger.info("store: {}; shared limits and revocations: {}", store,
+                without_password(settings.redis_url) if settings.redis_url else "off (no LLMGATE_REDIS_URL)")
+    logger.info("management API /manage: {}", "on" if settings.management_token else
+                "off (set LLMGATE_MANAGEMENT_TOKEN to enable it)")
     logger.info("llmgate {} listening on http://{}:{} with {} worker(s)", __version__, server.host, server.port,
                 server.workers)
+
+
+def without_password(url: str) -> str:
+    """`postgresql://user:secret@host/db` → `postgresql://user:****@host/db`, for logs."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:****@{host}"
 
 
 def _run_granian(settings: Settings) -> None:

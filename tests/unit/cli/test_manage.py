@@ -18,3 +18,4 @@ def test_table() -> None:
     assert table.splitlines() == ["ID     ALLOWED_MODELS  IS_ACTIVE  EXPIRES_AT        RPM_LIMIT",
                                   "tok_1  a,b             yes        1970-01-01 00:00  -"]
     assert render_table([], ("id",)).endswith("(none)")
+
