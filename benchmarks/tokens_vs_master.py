@@ -76,6 +76,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--gateway-env", action="append", default=[], metavar="VAR=VALUE",
+                        help="an extra environment variable for the gateway (repeatable)")
     args = parser.parse_args()
     data = tempfile.mkdtemp(prefix="llmgate-bench-")
     up_port, gw_port = 18181, 18182
@@ -83,6 +85,7 @@ def main() -> int:
     env |= {"OPENAI_BASE_URL": f"http://127.0.0.1:{up_port}/v1", "OPENAI_API_KEY": "sk-up",
             "LLMGATE_MASTER_KEY": MASTER, "LLMGATE_MANAGEMENT_TOKEN": MT, "LLMGATE_DATA_DIR": data,
             "LLMGATE_LOG_LEVEL": "WARNING"}
+    env |= dict(item.split("=", 1) for item in args.gateway_env)
     procs = [subprocess.Popen(["taskset", "-c", "1", sys.executable, "-m", "llmgate.upstream_double", "--host",
                                "127.0.0.1", "--port", str(up_port)], env=env)]
     procs.append(subprocess.Popen(["taskset", "-c", "0", sys.executable, "-m", "llmgate", "serve", "--port",
