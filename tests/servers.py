@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,6 +14,8 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+
+from llmgate.upstream_double import free_port, stop_process
 
 MASTER_KEY = "sk-master-test-0123456789abcdef"
 UPSTREAM_KEY = "sk-upstream-test-fedcba9876543210"
@@ -33,12 +33,6 @@ class Gateway:
         self.stderr.flush()
         self.stderr.seek(0)
         return self.stderr.read().decode("utf-8", "replace")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def gateway_env(upstream: str, **extra: str) -> dict[str, str]:
@@ -72,17 +66,6 @@ def start_gateway(env: dict[str, str], *args: str, timeout_s: float = 15.0) -> I
             yield gateway
         finally:
             stop_process(proc)
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL to the process group (granian's workers included) after 5 s."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 def write_config(tmp_path: Path, text: str) -> str:

@@ -11,6 +11,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -35,12 +36,15 @@ class Timeouts(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
 
 
 class ProviderConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """One OpenAI-compatible upstream."""
+    """One upstream: OpenAI-compatible, or Anthropic's Messages API."""
 
     name: str
     """Unique name, used in logs and metrics."""
     base_url: str
-    """Base URL including the version prefix, e.g. `https://api.openai.com/v1`."""
+    """Base URL including the version prefix, e.g. `https://api.openai.com/v1` or `https://api.anthropic.com/v1`."""
+    kind: Literal["openai", "anthropic"] = "openai"
+    """The upstream's dialect. `anthropic`: /v1/messages passes through natively (x-api-key auth), and OpenAI
+    chat requests for its models are translated (llmgate/translate/)."""
     api_key: str = ""
     """The provider's key, or `env:VAR` to read it from the environment variable VAR."""
     models: tuple[str, ...] = ()

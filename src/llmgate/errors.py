@@ -20,8 +20,10 @@
      ├── UpstreamTimeout         504  connect, first byte or idle timeout
      └── InternalError           500  a bug: logged with its traceback
 
-Code raises these; only `error_response` builds the OpenAI-style body `{"error": {message, type, param, code}}`.
-Upstream error responses are not GatewayErrors: they reach the client unchanged.
+Code raises these; only `error_response` builds the OpenAI-style body `{"error": {message, type, param, code}}`,
+and `anthropic_error_response` the Anthropic one `{"type": "error", "error": {type, message}}` (the /v1/messages
+routes). Upstream error responses are not GatewayErrors: they reach the client unchanged, or translated into
+the caller's dialect by `llmgate.translate.errors` when the upstream speaks the other one.
 """
 
 from __future__ import annotations
@@ -149,3 +151,21 @@ class Conflict(GatewayError):
 
 class ManagementDisabled(GatewayError):
     status, type, code = 503, "server_error", "management_disabled"
+
+
+# Anthropic's error types by status (https://docs.anthropic.com/en/api/errors); 529 is its "overloaded".
+ANTHROPIC_ERROR_TYPES: dict[int, str] = {
+    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+    413: "request_too_large", 429: "rate_limit_error", 500: "api_error", 529: "overloaded_error",
+}
+
+
+def anthropic_error_type(status: int) -> str:
+    """Anthropic's `error.type` for an HTTP status (other 4xx: invalid_request_error, other 5xx: api_error)."""
+    return ANTHROPIC_ERROR_TYPES.get(status) or ("invalid_request_error" if status < 500 else "api_error")
+
+
+def anthropic_error_response(error: GatewayError) -> tuple[int, bytes]:
+    """Status and Anthropic-style body for `error`, for callers of the Anthropic routes."""
+    body = {"type": "error", "error": {"type": anthropic_error_type(error.status), "message": error.message}}
+    return error.status, _encode(body)

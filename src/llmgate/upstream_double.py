@@ -6,11 +6,14 @@ or from a test with `with run_double() as base_url: ...`.
 
 Endpoints (matched on the path's suffix, any prefix, any method): chat/completions, completions, embeddings,
 models, models/{id}, responses, images/generations, audio/speech, audio/transcriptions (multipart),
-Anthropic messages and messages/count_tokens. `GET /_seen` shows what it received; `POST /_reset` clears that.
+Anthropic messages and messages/count_tokens (validated like the real API; tool calls when a request offers
+tools: upstream_double_tools.py; errors and the `request-id` header as Anthropic names it). `GET /_seen` shows
+what it received; `POST /_reset` clears that.
 
-Per-request headers: x-mock-status (non-200 -> OpenAI error body), x-mock-delay-ms (before the first byte),
-x-mock-chunks (stream length), x-mock-chunk-delay-ms (between chunks). Env defaults: DELAY_MS, CHUNKS (20),
-CHUNK_DELAY_MS. Bodies and stream frames are precomputed (cached per model), nothing is logged per request.
+Per-request headers: x-mock-status (non-200 -> an OpenAI error body, Anthropic's on messages paths),
+x-mock-delay-ms (before the first byte), x-mock-chunks (stream length), x-mock-chunk-delay-ms (between chunks).
+Env defaults: DELAY_MS, CHUNKS (20), CHUNK_DELAY_MS. Bodies and stream frames are precomputed (cached per model),
+nothing is logged per request.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from functools import lru_cache
 from typing import IO, Any, NamedTuple
 
 import msgspec
+
+from llmgate import upstream_double_tools as tools
 
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -91,6 +96,10 @@ class Body(msgspec.Struct):
     messages: Any = None
     n: Any = None
     encoding_format: Any = None
+    system: Any = None
+    tools: Any = None
+    tool_choice: Any = None
+    temperature: Any = None
 
 
 _decode_body = msgspec.json.Decoder(Body).decode
@@ -152,7 +161,7 @@ SEEN = Seen()
 class Req:
     """One request as the handlers see it."""
 
-    __slots__ = ("body", "chunk_delay", "headers", "json", "model", "n", "receive", "rid", "send", "t0")
+    __slots__ = ("body", "chunk_delay", "headers", "id_header", "json", "model", "n", "receive", "rid", "send", "t0")
 
     def __init__(self, receive: Receive, send: Send, headers: dict[bytes, bytes], body: bytes) -> None:
         self.receive, self.send, self.headers, self.body = receive, send, headers, body
@@ -167,12 +176,13 @@ class Req:
         self.chunk_delay = _number(headers.get(b"x-mock-chunk-delay-ms"), CHUNK_DELAY_MS, 600_000.0) / 1000
         SEEN.request_ids += 1
         self.rid = b"up-%d" % SEEN.request_ids
+        self.id_header = b"x-request-id"  # Anthropic's API names it `request-id` (set for messages paths)
 
     def response_headers(self, ctype: bytes, extra: tuple[tuple[bytes, bytes], ...] = (),
                          remaining: bytes = b"9999") -> list[tuple[bytes, bytes]]:
         """content-type plus what every OpenAI response carries: its request id, timing and rate limits."""
         ms = b"%d" % int((time.perf_counter() - self.t0) * 1000)
-        return [(b"content-type", ctype), (b"x-request-id", self.rid), (b"openai-processing-ms", ms),
+        return [(b"content-type", ctype), (self.id_header, self.rid), (b"openai-processing-ms", ms),
                 (b"x-ratelimit-limit-requests", b"10000"), (b"x-ratelimit-remaining-requests", remaining),
                 *extra]
 
@@ -283,8 +293,9 @@ def anthropic_frames(model: str, n: int) -> Frames:
 
     head = ev({"type": "message_start", "message": {
         "id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": [],
-        "stop_reason": None, "usage": {"input_tokens": 11, "output_tokens": 1}}})
+        "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 11, "output_tokens": 1}}})
     head += ev({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+    head += ev({"type": "ping"})  # the real API sends one here; clients must ignore it
     deltas = tuple(ev({"type": "content_block_delta", "index": 0,
                        "delta": {"type": "text_delta", "text": f"tok{i} "}}) for i in range(n))
     tail = ev({"type": "content_block_stop", "index": 0})
@@ -370,6 +381,11 @@ def _include_usage(r: Req) -> bool:
 
 
 async def _chat(r: Req) -> None:
+    call = tools.openai_tool(r.json.tools, r.json.tool_choice, r.json.messages)
+    if call is not None:
+        if r.json.stream:
+            return await r.stream(tools.openai_tool_frames(r.model, *call, _include_usage(r)))
+        return await r.respond(tools.openai_tool_body(r.model, *call))
     if r.json.stream:
         return await r.stream(chat_frames(r.model, r.n, _include_usage(r)))
     await r.respond(chat_body(r.model))
@@ -381,33 +397,51 @@ async def _completions(r: Req) -> None:
     await r.respond(completion_body(r.model))
 
 
-def anthropic_invalid(headers: dict[bytes, bytes], body: Body) -> str | None:
-    """What the real Anthropic API would reject in this request (the JS double's checks), or None."""
+def anthropic_invalid(headers: dict[bytes, bytes], body: Body, count_tokens: bool = False) -> str | None:
+    """What the real Anthropic API would reject in this request (the JS double's checks and more), or None."""
     if not headers.get(b"x-api-key"):
         return "x-api-key header is required"
     if not headers.get(b"anthropic-version"):
         return "anthropic-version header is required"
+    if count_tokens:  # count_tokens takes no max_tokens
+        return _anthropic_messages_invalid(body)
     mt = body.max_tokens
     if isinstance(mt, bool) or not (isinstance(mt, int) or (isinstance(mt, float) and mt.is_integer())):
         return "max_tokens: Field required"
+    return _anthropic_messages_invalid(body)
+
+
+def _anthropic_messages_invalid(body: Body) -> str | None:
     msgs = body.messages
     if not isinstance(msgs, list) or any(not isinstance(m, dict) or m.get("role") not in ("user", "assistant")
                                          for m in msgs):
         return 'messages: roles must be "user" or "assistant" (system is a top-level parameter)'
-    return None
+    return tools.anthropic_content_invalid(body.system, msgs, body.tools, body.temperature)
+
+
+async def _anthropic_error(r: Req, message: str) -> None:
+    error = {"type": "invalid_request_error", "message": message}
+    await r.respond(_enc({"type": "error", "error": error}), 400)
 
 
 async def _messages(r: Req) -> None:
     bad = anthropic_invalid(r.headers, r.json)
     if bad:
-        error = {"type": "invalid_request_error", "message": bad}
-        return await r.respond(_enc({"type": "error", "error": error}), 400)
+        return await _anthropic_error(r, bad)
+    call = tools.anthropic_tool(r.json.tools, r.json.tool_choice, r.json.messages)
+    if call is not None:
+        if r.json.stream:
+            return await r.stream(tools.anthropic_tool_frames(r.model, *call))
+        return await r.respond(tools.anthropic_tool_body(r.model, *call))
     if r.json.stream:
         return await r.stream(anthropic_frames(r.model, r.n))
     await r.respond(anthropic_body(r.model))
 
 
 async def _count_tokens(r: Req) -> None:
+    bad = anthropic_invalid(r.headers, r.json, count_tokens=True)
+    if bad:
+        return await _anthropic_error(r, bad)
     await r.respond(b'{"input_tokens":11}')
 
 
@@ -511,6 +545,9 @@ async def _http(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     full_path = f"{path}?{qs.decode('latin-1')}" if qs else path
     SEEN.recent.append(Record(scope["method"], full_path, auth, body, scope["headers"]))
     r = Req(receive, send, headers, body)
+    anthropic = path.rstrip("/").endswith(("/messages", "/messages/count_tokens"))
+    if anthropic:
+        r.id_header = b"request-id"
     status = _status(headers.get(b"x-mock-status"))
     delay = _number(headers.get(b"x-mock-delay-ms"), DELAY_MS, 600_000.0)
     if delay > 0:
@@ -519,7 +556,7 @@ async def _http(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         limited = status == 429
         await send({"type": "http.response.start", "status": status, "headers": r.response_headers(
             _JSON, ((b"retry-after", b"1"),) if limited else (), b"0" if limited else b"9999")})
-        body = b"" if status in (204, 304) else error_body(status)
+        body = b"" if status in (204, 304) else (tools.anthropic_error_body if anthropic else error_body)(status)
         return await send({"type": "http.response.body", "body": body})
     path = path.rstrip("/")
     for suffix, handler in ROUTES:
@@ -555,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _free_port(port: int = 0) -> int:
+def free_port(port: int = 0) -> int:
     """`port` (0: any) if nothing listens there; granian binds with SO_REUSEPORT, so it would not notice."""
     with socket.socket() as s:
         try:
@@ -576,14 +613,17 @@ def _answers(port: int) -> bool:
         conn.close()
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, SIGKILL to its process group (granian's worker included) after 5 s."""
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL to its process group (granian's workers included) after 5 s.
+
+    For processes started with `start_new_session=True`, so the group holds only what they started.
+    """
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(5)
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)  # its own session: only what run_double started
+        os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
 
@@ -598,7 +638,7 @@ def run_double(port: int | None = None, env: dict[str, str] | None = None) -> It
 
     Waits (10 s at most) until `GET /_seen` answers; RuntimeError with the child's stderr otherwise.
     """
-    port = _free_port(port or 0)
+    port = free_port(port or 0)
     cmd = [sys.executable, "-m", "llmgate.upstream_double", "--host", "127.0.0.1", "--port", str(port)]
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=err,
@@ -613,7 +653,7 @@ def run_double(port: int | None = None, env: dict[str, str] | None = None) -> It
                 time.sleep(0.05)
             yield f"http://127.0.0.1:{port}"
         finally:
-            _stop(proc)
+            stop_process(proc)
 
 
 if __name__ == "__main__":

@@ -184,9 +184,9 @@ def test_anthropic_messages_and_stream(client: httpx.Client) -> None:
     assert body["content"][0]["type"] == "text" and body["usage"] == {"input_tokens": 11, "output_tokens": 7}
     r = client.post("/v1/messages", headers={**ANTHROPIC, "x-mock-chunks": "3"}, json={**CLAUDE, "stream": True})
     events = sse_events(r.text)
-    assert [e for e, _ in events] == ["message_start", "content_block_start"] + ["content_block_delta"] * 3 + [
-        "content_block_stop", "message_delta", "message_stop"]
-    assert events[2][1]["delta"] == {"type": "text_delta", "text": "tok0 "}
+    assert [e for e, _ in events] == ["message_start", "content_block_start", "ping"] + [
+        "content_block_delta"] * 3 + ["content_block_stop", "message_delta", "message_stop"]
+    assert events[3][1]["delta"] == {"type": "text_delta", "text": "tok0 "}
     assert events[-2][1]["usage"] == {"output_tokens": 3}
     assert client.post("/v1/messages/count_tokens", headers=ANTHROPIC, json=CLAUDE).json() == {"input_tokens": 11}
 
@@ -290,5 +290,5 @@ def test_run_double_reports_failures() -> None:
         port = int(base.rsplit(":", 1)[1])
         with pytest.raises(RuntimeError, match="in use"), run_double(port=port):
             pass
-    with pytest.raises(RuntimeError, match="(?s)exited with.*PYTHONHOME"), run_double(env={"PYTHONHOME": "/nope"}):
+    with pytest.raises(RuntimeError, match=r"(?s)exited with.*PYTHONHOME"), run_double(env={"PYTHONHOME": "/nope"}):
         pass

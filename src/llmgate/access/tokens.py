@@ -186,6 +186,14 @@ class TokenCache:
         entry.unflushed_requests += 1
         self._used.add(entry)
 
+    async def check_request(self, entry: TokenEntry, model: str | None, now: float) -> None:
+        """All of a request's checks: the model, then the limits (counting it here or in Redis)."""
+        entry.check_model(model)
+        if self.shared is None:
+            self.admit(entry, now)
+        else:
+            await self.admit_shared(entry, now)
+
     async def admit_shared(self, entry: TokenEntry, now: float) -> None:
         """The same, with rpm/tpm/max_requests counted in Redis across instances (the budget stays local).
 

@@ -5,4 +5,5 @@
     client.py     the pooled upstream HTTP client (pyreqwest), behind a small interface
     forward.py    send one request and its answer back; upstream client errors → gateway errors
     streaming.py  byte-for-byte stream relay with first-byte/idle deadlines
+    translated.py the same guards for answers translated into the other dialect (whole or streamed)
 """

@@ -7,13 +7,17 @@ shared/bench/ref_gw.py at 1.45x (non-streaming) and 1.65x (streaming) the throug
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
-
-from litestar.types import Receive, Send
 
 from llmgate.errors import GatewayError, PayloadTooLarge, error_response
 
+# Plain ASGI shapes: the hot path builds and reads message dicts directly (Litestar's TypedDicts are stricter
+# than what a passthrough needs to say).
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
 JSON_CONTENT_TYPE = (b"content-type", b"application/json")

@@ -6,12 +6,11 @@ import asyncio
 from typing import Any
 
 import msgspec
-from litestar.types import Receive, Send
 from loguru import logger
 
 from llmgate.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from llmgate.log import mask_secret
-from llmgate.proxy.asgi import DisconnectWatch, send_response, uncancel
+from llmgate.proxy.asgi import DisconnectWatch, Receive, Send, send_response, uncancel
 from llmgate.proxy.client import TRANSPORT_ERRORS, Body, UpstreamClient, is_connect_timeout, is_timeout
 from llmgate.proxy.headers import downstream_headers
 from llmgate.proxy.streaming import relay_stream

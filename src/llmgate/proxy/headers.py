@@ -3,7 +3,8 @@
 Going up: the caller's credentials are replaced by the provider's, hop-by-hop headers are dropped, the rest
 (OpenAI-Organization, OpenAI-Beta, user headers, the SDK's x-stainless-*) is kept. Coming down: hop-by-hop
 headers are dropped, everything else (x-ratelimit-*, retry-after, openai-processing-ms, ...) is kept, and the
-upstream's `x-request-id` is renamed `x-upstream-request-id` because `x-request-id` is llmgate's own.
+upstream's `x-request-id` is renamed `x-upstream-request-id` because `x-request-id` is llmgate's own (Anthropic's
+`request-id` is copied to `x-upstream-request-id` too, and kept: the Anthropic SDK reads it).
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ def upstream_request_headers(inbound: InboundHeaders, auth: tuple[str, str] | No
     return headers
 
 
-def downstream_headers(upstream: Iterable[tuple[bytes, bytes]],
-                       request_id: bytes) -> tuple[list[tuple[bytes, bytes]], bytes | None]:
+def downstream_headers(
+    upstream: Iterable[tuple[bytes, bytes]], request_id: bytes
+) -> tuple[list[tuple[bytes, bytes]], bytes | None]:
     """The headers to send to the client, and the upstream's own request id if it sent one."""
     headers: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id)]
     upstream_id: bytes | None = None
@@ -87,4 +89,7 @@ def downstream_headers(upstream: Iterable[tuple[bytes, bytes]],
             headers.append((b"x-upstream-request-id", value))
         else:
             headers.append((lower, value))
+            if lower == b"request-id" and upstream_id is None:
+                upstream_id = value
+                headers.append((b"x-upstream-request-id", value))
     return headers, upstream_id

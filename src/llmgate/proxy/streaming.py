@@ -8,13 +8,13 @@ lazily: a chunk only stores a new deadline, the timer re-arms itself when it fir
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
-from litestar.types import Receive, Send
 from loguru import logger
 
 from llmgate.config import Timeouts
 from llmgate.errors import GatewayError, UpstreamTimeout, error_body
-from llmgate.proxy.asgi import DisconnectWatch, uncancel
+from llmgate.proxy.asgi import DisconnectWatch, Receive, Send, uncancel
 from llmgate.proxy.client import TRANSPORT_ERRORS, StreamedReply
 from llmgate.proxy.headers import downstream_headers
 from llmgate.usage.meter import UsageMeter
@@ -49,13 +49,20 @@ class StreamDeadline:
         self._handle.cancel()
 
 
+def openai_error_event(error: GatewayError) -> bytes:
+    """`data: {"error": ...}` (no [DONE]), the shape the OpenAI SDK raises on."""
+    return b"data: " + error_body(error) + b"\n\n"
+
+
 async def relay_stream(send: Send, receive: Receive, reply: StreamedReply, request_id: bytes,
                        timeouts: Timeouts, watch_disconnect: bool = True,
+                       error_event: Callable[[GatewayError], bytes] = openai_error_event,
                        meter: UsageMeter | None = None) -> bytes | None:
     """Send the upstream response to the client chunk by chunk; return the upstream's request id.
 
     Before the first byte has gone out, failures raise a GatewayError (the caller answers with an error);
-    after it, the stream is ended with an OpenAI-style error event, which the OpenAI SDK raises as APIError.
+    after it, the stream is ended with `error_event(error)`: by default an OpenAI-style error event, which the
+    OpenAI SDK raises as APIError (the Anthropic routes pass Anthropic's `event: error`).
     `watch_disconnect` must be False while the request body is still being read from `receive`.
     A `meter` sees every chunk of a 200 response (to find its usage).
     """
@@ -88,12 +95,12 @@ async def relay_stream(send: Send, receive: Receive, reply: StreamedReply, reque
         error = UpstreamTimeout(f"The upstream sent nothing for {_silence(started, timeouts)} s.")
         if not started:
             raise error from None
-        await _end_with_error(send, error)
+        await _end_with_error(send, error_event(error))
     except TRANSPORT_ERRORS as exc:
         if not started:
             raise
         logger.warning("upstream stream broke mid-response: {}", exc)
-        await _end_with_error(send, GatewayError(f"The upstream connection failed mid-stream: {exc}"))
+        await _end_with_error(send, error_event(GatewayError(f"The upstream connection failed mid-stream: {exc}")))
     finally:
         if watch is not None:
             watch.stop()
@@ -105,6 +112,6 @@ def _silence(started: bool, timeouts: Timeouts) -> float:
     return timeouts.idle_s if started else timeouts.first_byte_s
 
 
-async def _end_with_error(send: Send, error: GatewayError) -> None:
-    """End a started stream with `data: {"error": ...}` (no [DONE]), the shape the OpenAI SDK raises on."""
-    await send({"type": "http.response.body", "body": b"data: " + error_body(error) + b"\n\n", "more_body": False})
+async def _end_with_error(send: Send, event: bytes) -> None:
+    """End a started stream with an error event."""
+    await send({"type": "http.response.body", "body": event, "more_body": False})

@@ -2,7 +2,10 @@
 
 allowlist → authenticate → read body (limit) → decode `model`/`stream` → [virtual token: model allowed?
 limits] → pick provider → forward → relay → [virtual token: count its usage].
-Paths outside the allowlist get 404, a wrong method 405, both as OpenAI-style errors.
+Paths outside the allowlist get 404, a wrong method 405, both as OpenAI-style errors. Beside the allowlist:
+/v1/messages and /v1/messages/count_tokens (routes/anthropic.py, which answers in Anthropic's format), and
+/v1/token-count (routes/token_count.py). A chat request for a model an Anthropic provider serves is
+translated (routes/translating.py, imported only then).
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from typing import Literal, NamedTuple
 import msgspec
 from litestar import asgi
 from litestar.handlers import ASGIRouteHandler
-from litestar.types import Receive, Scope, Send
 from loguru import logger
 
 from llmgate.access.authenticate import Principal
@@ -32,6 +34,9 @@ from llmgate.log import new_request_id
 from llmgate.proxy.asgi import (
     JSON_CONTENT_TYPE,
     ClientDisconnected,
+    Receive,
+    Scope,
+    Send,
     iter_body,
     read_body,
     send_error,
@@ -41,6 +46,8 @@ from llmgate.proxy.asgi import (
 from llmgate.proxy.client import Body
 from llmgate.proxy.forward import forward
 from llmgate.proxy.headers import InboundHeaders, split_request_headers, upstream_request_headers
+from llmgate.routes.anthropic import ANTHROPIC_PATHS, serve_anthropic
+from llmgate.routes.token_count import serve_token_count
 from llmgate.schemas.openai import RoutingView, decode_routing_view
 from llmgate.state import GatewayState
 from llmgate.usage.meter import UsageMeter
@@ -49,8 +56,9 @@ from llmgate.usage.meter import UsageMeter
 class Endpoint(NamedTuple):
     """How a /v1 route's body is read and its answer relayed."""
 
-    body: Literal["json", "multipart", "raw", "models"]
-    """json: decode `model`/`stream`; multipart: stream it up unparsed; raw: extra routes; models: served here."""
+    body: Literal["json", "multipart", "raw", "models", "token_count"]
+    """json: decode `model`/`stream`; multipart: stream it up unparsed; raw: extra routes; models and
+    token_count: served here."""
     streams_response: bool = False
     """Relay the answer chunk by chunk even without `"stream": true` (binary audio)."""
 
@@ -65,6 +73,7 @@ DEFAULT_ROUTES: dict[str, dict[str, Endpoint]] = {
     "/audio/speech": {"POST": Endpoint("json", streams_response=True)},
     "/audio/transcriptions": {"POST": Endpoint("multipart")},
     "/models": {"GET": Endpoint("models")},
+    "/token-count": {"POST": Endpoint("token_count")},
 }
 _MODEL_ROUTE = {"GET": Endpoint("models")}  # /models/{id}; ids may hold slashes (org/model)
 
@@ -88,6 +97,9 @@ def v1_handler(state: GatewayState) -> ASGIRouteHandler:
         request_id = inbound.request_id or new_request_id().encode()
         try:
             path = scope["path"].rstrip("/")
+            if path in ANTHROPIC_PATHS:
+                await serve_anthropic(scope, receive, send, state, inbound, request_id, path)
+                return
             methods = routes.get(path) or (_MODEL_ROUTE if path.startswith("/models/") else None)
             method = scope["method"]
             if methods is None:
@@ -102,6 +114,10 @@ def v1_handler(state: GatewayState) -> ASGIRouteHandler:
                 principal = await state.authenticator.load(inbound.credential or "", now)
             if endpoint.body == "models":
                 await _serve_models(send, state, path, request_id)
+                return
+            if endpoint.body == "token_count":
+                raw = await read_body(receive, state.settings.server.max_body_bytes, inbound.content_length)
+                await serve_token_count(send, raw, request_id)
                 return
             await _proxy(scope, receive, send, state, inbound, request_id, path, endpoint, principal)
         except GatewayError as error:
@@ -134,6 +150,9 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState
         body = raw
     provider = state.table.provider_for(model) if model else state.table.default_provider
     client = state.clients[provider]
+    if client.provider.kind == "anthropic" and (path != "/chat/completions" or not isinstance(body, bytes)):
+        raise InvalidRequest(f"/v1{path} is not available for models served by an Anthropic provider; "
+                             "use /v1/chat/completions or /v1/messages.")
     auth = client.auth_header
     entry = principal.entry
     meter = None
@@ -145,6 +164,11 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState
             await state.tokens.admit_shared(entry, time.time())
         auth = entry.upstream_auth.get(provider, auth)
         meter = UsageMeter()
+    if client.provider.kind == "anthropic":
+        from llmgate.routes.translating import chat_via_anthropic
+
+        await chat_via_anthropic(send, receive, client, inbound, body, request_id)  # type: ignore[arg-type]
+        return
     query = scope.get("query_string", b"")
     upstream_path = f"{path}?{query.decode('latin-1')}" if query else path
     headers = upstream_request_headers(inbound, auth, request_id)

@@ -82,3 +82,11 @@ def test_downstream_headers() -> None:
         (b"x-upstream-request-id", b"req_upstream_1"), (b"x-ratelimit-remaining-requests", b"99"),
         (b"retry-after", b"2"), (b"openai-processing-ms", b"312"),
     ]
+
+
+def test_anthropic_request_id_is_also_the_upstream_id() -> None:
+    headers, upstream_id = downstream_headers([(b"request-id", b"req_011"), (b"content-type", b"application/json")],
+                                              b"ours")
+    assert upstream_id == b"req_011"
+    assert headers == [(b"x-request-id", b"ours"), (b"request-id", b"req_011"),
+                       (b"x-upstream-request-id", b"req_011"), (b"content-type", b"application/json")]

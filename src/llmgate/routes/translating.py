@@ -1,0 +1,115 @@
+"""Requests answered by an upstream of the other dialect: translate the request, send it, translate the answer.
+
+Imported only when a request needs translation, so the passthrough path never loads llmgate.translate.
+    chat_via_anthropic    POST /v1/chat/completions for a model an Anthropic provider serves
+    messages_via_openai   POST /v1/messages for a model an OpenAI-compatible provider serves
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+
+from llmgate.errors import InvalidRequest, UpstreamError
+from llmgate.proxy.asgi import Receive, Send
+from llmgate.proxy.client import UpstreamClient
+from llmgate.proxy.headers import InboundHeaders
+from llmgate.proxy.translated import exchange_translated, relay_translated
+from llmgate.routes.anthropic import ANTHROPIC_VERSION
+from llmgate.translate.chat_stream import AnthropicEventsFromOpenAI
+from llmgate.translate.chat_to_messages import TranslationError, anthropic_request, chat_completion
+from llmgate.translate.errors import anthropic_error_from_openai, openai_error_from_anthropic
+from llmgate.translate.messages_stream import OpenAIChunksFromAnthropic
+from llmgate.translate.messages_to_chat import anthropic_message, openai_request
+
+_encode = msgspec.json.Encoder().encode
+# The client's headers go up too (custom and tracing headers, the SDK's x-stainless-*), except the body's
+# content-type (the body is rewritten) and those that belong to the client's dialect.
+_NOT_TO_ANTHROPIC = frozenset({"content-type", "openai-organization", "openai-project", "openai-beta"})
+_NOT_TO_OPENAI = frozenset({"content-type", "anthropic-version", "anthropic-beta"})
+
+
+def _upstream_headers(inbound: InboundHeaders, drop: frozenset[str], request_id: bytes) -> list[tuple[str, str]]:
+    headers = [(name, value) for name, value in inbound.forward if name not in drop]
+    headers.append(("content-type", "application/json"))
+    headers.append(("x-client-request-id", request_id.decode("latin-1")))
+    return headers
+
+
+def decode_json(raw: bytes) -> dict[str, Any]:
+    """The request body as a JSON object; a 400 otherwise."""
+    try:
+        request = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"We could not parse the JSON body of your request: {exc}.") from None
+    if not isinstance(request, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return request
+
+
+def _translated_request(request: dict[str, Any], translate: Any) -> dict[str, Any]:
+    try:
+        out: dict[str, Any] = translate(request)
+    except TranslationError as exc:
+        raise InvalidRequest(str(exc), param=exc.param) from None
+    return out
+
+
+def _unusable(client: UpstreamClient) -> UpstreamError:
+    return UpstreamError(f"The upstream provider `{client.provider.name}` sent an answer that could not be read.")
+
+
+async def chat_via_anthropic(send: Send, receive: Receive, client: UpstreamClient, inbound: InboundHeaders,
+                             raw: bytes, request_id: bytes) -> None:
+    """An OpenAI chat completion request answered by an Anthropic upstream, in OpenAI's format."""
+    original = decode_json(raw)
+    request = _translated_request(original, anthropic_request)
+    headers = _upstream_headers(inbound, _NOT_TO_ANTHROPIC, request_id)
+    headers.append(("anthropic-version", ANTHROPIC_VERSION))
+    if client.provider.api_key:
+        headers.append(("x-api-key", client.provider.api_key))
+    created = int(time.time())
+    if request.get("stream"):
+        options = original.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        translator = OpenAIChunksFromAnthropic(str(request.get("model")), created, include_usage)
+        await relay_translated(send, receive, client, "/messages", headers, _encode(request), request_id,
+                               translator, openai_error_from_anthropic)
+        return
+
+    def translate(status: int, data: bytes) -> tuple[int, bytes]:
+        if status != 200:
+            return openai_error_from_anthropic(status, data)
+        try:
+            return 200, _encode(chat_completion(msgspec.json.decode(data), created))
+        except (msgspec.DecodeError, TranslationError):
+            raise _unusable(client) from None
+
+    await exchange_translated(send, receive, client, "/messages", headers, _encode(request), request_id, translate)
+
+
+async def messages_via_openai(send: Send, receive: Receive, client: UpstreamClient, inbound: InboundHeaders,
+                              raw: bytes, request_id: bytes) -> None:
+    """An Anthropic Messages request answered by an OpenAI-compatible upstream, in Anthropic's format."""
+    request = _translated_request(decode_json(raw), openai_request)
+    headers = _upstream_headers(inbound, _NOT_TO_OPENAI, request_id)
+    if client.auth_header is not None:
+        headers.append(client.auth_header)
+    if request.get("stream"):
+        translator = AnthropicEventsFromOpenAI(str(request.get("model")))
+        await relay_translated(send, receive, client, "/chat/completions", headers, _encode(request), request_id,
+                               translator, anthropic_error_from_openai)
+        return
+
+    def translate(status: int, data: bytes) -> tuple[int, bytes]:
+        if status != 200:
+            return anthropic_error_from_openai(status, data)
+        try:
+            return 200, _encode(anthropic_message(msgspec.json.decode(data)))
+        except (msgspec.DecodeError, TranslationError):
+            raise _unusable(client) from None
+
+    await exchange_translated(send, receive, client, "/chat/completions", headers, _encode(request), request_id,
+                              translate)

@@ -1,0 +1,14 @@
+"""Headers of a translated answer: the upstream's, minus those describing its body, ids renamed."""
+
+from __future__ import annotations
+
+from llmgate.proxy.translated import translated_headers
+
+
+def test_body_headers_replaced_and_ids_kept() -> None:
+    upstream = [(b"Content-Type", b"application/json"), (b"content-length", b"123"), (b"content-encoding", b"gzip"),
+                (b"request-id", b"req_1"), (b"anthropic-ratelimit-requests-remaining", b"9"),
+                (b"transfer-encoding", b"chunked")]
+    assert translated_headers(upstream, b"ours", b"text/event-stream") == [
+        (b"x-request-id", b"ours"), (b"request-id", b"req_1"), (b"x-upstream-request-id", b"req_1"),
+        (b"anthropic-ratelimit-requests-remaining", b"9"), (b"content-type", b"text/event-stream")]
