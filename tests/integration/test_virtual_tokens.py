@@ -188,3 +188,16 @@ def test_streamed_usage_counts_when_the_request_asks_for_it(gw: Gateway) -> None
         text = b"".join(response.iter_bytes())
     assert b'"usage"' in text, "the double should send a usage chunk"
     assert chat(gw, token["secret"]).json()["error"]["code"] == "token_budget_exhausted"
+
+
+def test_anthropic_route_checks_tokens_and_answers_in_its_format(gw: Gateway) -> None:
+    project = manage(gw, "POST", "/projects", json={"name": "anthropic-callers"}).json()
+    token = new_token(gw, project, allowed_models=["gpt-4o-mini"])
+    body = {"model": "gpt-4o-mini", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+    url, headers = f"{gw.url}/v1/messages", {"x-api-key": token["secret"], "anthropic-version": "2023-06-01"}
+    assert httpx.post(url, json=body, headers=headers).status_code == 200
+    wrong = httpx.post(url, json={**body, "model": "other"}, headers=headers)
+    assert wrong.status_code == 403 and wrong.json()["error"]["type"] == "permission_error"
+    manage(gw, "DELETE", f"/tokens/{token['id']}")
+    revoked = httpx.post(url, json=body, headers=headers)
+    assert revoked.status_code == 401 and revoked.json()["type"] == "error"
