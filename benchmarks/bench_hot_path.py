@@ -13,8 +13,12 @@ from typing import Any
 import pytest
 
 from llmgate.access.authenticate import Authenticator
+from llmgate.access.tokens import TokenCache, TokenEntry, hash_secret
 from llmgate.proxy.headers import downstream_headers, split_request_headers, upstream_request_headers
 from llmgate.routes.openai import decode_view
+from llmgate.store.base import Project, Token
+from llmgate.store.crypto import KeyBox
+from llmgate.usage.meter import UsageMeter
 
 
 def chat_body(size: int) -> bytes:
@@ -80,4 +84,28 @@ def test_response_header_rewrite(record: Callable[..., None]) -> None:
 
 def test_auth_master_key(record: Callable[..., None]) -> None:
     authenticator = Authenticator("sk-master-0123456789abcdef")
-    record(authenticator.authenticate, "sk-master-0123456789abcdef", reference="json_loads_2KB")
+    record(authenticator.authenticate, "sk-master-0123456789abcdef", 0.0, reference="json_loads_2KB")
+
+
+def test_virtual_token_checks(record: Callable[..., None]) -> None:
+    """Everything a cached virtual token adds to a request: hash + lookup, model, limits, usage."""
+    cache = TokenCache(None, KeyBox(None), 1e12, 1.0, lambda: 0.0)  # type: ignore[arg-type]  # never loads
+    secret = "lg-" + "a" * 43
+    token = Token(id="t", project_id="p", prefix="lg-…aaaa", secret_hash=hash_secret(secret), created_at=0.0,
+                  updated_at=0.0, rpm_limit=10**9, tpm_limit=10**12, max_requests=10**12, budget_tokens=10**15)
+    cache.entries[token.secret_hash] = TokenEntry(token, Project(id="p", name="p", created_at=0.0, updated_at=0.0),
+                                                  cache.keybox, 0.0)
+    authenticator = Authenticator("sk-master-0123456789abcdef", cache)
+    answer = b'{"id":"x","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":24,"total_tokens":35}}'
+    clock = iter(range(10**9))
+
+    def checks() -> None:
+        now = next(clock) * 1e-6
+        entry = authenticator.authenticate(secret, now).entry  # type: ignore[union-attr]
+        entry.check_model("gpt-4o-mini")  # type: ignore[union-attr]
+        cache.admit(entry, now)  # type: ignore[arg-type]
+        meter = UsageMeter()
+        meter.whole(answer)
+        cache.record_usage(entry, meter.tokens(), now)  # type: ignore[arg-type]
+
+    record(checks, reference="json_loads_2KB")

@@ -27,3 +27,21 @@ def gateway(upstream: str) -> Iterator[Gateway]:
     """llmgate in front of the double, master key required."""
     with start_gateway(gateway_env(upstream)) as gw:
         yield gw
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server for this session (skips when PostgreSQL is not installed)."""
+    from tests.services import run_postgres
+
+    with run_postgres() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real redis-server for this session (skips when Redis is not installed)."""
+    from tests.services import run_redis
+
+    with run_redis() as url:
+        yield url

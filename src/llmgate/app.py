@@ -7,14 +7,21 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from litestar import Litestar, Request, Response
+from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
 
+from llmgate import __version__
+from llmgate.admin.access import gateway_error, http_error, require_management_token, validation_error
+from llmgate.admin.projects import ProjectController
+from llmgate.admin.tokens import TokenController
 from llmgate.config import Settings, load_settings
-from llmgate.errors import GatewayError, error_response
+from llmgate.errors import GatewayError
 from llmgate.log import setup_logging
 from llmgate.routes.health import HealthController
 from llmgate.routes.openai import v1_handler
@@ -48,19 +55,21 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await state.close()
 
     cors = settings.server.cors_origins
+    manage = Router("/manage", route_handlers=[ProjectController, TokenController],
+                    guards=[require_management_token],
+                    exception_handlers={GatewayError: gateway_error, ValidationException: validation_error,
+                                        HTTPException: http_error})
     return Litestar(
-        route_handlers=[v1_handler(state), HealthController],
+        route_handlers=[v1_handler(state), HealthController, manage],
         dependencies={"gateway": Provide(lambda: state, use_cache=True, sync_to_thread=False)},
         lifespan=[lifespan],
-        exception_handlers={GatewayError: _gateway_error},
+        state=State({"management_token": settings.management_token}),
+        exception_handlers={GatewayError: gateway_error, HTTPException: http_error},
         cors_config=CORSConfig(allow_origins=list(cors), allow_headers=["*"], expose_headers=["*"]) if cors else None,
-        openapi_config=None,  # /v1 mirrors OpenAI's published spec; the management API will publish its own
+        # Only the management API is described (/v1 mirrors OpenAI's published spec), at /manage/schema.
+        openapi_config=OpenAPIConfig(title="llmgate management API", version=__version__, path="/manage/schema",
+                                     render_plugins=[JsonRenderPlugin(path="/")]),
         logging_config=None,  # Litestar's default turns on per-request INFO lines from httpx
         debug=False,
     )
 
-
-def _gateway_error(_: Request[Any, Any, Any], error: GatewayError) -> Response[bytes]:
-    """GatewayErrors raised in Litestar controllers (outside /v1) get the same status and body as on /v1."""
-    status, body = error_response(error)
-    return Response(body, status_code=status, media_type="application/json", headers=error.headers)

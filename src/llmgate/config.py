@@ -143,6 +143,15 @@ class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     stream_keepalive_s: float = 15.0
     """While a stream waits this long for the upstream's first byte, send `: keep-alive` SSE comments."""
     log_level: str = "INFO"
+    data_dir: str = "./data"
+    """Where the embedded SQLite store keeps its file (`llmgate.db`) when LLMGATE_DATABASE_URL is not set."""
+    token_cache_ttl_s: float = 5.0
+    """How long a virtual token is trusted from memory; without Redis, a revocation made on another instance
+    takes effect here within this time (on the revoking instance, and with Redis everywhere, at once)."""
+    token_negative_ttl_s: float = 1.0
+    """How long an unknown token is remembered as unknown (so guesses do not reach the store)."""
+    usage_flush_s: float = 1.0
+    """How often counted requests and tokens are written back to the store, in one batch."""
 
 
 class FileConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -166,6 +175,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """`LLMGATE_MASTER_KEY`: required as a bearer (or x-api-key) on every /v1 request when set."""
     config_path: str | None = None
     has_config_file: bool = False
+    management_token: str | None = None
+    """`LLMGATE_MANAGEMENT_TOKEN`: the bearer the /manage API requires; the API is disabled when unset."""
+    secret_key: str | None = None
+    """`LLMGATE_SECRET_KEY`: encrypts per-project upstream keys at rest; without it they cannot be stored."""
+    database_url: str | None = None
+    """`LLMGATE_DATABASE_URL`: postgresql://... to share projects and tokens between instances (else SQLite)."""
+    redis_url: str | None = None
+    """`LLMGATE_REDIS_URL`: redis://... to share rate limits and revocations between instances."""
 
 
 # Environment variable → (key in [server], type). Kept in one table so .env.example can be checked against it.
@@ -178,9 +195,15 @@ SERVER_ENV: dict[str, tuple[str, type]] = {
     "LLMGATE_MODELS_CACHE_TTL_S": ("models_cache_ttl_s", float),
     "LLMGATE_STREAM_KEEPALIVE_S": ("stream_keepalive_s", float),
     "LLMGATE_LOG_LEVEL": ("log_level", str),
+    "LLMGATE_DATA_DIR": ("data_dir", str),
+    "LLMGATE_TOKEN_CACHE_TTL_S": ("token_cache_ttl_s", float),
+    "LLMGATE_TOKEN_NEGATIVE_TTL_S": ("token_negative_ttl_s", float),
+    "LLMGATE_USAGE_FLUSH_S": ("usage_flush_s", float),
 }
 OTHER_ENV = ("LLMGATE_CONFIG", "LLMGATE_MASTER_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY",
-             "ANTHROPIC_BASE_URL")
+             "ANTHROPIC_BASE_URL", "LLMGATE_MANAGEMENT_TOKEN", "LLMGATE_SECRET_KEY", "LLMGATE_DATABASE_URL",
+             "LLMGATE_REDIS_URL",
+             "LLMGATE_URL")  # LLMGATE_URL: read by the `llmgate project|token` commands only
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -198,6 +221,10 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
         models=file_config.models,
         routing=file_config.routing,
         master_key=env.get("LLMGATE_MASTER_KEY") or None,
+        management_token=env.get("LLMGATE_MANAGEMENT_TOKEN") or None,
+        secret_key=env.get("LLMGATE_SECRET_KEY") or None,
+        database_url=env.get("LLMGATE_DATABASE_URL") or None,
+        redis_url=env.get("LLMGATE_REDIS_URL") or None,
         config_path=path,
         has_config_file=path is not None,
     )
@@ -299,6 +326,7 @@ def validate(settings: Settings) -> None:
         raise ConfigError("server.stream_keepalive_s: expected a number of seconds > 0")
     if server.log_level.upper() not in LOG_LEVELS:
         raise ConfigError(f"server.log_level: expected one of {', '.join(LOG_LEVELS)}, got {server.log_level!r}")
+    _validate_tokens(settings)
     for i, route in enumerate(server.extra_routes):
         parse_route(route, f"server.extra_routes[{i}]")
     _validate_providers(settings.providers)
@@ -359,6 +387,18 @@ def _validate_deployments(model: ModelConfig, where: str, providers: set[str]) -
             value = getattr(deployment, limit)
             if value is not None and value < 1:
                 raise ConfigError(f"{where}.deployments[{j}].{limit}: expected an integer >= 1")
+
+
+def _validate_tokens(settings: Settings) -> None:
+    """The store, cache and Redis settings."""
+    for field in ("token_cache_ttl_s", "token_negative_ttl_s", "usage_flush_s"):
+        if not getattr(settings.server, field) > 0:
+            raise ConfigError(f"server.{field}: expected a number of seconds > 0")
+    url = settings.database_url
+    if url and not url.startswith(("postgres://", "postgresql://", "sqlite:")):
+        raise ConfigError("LLMGATE_DATABASE_URL: expected postgresql://... or sqlite:///path")
+    if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("LLMGATE_REDIS_URL: expected redis://..., rediss://... or unix://...")
 
 
 def parse_route(route: str, where: str) -> tuple[str, str]:

@@ -3,6 +3,14 @@
     GatewayError
      ├── InvalidRequest          400  malformed JSON, missing `model`, ...
      ├── Unauthorized            401  missing or wrong key
+     │    ├── TokenRevoked       401  a revoked virtual token
+     │    └── TokenExpired       401  a virtual token past its expires_at
+     ├── ModelNotAllowed         403  a virtual token asking for a model it may not use
+     ├── NotFound                404  /manage: no such project or token
+     ├── Conflict                409  /manage: a project name taken, a revoked token rotated
+     ├── RateLimited             429  rpm or tpm (retry-after, x-ratelimit-*)
+     ├── QuotaExhausted          429  max_requests or budget_tokens used up
+     ├── ManagementDisabled      503  /manage without LLMGATE_MANAGEMENT_TOKEN
      ├── RouteNotFound           404  a path outside the /v1 allowlist
      ├── ModelNotFound           404  no provider serves the model
      ├── MethodNotAllowed        405
@@ -112,6 +120,47 @@ def error_body(error: GatewayError) -> bytes:
 def error_response(error: GatewayError) -> tuple[int, bytes]:
     """Status and body for `error`: the one place an error becomes HTTP."""
     return error.status, error_body(error)
+
+
+class TokenRevoked(Unauthorized):
+    code = "token_revoked"
+
+
+class TokenExpired(Unauthorized):
+    code = "token_expired"
+
+
+class ModelNotAllowed(GatewayError):
+    status, type, code = 403, "invalid_request_error", "model_not_allowed"
+
+
+class RateLimited(GatewayError):
+    """rpm or tpm: `type` is "requests" or "tokens", as OpenAI sends it."""
+
+    status, type, code = 429, "requests", "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, kind: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, headers=headers)
+        self.type = kind
+
+
+class QuotaExhausted(GatewayError):
+    """max_requests or the token budget is used up: retrying will not help."""
+
+    status, type = 429, "insufficient_quota"
+    code: str | None = "insufficient_quota"
+
+
+class NotFound(GatewayError):
+    status, type, code = 404, "invalid_request_error", "not_found"
+
+
+class Conflict(GatewayError):
+    status, type, code = 409, "invalid_request_error", "conflict"
+
+
+class ManagementDisabled(GatewayError):
+    status, type, code = 503, "server_error", "management_disabled"
 
 
 # Anthropic's error types by status (https://docs.anthropic.com/en/api/errors); 529 is its "overloaded".

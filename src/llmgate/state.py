@@ -8,18 +8,25 @@ dropped; clients the new config no longer uses are closed once the last request 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from loguru import logger
 
 from llmgate.access.authenticate import Authenticator
+from llmgate.access.tokens import TokenCache
 from llmgate.config import ConfigError, ProviderConfig, Settings, load_settings
 from llmgate.proxy.client import UpstreamClient
 from llmgate.proxy.forward import fetch_model_list
 from llmgate.routing.catalog import ModelCatalog
 from llmgate.routing.table import RoutingTable
+from llmgate.store.base import Store, open_store
+from llmgate.store.crypto import KeyBox
+
+if TYPE_CHECKING:
+    from llmgate.store.redis import SharedLimits
 
 
 class Router:
@@ -60,30 +67,72 @@ class Router:
 
 
 class GatewayState:
-    """The current Router, the authenticator and reload; no request logic."""
+    """The current Router, the store, the token cache, the authenticator and reload; no request logic."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.authenticator = Authenticator(settings.master_key)
+        server = settings.server
+        self.store: Store = open_store(settings.database_url, server.data_dir)
+        self.keybox = KeyBox(settings.secret_key)
+        self.shared: SharedLimits | None = None
+        if settings.redis_url:
+            from llmgate.store.redis import SharedLimits
+
+            self.shared = SharedLimits(settings.redis_url)
+        self.tokens = TokenCache(self.store, self.keybox, server.token_cache_ttl_s, server.token_negative_ttl_s,
+                                 time.time, self.shared)
+        self.authenticator = Authenticator(settings.master_key, self.tokens)
         self.router = Router(settings, {p.name: UpstreamClient(p) for p in settings.providers})
         self.started_at = time.monotonic()
         self.reloads = 0
         self._reload_lock = asyncio.Lock()
+        self._flusher: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
-        """Open one pooled client per provider."""
+        """Open the store (migrating it), one pooled client per provider, and start the usage write-back."""
+        await self.store.open()
         for client in self.router.clients.values():
             await client.open()
+        if self.shared is not None:
+            self.shared.listen(self.tokens.forget, self.tokens.forget_all)
+        self._flusher = asyncio.create_task(self._flush_forever())
 
     async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self.tokens.flush()
         await _close_all(list(self.router.clients.values()))
+        if self.shared is not None:
+            await self.shared.close()
+        await self.store.close()
+
+    async def invalidate(self, *secret_hashes: str) -> None:
+        """A token changed: drop it here at once, and on every other instance through Redis when configured."""
+        for secret_hash in secret_hashes:
+            self.tokens.forget(secret_hash)
+            if self.shared is not None:
+                try:
+                    await self.shared.publish(secret_hash)
+                except Exception as exc:  # the change is stored; others catch up within the cache TTL
+                    logger.warning("could not broadcast a token invalidation: {}", exc)
+
+    async def _flush_forever(self) -> None:
+        interval = self.settings.server.usage_flush_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.tokens.flush()
+            except Exception:
+                logger.exception("token usage write-back failed")
 
     async def reload(self, settings: Settings | None = None) -> Settings:
         """Load the config again (from the same file and environment) and swap it in without dropping requests.
 
-        A bad config raises ConfigError and changes nothing. Server settings (address, workers, body limit)
-        need a restart; the master key comes from the environment, read at start. For SIGHUP and the future
-        `POST /manage/reload`.
+        A bad config raises ConfigError and changes nothing. Server settings (address, workers, body limit), the
+        store, Redis and the secrets need a restart: they come from the environment, read at start. For SIGHUP
+        and the future `POST /manage/reload`.
         """
         async with self._reload_lock:
             if settings is None:
@@ -99,8 +148,10 @@ class GatewayState:
             fresh = [c for c in clients.values() if c not in old.clients.values()]
             for client in fresh:
                 await client.open()
-            settings = msgspec.structs.replace(settings, server=self.settings.server,
-                                               master_key=self.settings.master_key)
+            kept = self.settings
+            settings = msgspec.structs.replace(settings, server=kept.server, master_key=kept.master_key,
+                                               management_token=kept.management_token, secret_key=kept.secret_key,
+                                               database_url=kept.database_url, redis_url=kept.redis_url)
             new = Router(settings, clients, old)
             retired = [c for c in old.clients.values() if c not in clients.values()]
             self.router, self.settings = new, settings

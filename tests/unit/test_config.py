@@ -193,3 +193,23 @@ def test_keepalive_interval_from_env() -> None:
     assert load_settings({"LLMGATE_STREAM_KEEPALIVE_S": "2.5"}).server.stream_keepalive_s == 2.5
     with pytest.raises(ConfigError, match="stream_keepalive_s"):
         load_settings({"LLMGATE_STREAM_KEEPALIVE_S": "0"})
+
+
+def test_token_and_store_settings() -> None:
+    settings = load_settings({"LLMGATE_MANAGEMENT_TOKEN": "mt", "LLMGATE_SECRET_KEY": "sk",
+                              "LLMGATE_DATABASE_URL": "postgresql://u@h/db", "LLMGATE_REDIS_URL": "redis://h:6379/0",
+                              "LLMGATE_DATA_DIR": "/var/lib/llmgate", "LLMGATE_TOKEN_CACHE_TTL_S": "2.5"})
+    assert (settings.management_token, settings.secret_key, settings.database_url, settings.redis_url) == (
+        "mt", "sk", "postgresql://u@h/db", "redis://h:6379/0")
+    assert (settings.server.data_dir, settings.server.token_cache_ttl_s) == ("/var/lib/llmgate", 2.5)
+
+
+@pytest.mark.parametrize(("env", "names"), [
+    ({"LLMGATE_DATABASE_URL": "mysql://h/db"}, "LLMGATE_DATABASE_URL"),
+    ({"LLMGATE_REDIS_URL": "http://h"}, "LLMGATE_REDIS_URL"),
+    ({"LLMGATE_TOKEN_CACHE_TTL_S": "0"}, "token_cache_ttl_s"),
+    ({"LLMGATE_USAGE_FLUSH_S": "-1"}, "usage_flush_s"),
+])
+def test_bad_token_and_store_settings_name_the_key(env: dict[str, str], names: str) -> None:
+    with pytest.raises(ConfigError, match=names):
+        load_settings(env)

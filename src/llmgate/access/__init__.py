@@ -1,4 +1,6 @@
 """Who may call ("tokens" alone would be ambiguous next to LLM tokens).
 
-    authenticate.py   credential from the request headers → Principal, or Unauthorized
+    authenticate.py   credential from the request headers → Principal (master key | virtual token), cached
+    tokens.py         virtual tokens: secrets and hashes, the in-process cache, batched usage write-back
+    limits.py         rpm / tpm / max_requests / budget checks; pure, the clock passed in
 """

@@ -19,6 +19,7 @@ from llmgate.proxy.streaming import openai_error_frame
 from llmgate.routing.keys import KeyState
 from llmgate.routing.select import Deployment
 from llmgate.schemas.openai import replace_model
+from llmgate.usage.meter import UsageMeter
 
 if TYPE_CHECKING:
     from llmgate.proxy.streaming import StreamGuard
@@ -45,7 +46,7 @@ class Call:
     """One client request on its way through the attempts."""
 
     __slots__ = ("attempts", "body", "capability", "deployment", "error_frame", "guard", "hedges", "inbound", "is_json",
-                 "keepalive_s",
+                 "keepalive_s", "meter", "own_keys",
                  "max_attempts", "may_retry", "method", "model", "path", "query", "receive", "request_id",
                  "router", "routing", "send", "started_at", "stream")
 
@@ -70,10 +71,16 @@ class Call:
         self.guard: StreamGuard | None = None
         self.error_frame: Callable[[bytes], bytes] = openai_error_frame
         """How an error ends a started stream: OpenAI's `data:` frame unless the caller speaks Anthropic."""
+        self.meter: UsageMeter | None = None
+        """A virtual token's: sees a successful answer's bytes to count the tokens it used."""
+        self.own_keys: dict[str, str] = {}
+        """The caller's project's own upstream keys, by provider name: used instead of the provider's."""
 
     def upstream_headers(self, deployment: Deployment, key: KeyState) -> list[tuple[str, str]]:
-        return upstream_request_headers(self.inbound, key.auth_headers, self.request_id,
-                                        deployment.provider.default_headers)
+        provider = deployment.provider
+        own = self.own_keys.get(provider.name) if self.own_keys else None
+        auth = provider.auth_headers(own) if own else key.auth_headers
+        return upstream_request_headers(self.inbound, auth, self.request_id, provider.default_headers)
 
     def upstream_path(self, deployment: Deployment) -> str:
         model = deployment.upstream_model or self.model or ""

@@ -265,9 +265,12 @@ async def _deliver(call: Call, opened: Opened) -> None:
     if call.hedges:
         headers.append((b"x-llmgate-hedges", b"%d" % call.hedges))
     call.deployment = deployment
+    meter = call.meter if opened.status == 200 else None
     if opened.reply is None:
         deployment.breaker.record_success(_clock())
         await send_response(call.send, opened.status, headers, opened.body)
+        if meter is not None:
+            meter.whole(opened.body)
         return
     guard = call.guard
     assert guard is not None
@@ -275,7 +278,8 @@ async def _deliver(call: Call, opened: Opened) -> None:
         if guard.started and opened.status >= 400:  # keep-alives went out as a 200: say it the SSE way
             await end_with_error(call.send, guard, opened.body + await opened.reply.read())
             return
-        error = await relay_body(call.send, opened.reply, opened.body, guard, headers)
+        error = await relay_body(call.send, opened.reply, opened.body, guard, headers,
+                                 meter.feed if meter is not None else None)
     finally:
         await opened.reply.__aexit__(None, None, None)
     if error is None:

@@ -117,13 +117,14 @@ class StreamGuard:
             self._pending.cancel()
 
 
-async def relay_body(send: Send, reply: StreamedReply, first: bytes, guard: StreamGuard,
-                     headers: Headers) -> GatewayError | None:
+async def relay_body(send: Send, reply: StreamedReply, first: bytes, guard: StreamGuard, headers: Headers,
+                     feed: Callable[[bytes], None] | None = None) -> GatewayError | None:
     """Relay an opened upstream reply whose first chunk has been read, chunk by chunk, as it came.
 
     Once bytes have gone out nothing is retried: a broken or silent upstream ends the stream with an
     OpenAI-style error event, which the OpenAI SDK raises as APIError; the error is returned (the deployment's
     failure). Cancellation by the deadline is handled here; any other cancellation (disconnect) propagates.
+    `feed`, when given, sees every chunk (the usage meter of a virtual token).
     """
     try:
         await guard.first_chunk()
@@ -133,6 +134,8 @@ async def relay_body(send: Send, reply: StreamedReply, first: bytes, guard: Stre
         next_chunk = reply.next_chunk
         chunk = first
         while chunk:
+            if feed is not None:
+                feed(chunk)
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
             chunk = await next_chunk()
             guard.progress()

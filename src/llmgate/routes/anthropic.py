@@ -9,7 +9,8 @@ authenticate (x-api-key or bearer) → read body → decode `model`/`stream` →
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
@@ -26,6 +27,10 @@ from llmgate.proxy.forward import Call, forward
 from llmgate.proxy.headers import InboundHeaders
 from llmgate.routing.select import Route
 from llmgate.state import GatewayState, Router
+from llmgate.usage.meter import UsageMeter
+
+if TYPE_CHECKING:
+    from llmgate.access.tokens import TokenEntry
 
 MESSAGES, COUNT_TOKENS = "/messages", "/messages/count_tokens"
 ANTHROPIC_PATHS = frozenset({MESSAGES, COUNT_TOKENS})
@@ -55,8 +60,11 @@ async def serve_anthropic(scope: Scope, receive: Receive, send: Send, state: Gat
         if method != "POST":
             raise MethodNotAllowed(f"Method {method} is not allowed for /v1{path}.",
                                    headers={"allow": "POST"})
-        state.authenticator.authenticate(inbound.credential)
-        await _route(scope, receive, send, state, inbound, request_id, path)
+        now = time.time()
+        principal = state.authenticator.authenticate(inbound.credential, now)
+        if principal is None:  # a virtual token not in the cache
+            principal = await state.authenticator.load(inbound.credential or "", now)
+        await _route(scope, receive, send, state, inbound, request_id, path, principal.entry)
     except GatewayError as error:
         await send_anthropic_error(send, error, request_id)
     except ClientDisconnected:
@@ -67,7 +75,7 @@ async def serve_anthropic(scope: Scope, receive: Receive, send: Send, state: Gat
 
 
 async def _route(scope: Scope, receive: Receive, send: Send, state: GatewayState, inbound: InboundHeaders,
-                 request_id: bytes, path: str) -> None:
+                 request_id: bytes, path: str, entry: TokenEntry | None) -> None:
     from llmgate.routes.openai import decode_view  # routes/openai.py imports this module at its top
 
     router = state.router  # held for the whole request: a reload meanwhile does not change it
@@ -76,19 +84,30 @@ async def _route(scope: Scope, receive: Receive, send: Send, state: GatewayState
         raw = await read_body(receive, state.settings.server.max_body_bytes, inbound.content_length)
         view = decode_view(raw)
         route, native = _messages_route(router, view.model, path)
+        if entry is not None:  # a virtual token: its model and limits (counting tokens is free: not counted)
+            if path == COUNT_TOKENS:
+                entry.check_model(view.model)
+            else:
+                await state.tokens.check_request(entry, view.model, time.time())
         if native:
             query = scope.get("query_string", b"")  # older Anthropic SDKs' beta client sent ?beta=true
             call = Call(router, send, receive, "POST", path, query.decode("latin-1") if query else "", inbound, raw,
                         request_id, view.model, view.stream is True, "messages")
             call.error_frame = anthropic_error_frame
+            if entry is not None:
+                call.own_keys = entry.upstream_keys
+                call.meter = UsageMeter() if path != COUNT_TOKENS else None
             await forward(call, route)
+            if entry is not None and call.meter is not None:
+                await state.tokens.settle(entry, call.meter.tokens(), time.time())
             return
         if path == COUNT_TOKENS:
             await _count_tokens_locally(send, raw, request_id)
             return
         from llmgate.routes.translating import messages_via_openai
 
-        await messages_via_openai(send, receive, router, route, inbound, raw, request_id)
+        await messages_via_openai(send, receive, router, route, inbound, raw, request_id,
+                                  entry.upstream_keys if entry is not None else None)
     finally:
         router.leave()
 

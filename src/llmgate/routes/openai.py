@@ -1,6 +1,7 @@
 """`/v1`: the OpenAI-compatible API, one raw-ASGI mount that reads top to bottom.
 
-allowlist → authenticate → read body (limit) → decode `model`/`stream` → pick provider → forward → relay.
+allowlist → authenticate → read body (limit) → decode `model`/`stream` → [virtual token: model allowed?
+limits] → pick provider → forward → relay → [virtual token: count its usage].
 Paths outside the allowlist get 404, a wrong method 405, both as OpenAI-style errors. Beside the allowlist:
 /v1/messages and /v1/messages/count_tokens (routes/anthropic.py, which answers in Anthropic's format), and
 /v1/token-count (routes/token_count.py). A chat request for an alias an Anthropic provider serves is
@@ -10,6 +11,7 @@ translated (routes/translating.py, imported only then).
 from __future__ import annotations
 
 import re
+import time
 from typing import Literal, NamedTuple
 
 import msgspec
@@ -17,6 +19,7 @@ from litestar import asgi
 from litestar.handlers import ASGIRouteHandler
 from loguru import logger
 
+from llmgate.access.authenticate import Principal
 from llmgate.config import parse_route
 from llmgate.errors import (
     GatewayError,
@@ -49,6 +52,7 @@ from llmgate.routes.token_count import serve_token_count
 from llmgate.routing.select import Route
 from llmgate.schemas.openai import RoutingView, decode_routing_view
 from llmgate.state import GatewayState, Router
+from llmgate.usage.meter import UsageMeter
 
 
 class Endpoint(NamedTuple):
@@ -106,7 +110,10 @@ def v1_handler(state: GatewayState) -> ASGIRouteHandler:
             if endpoint is None:
                 raise MethodNotAllowed(f"Method {method} is not allowed for /v1{path}.",
                                        headers={"allow": ", ".join(methods)})
-            state.authenticator.authenticate(inbound.credential)
+            now = time.time()
+            principal = state.authenticator.authenticate(inbound.credential, now)
+            if principal is None:  # a virtual token not in the cache
+                principal = await state.authenticator.load(inbound.credential or "", now)
             if endpoint.body == "models":
                 await _serve_models(send, state, path, request_id)
                 return
@@ -114,7 +121,7 @@ def v1_handler(state: GatewayState) -> ASGIRouteHandler:
                 raw = await read_body(receive, state.settings.server.max_body_bytes, inbound.content_length)
                 await serve_token_count(send, raw, request_id)
                 return
-            await _proxy(scope, receive, send, state, inbound, request_id, path, endpoint)
+            await _proxy(scope, receive, send, state, inbound, request_id, path, endpoint, principal)
         except GatewayError as error:
             await send_error(send, error, request_id)
         except ClientDisconnected:
@@ -127,12 +134,13 @@ def v1_handler(state: GatewayState) -> ASGIRouteHandler:
 
 
 async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState, inbound: InboundHeaders,
-                 request_id: bytes, path: str, endpoint: Endpoint) -> None:
+                 request_id: bytes, path: str, endpoint: Endpoint, principal: Principal) -> None:
     router = state.router  # held for the whole request: a reload meanwhile does not change it
     router.active += 1
     try:
         limit = state.settings.server.max_body_bytes
         body: Body
+        model: str | None
         if endpoint.body == "multipart":
             first = await read_first_chunk(receive, limit, inbound.content_length)
             model, stream = sniff_multipart_fields(first)
@@ -146,20 +154,29 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState
                 model, stream = _lenient_model(raw, inbound.content_type), False
             body = raw
         route = _route(router, model, path, endpoint)
+        entry = principal.entry
+        if entry is not None:  # a virtual token: the model, then its limits (counting the request)
+            await state.tokens.check_request(entry, model, time.time())
         if route.dialect(ENDPOINT_CAPABILITIES.get(path)) == "anthropic":
             if path != "/chat/completions" or not isinstance(body, bytes):
                 raise InvalidRequest(f"/v1{path} is not available for models served by an Anthropic provider; "
                                      "use /v1/chat/completions or /v1/messages.")
             from llmgate.routes.translating import chat_via_anthropic
 
-            await chat_via_anthropic(send, receive, router, route, inbound, body, request_id)
+            await chat_via_anthropic(send, receive, router, route, inbound, body, request_id,
+                                     entry.upstream_keys if entry is not None else None)
             return
         query = scope.get("query_string", b"")
         call = Call(router, send, receive, scope["method"], path, query.decode("latin-1") if query else "", inbound,
                     body, request_id, model, stream or endpoint.streams_response,
                     ENDPOINT_CAPABILITIES.get(path) if endpoint.body != "raw" else None,
                     is_json=endpoint.body == "json" or (endpoint.body == "raw" and b"json" in inbound.content_type))
+        if entry is not None:  # its project's own upstream keys, and a meter for the tokens the answer used
+            call.own_keys = entry.upstream_keys
+            call.meter = UsageMeter()
         await forward(call, route)
+        if entry is not None and call.meter is not None:
+            await state.tokens.settle(entry, call.meter.tokens(), time.time())
     finally:
         router.leave()
 

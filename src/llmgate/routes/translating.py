@@ -46,8 +46,10 @@ class Target(NamedTuple):
     model: str
 
 
-def pick_target(router: Router, route: Route, capability: str, path: str, model: str) -> Target:
-    """The deployment and key routing would try first for `capability` (a resting key as a last resort)."""
+def pick_target(router: Router, route: Route, capability: str, path: str, model: str,
+                own_keys: dict[str, str] | None = None) -> Target:
+    """The deployment and key routing would try first for `capability` (a resting key as a last resort);
+    `own_keys`: the caller's project's upstream keys by provider, used instead of the provider's."""
     entries = route.by_capability.get(capability) or ()
     now = time.monotonic()
     pick = choose(entries, now, (), random.random) or choose_last_resort(entries, now)
@@ -56,8 +58,10 @@ def pick_target(router: Router, route: Route, capability: str, path: str, model:
     deployment, key = pick
     upstream_model = deployment.upstream_model or model
     provider = deployment.provider
+    own = own_keys.get(provider.name) if own_keys else None
+    auth = provider.auth_headers(own) if own else key.auth_headers
     return Target(router.clients[provider.name], provider.upstream_path(path, "", upstream_model),
-                  (*provider.default_headers, *key.auth_headers), upstream_model)
+                  (*provider.default_headers, *auth), upstream_model)
 
 
 def _upstream_headers(inbound: InboundHeaders, drop: frozenset[str], request_id: bytes,
@@ -94,11 +98,11 @@ def _unusable(client: UpstreamClient) -> UpstreamError:
 
 
 async def chat_via_anthropic(send: Send, receive: Receive, router: Router, route: Route, inbound: InboundHeaders,
-                             raw: bytes, request_id: bytes) -> None:
+                             raw: bytes, request_id: bytes, own_keys: dict[str, str] | None = None) -> None:
     """An OpenAI chat completion request answered by an Anthropic upstream, in OpenAI's format."""
     original = decode_json(raw)
     request = _translated_request(original, anthropic_request)
-    target = pick_target(router, route, "chat", "/messages", str(request.get("model")))
+    target = pick_target(router, route, "chat", "/messages", str(request.get("model")), own_keys)
     request["model"] = target.model
     client = target.client
     headers = _upstream_headers(inbound, _NOT_TO_ANTHROPIC, request_id, target)
@@ -123,10 +127,10 @@ async def chat_via_anthropic(send: Send, receive: Receive, router: Router, route
 
 
 async def messages_via_openai(send: Send, receive: Receive, router: Router, route: Route, inbound: InboundHeaders,
-                              raw: bytes, request_id: bytes) -> None:
+                              raw: bytes, request_id: bytes, own_keys: dict[str, str] | None = None) -> None:
     """An Anthropic Messages request answered by an OpenAI-compatible upstream, in Anthropic's format."""
     request = _translated_request(decode_json(raw), openai_request)
-    target = pick_target(router, route, "chat", "/chat/completions", str(request.get("model")))
+    target = pick_target(router, route, "chat", "/chat/completions", str(request.get("model")), own_keys)
     request["model"] = target.model
     client = target.client
     headers = _upstream_headers(inbound, _NOT_TO_OPENAI, request_id, target)

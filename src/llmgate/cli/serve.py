@@ -1,4 +1,4 @@
-"""The `llmgate` command: `llmgate serve` runs the gateway under granian, in this process."""
+"""`llmgate serve`: run the gateway under granian, in this process."""
 
 from __future__ import annotations
 
@@ -7,27 +7,19 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Sequence
 
 from llmgate import __version__
 from llmgate.config import ConfigError, Settings, is_loopback, load_settings
 from llmgate.log import mask_secret, setup_logging
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `llmgate` console script."""
-    parser = argparse.ArgumentParser(prog="llmgate", description="An OpenAI-compatible LLM API gateway.")
-    parser.add_argument("--version", action="version", version=f"llmgate {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser("serve", help="run the gateway")
     serve.add_argument("--host", help="address to bind (env LLMGATE_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (env LLMGATE_PORT, default 8000)")
     serve.add_argument("--workers", type=int, help="worker processes (env LLMGATE_WORKERS, default 1)")
     serve.add_argument("--config", help="TOML config file (env LLMGATE_CONFIG)")
-    args = parser.parse_args(argv)
-    if args.command == "serve":
-        return run_serve(args)
-    return 2  # pragma: no cover - argparse enforces the choices
+    serve.set_defaults(run=run_serve)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -72,8 +64,22 @@ def _log_start(settings: Settings) -> None:
     for provider in settings.providers:
         logger.info("provider {} → {} (key {}, models: {})", provider.name, provider.base_url,
                     mask_secret(provider.api_key), ", ".join(provider.models) or "any")
+    store = without_password(settings.database_url) if settings.database_url else f"SQLite {server.data_dir}/llmgate.db"
+    logger.info("store: {}; shared limits and revocations: {}", store,
+                without_password(settings.redis_url) if settings.redis_url else "off (no LLMGATE_REDIS_URL)")
+    logger.info("management API /manage: {}", "on" if settings.management_token else
+                "off (set LLMGATE_MANAGEMENT_TOKEN to enable it)")
     logger.info("llmgate {} listening on http://{}:{} with {} worker(s)", __version__, server.host, server.port,
                 server.workers)
+
+
+def without_password(url: str) -> str:
+    """`postgresql://user:secret@host/db` → `postgresql://user:****@host/db`, for logs."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:****@{host}"
 
 
 def _run_granian(settings: Settings) -> None:

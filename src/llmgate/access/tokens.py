@@ -1,0 +1,322 @@
+"""Virtual tokens: issue and hash secrets, and the in-process cache the hot path checks them against.
+
+A cache entry lives `ttl_s`; past half of it, the next write-back cycle reloads it from the store in the
+background, so a steady stream of requests never waits on the store. Unknown secrets get a negative entry
+(`negative_ttl_s`), so guessing does not reach the store either. Counted requests and tokens are written
+back in batches by `flush()`, called every `LLMGATE_USAGE_FLUSH_S` (and at shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import secrets
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from loguru import logger
+
+from llmgate.access.limits import Counters, Limits, Refusal, admit, record_tokens, retry_after
+from llmgate.errors import (
+    GatewayError,
+    ModelNotAllowed,
+    QuotaExhausted,
+    RateLimited,
+    TokenExpired,
+    TokenRevoked,
+    Unauthorized,
+)
+from llmgate.store.base import Project, Store, Token, UsageDelta
+from llmgate.store.crypto import KeyBox
+
+if TYPE_CHECKING:
+    from llmgate.store.redis import SharedLimits
+
+SECRET_PREFIX = "lg-"
+_NEGATIVE_MAX = 10_000  # bounded: a flood of random keys must not grow memory without end
+IDLE_FLUSHES = 300  # an entry unused for this many write-back cycles (5 min at 1 s) leaves the cache
+WRONG_KEY = "Incorrect API key provided."
+
+
+def new_secret() -> str:
+    """A fresh token secret: `lg-` and 256 random bits."""
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 (hex): the secret has 256 random bits, so no salt or slow hash is needed to keep it safe."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def display_prefix(secret: str) -> str:
+    """`lg-…abcd`: enough to recognise a token in a list, never enough to use it."""
+    return f"{SECRET_PREFIX}…{secret[-4:]}"
+
+
+def is_token_secret(credential: str) -> bool:
+    return credential.startswith(SECRET_PREFIX)
+
+
+class TokenEntry:
+    """A cached token: its record, its project's allowances, and what this instance counted since the store."""
+
+    __slots__ = (
+        "allowed_models",
+        "counters",
+        "expires_at",
+        "has_tpm",
+        "idle_flushes",
+        "is_active",
+        "limits",
+        "loaded_at",
+        "project_id",
+        "token_id",
+        "unflushed_requests",
+        "unflushed_tokens",
+        "upstream_keys",
+    )
+
+    def __init__(self, token: Token, project: Project | None, keybox: KeyBox, now: float) -> None:
+        self.token_id = token.id
+        self.project_id = token.project_id
+        self.counters = Counters(token.request_count, token.tokens_used)
+        self.unflushed_requests = 0
+        self.unflushed_tokens = 0
+        self.idle_flushes = 0
+        self.update(token, project, keybox, now)
+
+    def update(self, token: Token, project: Project | None, keybox: KeyBox, now: float) -> None:
+        """Take a fresh record from the store, keeping what was counted here and not written back yet."""
+        self.is_active = token.is_active and project is not None
+        self.expires_at = token.expires_at
+        self.limits = Limits(token.max_requests, token.rpm_limit, token.tpm_limit, token.budget_tokens)
+        self.has_tpm = token.tpm_limit is not None
+        project_models = frozenset(project.allowed_models) if project else frozenset()
+        own = frozenset(token.allowed_models)
+        self.allowed_models = (own & project_models if own and project_models else own or project_models) or None
+        keys = project.upstream_keys if project else {}
+        self.upstream_keys = {name: key for name, enc in keys.items() if (key := keybox.decrypt(enc))}
+        self.counters.request_count = max(self.counters.request_count,
+                                          token.request_count + self.unflushed_requests)
+        self.counters.tokens_used = max(self.counters.tokens_used, token.tokens_used + self.unflushed_tokens)
+        self.loaded_at = now
+
+    def check(self, now: float) -> None:
+        """Refuse a revoked or expired token (401, saying which)."""
+        if not self.is_active:
+            raise TokenRevoked("This API token has been revoked.")
+        if self.expires_at is not None and now >= self.expires_at:
+            raise TokenExpired("This API token has expired.")
+
+    def check_model(self, model: str | None) -> None:
+        if self.allowed_models is not None and model not in self.allowed_models:
+            raise ModelNotAllowed(f"This token is not allowed to use the model `{model}`.", param="model")
+
+
+class TokenCache:
+    """secret hash → TokenEntry, with negative entries, single-flight loads and batched write-back."""
+
+    def __init__(self, store: Store, keybox: KeyBox, ttl_s: float, negative_ttl_s: float,
+                 clock: Callable[[], float], shared: SharedLimits | None = None) -> None:
+        self.store = store
+        self.keybox = keybox
+        self.ttl_s = ttl_s
+        self.negative_ttl_s = negative_ttl_s
+        self.clock = clock
+        self.shared = shared
+        self.entries: dict[str, TokenEntry] = {}
+        self._hash_of: dict[str, str] = {}  # token id → secret hash
+        self._negative: dict[str, float] = {}  # secret hash → until
+        self._loading: dict[str, asyncio.Future[TokenEntry | None]] = {}
+        self._used: set[TokenEntry] = set()  # entries with unflushed counts
+        self._warned_at = -math.inf
+
+    def lookup(self, secret_hash: str, now: float) -> TokenEntry | None:
+        """The fresh cached entry, or None when the store must be asked; Unauthorized for a known-bad secret."""
+        entry = self.entries.get(secret_hash)
+        if entry is not None:
+            if now - entry.loaded_at < self.ttl_s:
+                return entry
+            return None
+        until = self._negative.get(secret_hash)
+        if until is not None:
+            if now < until:
+                raise Unauthorized(WRONG_KEY)
+            del self._negative[secret_hash]
+        return None
+
+    async def load(self, secret_hash: str) -> TokenEntry:
+        """Ask the store (one query however many requests wait for the same secret)."""
+        pending = self._loading.get(secret_hash)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load(secret_hash))
+            self._loading[secret_hash] = pending
+            pending.add_done_callback(lambda _: self._loading.pop(secret_hash, None))
+        entry = await asyncio.shield(pending)
+        if entry is None:
+            raise Unauthorized(WRONG_KEY)
+        return entry
+
+    async def _load(self, secret_hash: str) -> TokenEntry | None:
+        token = await self.store.find_token(secret_hash)
+        project = await self.store.get_project(token.project_id) if token else None
+        now = self.clock()
+        if token is None:
+            if len(self._negative) >= _NEGATIVE_MAX:
+                self._negative.clear()
+            self._negative[secret_hash] = now + self.negative_ttl_s
+            return None
+        entry = self.entries.get(secret_hash)
+        if entry is not None and entry.token_id == token.id:
+            entry.update(token, project, self.keybox, now)
+            return entry
+        entry = TokenEntry(token, project, self.keybox, now)
+        self.entries[secret_hash] = entry
+        self._hash_of[token.id] = secret_hash
+        return entry
+
+    def admit(self, entry: TokenEntry, now: float) -> None:
+        """Count a request against the token's limits on this instance, or raise 429 saying which."""
+        refusal = admit(entry.limits, entry.counters, now)
+        if refusal is not None:
+            raise refusal_error(refusal)
+        entry.unflushed_requests += 1
+        self._used.add(entry)
+
+    async def check_request(self, entry: TokenEntry, model: str | None, now: float) -> None:
+        """All of a request's checks: the model, then the limits (counting it here or in Redis)."""
+        entry.check_model(model)
+        if self.shared is None:
+            self.admit(entry, now)
+        else:
+            await self.admit_shared(entry, now)
+
+    async def admit_shared(self, entry: TokenEntry, now: float) -> None:
+        """The same, with rpm/tpm/max_requests counted in Redis across instances (the budget stays local).
+
+        When Redis cannot be reached, the request is counted on this instance instead (logged every 10 s).
+        """
+        assert self.shared is not None
+        budget = entry.limits.budget_tokens
+        if budget is not None and entry.counters.tokens_used >= budget:
+            refusal = admit(Limits(budget_tokens=budget), entry.counters, now)
+            assert refusal is not None
+            raise refusal_error(refusal)
+        try:
+            refusal = await self.shared.admit(entry.token_id, entry.limits, entry.counters.request_count)
+        except Exception as exc:  # Redis unreachable: keep serving, with this instance's own counts
+            self._warn_shared(exc, now)
+            self.admit(entry, now)
+            return
+        if refusal is not None:
+            raise refusal_error(refusal)
+        entry.counters.request_count += 1
+        entry.unflushed_requests += 1
+        self._used.add(entry)
+
+    def record_usage(self, entry: TokenEntry, tokens: int, now: float) -> bool:
+        """Add a response's LLM tokens to the budget and the tpm window (written back with the next batch).
+
+        True when they must also go to the shared tpm window (`record_shared_usage`).
+        """
+        if tokens <= 0:
+            return False
+        record_tokens(entry.counters, tokens, now, entry.has_tpm and self.shared is None)
+        entry.unflushed_tokens += tokens
+        self._used.add(entry)
+        return self.shared is not None and entry.has_tpm
+
+    async def settle(self, entry: TokenEntry, tokens: int, now: float) -> None:
+        """A request ended: record the LLM tokens it used here, and in Redis when limits are shared."""
+        if self.record_usage(entry, tokens, now):
+            await self.record_shared_usage(entry, tokens)
+
+    async def record_shared_usage(self, entry: TokenEntry, tokens: int) -> None:
+        assert self.shared is not None
+        try:
+            await self.shared.record_tokens(entry.token_id, tokens)
+        except Exception as exc:
+            self._warn_shared(exc, self.clock())
+
+    def _warn_shared(self, exc: Exception, now: float) -> None:
+        if now - self._warned_at >= 10:  # once per 10 s, not once per request
+            self._warned_at = now
+            logger.warning("Redis is unreachable ({}); limits are counted per instance until it is back", exc)
+
+    def forget(self, secret_hash: str) -> None:
+        """A secret's token changed (revoked, rotated, new limits): the next request asks the store again.
+
+        The entry is marked stale rather than dropped, so the counts not yet written back are kept.
+        """
+        self._negative.pop(secret_hash, None)
+        entry = self.entries.get(secret_hash)
+        if entry is not None:
+            entry.loaded_at = -math.inf
+
+    def _drop(self, secret_hash: str) -> None:
+        entry = self.entries.pop(secret_hash, None)
+        if entry is not None and self._hash_of.get(entry.token_id) == secret_hash:
+            del self._hash_of[entry.token_id]
+
+    def forget_all(self) -> None:
+        """Invalidations may have been missed (the Redis channel reconnected): reload every entry."""
+        self._negative.clear()
+        for entry in self.entries.values():
+            entry.loaded_at = -math.inf
+
+    def forget_token(self, token_id: str) -> None:
+        secret_hash = self._hash_of.get(token_id)
+        if secret_hash is not None:
+            self.forget(secret_hash)
+
+    def forget_unknown(self, secret_hash: str) -> None:
+        """A token was just created: drop any negative entry for its secret."""
+        self._negative.pop(secret_hash, None)
+
+    async def flush(self) -> None:
+        """Write counted usage back in one transaction, then reload entries past half their TTL."""
+        now = self.clock()
+        used, self._used = self._used, set()
+        deltas = [UsageDelta(e.token_id, e.unflushed_requests, e.unflushed_tokens, now) for e in used]
+        for entry in used:
+            entry.unflushed_requests = entry.unflushed_tokens = 0
+        try:
+            await self.store.add_usage(deltas)
+        except Exception:
+            logger.exception("writing token usage back failed; will retry")
+            for entry, delta in zip(used, deltas, strict=True):
+                entry.unflushed_requests += delta.requests
+                entry.unflushed_tokens += delta.tokens
+                self._used.add(entry)
+            return
+        stale = []
+        for secret_hash, entry in list(self.entries.items()):
+            entry.idle_flushes = 0 if entry in used else entry.idle_flushes + 1
+            if entry.idle_flushes > IDLE_FLUSHES:
+                self._drop(secret_hash)
+            elif now - entry.loaded_at >= self.ttl_s / 2:
+                stale.append(secret_hash)
+        for secret_hash in stale:
+            try:
+                reloaded = await self._load(secret_hash)
+            except Exception:
+                logger.exception("reloading a token failed")
+                return
+            if reloaded is None and not any(e is self.entries.get(secret_hash) for e in self._used):
+                self._drop(secret_hash)
+
+
+_QUOTA_CODES = {"max_requests": "request_limit_reached", "budget": "token_budget_exhausted"}
+
+
+def refusal_error(refusal: Refusal) -> GatewayError:
+    """A Refusal as its 429: rate limits say when to retry, exhausted quotas say that retrying will not help."""
+    headers = dict(refusal.headers)
+    if refusal.retry_after_s is not None:
+        headers["retry-after"] = retry_after(refusal.retry_after_s)
+    if refusal.kind in _QUOTA_CODES:
+        error = QuotaExhausted(refusal.message, headers=headers)
+        error.code = _QUOTA_CODES[refusal.kind]
+        return error
+    return RateLimited(refusal.message, kind=refusal.kind, headers=headers)

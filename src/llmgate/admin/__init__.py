@@ -1,0 +1,7 @@
+"""The management API at /manage (its own OpenAPI schema at /manage/schema):
+
+    schemas.py    request and response Structs (what the OpenAPI schema describes)
+    access.py     the bearer guard (LLMGATE_MANAGEMENT_TOKEN) and the error handlers
+    projects.py   /manage/projects: create, list, get, update, delete (which revokes the project's tokens)
+    tokens.py     /manage/tokens: create (the secret, once), list, get, update, revoke, rotate
+"""

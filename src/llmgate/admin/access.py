@@ -1,0 +1,67 @@
+"""Who may use /manage (a bearer compared in constant time), and how its errors look (OpenAI-style bodies)."""
+
+from __future__ import annotations
+
+import hmac
+import re
+from typing import Any
+
+from litestar import Request, Response
+from litestar.connection import ASGIConnection
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.handlers import BaseRouteHandler
+
+from llmgate.errors import GatewayError, InvalidRequest, ManagementDisabled, NotFound, Unauthorized, error_response
+from llmgate.log import new_request_id
+
+_BACKTICKED = re.compile(r"`([^`]+)`")
+DISABLED = ("The management API is disabled: set LLMGATE_MANAGEMENT_TOKEN to a secret and send it as "
+            "'Authorization: Bearer <token>'.")
+
+
+def require_management_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: `Authorization: Bearer $LLMGATE_MANAGEMENT_TOKEN`; 503 when unset, 401 when missing or wrong."""
+    expected: str | None = connection.app.state.management_token
+    if not expected:
+        raise ManagementDisabled(DISABLED)
+    header = connection.headers.get("authorization", "")
+    given = header[7:].strip() if header[:7].lower() == "bearer " else ""
+    if not given:
+        raise Unauthorized("Missing management token: send 'Authorization: Bearer <LLMGATE_MANAGEMENT_TOKEN>'.")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Unauthorized("Incorrect management token.")
+
+
+def gateway_error(request: Request[Any, Any, Any], error: GatewayError) -> Response[bytes]:
+    status, body = error_response(error)
+    request_id = request.headers.get("x-request-id") or new_request_id()
+    return Response(body, status_code=status, media_type="application/json",
+                    headers={**error.headers, "x-request-id": request_id})
+
+
+def validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+    """Litestar's body/query validation, reworded to name the field: 422 for a wrong value, 400 for bad JSON."""
+    problems = exc.extra if isinstance(exc.extra, list) else []
+    first = problems[0] if problems and isinstance(problems[0], dict) else {}
+    field = first.get("key") or None
+    message = str(first.get("message") or exc.detail)
+    named = _BACKTICKED.search(message)
+    if field == "data" and named and ("unknown field" in message or "missing required field" in message):
+        field = named.group(1)  # the body as a whole: name the field it lacks or should not have
+    if not problems:
+        return gateway_error(request, InvalidRequest(f"The request body is not valid JSON: {message}."))
+    error = InvalidRequest(f"Invalid request body: {message}." if field in (None, "data") else
+                           f"Invalid `{field}`: {message}.", param=None if field == "data" else field)
+    error.status = 422
+    return gateway_error(request, error)
+
+
+def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    if isinstance(exc, NotFoundException):
+        return gateway_error(request, NotFound(f"Not found: {request.method} {request.url.path}"))
+    detail = str(exc.detail)
+    if exc.status_code == 400 and ("truncated" in detail or "JSON" in detail or "malformed" in detail.lower()):
+        return gateway_error(request, InvalidRequest(f"The request body is not valid JSON: {detail}."))
+    error = GatewayError(detail)
+    error.status, error.type = exc.status_code, "invalid_request_error"
+    return gateway_error(request, error)

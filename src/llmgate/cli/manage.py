@@ -1,0 +1,183 @@
+"""`llmgate project ...` and `llmgate token ...`: the management API over HTTP, tables or `--json`.
+
+Exit codes: 0 done, 1 the API refused or could not be reached (its message printed), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import httpx
+
+PROJECT_COLUMNS = ("id", "name", "allowed_models", "description")
+TOKEN_COLUMNS = ("id", "project_id", "prefix", "is_active", "request_count", "max_requests", "rpm_limit",
+                 "tpm_limit", "budget_tokens", "expires_at")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=os.environ.get("LLMGATE_URL", "http://127.0.0.1:8000"),
+                        help="the gateway (env LLMGATE_URL, default http://127.0.0.1:8000)")
+    common.add_argument("--management-token", default=os.environ.get("LLMGATE_MANAGEMENT_TOKEN"),
+                        help="bearer for /manage (env LLMGATE_MANAGEMENT_TOKEN)")
+    common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _project_parsers(commands.add_parser("project", help="projects: create, list, get, update, delete")
+                     .add_subparsers(dest="action", required=True), common)
+    _token_parsers(commands.add_parser("token", help="virtual tokens: create, list, get, update, revoke, rotate")
+                   .add_subparsers(dest="action", required=True), common)
+
+
+def _project_parsers(actions: Any, common: argparse.ArgumentParser) -> None:
+    def fields(p: argparse.ArgumentParser, create: bool) -> None:
+        if create:
+            p.add_argument("name")
+        else:
+            p.add_argument("--name")
+        p.add_argument("--description")
+        p.add_argument("--model", action="append", dest="allowed_models", help="allowed model (repeatable)")
+        p.add_argument("--metadata", type=json.loads, help="a JSON object")
+        p.add_argument("--upstream-key", action="append", dest="upstream_keys", metavar="PROVIDER=KEY",
+                       help="the project's own key for a provider (repeatable)")
+
+    create = actions.add_parser("create", parents=[common], help="create a project")
+    fields(create, True)
+    create.set_defaults(run=lambda a: _call(a, "POST", "/projects", _project_body(a), PROJECT_COLUMNS))
+    actions.add_parser("list", parents=[common], help="list projects").set_defaults(
+        run=lambda a: _call(a, "GET", "/projects", None, PROJECT_COLUMNS))
+    for name, method in (("get", "GET"), ("delete", "DELETE")):
+        p = actions.add_parser(name, parents=[common], help=f"{name} a project")
+        p.add_argument("id")
+        p.set_defaults(run=lambda a, m=method: _call(a, m, f"/projects/{a.id}", None, PROJECT_COLUMNS))
+    update = actions.add_parser("update", parents=[common], help="change a project")
+    update.add_argument("id")
+    fields(update, False)
+    update.set_defaults(run=lambda a: _call(a, "PATCH", f"/projects/{a.id}", _project_body(a), PROJECT_COLUMNS))
+
+
+def _token_parsers(actions: Any, common: argparse.ArgumentParser) -> None:
+    def limits(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--name")
+        p.add_argument("--expires-in", help="lifetime, e.g. 3600s, 90m, 12h, 30d")
+        p.add_argument("--max-requests", type=int)
+        p.add_argument("--rpm", type=int, dest="rpm_limit", help="requests per minute")
+        p.add_argument("--tpm", type=int, dest="tpm_limit", help="LLM tokens per minute")
+        p.add_argument("--budget-tokens", type=int, help="LLM tokens over the token's life")
+        p.add_argument("--model", action="append", dest="allowed_models", help="allowed model (repeatable)")
+
+    create = actions.add_parser("create", parents=[common], help="create a token (its secret is shown once)")
+    create.add_argument("--project", required=True, help="project id")
+    limits(create)
+    create.set_defaults(run=lambda a: _call(a, "POST", "/tokens", {"project_id": a.project, **_token_body(a)},
+                                            (*TOKEN_COLUMNS, "secret")))
+    listing = actions.add_parser("list", parents=[common], help="list tokens")
+    listing.add_argument("--project", help="only this project's")
+    state = listing.add_mutually_exclusive_group()
+    state.add_argument("--active", action="store_const", const="true", dest="active")
+    state.add_argument("--revoked", action="store_const", const="false", dest="active")
+    listing.set_defaults(run=lambda a: _call(a, "GET", "/tokens", None, TOKEN_COLUMNS, params={
+        k: v for k, v in (("project_id", a.project), ("active", a.active)) if v is not None}))
+    for name, method, suffix in (("get", "GET", ""), ("revoke", "DELETE", ""), ("rotate", "POST", "/rotate")):
+        p = actions.add_parser(name, parents=[common], help=f"{name} a token")
+        p.add_argument("id")
+        columns = (*TOKEN_COLUMNS, "secret") if name == "rotate" else TOKEN_COLUMNS
+        p.set_defaults(run=lambda a, m=method, s=suffix, c=columns: _call(a, m, f"/tokens/{a.id}{s}", None, c))
+    update = actions.add_parser("update", parents=[common], help="change a token's limits")
+    update.add_argument("id")
+    limits(update)
+    update.set_defaults(run=lambda a: _call(a, "PATCH", f"/tokens/{a.id}", _token_body(a), TOKEN_COLUMNS))
+
+
+def _project_body(args: argparse.Namespace) -> dict[str, Any]:
+    body = {k: getattr(args, k) for k in ("name", "description", "allowed_models", "metadata")
+            if getattr(args, k, None) is not None}
+    if args.upstream_keys:
+        pairs = [item.partition("=") for item in args.upstream_keys]
+        if any(not provider or not key for provider, _, key in pairs):
+            raise UsageError("--upstream-key: expected PROVIDER=KEY")
+        body["upstream_keys"] = {provider: key for provider, _, key in pairs}
+    return body
+
+
+def _token_body(args: argparse.Namespace) -> dict[str, Any]:
+    body = {k: getattr(args, k) for k in ("name", "max_requests", "rpm_limit", "tpm_limit", "budget_tokens",
+                                          "allowed_models") if getattr(args, k) is not None}
+    if args.expires_in:
+        body["expires_at"] = time.time() + parse_duration(args.expires_in)
+    return body
+
+
+def parse_duration(text: str) -> float:
+    """`90m` → 5400.0; a bare number is seconds."""
+    unit = text[-1:] if text[-1:] in _DURATION_UNITS else "s"
+    number = text[:-1] if text[-1:] in _DURATION_UNITS else text
+    try:
+        value = float(number)
+    except ValueError:
+        raise UsageError(f"--expires-in: expected a duration like 3600s, 90m, 12h or 30d, got {text!r}") from None
+    if value <= 0:
+        raise UsageError("--expires-in: expected a positive duration")
+    return value * _DURATION_UNITS[unit]
+
+
+class UsageError(Exception):
+    """The command line is wrong (exit 2)."""
+
+
+def _call(args: argparse.Namespace, method: str, path: str, body: Any, columns: tuple[str, ...],
+          params: dict[str, str] | None = None) -> int:
+    if not args.management_token:
+        print("llmgate: no management token: pass --management-token or set LLMGATE_MANAGEMENT_TOKEN",
+              file=sys.stderr)
+        return 2
+    url = f"{args.url.rstrip('/')}/manage{path}"
+    try:
+        response = httpx.request(method, url, json=body, params=params, timeout=30,
+                                 headers={"authorization": f"Bearer {args.management_token}"})
+    except httpx.HTTPError as exc:
+        print(f"llmgate: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if response.status_code >= 400:
+        message = data["error"]["message"] if isinstance(data, dict) and "error" in data else response.text
+        print(f"llmgate: {method} /manage{path} failed ({response.status_code}): {message}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        print(render_table(data if isinstance(data, list) else [data], columns))
+        if isinstance(data, dict) and data.get("secret"):
+            print(f"\nsecret (shown once, store it now): {data['secret']}")
+    return 0
+
+
+def render_table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    """A plain text table; lists joined with commas, missing values as `-`, times as UTC dates."""
+    shown = [c for c in columns if c != "secret"]
+    cells = [[_cell(c, row.get(c)) for c in shown] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(shown)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(shown, widths, strict=True)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    if not rows:
+        lines.append("(none)")
+    return "\n".join(lines)
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None or value == []:
+        return "-"
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    if column.endswith("_at") and isinstance(value, int | float):
+        return time.strftime("%Y-%m-%d %H:%M", time.gmtime(value))
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)

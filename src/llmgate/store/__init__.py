@@ -1,0 +1,9 @@
+"""The only SQL: projects and virtual tokens, behind one contract with two backends.
+
+    base.py        records (Project, Token, UsageDelta) and the Store protocol
+    sqlite.py      the embedded default (aiosqlite, WAL, a file under LLMGATE_DATA_DIR)
+    postgres.py    PostgreSQL for several instances (asyncpg, imported lazily)
+    redis.py       shared rate limits and revocation pub/sub (redis-py, imported lazily)
+    crypto.py      encryption of per-project upstream keys (Fernet, key from LLMGATE_SECRET_KEY)
+    migrations/    versioned schema, one SQL file per version and dialect
+"""

@@ -1,0 +1,171 @@
+"""The store contract: records and the protocol both backends implement, plus what they share (rows, opening)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import msgspec
+
+PROJECT_COLUMNS = ("id", "name", "description", "metadata", "allowed_models", "upstream_keys", "created_at",
+                   "updated_at")
+TOKEN_COLUMNS = ("id", "project_id", "name", "prefix", "secret_hash", "expires_at", "is_active", "max_requests",
+                 "request_count", "rpm_limit", "tpm_limit", "budget_tokens", "tokens_used", "allowed_models",
+                 "created_at", "updated_at", "last_used_at", "revoked_at")
+PROJECT_UPDATABLE = frozenset({"name", "description", "metadata", "allowed_models", "upstream_keys"})
+TOKEN_UPDATABLE = frozenset({"name", "expires_at", "max_requests", "rpm_limit", "tpm_limit", "budget_tokens",
+                             "allowed_models"})
+_JSON_COLUMNS = frozenset({"metadata", "allowed_models", "upstream_keys"})
+
+
+class StoreError(Exception):
+    """A store operation failed for a reason the caller can act on."""
+
+
+class Conflict(StoreError):
+    """A unique value (a project's name) is taken."""
+
+
+class Project(msgspec.Struct, kw_only=True, frozen=True):
+    """An application that gets tokens; `upstream_keys` maps a provider name to its key, encrypted."""
+
+    id: str
+    name: str
+    description: str = ""
+    metadata: dict[str, Any] = {}
+    allowed_models: tuple[str, ...] = ()
+    """Models its tokens may use; empty means any."""
+    upstream_keys: dict[str, str] = {}
+    created_at: float
+    updated_at: float
+
+
+class Token(msgspec.Struct, kw_only=True, frozen=True):
+    """A virtual token: only the SHA-256 of its secret is kept, and a display prefix (`lg-…abcd`)."""
+
+    id: str
+    project_id: str
+    name: str = ""
+    prefix: str
+    secret_hash: str
+    expires_at: float | None = None
+    is_active: bool = True
+    max_requests: int | None = None
+    request_count: int = 0
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+    budget_tokens: int | None = None
+    """Most LLM tokens (prompt + completion) it may use over its life."""
+    tokens_used: int = 0
+    allowed_models: tuple[str, ...] = ()
+    """A subset of the project's; empty means the project's."""
+    created_at: float
+    updated_at: float
+    last_used_at: float | None = None
+    revoked_at: float | None = None
+
+
+class UsageDelta(msgspec.Struct, frozen=True):
+    """What one instance counted for a token since its last write-back."""
+
+    token_id: str
+    requests: int
+    tokens: int
+    last_used_at: float
+
+
+class Store(Protocol):
+    """Projects and tokens. Every method is one transaction; nothing is half-written."""
+
+    dialect: str
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+
+    async def close(self) -> None: ...
+
+    async def migrate(self) -> list[int]:
+        """Apply the migrations not applied yet; return their versions."""
+
+    async def create_project(self, project: Project) -> None:
+        """Insert; `Conflict` when the name is taken."""
+
+    async def get_project(self, project_id: str) -> Project | None: ...
+
+    async def list_projects(self) -> list[Project]: ...
+
+    async def update_project(self, project_id: str, changes: Mapping[str, Any], now: float) -> Project | None:
+        """Change the PROJECT_UPDATABLE fields given; `Conflict` when the new name is taken."""
+
+    async def delete_project(self, project_id: str, now: float) -> list[Token] | None:
+        """Delete the project and revoke its tokens; return those tokens (None: no such project)."""
+
+    async def create_token(self, token: Token) -> None: ...
+
+    async def get_token(self, token_id: str) -> Token | None: ...
+
+    async def find_token(self, secret_hash: str) -> Token | None:
+        """The token whose secret hashes to `secret_hash`, active or not."""
+
+    async def list_tokens(self, project_id: str | None = None, is_active: bool | None = None) -> list[Token]: ...
+
+    async def update_token(self, token_id: str, changes: Mapping[str, Any], now: float) -> Token | None:
+        """Change the TOKEN_UPDATABLE fields given (never the counters, which write-backs move)."""
+
+    async def revoke_token(self, token_id: str, now: float) -> Token | None: ...
+
+    async def rotate_token(self, token_id: str, secret_hash: str, prefix: str, now: float) -> Token | None:
+        """Give an active token a new secret; the old one stops working."""
+
+    async def add_usage(self, deltas: Sequence[UsageDelta]) -> None:
+        """Add counted requests and tokens, in one transaction."""
+
+
+def encode_value(column: str, value: Any) -> Any:
+    """A record field as stored: JSON text for the structured columns."""
+    return msgspec.json.encode(value).decode() if column in _JSON_COLUMNS else value
+
+
+def project_row(project: Project) -> list[Any]:
+    return [encode_value(c, getattr(project, c)) for c in PROJECT_COLUMNS]
+
+
+def token_row(token: Token) -> list[Any]:
+    return [encode_value(c, getattr(token, c)) for c in TOKEN_COLUMNS]
+
+
+def _decoded(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (msgspec.json.decode(v) if k in _JSON_COLUMNS else v) for k, v in row.items()}
+
+
+def project_from_row(row: Mapping[str, Any]) -> Project:
+    return msgspec.convert(_decoded(row), Project)
+
+
+def token_from_row(row: Mapping[str, Any]) -> Token:
+    data = _decoded(row)
+    data["is_active"] = bool(data["is_active"])
+    return msgspec.convert(data, Token)
+
+
+def check_changes(changes: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValueError(f"cannot update {sorted(unknown)}")
+
+
+def open_store(database_url: str | None, data_dir: str) -> Store:
+    """The backend for `database_url` (postgres:// or postgresql://), else SQLite under `data_dir`."""
+    if database_url and database_url.startswith(("postgres://", "postgresql://")):
+        from llmgate.store.postgres import PostgresStore
+
+        return PostgresStore(database_url)
+    if database_url and not database_url.startswith("sqlite:"):
+        raise ValueError(f"LLMGATE_DATABASE_URL: expected postgresql://... or sqlite:///path, got "
+                         f"{database_url.split(':', 1)[0]}://...")
+    from llmgate.store.sqlite import SqliteStore
+
+    if database_url:
+        return SqliteStore(database_url.removeprefix("sqlite:").removeprefix("///").removeprefix("//") or
+                           f"{data_dir}/llmgate.db")
+    return SqliteStore(f"{data_dir}/llmgate.db")

@@ -1,0 +1,174 @@
+"""The store on PostgreSQL through asyncpg (imported lazily): for several llmgate instances sharing tokens.
+
+Migrations run under a transaction-scoped advisory lock, so instances starting together apply each once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from llmgate.store.base import (
+    PROJECT_COLUMNS,
+    PROJECT_UPDATABLE,
+    TOKEN_COLUMNS,
+    TOKEN_UPDATABLE,
+    Conflict,
+    Project,
+    Token,
+    UsageDelta,
+    check_changes,
+    encode_value,
+    project_from_row,
+    project_row,
+    token_from_row,
+    token_row,
+)
+from llmgate.store.migrations import migrations, statements
+
+if TYPE_CHECKING:
+    import asyncpg  # type: ignore[import-untyped]
+
+_P_COLS = ", ".join(PROJECT_COLUMNS)
+_T_COLS = ", ".join(TOKEN_COLUMNS)
+_MIGRATION_LOCK = 0x11_6a7e  # any constant shared by all llmgate instances
+
+
+class PostgresStore:
+    """Store on PostgreSQL; `url` is a libpq-style postgresql:// URL."""
+
+    dialect = "postgres"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        import asyncpg
+
+        self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=10)
+        self.applied_on_open = await self.migrate()
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert self._pool is not None, "store is not open"
+        return self._pool
+
+    async def migrate(self) -> list[int]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                               "applied_at DOUBLE PRECISION NOT NULL)")
+            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            applied = []
+            for version, sql in migrations(self.dialect):
+                if version in done:
+                    continue
+                for statement in statements(sql):
+                    await conn.execute(statement)
+                await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2)", version, time.time())
+                applied.append(version)
+            return applied
+
+    async def create_project(self, project: Project) -> None:
+        import asyncpg
+
+        try:
+            await self.pool.execute(f"INSERT INTO projects ({_P_COLS}) VALUES ({_marks(len(PROJECT_COLUMNS))})",
+                                    *project_row(project))
+        except asyncpg.UniqueViolationError:
+            raise Conflict(f"a project named {project.name!r} already exists") from None
+
+    async def get_project(self, project_id: str) -> Project | None:
+        row = await self.pool.fetchrow(f"SELECT {_P_COLS} FROM projects WHERE id = $1", project_id)
+        return project_from_row(dict(row)) if row else None
+
+    async def list_projects(self) -> list[Project]:
+        rows = await self.pool.fetch(f"SELECT {_P_COLS} FROM projects ORDER BY created_at, id")
+        return [project_from_row(dict(r)) for r in rows]
+
+    async def update_project(self, project_id: str, changes: Mapping[str, Any], now: float) -> Project | None:
+        import asyncpg
+
+        check_changes(changes, PROJECT_UPDATABLE)
+        try:
+            row = await self._update("projects", _P_COLS, project_id, changes, now)
+        except asyncpg.UniqueViolationError:
+            raise Conflict(f"a project named {changes.get('name')!r} already exists") from None
+        return project_from_row(dict(row)) if row else None
+
+    async def delete_project(self, project_id: str, now: float) -> list[Token] | None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            deleted = await conn.fetchval("DELETE FROM projects WHERE id = $1 RETURNING id", project_id)
+            if deleted is None:
+                return None
+            await conn.execute("UPDATE tokens SET is_active = FALSE, revoked_at = $1, updated_at = $1 "
+                               "WHERE project_id = $2 AND is_active", now, project_id)
+            rows = await conn.fetch(f"SELECT {_T_COLS} FROM tokens WHERE project_id = $1", project_id)
+        return [token_from_row(dict(r)) for r in rows]
+
+    async def create_token(self, token: Token) -> None:
+        await self.pool.execute(f"INSERT INTO tokens ({_T_COLS}) VALUES ({_marks(len(TOKEN_COLUMNS))})",
+                                *token_row(token))
+
+    async def get_token(self, token_id: str) -> Token | None:
+        row = await self.pool.fetchrow(f"SELECT {_T_COLS} FROM tokens WHERE id = $1", token_id)
+        return token_from_row(dict(row)) if row else None
+
+    async def find_token(self, secret_hash: str) -> Token | None:
+        row = await self.pool.fetchrow(f"SELECT {_T_COLS} FROM tokens WHERE secret_hash = $1", secret_hash)
+        return token_from_row(dict(row)) if row else None
+
+    async def list_tokens(self, project_id: str | None = None, is_active: bool | None = None) -> list[Token]:
+        clauses, args = [], []
+        for column, value in (("project_id", project_id), ("is_active", is_active)):
+            if value is not None:
+                args.append(value)
+                clauses.append(f"{column} = ${len(args)}")
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        rows = await self.pool.fetch(f"SELECT {_T_COLS} FROM tokens{where} ORDER BY created_at, id", *args)
+        return [token_from_row(dict(r)) for r in rows]
+
+    async def update_token(self, token_id: str, changes: Mapping[str, Any], now: float) -> Token | None:
+        check_changes(changes, TOKEN_UPDATABLE)
+        row = await self._update("tokens", _T_COLS, token_id, changes, now)
+        return token_from_row(dict(row)) if row else None
+
+    async def revoke_token(self, token_id: str, now: float) -> Token | None:
+        row = await self.pool.fetchrow(
+            f"UPDATE tokens SET is_active = FALSE, revoked_at = COALESCE(revoked_at, $1), updated_at = $1 "
+            f"WHERE id = $2 RETURNING {_T_COLS}", now, token_id)
+        return token_from_row(dict(row)) if row else None
+
+    async def rotate_token(self, token_id: str, secret_hash: str, prefix: str, now: float) -> Token | None:
+        row = await self.pool.fetchrow(
+            f"UPDATE tokens SET secret_hash = $1, prefix = $2, updated_at = $3 WHERE id = $4 AND is_active "
+            f"RETURNING {_T_COLS}", secret_hash, prefix, now, token_id)
+        return token_from_row(dict(row)) if row else None
+
+    async def add_usage(self, deltas: Sequence[UsageDelta]) -> None:
+        if not deltas:
+            return
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.executemany(
+                "UPDATE tokens SET request_count = request_count + $1, tokens_used = tokens_used + $2, "
+                "last_used_at = GREATEST(COALESCE(last_used_at, 0), $3) WHERE id = $4",
+                [(d.requests, d.tokens, d.last_used_at, d.token_id) for d in deltas])
+
+    async def _update(self, table: str, columns_sql: str, row_id: str, changes: Mapping[str, Any],
+                      now: float) -> Any:
+        columns = sorted(changes)  # names come from the *_UPDATABLE allowlists, never from the client
+        sets = ", ".join(f"{c} = ${i}" for i, c in enumerate([*columns, "updated_at"], start=1))
+        args = [encode_value(c, changes[c]) for c in columns]
+        return await self.pool.fetchrow(
+            f"UPDATE {table} SET {sets} WHERE id = ${len(columns) + 2} RETURNING {columns_sql}", *args, now, row_id)
+
+
+def _marks(count: int) -> str:
+    return ", ".join(f"${i}" for i in range(1, count + 1))

@@ -1,0 +1,145 @@
+"""Redis for several instances: rpm/tpm/max_requests counted in one place (a Lua script, atomic), and
+revocations broadcast over pub/sub so every instance drops its cache entry within about a millisecond.
+
+redis-py is imported lazily: an instance without LLMGATE_REDIS_URL never loads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Callable
+from typing import Any, Literal
+
+from loguru import logger
+
+from llmgate.access.limits import Limits, Refusal, format_duration, rate_headers
+
+CHANNEL = "llmgate:token-invalidations"
+_WINDOW_MS = 60_000
+
+# KEYS: request log (zset), token log (zset of "nonce:tokens"), request count.
+# ARGV: rpm, tpm, max_requests (-1: none), count so far per the store, a nonce.
+# Returns {0} when admitted, else {1 (max_requests) | 2 (rpm) | 3 (tpm), used, wait_ms}.
+_ADMIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local start = now - 60000
+local rpm, tpm, maxr = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if maxr >= 0 then
+  redis.call('SET', KEYS[3], ARGV[4], 'NX', 'EX', 86400)
+  local c = tonumber(redis.call('GET', KEYS[3]))
+  if c >= maxr then return {1, c, 0} end
+end
+if rpm >= 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', start)
+  local n = redis.call('ZCARD', KEYS[1])
+  if n >= rpm then
+    local at = redis.call('ZRANGE', KEYS[1], n - rpm, n - rpm, 'WITHSCORES')
+    return {2, n, tonumber(at[2]) + 60000 - now}
+  end
+end
+if tpm >= 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', start)
+  local sum = 0
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+    sum = sum + tonumber(string.match(m, ':(%d+)$'))
+  end
+  if sum >= tpm then
+    local at = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+    return {3, sum, tonumber(at[2]) + 60000 - now}
+  end
+end
+if maxr >= 0 then redis.call('INCR', KEYS[3]) end
+if rpm >= 0 then
+  redis.call('ZADD', KEYS[1], now, ARGV[5])
+  redis.call('PEXPIRE', KEYS[1], 61000)
+end
+return {0}
+"""
+
+_RECORD = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1] .. ':' .. ARGV[2])
+redis.call('PEXPIRE', KEYS[1], 61000)
+return 1
+"""
+
+
+class SharedLimits:
+    """rpm/tpm/max_requests in Redis, and the invalidation channel."""
+
+    def __init__(self, url: str) -> None:
+        import redis.asyncio as redis
+
+        self._client: Any = redis.Redis.from_url(url)
+        self._admit = self._client.register_script(_ADMIT)
+        self._record = self._client.register_script(_RECORD)
+        self._listener: asyncio.Task[None] | None = None
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        await self._client.aclose()
+
+    async def admit(self, token_id: str, limits: Limits, request_count: int) -> Refusal | None:
+        """Count the request across all instances, or refuse it."""
+        keys = [f"llmgate:{{{token_id}}}:{name}" for name in ("rpm", "tpm", "count")]
+        args: list[int | str] = [_or_none(limits.rpm), _or_none(limits.tpm), _or_none(limits.max_requests),
+                                 request_count, os.urandom(8).hex()]
+        result = await self._admit(keys=keys, args=args)
+        code = int(result[0])
+        if code == 0:
+            return None
+        used, wait_s = int(result[1]), int(result[2]) / 1000
+        if code == 1:
+            assert limits.max_requests is not None
+            return Refusal("max_requests", f"This token has used all of its {limits.max_requests} requests.",
+                           None, rate_headers("requests", limits.max_requests, 0, None))
+        limit = limits.rpm if code == 2 else limits.tpm
+        assert limit is not None
+        unit: Literal["requests", "tokens"] = "requests" if code == 2 else "tokens"
+        return Refusal(unit, f"Rate limit reached: {limit} {unit} per minute. Try again in {format_duration(wait_s)}.",
+                       wait_s, rate_headers(unit, limit, limit - used, wait_s))
+
+    async def record_tokens(self, token_id: str, tokens: int) -> None:
+        await self._record(keys=[f"llmgate:{{{token_id}}}:tpm"], args=[os.urandom(8).hex(), tokens])
+
+    async def reset_count(self, token_id: str) -> None:
+        """Forget the shared request count (its limit changed): it is taken from the store again."""
+        await self._client.delete(f"llmgate:{{{token_id}}}:count")
+
+    async def publish(self, secret_hash: str) -> None:
+        """Tell every instance to drop its cache entry for this secret."""
+        await self._client.publish(CHANNEL, secret_hash)
+
+    def listen(self, on_message: Callable[[str], None], on_resubscribe: Callable[[], None]) -> None:
+        """Call `on_message(secret_hash)` for each invalidation, reconnecting after errors; after a reconnect,
+        `on_resubscribe()` (messages sent while disconnected are lost)."""
+        self._listener = asyncio.create_task(self._listen(on_message, on_resubscribe))
+
+    async def _listen(self, on_message: Callable[[str], None], on_resubscribe: Callable[[], None]) -> None:
+        first = True
+        while True:
+            try:
+                async with self._client.pubsub() as pubsub:
+                    await pubsub.subscribe(CHANNEL)
+                    if not first:
+                        on_resubscribe()
+                    first = False
+                    async for message in pubsub.listen():
+                        if message["type"] == "message":
+                            on_message(message["data"].decode())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("redis invalidation channel failed ({}); reconnecting in 1 s", exc)
+                await asyncio.sleep(1)
+
+
+def _or_none(value: int | None) -> int:
+    return -1 if value is None else value

@@ -1,0 +1,71 @@
+"""`llmgate project|token ...` against a running gateway, as a user would type them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.servers import Gateway, gateway_env, start_gateway
+
+MT = "mt-cli-0123456789"
+
+
+@pytest.fixture(scope="module")
+def gw(upstream: str) -> Iterator[Gateway]:
+    with start_gateway(gateway_env(upstream, LLMGATE_MANAGEMENT_TOKEN=MT)) as gateway:
+        yield gateway
+
+
+def cli(gw: Gateway, *args: str, token: str | None = MT) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "LLMGATE_URL": gw.url, **({"LLMGATE_MANAGEMENT_TOKEN": token} if token else {})}
+    return subprocess.run([sys.executable, "-m", "llmgate", *args], env=env, capture_output=True, text=True,
+                          timeout=30)
+
+
+def test_project_and_token_lifecycle(gw: Gateway) -> None:
+    made = cli(gw, "project", "create", "cli-app", "--model", "gpt-4o-mini", "--json")
+    assert made.returncode == 0, made.stderr
+    project = json.loads(made.stdout)
+    table = cli(gw, "project", "list")
+    assert table.returncode == 0 and "cli-app" in table.stdout and table.stdout.startswith("ID")
+    created = cli(gw, "token", "create", "--project", project["id"], "--rpm", "10", "--expires-in", "1h")
+    assert created.returncode == 0 and "shown once" in created.stdout
+    secret = created.stdout.rsplit(": ", 1)[1].strip()
+    assert httpx.post(f"{gw.url}/v1/chat/completions", json={"model": "gpt-4o-mini"},
+                      headers={"authorization": f"Bearer {secret}"}).status_code == 200
+    tokens = json.loads(cli(gw, "token", "list", "--project", project["id"], "--json").stdout)
+    assert [t["rpm_limit"] for t in tokens] == [10]
+    rotated = json.loads(cli(gw, "token", "rotate", tokens[0]["id"], "--json").stdout)
+    assert rotated["secret"] != secret
+    assert cli(gw, "token", "revoke", tokens[0]["id"]).returncode == 0
+    assert json.loads(cli(gw, "token", "get", tokens[0]["id"], "--json").stdout)["is_active"] is False
+    assert cli(gw, "project", "update", project["id"], "--description", "d", "--json").returncode == 0
+    assert cli(gw, "project", "delete", project["id"]).returncode == 0
+
+
+def test_errors_have_clear_messages_and_exit_codes(gw: Gateway) -> None:
+    missing = cli(gw, "project", "get", "proj_nope")
+    assert missing.returncode == 1 and "404" in missing.stderr and "proj_nope" in missing.stderr
+    no_token = cli(gw, "project", "list", token=None)
+    assert no_token.returncode == 2 and "LLMGATE_MANAGEMENT_TOKEN" in no_token.stderr
+    wrong = cli(gw, "project", "list", token="wrong")
+    assert wrong.returncode == 1 and "401" in wrong.stderr
+    bad = cli(gw, "token", "create", "--project", "p", "--expires-in", "soon")
+    assert bad.returncode == 2 and "--expires-in" in bad.stderr
+    unreachable = cli(gw, "project", "list", "--url", "http://127.0.0.1:9")
+    assert unreachable.returncode == 1 and "cannot reach" in unreachable.stderr
+
+
+def test_db_upgrade(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {"PATH": "/usr/bin:/bin", "LLMGATE_DATA_DIR": str(tmp_path)}
+    first = subprocess.run([sys.executable, "-m", "llmgate", "db", "upgrade"], env=env, capture_output=True,
+                           text=True, timeout=30)
+    assert first.returncode == 0 and "applied migrations [1]" in first.stdout
+    again = subprocess.run([sys.executable, "-m", "llmgate", "db", "upgrade"], env=env, capture_output=True,
+                           text=True, timeout=30)
+    assert again.returncode == 0 and "up to date" in again.stdout

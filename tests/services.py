@@ -1,0 +1,94 @@
+"""Real PostgreSQL and Redis servers for tests, started on 127.0.0.1 in temp dirs (skipped when not installed).
+
+PostgreSQL refuses to run as root, so under root the data dir belongs to the `postgres` user (created by the
+Debian package) and the server runs as that user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import NoReturn
+
+import pytest
+
+from tests.servers import free_port
+
+
+def _pg_bin() -> str | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return os.path.dirname(found[-1])
+    initdb = shutil.which("initdb")
+    return os.path.dirname(initdb) if initdb else None
+
+
+def _unavailable(reason: str) -> NoReturn:
+    """Skip, saying how to install; in CI (.ci/run installs both) a missing server is a failure, not a skip."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}, but CI=true: .ci/run should have installed it")
+    pytest.skip(reason)
+
+
+def _as_user() -> list[str]:
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        _unavailable("PostgreSQL cannot run as root and there is no `postgres` user")
+    return ["runuser", "-u", "postgres", "--"]
+
+
+@contextlib.contextmanager
+def run_postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster; yields its URL (database `llmgate`, trust auth on 127.0.0.1)."""
+    bindir = _pg_bin()
+    if bindir is None:
+        _unavailable("PostgreSQL is not installed (Debian: apt-get install postgresql; .ci/run does it in CI)")
+    prefix = _as_user()
+    root = tempfile.mkdtemp(prefix="llmgate-pg-")
+    data = os.path.join(root, "data")
+    if prefix:
+        shutil.chown(root, "postgres", "postgres")
+    port = free_port()
+    run = lambda *cmd: subprocess.run([*prefix, *cmd], check=True, capture_output=True)  # noqa: E731
+    try:
+        run(f"{bindir}/initdb", "-D", data, "-U", "postgres", "-A", "trust", "--no-sync")
+        run(f"{bindir}/pg_ctl", "-D", data, "-w", "-l", os.path.join(root, "log"), "-o",
+            f"-h 127.0.0.1 -p {port} -k {root} -F", "start")
+        run(f"{bindir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "llmgate")
+        yield f"postgresql://postgres@127.0.0.1:{port}/llmgate"
+    finally:
+        subprocess.run([*prefix, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def run_redis() -> Iterator[str]:
+    """A throwaway redis-server without persistence; yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        _unavailable("redis-server is not installed (Debian: apt-get install redis-server; .ci/run does it in CI)")
+    port = free_port()
+    root = tempfile.mkdtemp(prefix="llmgate-redis-")
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                             "no", "--dir", root], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip() != b"PONG":
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(5)
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,164 @@
+"""The token cache on a real SQLite store: hits never reach it, misses are single-flight, counts batch up."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from llmgate.access.authenticate import Authenticator
+from llmgate.access.tokens import TokenCache, display_prefix, hash_secret, new_secret
+from llmgate.errors import ModelNotAllowed, QuotaExhausted, TokenExpired, TokenRevoked, Unauthorized
+from llmgate.store.base import Project, Token
+from llmgate.store.crypto import KeyBox
+from llmgate.store.sqlite import SqliteStore
+
+NOW = 1_700_000_000.0
+
+
+class CountingStore(SqliteStore):
+    """The real SQLite store, counting the lookups the hot path makes."""
+
+    lookups = 0
+
+    async def find_token(self, secret_hash: str) -> Token | None:
+        self.lookups += 1
+        return await super().find_token(secret_hash)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def setup(tmp_path: Path, **limits) -> tuple[CountingStore, TokenCache, Clock, str, Token]:  # type: ignore[no-untyped-def]
+    store = CountingStore(str(tmp_path / "t.db"))
+    await store.open()
+    await store.create_project(Project(id="p", name="p", allowed_models=("a", "b"), created_at=NOW, updated_at=NOW,
+                                       upstream_keys={"openai": KeyBox("k" * 20).encrypt("sk-own")}))
+    secret = new_secret()
+    token = Token(id="t", project_id="p", prefix=display_prefix(secret), secret_hash=hash_secret(secret),
+                  created_at=NOW, updated_at=NOW, **limits)
+    await store.create_token(token)
+    clock = Clock()
+    return store, TokenCache(store, KeyBox("k" * 20), 10.0, 1.0, clock), clock, secret, token
+
+
+def test_secrets() -> None:
+    secret = new_secret()
+    assert secret.startswith("lg-") and len(secret) == 46 and new_secret() != secret
+    assert display_prefix(secret) == f"lg-…{secret[-4:]}" and len(hash_secret(secret)) == 64
+
+
+def test_a_steady_stream_makes_one_store_lookup(tmp_path: Path) -> None:
+    async def run() -> None:
+        store, cache, clock, secret, _ = await setup(tmp_path)
+        auth = Authenticator("sk-master", cache)
+        assert auth.authenticate(secret, clock.now) is None  # not cached yet
+        results = await asyncio.gather(*(auth.load(secret, clock.now) for _ in range(50)))
+        assert store.lookups == 1 and all(r.entry is results[0].entry for r in results)
+        for step in range(1000):
+            clock.now = NOW + step * 0.05  # 50 s of requests; the write-back cycle reloads in the background
+            principal = auth.authenticate(secret, clock.now)
+            if principal is None:
+                raise AssertionError(f"a request at +{step * 0.05:.2f} s had to wait for the store")
+            cache.admit(principal.entry, clock.now)  # type: ignore[arg-type]
+            if step % 20 == 0:
+                await cache.flush()
+        assert principal.entry.upstream_keys == {"openai": "sk-own"}  # type: ignore[union-attr]
+        assert (await store.get_token("t")).request_count == 981  # type: ignore[union-attr]  # written back after request 981
+        await cache.flush()
+        assert (await store.get_token("t")).request_count == 1000  # type: ignore[union-attr]
+        await store.close()
+
+    asyncio.run(run())
+
+
+def test_unknown_secrets_are_remembered_briefly(tmp_path: Path) -> None:
+    async def run() -> None:
+        store, cache, clock, _, _ = await setup(tmp_path)
+        bad = hash_secret("lg-unknown")
+        with pytest.raises(Unauthorized):
+            await cache.load(bad)
+        with pytest.raises(Unauthorized):
+            cache.lookup(bad, clock.now + 0.5)
+        assert store.lookups == 1
+        assert cache.lookup(bad, clock.now + 1.5) is None  # expired: ask the store again
+        await store.close()
+
+    asyncio.run(run())
+
+
+def test_revoked_expired_and_wrong_model(tmp_path: Path) -> None:
+    async def run() -> None:
+        store, cache, clock, secret, _ = await setup(tmp_path, expires_at=NOW + 60, allowed_models=("a",))
+        entry = await cache.load(hash_secret(secret))
+        entry.check(clock.now)
+        entry.check_model("a")
+        with pytest.raises(ModelNotAllowed):
+            entry.check_model("b")  # allowed by the project, not by the token
+        with pytest.raises(TokenExpired):
+            entry.check(NOW + 60)
+        await store.revoke_token("t", NOW)
+        cache.forget(hash_secret(secret))
+        assert cache.lookup(hash_secret(secret), clock.now) is None
+        with pytest.raises(TokenRevoked):
+            (await cache.load(hash_secret(secret))).check(clock.now)
+        await store.close()
+
+    asyncio.run(run())
+
+
+def test_changing_a_token_keeps_unflushed_counts(tmp_path: Path) -> None:
+    async def run() -> None:
+        store, cache, clock, secret, _ = await setup(tmp_path, max_requests=3)
+        entry = await cache.load(hash_secret(secret))
+        cache.admit(entry, clock.now)
+        cache.admit(entry, clock.now)
+        await store.update_token("t", {"max_requests": 2}, NOW)
+        cache.forget(hash_secret(secret))
+        entry = await cache.load(hash_secret(secret))
+        with pytest.raises(QuotaExhausted) as info:
+            cache.admit(entry, clock.now)
+        assert info.value.code == "request_limit_reached"
+        await store.close()
+
+    asyncio.run(run())
+
+
+def test_usage_counts_towards_the_budget(tmp_path: Path) -> None:
+    async def run() -> None:
+        store, cache, clock, secret, _ = await setup(tmp_path, budget_tokens=100)
+        entry = await cache.load(hash_secret(secret))
+        cache.admit(entry, clock.now)
+        assert cache.record_usage(entry, 100, clock.now) is False  # no Redis: nothing shared to record
+        with pytest.raises(QuotaExhausted) as info:
+            cache.admit(entry, clock.now)
+        assert info.value.code == "token_budget_exhausted"
+        await cache.flush()
+        assert (await store.get_token("t")).tokens_used == 100  # type: ignore[union-attr]
+        await store.close()
+
+    asyncio.run(run())
+
+
+def test_redis_down_falls_back_to_local_limits(tmp_path: Path) -> None:
+    from llmgate.store.redis import SharedLimits
+    from tests.servers import free_port
+
+    async def run() -> None:
+        store, cache, clock, secret, _ = await setup(tmp_path, max_requests=2)
+        cache.shared = SharedLimits(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+        entry = await cache.load(hash_secret(secret))
+        await cache.admit_shared(entry, clock.now)
+        await cache.admit_shared(entry, clock.now)
+        with pytest.raises(QuotaExhausted):
+            await cache.admit_shared(entry, clock.now)
+        await cache.shared.close()
+        await store.close()
+
+    asyncio.run(run())
