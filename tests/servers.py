@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,7 +41,7 @@ def gateway_env(upstream: str, **extra: str) -> dict[str, str]:
     """A clean environment for llmgate: no stray LLMGATE_*/OPENAI_* from the developer's shell."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMGATE_", "OPENAI_"))}
     env.update(OPENAI_BASE_URL=f"{upstream}/v1", OPENAI_API_KEY=UPSTREAM_KEY, LLMGATE_MASTER_KEY=MASTER_KEY,
-               LLMGATE_DATA_DIR=tempfile.mkdtemp(prefix="llmgate-data-"))
+               LLMGATE_DATA_DIR=_data_dir())
     env.update(extra)
     return env
 
@@ -72,3 +74,10 @@ def write_config(tmp_path: Path, text: str) -> str:
     path = tmp_path / "llmgate.toml"
     path.write_text(text)
     return str(path)
+
+
+def _data_dir() -> str:
+    """A fresh data dir for one gateway's SQLite store, removed when the test session ends."""
+    path = tempfile.mkdtemp(prefix="llmgate-data-")
+    atexit.register(shutil.rmtree, path, True)
+    return path
