@@ -9,7 +9,9 @@ non-streaming and streaming (20 chunks). Variants, all one granian worker:
 - `base` (with --base DIR, a source tree of an older commit, e.g. `git archive 4ef1576 | tar -x -C DIR`): the
   same passthrough on the code before routing.
 Reported per variant and case: median requests/s over the runs, and the median CPU time per request of the
-gateway's process tree (utime+stime from /proc over the run ÷ requests), steadier than rps on a shared machine.
+gateway's process tree (utime+stime from /proc over the run ÷ requests), steadier than rps on a shared machine,
+and the least CPU time per request of any run (contention only adds to it). Runs where wrk saw errors (socket
+timeouts when the shared machine stalls) are printed but not counted.
 Runs are interleaved (variant A, B, C, A, B, C, ...) so drifting load from other users hits each alike.
 """
 
@@ -41,7 +43,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_port(port: int, timeout_s: float = 60) -> None:
+def wait_port(port: int, timeout_s: float = 180) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
@@ -128,6 +130,20 @@ def gateway_cmd(variant: str, port: int, base: Path | None, config: Path) -> tup
     return cmd, env
 
 
+def measure(variant: str, run: int, cmd: list[str], env: dict[str, str], port: int, duration_s: int,
+            results: dict[tuple[str, str], list[tuple[float, float]]]) -> None:
+    with process(cmd, env, port) as gw:
+        wrk(port, "chat.lua", 2)  # warm-up
+        for case, script in (("nonstream", "chat.lua"), ("stream", "stream.lua")):
+            cpu0 = tree_cpu_s(gw.pid)
+            rps, requests, errors = wrk(port, script, duration_s)
+            cpu_us = (tree_cpu_s(gw.pid) - cpu0) / requests * 1e6
+            print(f"run {run + 1} {variant:12} {case:10} {rps:8.0f} rps {cpu_us:7.1f} µs CPU/request"
+                  f"{'  ERRORS ' + str(errors) + ' (run not counted)' if errors else ''}", flush=True)
+            if not errors:
+                results.setdefault((variant, case), []).append((rps, cpu_us))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -148,15 +164,10 @@ def main() -> int:
                 cmd, env = gateway_cmd(variant, port, args.base, config)
                 env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{mock_port}/v1"
                 env["OPENAI_API_KEY"] = "sk-upstream"
-                with process(cmd, env, port) as gw:
-                    wrk(port, "chat.lua", 2)  # warm-up
-                    for case, script in (("nonstream", "chat.lua"), ("stream", "stream.lua")):
-                        cpu0 = tree_cpu_s(gw.pid)
-                        rps, requests, errors = wrk(port, script, args.duration)
-                        cpu_us = (tree_cpu_s(gw.pid) - cpu0) / requests * 1e6
-                        results.setdefault((variant, case), []).append((rps, cpu_us))
-                        print(f"run {run + 1} {variant:12} {case:10} {rps:8.0f} rps {cpu_us:7.1f} µs CPU/request"
-                              f"{'  ERRORS ' + str(errors) if errors else ''}", flush=True)
+                try:
+                    measure(variant, run, cmd, env, port, args.duration, results)
+                except (RuntimeError, subprocess.CalledProcessError) as exc:  # a shared machine: skip the run
+                    print(f"run {run + 1} {variant:12} skipped: {exc}", flush=True)
     print("\nmedians over", args.runs, "runs (c=32):")
     for case in ("nonstream", "stream"):
         ref = statistics.median(r for r, _ in results[("passthrough", case)])
@@ -164,8 +175,9 @@ def main() -> int:
         for variant in variants:
             rps = statistics.median(r for r, _ in results[(variant, case)])
             cpu = statistics.median(c for _, c in results[(variant, case)])
+            best = min(c for _, c in results[(variant, case)])
             print(f"  {case:10} {variant:12} {rps:8.0f} rps ({rps / ref:.3f}x passthrough)   "
-                  f"{cpu:6.1f} µs CPU/request ({cpu - ref_cpu:+.1f} µs)")
+                  f"{cpu:6.1f} µs CPU/request ({cpu - ref_cpu:+.1f} µs), least {best:6.1f} µs")
     return 0
 
 

@@ -84,10 +84,6 @@ class PayloadTooLarge(GatewayError):
     status, type, code = 413, "invalid_request_error", "payload_too_large"
 
 
-class RateLimited(GatewayError):
-    status, type, code = 429, "rate_limit_error", "rate_limit_exceeded"
-
-
 class NoHealthyDeployment(GatewayError):
     status, type, code = 503, "upstream_error", "no_healthy_deployment"
 
@@ -139,7 +135,7 @@ class RateLimited(GatewayError):
 
     status, type, code = 429, "requests", "rate_limit_exceeded"
 
-    def __init__(self, message: str, *, kind: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, message: str, *, kind: str = "requests", headers: dict[str, str] | None = None) -> None:
         super().__init__(message, headers=headers)
         self.type = kind
 

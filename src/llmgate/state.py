@@ -148,10 +148,11 @@ class GatewayState:
             fresh = [c for c in clients.values() if c not in old.clients.values()]
             for client in fresh:
                 await client.open()
-            kept = self.settings
-            settings = msgspec.structs.replace(settings, server=kept.server, master_key=kept.master_key,
-                                               management_token=kept.management_token, secret_key=kept.secret_key,
-                                               database_url=kept.database_url, redis_url=kept.redis_url)
+            current = self.settings
+            settings = msgspec.structs.replace(settings, server=current.server, master_key=current.master_key,
+                                               management_token=current.management_token,
+                                               secret_key=current.secret_key, database_url=current.database_url,
+                                               redis_url=current.redis_url)
             new = Router(settings, clients, old)
             retired = [c for c in old.clients.values() if c not in clients.values()]
             self.router, self.settings = new, settings

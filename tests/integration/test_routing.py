@@ -84,6 +84,10 @@ name = "backup"
 deployments = [{{ provider = "spare" }}]
 
 [[models]]
+name = "down"
+deployments = [{{ provider = "broken", model = "down" }}]
+
+[[models]]
 name = "gpt-4o"
 deployments = [{{ provider = "azure", model = "my-gpt4o-deployment" }}]
 
@@ -142,6 +146,16 @@ def test_fallback_alias_when_every_deployment_fails(routed: Gateway) -> None:
     assert response.headers["x-llmgate-attempts"] == "2"
 
 
+def test_a_failing_deployment_opens_its_breaker(routed: Gateway) -> None:
+    for _ in range(5):  # breaker_failures defaults to 5: each 503 is passed on as the upstream sent it
+        response = chat(routed, "down")
+        assert response.status_code == 503 and response.json()["error"]["message"] == "mock error 503"
+    assert _health(routed, "broken/down")["breaker"]["state"] == "open"
+    response = chat(routed, "down")  # now llmgate answers at once, without calling the upstream
+    assert response.status_code == 503 and response.json()["error"]["code"] == "no_healthy_deployment"
+    assert response.headers["x-llmgate-attempts"] == "0"
+
+
 def test_other_4xx_pass_through_at_once(routed: Gateway) -> None:
     response = chat(routed, "rotated", **{"x-mock-status": "422"})
     assert response.status_code == 422 and response.headers["x-llmgate-attempts"] == "1"
@@ -183,7 +197,8 @@ def test_unknown_alias_and_missing_capability_are_404(routed: Gateway) -> None:
 
 def test_models_lists_the_aliases(routed: Gateway) -> None:
     ids = [m["id"] for m in httpx.get(f"{routed.url}/v1/models", headers=AUTH).json()["data"]]
-    assert ids == ["rotated", "revoked", "primary", "backup", "gpt-4o", "text-embedding-3-small"]
+    assert ids == ["rotated", "revoked", "primary", "backup", "down", "gpt-4o",
+                   "text-embedding-3-small"]
 
 
 def test_no_config_anthropic_provider_serves_claude(upstream: str) -> None:

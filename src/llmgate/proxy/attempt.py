@@ -45,10 +45,33 @@ def failure_kind(status: int) -> FailureKind | None:
 class Call:
     """One client request on its way through the attempts."""
 
-    __slots__ = ("attempts", "body", "capability", "deployment", "error_frame", "guard", "hedges", "inbound", "is_json",
-                 "keepalive_s", "meter", "own_keys",
-                 "max_attempts", "may_retry", "method", "model", "path", "query", "receive", "request_id",
-                 "router", "routing", "send", "started_at", "stream")
+    __slots__ = (
+        "attempts",
+        "body",
+        "capability",
+        "deployment",
+        "error_frame",
+        "guard",
+        "hedges",
+        "inbound",
+        "is_json",
+        "keepalive_s",
+        "max_attempts",
+        "may_retry",
+        "meter",
+        "method",
+        "model",
+        "own_keys",
+        "path",
+        "query",
+        "receive",
+        "request_id",
+        "router",
+        "routing",
+        "send",
+        "started_at",
+        "stream",
+    )
 
     def __init__(self, router: Router, send: Send, receive: Receive, method: str, path: str, query: str,
                  inbound: InboundHeaders, body: Body, request_id: bytes, model: str | None, stream: bool,

@@ -64,7 +64,7 @@ async def forward(call: Call, route: Route) -> None:
     call.guard = guard
     failure: Failure | None = None
     try:
-        failure = await _try_routes(call, route)
+        failure = await _try_chain(call, route)
     except asyncio.CancelledError:
         _release_probe(call)
         if watch is None or not watch.disconnected:
@@ -90,8 +90,8 @@ async def forward(call: Call, route: Route) -> None:
 _DONE = Failure(None, None, "done")
 
 
-async def _try_routes(call: Call, route: Route) -> Failure | None:
-    """The alias, then its fallbacks, then a resting key as the last resort: _DONE or the last failure."""
+async def _try_chain(call: Call, route: Route) -> Failure | None:
+    """The alias, then its fallbacks, then (when nothing at all was available) a resting key."""
     failure = await _try_route(call, route)
     if failure is not _DONE:
         for fallback in route.fallbacks:
@@ -256,8 +256,9 @@ def record_failure(failure: Failure, now: float, routing: Any) -> bool:
     return True
 
 
-async def _deliver(call: Call, opened: Opened) -> None:
-    """Send the chosen answer to the client and tell routing how it went."""
+async def _deliver(call: Call, opened: Opened, succeeded: bool = True) -> None:
+    """Send the chosen answer to the client and tell routing how it went (`succeeded` False: a failure's answer
+    passed on after the last attempt, already counted)."""
     deployment = opened.deployment
     headers, _ = downstream_headers(opened.headers, call.request_id)
     headers.append((b"x-llmgate-deployment", deployment.header))
@@ -267,7 +268,8 @@ async def _deliver(call: Call, opened: Opened) -> None:
     call.deployment = deployment
     meter = call.meter if opened.status == 200 else None
     if opened.reply is None:
-        deployment.breaker.record_success(_clock())
+        if succeeded:
+            deployment.breaker.record_success(_clock())
         await send_response(call.send, opened.status, headers, opened.body)
         if meter is not None:
             meter.whole(opened.body)
@@ -297,7 +299,7 @@ async def _answer_failure(call: Call, route: Route, failure: Failure | None) -> 
     else:
         opened = Opened(failure.deployment, failure.key, failure.status, failure.headers, failure.body)  # type: ignore[arg-type]
         if call.guard is None or not call.guard.started:
-            await _deliver(call, opened)
+            await _deliver(call, opened, succeeded=False)
             return
         await end_with_error(call.send, call.guard, failure.body or b"{}")
         return

@@ -10,6 +10,7 @@ import msgspec
 from litestar import Controller, Request, get
 
 from llmgate import __version__
+from llmgate.errors import Unauthorized
 from llmgate.routing.health import deployments_health
 from llmgate.state import GatewayState
 
@@ -38,5 +39,8 @@ class HealthController(Controller):
     @get("/deployments", include_in_schema=False)
     async def deployments(self, gateway: GatewayState, request: Request[Any, Any, Any]) -> dict[str, Any]:
         """This worker's view of every deployment (each worker process keeps its own)."""
-        gateway.authenticator.authenticate(_credential(request))
+        # Deployment health (masked keys, error counts) is for the operator: the master key, not a virtual token.
+        principal = gateway.authenticator.authenticate(_credential(request), time.time())
+        if principal is None or principal.kind == "token":
+            raise Unauthorized("GET /health/deployments needs the master key.")
         return {"reloads": gateway.reloads, "deployments": deployments_health(gateway.router.table, time.monotonic())}
