@@ -67,7 +67,7 @@ class StreamGuard:
         self.deadline = math.inf
 
     def progress(self) -> None:
-        """A byte came: the next one is due within the idle timeout."""
+        """Waiting for the upstream starts now: its next byte is due within the idle timeout."""
         self.deadline = self._loop.time() + self.idle_s
 
     async def first_chunk(self) -> None:
@@ -137,8 +137,8 @@ async def relay_body(send: Send, reply: StreamedReply, first: bytes, guard: Stre
             if feed is not None:
                 feed(chunk)
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            guard.progress()  # after the send: a slow client must not look like a silent upstream
             chunk = await next_chunk()
-            guard.progress()
         await send({"type": "http.response.body", "body": b""})
         return None
     except asyncio.CancelledError:
