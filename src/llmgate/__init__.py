@@ -1,11 +1,14 @@
 """llmgate: an OpenAI-compatible LLM API gateway.
 
-    routes/    HTTP in, HTTP out: /v1 (raw ASGI, the hot path), /health
-    access/    who may call
-    routing/   which upstream answers: aliases, deployments, keys, breakers (pure)
-    providers/ per upstream dialect: URLs, auth headers, capabilities (pure)
-    proxy/     the only upstream I/O: client, attempt loop with retries and failover, streaming relay
-    config.py  settings from env and TOML · state.py  what the request path needs · errors.py  one error table
+    routes/     HTTP in, HTTP out: /v1 (raw ASGI, the hot path), /v1/messages, /health
+    access/     who may call: master key, virtual tokens (cached), limits (pure)
+    routing/    which upstream answers: aliases, deployments, keys, breakers (pure)
+    providers/  per upstream dialect: URLs, auth headers, capabilities (pure)
+    proxy/      the only upstream I/O: client, attempt loop with retries and failover, streaming relay
+    translate/  OpenAI chat <-> Anthropic Messages (pure; imported only when a request needs it)
+    store/      the only SQL: projects and tokens on SQLite or PostgreSQL; Redis for shared limits
+    admin/      the management API · cli/  the `llmgate` command · usage/  token counting and metering
+    config.py   settings from env and TOML · state.py  what the request path needs · errors.py  one error table
 """
 
 from __future__ import annotations
