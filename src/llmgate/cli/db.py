@@ -7,7 +7,6 @@ import asyncio
 import sys
 
 from llmgate.config import ConfigError, load_settings
-from llmgate.store.base import open_store
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,6 +22,8 @@ def run_upgrade(_: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"llmgate: configuration error: {exc}", file=sys.stderr)
         return 2
+    from llmgate.store.base import open_store  # only this command needs the store
+
     store = open_store(settings.database_url, settings.server.data_dir)
 
     async def upgrade() -> list[int]:

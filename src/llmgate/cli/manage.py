@@ -12,8 +12,6 @@ import sys
 import time
 from typing import Any
 
-import httpx
-
 PROJECT_COLUMNS = ("id", "name", "allowed_models", "description")
 TOKEN_COLUMNS = ("id", "project_id", "prefix", "is_active", "request_count", "max_requests", "rpm_limit",
                  "tpm_limit", "budget_tokens", "expires_at")
@@ -131,6 +129,8 @@ class UsageError(Exception):
 
 def _call(args: argparse.Namespace, method: str, path: str, body: Any, columns: tuple[str, ...],
           params: dict[str, str] | None = None) -> int:
+    import httpx  # here, not at the top: `llmgate serve` must not pay for the CLI's HTTP client
+
     if not args.management_token:
         print("llmgate: no management token: pass --management-token or set LLMGATE_MANAGEMENT_TOKEN",
               file=sys.stderr)
