@@ -8,6 +8,7 @@ upstream request, and a silent upstream (first byte, idle) ends the stream with 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
@@ -18,6 +19,7 @@ from llmgate.proxy.asgi import DisconnectWatch, Receive, Send, send_response, un
 from llmgate.proxy.client import TRANSPORT_ERRORS, UpstreamClient
 from llmgate.proxy.forward import upstream_error
 from llmgate.proxy.headers import downstream_headers
+from llmgate.proxy.streaming import StreamGuard
 
 RawHeaders = list[tuple[bytes, bytes]]
 TranslateBody = Callable[[int, bytes], tuple[int, bytes]]
@@ -27,35 +29,6 @@ _JSON, _SSE = b"application/json", b"text/event-stream"
 # Describe the upstream's body, not ours: dropped from a translated answer.
 _BODY_HEADERS = frozenset({b"content-length", b"content-type", b"content-encoding", b"etag"})
 
-
-
-class StreamDeadline:
-    """Cancels the current task when no byte came from the upstream in time."""
-
-    __slots__ = ("_handle", "_idle_s", "_loop", "_task", "deadline", "fired")
-
-    def __init__(self, first_byte_s: float, idle_s: float) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.current_task()
-        self._idle_s = idle_s
-        self.fired = False
-        self.deadline = self._loop.time() + first_byte_s
-        self._handle = self._loop.call_at(self.deadline, self._check)
-
-    def progress(self) -> None:
-        """A byte came: the next one is due within the idle timeout."""
-        self.deadline = self._loop.time() + self._idle_s
-
-    def _check(self) -> None:
-        if self._loop.time() >= self.deadline:
-            self.fired = True
-            if self._task is not None:
-                self._task.cancel()
-        else:
-            self._handle = self._loop.call_at(self.deadline, self._check)
-
-    def stop(self) -> None:
-        self._handle.cancel()
 
 class StreamTranslator(Protocol):
     """Upstream SSE bytes in, the caller's SSE bytes out (translate/messages_stream.py, translate/chat_stream.py)."""
@@ -105,7 +78,8 @@ async def relay_translated(send: Send, receive: Receive, client: UpstreamClient,
     """
     watch = DisconnectWatch(receive)
     timeouts = client.provider.timeouts
-    deadline = StreamDeadline(timeouts.first_byte_s, timeouts.idle_s)
+    deadline = StreamGuard(send, math.inf, list)  # the relay's deadlines; no keep-alives here
+    deadline.expect_first_byte(timeouts)
     started = False
     try:
         async with client.stream("POST", path, headers, body) as reply:

@@ -154,10 +154,11 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState
                 model, stream = _lenient_model(raw, inbound.content_type), False
             body = raw
         route = _route(router, model, path, endpoint)
+        capability = ENDPOINT_CAPABILITIES.get(path) if endpoint.body != "raw" else None
         entry = principal.entry
         if entry is not None:  # a virtual token: the model, then its limits (counting the request)
             await state.tokens.check_request(entry, model, time.time())
-        if route.dialect(ENDPOINT_CAPABILITIES.get(path)) == "anthropic":
+        if route.dialect(capability) == "anthropic":
             if path != "/chat/completions" or not isinstance(body, bytes):
                 raise InvalidRequest(f"/v1{path} is not available for models served by an Anthropic provider; "
                                      "use /v1/chat/completions or /v1/messages.")
@@ -168,8 +169,7 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState
             return
         query = scope.get("query_string", b"")
         call = Call(router, send, receive, scope["method"], path, query.decode("latin-1") if query else "", inbound,
-                    body, request_id, model, stream or endpoint.streams_response,
-                    ENDPOINT_CAPABILITIES.get(path) if endpoint.body != "raw" else None,
+                    body, request_id, model, stream or endpoint.streams_response, capability,
                     is_json=endpoint.body == "json" or (endpoint.body == "raw" and b"json" in inbound.content_type))
         if entry is not None:  # its project's own upstream keys, and a meter for the tokens the answer used
             call.own_keys = entry.upstream_keys
