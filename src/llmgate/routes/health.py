@@ -11,6 +11,7 @@ from litestar import Controller, Request, get
 
 from llmgate import __version__
 from llmgate.errors import Unauthorized
+from llmgate.proxy.headers import split_request_headers
 from llmgate.routing.health import deployments_health
 from llmgate.state import GatewayState
 
@@ -19,13 +20,6 @@ class Health(msgspec.Struct, kw_only=True, frozen=True):
     status: str
     version: str
     uptime_s: float
-
-
-def _credential(request: Request[Any, Any, Any]) -> str | None:
-    auth = request.headers.get("authorization", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip()
-    return request.headers.get("x-api-key")
 
 
 class HealthController(Controller):
@@ -40,7 +34,8 @@ class HealthController(Controller):
     async def deployments(self, gateway: GatewayState, request: Request[Any, Any, Any]) -> dict[str, Any]:
         """This worker's view of every deployment (each worker process keeps its own)."""
         # Deployment health (masked keys, error counts) is for the operator: the master key, not a virtual token.
-        principal = gateway.authenticator.authenticate(_credential(request), time.time())
+        principal = gateway.authenticator.authenticate(split_request_headers(request.scope["headers"]).credential,
+                                                       time.time())
         if principal is None or principal.kind == "token":
             raise Unauthorized("GET /health/deployments needs the master key.")
         return {"reloads": gateway.reloads, "deployments": deployments_health(gateway.router.table, time.monotonic())}
