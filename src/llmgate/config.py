@@ -64,6 +64,10 @@ class ProviderConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_f
     """What the provider can serve (chat, completions, embeddings, images, audio, responses, messages); default:
     all but `messages` for openai and azure, `messages` and `chat` for anthropic."""
     timeouts: Timeouts = Timeouts()
+    stream_usage: bool = True
+    """With the usage log on, ask this provider's chat/completions streams for their usage chunk
+    (`stream_options.include_usage`, removed again from what the client gets); turn off for an upstream that
+    rejects `stream_options` (tokens are then estimated with tiktoken)."""
 
 
 class DeploymentConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -151,7 +155,18 @@ class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     token_negative_ttl_s: float = 1.0
     """How long an unknown token is remembered as unknown (so guesses do not reach the store)."""
     usage_flush_s: float = 1.0
-    """How often counted requests and tokens are written back to the store, in one batch."""
+    """How often counted requests and tokens are written back to the store, in one batch; also the longest a
+    usage event waits in the event bus before it is written to the sinks."""
+    usage_log: bool = False
+    """Log one usage event per /v1 request (tokens, cost, latency) to the store and any other configured sink.
+    On, streams are read for their usage chunk (OpenAI streams are asked for one, which the client does not see
+    unless it asked for it too); off, streams stay on the zero-parse path."""
+    usage_queue_size: int = 10_000
+    """Usage events held in memory waiting for the sinks; past it, events spill to `usage_spill_path`."""
+    usage_batch_size: int = 500
+    """Usage events written to the sinks in one batch at most."""
+    usage_spill_path: str = ""
+    """JSONL file the events go to when the queue is full; default `<data_dir>/usage-spill.jsonl`."""
 
 
 class FileConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -199,6 +214,10 @@ SERVER_ENV: dict[str, tuple[str, type]] = {
     "LLMGATE_TOKEN_CACHE_TTL_S": ("token_cache_ttl_s", float),
     "LLMGATE_TOKEN_NEGATIVE_TTL_S": ("token_negative_ttl_s", float),
     "LLMGATE_USAGE_FLUSH_S": ("usage_flush_s", float),
+    "LLMGATE_USAGE_LOG": ("usage_log", bool),
+    "LLMGATE_USAGE_QUEUE_SIZE": ("usage_queue_size", int),
+    "LLMGATE_USAGE_BATCH_SIZE": ("usage_batch_size", int),
+    "LLMGATE_USAGE_SPILL_PATH": ("usage_spill_path", str),
 }
 OTHER_ENV = ("LLMGATE_CONFIG", "LLMGATE_MASTER_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY",
              "ANTHROPIC_BASE_URL", "LLMGATE_MANAGEMENT_TOKEN", "LLMGATE_SECRET_KEY", "LLMGATE_DATABASE_URL",
@@ -257,6 +276,17 @@ def _describe_validation_error(exc: msgspec.ValidationError) -> str:
     return message
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def parse_flag(var: str, raw: str) -> bool:
+    """An on/off environment variable: 1/true/yes/on or 0/false/no/off."""
+    value = raw.strip().lower()
+    if value in _TRUE or value in _FALSE:
+        return value in _TRUE
+    raise ConfigError(f"{var}={raw!r}: expected 1/true/yes/on or 0/false/no/off")
+
+
 def _apply_server_env(server: ServerConfig, env: Mapping[str, str]) -> ServerConfig:
     changes: dict[str, object] = {}
     for var, (key, kind) in SERVER_ENV.items():
@@ -265,6 +295,9 @@ def _apply_server_env(server: ServerConfig, env: Mapping[str, str]) -> ServerCon
             continue
         if kind is tuple:
             changes[key] = tuple(item.strip() for item in raw.split(",") if item.strip())
+            continue
+        if kind is bool:
+            changes[key] = parse_flag(var, raw)
             continue
         try:
             changes[key] = kind(raw)
@@ -391,6 +424,9 @@ def _validate_deployments(model: ModelConfig, where: str, providers: set[str]) -
 
 def _validate_tokens(settings: Settings) -> None:
     """The store, cache and Redis settings."""
+    for name in ("usage_queue_size", "usage_batch_size"):
+        if getattr(settings.server, name) < 1:
+            raise ConfigError(f"server.{name}: expected at least 1, got {getattr(settings.server, name)}")
     for field in ("token_cache_ttl_s", "token_negative_ttl_s", "usage_flush_s"):
         if not getattr(settings.server, field) > 0:
             raise ConfigError(f"server.{field}: expected a number of seconds > 0")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -18,12 +19,15 @@ from loguru import logger
 from llmgate.access.authenticate import Authenticator
 from llmgate.access.tokens import TokenCache
 from llmgate.config import ConfigError, ProviderConfig, Settings, load_settings
+from llmgate.observe.lag import LoopLag
 from llmgate.proxy.client import UpstreamClient
 from llmgate.proxy.forward import fetch_model_list
 from llmgate.routing.catalog import ModelCatalog
 from llmgate.routing.table import RoutingTable
 from llmgate.store.base import Store, open_store
 from llmgate.store.crypto import KeyBox
+from llmgate.usage.bus import EventBus, Sink
+from llmgate.usage.event import build_event
 
 if TYPE_CHECKING:
     from llmgate.store.redis import SharedLimits
@@ -83,21 +87,34 @@ class GatewayState:
                                  time.time, self.shared)
         self.authenticator = Authenticator(settings.master_key, self.tokens)
         self.router = Router(settings, {p.name: UpstreamClient(p) for p in settings.providers})
+        self.lag = LoopLag()
+        spill = server.usage_spill_path or str(Path(server.data_dir) / "usage-spill.jsonl")
+        self.bus = EventBus(self._sinks(), build_event, max_queue=server.usage_queue_size,
+                            batch_size=server.usage_batch_size, flush_s=server.usage_flush_s, spill_path=spill)
         self.started_at = time.monotonic()
         self.reloads = 0
         self._reload_lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
 
+    def _sinks(self) -> list[Sink]:
+        """Where usage events go, from the settings."""
+        return []
+
     async def open(self) -> None:
-        """Open the store (migrating it), one pooled client per provider, and start the usage write-back."""
+        """Open the store (migrating it), one pooled client per provider, and start the usage write-back, the
+        event bus and the loop-lag monitor."""
         await self.store.open()
         for client in self.router.clients.values():
             await client.open()
         if self.shared is not None:
             self.shared.listen(self.tokens.forget, self.tokens.forget_all)
         self._flusher = asyncio.create_task(self._flush_forever())
+        self.bus.start()
+        self.lag.start()
 
     async def close(self) -> None:
+        await self.lag.stop()
+        await self.bus.close()  # every queued event reaches its sinks (the store is still open)
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

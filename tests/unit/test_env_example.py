@@ -20,5 +20,8 @@ def test_documented_defaults_are_the_real_ones() -> None:
     defaults = ServerConfig()
     for var, (key, _) in SERVER_ENV.items():
         value = getattr(defaults, key)
-        expected = ",".join(value) if isinstance(value, tuple) else str(value)
+        if isinstance(value, bool):
+            expected = "1" if value else "0"
+        else:
+            expected = ",".join(value) if isinstance(value, tuple) else str(value)
         assert documented()[var] == expected, var

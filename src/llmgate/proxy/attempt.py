@@ -19,7 +19,8 @@ from llmgate.proxy.streaming import openai_error_frame
 from llmgate.routing.keys import KeyState
 from llmgate.routing.select import Deployment
 from llmgate.schemas.openai import replace_model
-from llmgate.usage.meter import UsageMeter
+from llmgate.usage.event import Exchange
+from llmgate.usage.tap import StreamTap
 
 if TYPE_CHECKING:
     from llmgate.proxy.streaming import StreamGuard
@@ -51,6 +52,7 @@ class Call:
         "capability",
         "deployment",
         "error_frame",
+        "exchange",
         "guard",
         "hedges",
         "inbound",
@@ -58,7 +60,6 @@ class Call:
         "keepalive_s",
         "max_attempts",
         "may_retry",
-        "meter",
         "method",
         "model",
         "own_keys",
@@ -71,16 +72,21 @@ class Call:
         "send",
         "started_at",
         "stream",
+        "tap",
+        "usage_body",
     )
 
     def __init__(self, router: Router, send: Send, receive: Receive, method: str, path: str, query: str,
-                 inbound: InboundHeaders, body: Body, request_id: bytes, model: str | None, stream: bool,
+                 inbound: InboundHeaders, body: Body, exchange: Exchange, model: str | None, stream: bool,
                  capability: str | None, is_json: bool = True) -> None:
         self.router = router
         self.routing: RoutingConfig = router.table.routing
         self.send, self.receive = send, receive
         self.method, self.path, self.query = method, path, query
-        self.inbound, self.body, self.request_id = inbound, body, request_id
+        self.inbound, self.body = inbound, body
+        self.exchange = exchange
+        """What the request leaves behind for the usage event and Server-Timing."""
+        self.request_id = exchange.request_id
         self.model, self.stream, self.capability = model, stream, capability
         self.is_json = is_json and model is not None
         """The body is a JSON object whose `model` can be renamed for a deployment."""
@@ -94,8 +100,10 @@ class Call:
         self.guard: StreamGuard | None = None
         self.error_frame: Callable[[bytes], bytes] = openai_error_frame
         """How an error ends a started stream: OpenAI's `data:` frame unless the caller speaks Anthropic."""
-        self.meter: UsageMeter | None = None
-        """A virtual token's: sees a successful answer's bytes to count the tokens it used."""
+        self.usage_body: bytes | None = None
+        """The body asking for the stream's usage chunk the client did not ask for (usage log on)."""
+        self.tap: StreamTap | None = None
+        """Sees a successful stream's chunks on their way out, for its usage (a virtual token's, or logged)."""
         self.own_keys: dict[str, str] = {}
         """The caller's project's own upstream keys, by provider name: used instead of the provider's."""
 
@@ -111,10 +119,17 @@ class Call:
 
     def upstream_body(self, deployment: Deployment) -> Body:
         """The body as sent; the model renamed only when the deployment knows the alias by another name."""
+        body = self.body
+        if self.usage_body is not None and deployment.provider.config.stream_usage:
+            body = self.usage_body
         model = deployment.upstream_model
-        if model is None or model == self.model or not self.is_json or not isinstance(self.body, bytes):
-            return self.body
-        return replace_model(self.body, model)
+        if model is None or model == self.model or not self.is_json or not isinstance(body, bytes):
+            return body
+        return replace_model(body, model)
+
+    def asked_for_usage(self, deployment: Deployment) -> bool:
+        """The body sent to `deployment` asked for a usage chunk the client did not (to remove from the stream)."""
+        return self.usage_body is not None and deployment.provider.config.stream_usage
 
     def keepalive_headers(self) -> Headers:
         """The response start a keep-alive sends before any upstream has answered."""
@@ -122,14 +137,16 @@ class Call:
 
 
 class Opened:
-    """An answer to deliver: whole (`reply` None, `body` all of it) or streaming (`body` its first chunk)."""
+    """An answer to deliver: whole (`reply` None, `body` all of it) or streaming (`body` its first chunk);
+    `sent_at`: when its request went upstream (a stream's upstream time runs until its last byte)."""
 
-    __slots__ = ("body", "deployment", "headers", "key", "reply", "status")
+    __slots__ = ("body", "deployment", "headers", "key", "reply", "sent_at", "status")
 
     def __init__(self, deployment: Deployment, key: KeyState, status: int, headers: RawHeaders, body: bytes,
-                 reply: StreamedReply | None = None) -> None:
+                 reply: StreamedReply | None = None, sent_at: float = 0.0) -> None:
         self.deployment, self.key = deployment, key
         self.status, self.headers, self.body, self.reply = status, headers, body, reply
+        self.sent_at = sent_at
 
 
 class Failure:

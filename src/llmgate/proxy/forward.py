@@ -29,6 +29,7 @@ from llmgate.errors import (
     error_body,
 )
 from llmgate.log import mask_secret
+from llmgate.observe.timing import server_timing
 from llmgate.proxy.asgi import DisconnectWatch, send_response, uncancel
 from llmgate.proxy.attempt import Call, Failure, Opened, failure_kind
 from llmgate.proxy.client import TRANSPORT_ERRORS, UpstreamClient, is_connect_timeout, is_timeout
@@ -37,6 +38,7 @@ from llmgate.proxy.hedge import open_hedged
 from llmgate.proxy.streaming import StreamGuard, end_with_error, relay_body
 from llmgate.routing.keys import KeyState, cool_down, disable, retry_after_s
 from llmgate.routing.select import Deployment, Route, choose, choose_last_resort
+from llmgate.usage.event import CLIENT_CLOSED
 
 __all__ = ["Call", "fetch_model_list", "forward", "upstream_error"]
 
@@ -70,6 +72,7 @@ async def forward(call: Call, route: Route) -> None:
         if watch is None or not watch.disconnected:
             raise
         uncancel()
+        call.exchange.status = CLIENT_CLOSED
         if guard is not None and guard.started:
             logger.debug("client disconnected mid-stream; upstream response closed")
         else:
@@ -183,14 +186,20 @@ async def _open(call: Call, deployment: Deployment, key: KeyState) -> Opened | F
 async def open_buffered(call: Call, deployment: Deployment, key: KeyState) -> Opened | Failure:
     """Send the request and read the whole answer (the provider's first-byte timeout bounds it)."""
     client = call.router.clients[deployment.provider.name]
+    exchange = call.exchange
+    sent_at = _clock()
     try:
         status, headers, data = await client.fetch(call.method, call.upstream_path(deployment),
                                                    call.upstream_headers(deployment, key),
                                                    call.upstream_body(deployment))
     except TRANSPORT_ERRORS as exc:
+        exchange.upstream_s += _clock() - sent_at
         error = upstream_error(exc, client, key.secret)
         return Failure(deployment, key, "timeout" if isinstance(error, UpstreamTimeout) else "transport",
                        error=error)
+    took = _clock() - sent_at
+    exchange.upstream_s += took
+    exchange.ttfb_s = took
     kind = failure_kind(status)
     if kind is None:
         return Opened(deployment, key, status, headers, data)
@@ -200,6 +209,8 @@ async def open_buffered(call: Call, deployment: Deployment, key: KeyState) -> Op
 async def open_stream(call: Call, deployment: Deployment, key: KeyState) -> Opened | Failure:
     """Send the request and wait for the answer's first chunk: until then a failure can still be retried."""
     client = call.router.clients[deployment.provider.name]
+    exchange = call.exchange
+    sent_at = _clock()
     reply = client.stream(call.method, call.upstream_path(deployment), call.upstream_headers(deployment, key),
                           call.upstream_body(deployment))
     entered = False
@@ -210,18 +221,22 @@ async def open_stream(call: Call, deployment: Deployment, key: KeyState) -> Open
         if kind is not None:
             body = await reply.read()
             await reply.__aexit__(None, None, None)
+            exchange.upstream_s += _clock() - sent_at
             return Failure(deployment, key, kind, reply.status, reply.raw_headers(), body)
         first = await reply.next_chunk()
         assert call.guard is not None
         call.guard.progress()
-        return Opened(deployment, key, reply.status, reply.raw_headers(), first, reply)
+        exchange.ttfb_s = _clock() - sent_at
+        return Opened(deployment, key, reply.status, reply.raw_headers(), first, reply, sent_at)
     except TRANSPORT_ERRORS as exc:
+        exchange.upstream_s += _clock() - sent_at
         if entered:
             await reply.__aexit__(type(exc), exc, exc.__traceback__)
         error = upstream_error(exc, client, key.secret)
         return Failure(deployment, key, "timeout" if isinstance(error, UpstreamTimeout) else "transport",
                        error=error)
     except BaseException as exc:  # cancelled (deadline, disconnect, hedge lost): drop the connection
+        exchange.upstream_s += _clock() - sent_at
         if entered:
             await reply.__aexit__(type(exc), exc, exc.__traceback__)
         raise
@@ -260,19 +275,24 @@ async def _deliver(call: Call, opened: Opened, succeeded: bool = True) -> None:
     """Send the chosen answer to the client and tell routing how it went (`succeeded` False: a failure's answer
     passed on after the last attempt, already counted)."""
     deployment = opened.deployment
-    headers, _ = downstream_headers(opened.headers, call.request_id)
+    exchange = call.exchange
+    headers, exchange.upstream_request_id = downstream_headers(opened.headers, call.request_id)
     headers.append((b"x-llmgate-deployment", deployment.header))
     headers.append((b"x-llmgate-attempts", _ATTEMPTS[call.attempts] if call.attempts < 64 else b"64"))
     if call.hedges:
         headers.append((b"x-llmgate-hedges", b"%d" % call.hedges))
+    now = _clock()
+    headers.append((b"server-timing", server_timing(exchange, now, opened.sent_at if opened.reply else None)))
     call.deployment = deployment
-    meter = call.meter if opened.status == 200 else None
+    exchange.status, exchange.attempts = opened.status, call.attempts
+    exchange.deployment, exchange.provider = deployment.name, deployment.provider.name
+    ok = opened.status == 200
     if opened.reply is None:
         if succeeded:
             deployment.breaker.record_success(_clock())
         await send_response(call.send, opened.status, headers, opened.body)
-        if meter is not None:
-            meter.whole(opened.body)
+        if ok and exchange.meter is not None:
+            exchange.meter.whole(opened.body)
         return
     guard = call.guard
     assert guard is not None
@@ -280,10 +300,13 @@ async def _deliver(call: Call, opened: Opened, succeeded: bool = True) -> None:
         if guard.started and opened.status >= 400:  # keep-alives went out as a 200: say it the SSE way
             await end_with_error(call.send, guard, opened.body + await opened.reply.read())
             return
-        error = await relay_body(call.send, opened.reply, opened.body, guard, headers,
-                                 meter.feed if meter is not None else None)
+        tap = call.tap if ok else None
+        if tap is not None:
+            tap.strip = call.asked_for_usage(deployment)
+        error = await relay_body(call.send, opened.reply, opened.body, guard, headers, tap)
     finally:
         await opened.reply.__aexit__(None, None, None)
+        exchange.upstream_s += _clock() - opened.sent_at
     if error is None:
         deployment.breaker.record_success(_clock())
     elif deployment.breaker.record_failure(_clock()):

@@ -19,6 +19,7 @@ from llmgate.config import Timeouts
 from llmgate.errors import GatewayError, UpstreamError, UpstreamTimeout, error_body
 from llmgate.proxy.asgi import Headers, Send
 from llmgate.proxy.client import TRANSPORT_ERRORS, StreamedReply
+from llmgate.usage.tap import StreamTap
 
 KEEPALIVE_COMMENT = b": keep-alive\n\n"
 
@@ -118,13 +119,14 @@ class StreamGuard:
 
 
 async def relay_body(send: Send, reply: StreamedReply, first: bytes, guard: StreamGuard, headers: Headers,
-                     feed: Callable[[bytes], None] | None = None) -> GatewayError | None:
+                     tap: StreamTap | None = None) -> GatewayError | None:
     """Relay an opened upstream reply whose first chunk has been read, chunk by chunk, as it came.
 
     Once bytes have gone out nothing is retried: a broken or silent upstream ends the stream with an
     OpenAI-style error event, which the OpenAI SDK raises as APIError; the error is returned (the deployment's
     failure). Cancellation by the deadline is handled here; any other cancellation (disconnect) propagates.
-    `feed`, when given, sees every chunk (the usage meter of a virtual token).
+    `tap`, when given, sees every chunk and says what to send of it (usage/tap.py: the meter, and the usage
+    chunk the gateway asked for removed).
     """
     try:
         await guard.first_chunk()
@@ -134,12 +136,12 @@ async def relay_body(send: Send, reply: StreamedReply, first: bytes, guard: Stre
         next_chunk = reply.next_chunk
         chunk = first
         while chunk:
-            if feed is not None:
-                feed(chunk)
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            out = chunk if tap is None else tap.feed(chunk)
+            if out:
+                await send({"type": "http.response.body", "body": out, "more_body": True})
             guard.progress()  # after the send: a slow client must not look like a silent upstream
             chunk = await next_chunk()
-        await send({"type": "http.response.body", "body": b""})
+        await send({"type": "http.response.body", "body": tap.end() if tap is not None else b""})
         return None
     except asyncio.CancelledError:
         if not guard.fired:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
@@ -20,6 +21,7 @@ from llmgate.proxy.client import TRANSPORT_ERRORS, UpstreamClient
 from llmgate.proxy.forward import upstream_error
 from llmgate.proxy.headers import downstream_headers
 from llmgate.proxy.streaming import StreamGuard
+from llmgate.usage.event import CLIENT_CLOSED, Exchange
 
 RawHeaders = list[tuple[bytes, bytes]]
 TranslateBody = Callable[[int, bytes], tuple[int, bytes]]
@@ -38,38 +40,45 @@ class StreamTranslator(Protocol):
     def fail(self, message: str) -> bytes: ...
 
 
-def translated_headers(upstream: Iterable[tuple[bytes, bytes]], request_id: bytes,
+def translated_headers(upstream: Iterable[tuple[bytes, bytes]], exchange: Exchange,
                        content_type: bytes) -> RawHeaders:
-    """The upstream's headers (as proxy/headers.py rewrites them) minus those describing its body."""
-    headers, _ = downstream_headers(upstream, request_id)
+    """The upstream's headers (as proxy/headers.py rewrites them) minus those describing its body; the
+    upstream's request id noted in `exchange`."""
+    headers, exchange.upstream_request_id = downstream_headers(upstream, exchange.request_id)
     out = [(name, value) for name, value in headers if name not in _BODY_HEADERS]
     out.append((b"content-type", content_type))
     return out
 
 
 async def exchange_translated(send: Send, receive: Receive, client: UpstreamClient, path: str,
-                              headers: list[tuple[str, str]], body: bytes, request_id: bytes,
+                              headers: list[tuple[str, str]], body: bytes, exchange: Exchange,
                               translate: TranslateBody) -> None:
     """POST `body`, read the whole answer, send `translate(status, body)` to the client."""
     watch = DisconnectWatch(receive)
+    sent_at = time.monotonic()
     try:
         status, upstream_headers, data = await client.fetch("POST", path, headers, body)
     except asyncio.CancelledError:
         if not watch.disconnected:
             raise
         uncancel()
+        exchange.status = CLIENT_CLOSED
         logger.debug("client disconnected while waiting; upstream request closed")
         return
     except TRANSPORT_ERRORS as exc:
         raise upstream_error(exc, client) from exc
     finally:
         watch.stop()
-    status, translated = translate(status, data)
-    await send_response(send, status, translated_headers(upstream_headers, request_id, _JSON), translated)
+        exchange.upstream_s = exchange.ttfb_s = time.monotonic() - sent_at
+    translated_status, translated = translate(status, data)
+    if status == 200 and exchange.meter is not None:
+        exchange.meter.whole(data)  # the upstream's usage, in its dialect
+    exchange.status = translated_status
+    await send_response(send, translated_status, translated_headers(upstream_headers, exchange, _JSON), translated)
 
 
 async def relay_translated(send: Send, receive: Receive, client: UpstreamClient, path: str,
-                           headers: list[tuple[str, str]], body: bytes, request_id: bytes,
+                           headers: list[tuple[str, str]], body: bytes, exchange: Exchange,
                            translator: StreamTranslator, translate_error: TranslateBody) -> None:
     """POST `body` and stream the answer through `translator`; an upstream error status is translated whole.
 
@@ -81,23 +90,30 @@ async def relay_translated(send: Send, receive: Receive, client: UpstreamClient,
     deadline = StreamGuard(send, math.inf, list)  # the relay's deadlines; no keep-alives here
     deadline.expect_first_byte(timeouts)
     started = False
+    meter = exchange.meter
+    sent_at = time.monotonic()
     try:
         async with client.stream("POST", path, headers, body) as reply:
             deadline.progress()
+            exchange.ttfb_s = time.monotonic() - sent_at
             if reply.status != 200:
                 parts = []
                 while chunk := await reply.next_chunk():
                     deadline.progress()
                     parts.append(chunk)
                 status, translated = translate_error(reply.status, b"".join(parts))
-                await send_response(send, status, translated_headers(reply.raw_headers(), request_id, _JSON),
+                exchange.status = status
+                await send_response(send, status, translated_headers(reply.raw_headers(), exchange, _JSON),
                                     translated)
                 return
+            exchange.status = 200
             await send({"type": "http.response.start", "status": 200,
-                        "headers": translated_headers(reply.raw_headers(), request_id, _SSE)})
+                        "headers": translated_headers(reply.raw_headers(), exchange, _SSE)})
             started = True
             while chunk := await reply.next_chunk():
                 deadline.progress()
+                if meter is not None:
+                    meter.feed(chunk)
                 if out := translator.feed(chunk):
                     await send({"type": "http.response.body", "body": out, "more_body": True})
         await send({"type": "http.response.body", "body": translator.close(), "more_body": False})
@@ -106,6 +122,7 @@ async def relay_translated(send: Send, receive: Receive, client: UpstreamClient,
             raise
         uncancel()
         if watch.disconnected:
+            exchange.status = CLIENT_CLOSED
             logger.debug("client disconnected mid-stream; upstream response closed")
             return
         silence = timeouts.idle_s if started else timeouts.first_byte_s
@@ -120,6 +137,7 @@ async def relay_translated(send: Send, receive: Receive, client: UpstreamClient,
     finally:
         watch.stop()
         deadline.stop()
+        exchange.upstream_s = time.monotonic() - sent_at
 
 
 async def _end(send: Send, data: bytes) -> None:

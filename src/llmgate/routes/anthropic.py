@@ -27,6 +27,7 @@ from llmgate.proxy.forward import Call, forward
 from llmgate.proxy.headers import InboundHeaders
 from llmgate.routing.select import Route
 from llmgate.state import GatewayState, Router
+from llmgate.usage.event import CLIENT_CLOSED, Exchange
 from llmgate.usage.meter import UsageMeter
 
 if TYPE_CHECKING:
@@ -53,61 +54,73 @@ async def send_anthropic_error(send: Send, error: GatewayError, request_id: byte
 
 
 async def serve_anthropic(scope: Scope, receive: Receive, send: Send, state: GatewayState, inbound: InboundHeaders,
-                          request_id: bytes, path: str) -> None:
+                          exchange: Exchange, path: str) -> None:
     """Answer one Anthropic-format request on `path` (one of ANTHROPIC_PATHS)."""
+    from llmgate.routes.openai import authenticate  # routes/openai.py imports this module at its top
+
     method = scope["method"]
+    request_id = exchange.request_id
     try:
         if method != "POST":
             raise MethodNotAllowed(f"Method {method} is not allowed for /v1{path}.",
                                    headers={"allow": "POST"})
-        now = time.time()
-        principal = state.authenticator.authenticate(inbound.credential, now)
-        if principal is None:  # a virtual token not in the cache
-            principal = await state.authenticator.load(inbound.credential or "", now)
-        await _route(scope, receive, send, state, inbound, request_id, path, principal.entry)
+        principal = await authenticate(state, inbound, exchange)
+        await _route(scope, receive, send, state, inbound, exchange, path, principal.entry)
     except GatewayError as error:
+        exchange.status, exchange.error = error.status, error.code or error.type
         await send_anthropic_error(send, error, request_id)
     except ClientDisconnected:
-        return
+        exchange.status = CLIENT_CLOSED
     except Exception:
         logger.bind(request_id=request_id.decode()).exception("unexpected error")
+        exchange.status, exchange.error = 500, "server_error"
         await send_anthropic_error(send, InternalError("The gateway failed to handle the request."), request_id)
 
 
 async def _route(scope: Scope, receive: Receive, send: Send, state: GatewayState, inbound: InboundHeaders,
-                 request_id: bytes, path: str, entry: TokenEntry | None) -> None:
-    from llmgate.routes.openai import decode_view  # routes/openai.py imports this module at its top
+                 exchange: Exchange, path: str, entry: TokenEntry | None) -> None:
+    from llmgate.routes.openai import decode_view, meter_usage
 
+    request_id = exchange.request_id
     router = state.router  # held for the whole request: a reload meanwhile does not change it
     router.active += 1
     try:
         raw = await read_body(receive, state.settings.server.max_body_bytes, inbound.content_length)
         view = decode_view(raw)
+        exchange.model, exchange.stream = view.model, view.stream is True
         route, native = _messages_route(router, view.model, path)
         if entry is not None:  # a virtual token: its model and limits (counting tokens is free: not counted)
             if path == COUNT_TOKENS:
                 entry.check_model(view.model)
             else:
                 await state.tokens.check_request(entry, view.model, time.time())
+        exchange.route_s = time.monotonic() - exchange.started_at - exchange.auth_s
+        usage_log = state.settings.server.usage_log
         if native:
             query = scope.get("query_string", b"")  # older Anthropic SDKs' beta client sent ?beta=true
             call = Call(router, send, receive, "POST", path, query.decode("latin-1") if query else "", inbound, raw,
-                        request_id, view.model, view.stream is True, "messages")
+                        exchange, view.model, view.stream is True, "messages")
             call.error_frame = anthropic_error_frame
             if entry is not None:
                 call.own_keys = entry.upstream_keys
-                call.meter = UsageMeter() if path != COUNT_TOKENS else None
+            if (entry is not None or usage_log) and path != COUNT_TOKENS:
+                meter_usage(call, usage_log)
             await forward(call, route)
-            if entry is not None and call.meter is not None:
-                await state.tokens.settle(entry, call.meter.tokens(), time.time())
+            if entry is not None and exchange.meter is not None:
+                await state.tokens.settle(entry, exchange.meter.tokens(), time.time())
             return
         if path == COUNT_TOKENS:
             await _count_tokens_locally(send, raw, request_id)
+            exchange.status = 200
             return
         from llmgate.routes.translating import messages_via_openai
 
-        await messages_via_openai(send, receive, router, route, inbound, raw, request_id,
+        if entry is not None or usage_log:
+            exchange.meter = UsageMeter()
+        await messages_via_openai(send, receive, router, route, inbound, raw, exchange,
                                   entry.upstream_keys if entry is not None else None)
+        if entry is not None and exchange.meter is not None:
+            await state.tokens.settle(entry, exchange.meter.tokens(), time.time())
     finally:
         router.leave()
 

@@ -52,7 +52,9 @@ from llmgate.routes.token_count import serve_token_count
 from llmgate.routing.select import Route
 from llmgate.schemas.openai import RoutingView, decode_routing_view
 from llmgate.state import GatewayState, Router
+from llmgate.usage.event import CLIENT_CLOSED, Exchange
 from llmgate.usage.meter import UsageMeter
+from llmgate.usage.tap import StreamTap, ask_for_usage
 
 
 class Endpoint(NamedTuple):
@@ -97,44 +99,62 @@ def v1_handler(state: GatewayState) -> ASGIRouteHandler:
     async def v1(scope: Scope, receive: Receive, send: Send) -> None:
         inbound = split_request_headers(scope["headers"])
         request_id = inbound.request_id or new_request_id().encode()
+        path = scope["path"].rstrip("/")
+        method = scope["method"]
+        exchange = Exchange(request_id, method, "/v1" + path, state.lag.lag_s)
         try:
-            path = scope["path"].rstrip("/")
             if path in ANTHROPIC_PATHS:
-                await serve_anthropic(scope, receive, send, state, inbound, request_id, path)
+                await serve_anthropic(scope, receive, send, state, inbound, exchange, path)
                 return
             methods = routes.get(path) or (_MODEL_ROUTE if path.startswith("/models/") else None)
-            method = scope["method"]
             if methods is None:
                 raise RouteNotFound(f"Invalid URL ({method} /v1{path})")
             endpoint = methods.get(method)
             if endpoint is None:
                 raise MethodNotAllowed(f"Method {method} is not allowed for /v1{path}.",
                                        headers={"allow": ", ".join(methods)})
-            now = time.time()
-            principal = state.authenticator.authenticate(inbound.credential, now)
-            if principal is None:  # a virtual token not in the cache
-                principal = await state.authenticator.load(inbound.credential or "", now)
+            principal = await authenticate(state, inbound, exchange)
             if endpoint.body == "models":
                 await _serve_models(send, state, path, request_id)
+                exchange.status = 200
                 return
             if endpoint.body == "token_count":
                 raw = await read_body(receive, state.settings.server.max_body_bytes, inbound.content_length)
                 await serve_token_count(send, raw, request_id)
+                exchange.status = 200
                 return
-            await _proxy(scope, receive, send, state, inbound, request_id, path, endpoint, principal)
+            await _proxy(scope, receive, send, state, inbound, exchange, path, endpoint, principal)
         except GatewayError as error:
+            exchange.status, exchange.error = error.status, error.code or error.type
             await send_error(send, error, request_id)
         except ClientDisconnected:
-            return
+            exchange.status = CLIENT_CLOSED
         except Exception:
             logger.bind(request_id=request_id.decode()).exception("unexpected error")
+            exchange.status, exchange.error = 500, "server_error"
             await send_error(send, InternalError("The gateway failed to handle the request."), request_id)
+        finally:
+            exchange.ended_at = time.monotonic()
+            state.bus.emit(exchange)
 
     return v1
 
 
+async def authenticate(state: GatewayState, inbound: InboundHeaders, exchange: Exchange) -> Principal:
+    """The caller (master key, open mode or a virtual token), stamped into `exchange`; 401 otherwise."""
+    now = time.time()
+    principal = state.authenticator.authenticate(inbound.credential, now)
+    if principal is None:  # a virtual token not in the cache
+        principal = await state.authenticator.load(inbound.credential or "", now)
+    entry = principal.entry
+    if entry is not None:
+        exchange.project_id, exchange.token_id = entry.project_id, entry.token_id
+    exchange.auth_s = time.monotonic() - exchange.started_at
+    return principal
+
+
 async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState, inbound: InboundHeaders,
-                 request_id: bytes, path: str, endpoint: Endpoint, principal: Principal) -> None:
+                 exchange: Exchange, path: str, endpoint: Endpoint, principal: Principal) -> None:
     router = state.router  # held for the whole request: a reload meanwhile does not change it
     router.active += 1
     try:
@@ -153,32 +173,61 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState
             else:
                 model, stream = _lenient_model(raw, inbound.content_type), False
             body = raw
+        exchange.model, exchange.stream = model, stream
         route = _route(router, model, path, endpoint)
         capability = ENDPOINT_CAPABILITIES.get(path) if endpoint.body != "raw" else None
         entry = principal.entry
         if entry is not None:  # a virtual token: the model, then its limits (counting the request)
             await state.tokens.check_request(entry, model, time.time())
+        exchange.route_s = time.monotonic() - exchange.started_at - exchange.auth_s
         if route.dialect(capability) == "anthropic":
             if path != "/chat/completions" or not isinstance(body, bytes):
                 raise InvalidRequest(f"/v1{path} is not available for models served by an Anthropic provider; "
                                      "use /v1/chat/completions or /v1/messages.")
             from llmgate.routes.translating import chat_via_anthropic
 
-            await chat_via_anthropic(send, receive, router, route, inbound, body, request_id,
+            if entry is not None or state.settings.server.usage_log:
+                exchange.meter = UsageMeter()
+            await chat_via_anthropic(send, receive, router, route, inbound, body, exchange,
                                      entry.upstream_keys if entry is not None else None)
+            if entry is not None and exchange.meter is not None:
+                await state.tokens.settle(entry, exchange.meter.tokens(), time.time())
             return
         query = scope.get("query_string", b"")
         call = Call(router, send, receive, scope["method"], path, query.decode("latin-1") if query else "", inbound,
-                    body, request_id, model, stream or endpoint.streams_response, capability,
+                    body, exchange, model, stream or endpoint.streams_response, capability,
                     is_json=endpoint.body == "json" or (endpoint.body == "raw" and b"json" in inbound.content_type))
-        if entry is not None:  # its project's own upstream keys, and a meter for the tokens the answer used
+        if entry is not None:  # its project's own upstream keys
             call.own_keys = entry.upstream_keys
-            call.meter = UsageMeter()
+        if entry is not None or state.settings.server.usage_log:  # a meter for the tokens the answer used
+            meter_usage(call, state.settings.server.usage_log)
         await forward(call, route)
-        if entry is not None and call.meter is not None:
-            await state.tokens.settle(entry, call.meter.tokens(), time.time())
+        if entry is not None and exchange.meter is not None:
+            await state.tokens.settle(entry, exchange.meter.tokens(), time.time())
     finally:
         router.leave()
+
+
+_ASKS_FOR_USAGE = frozenset({"/chat/completions", "/completions"})
+"""OpenAI streams that carry usage only when asked (`stream_options.include_usage`)."""
+
+
+def meter_usage(call: Call, usage_log: bool) -> None:
+    """Count the tokens of `call`'s answer: for a virtual token's budget and limits, and for the usage log.
+
+    With the usage log on, a stream keeps its chunks (to count the completion with tiktoken should no usage
+    come) and an OpenAI chat/completions stream is asked for its usage chunk, which is removed again from what
+    the client receives unless it asked for it too.
+    """
+    exchange = call.exchange
+    meter = exchange.meter = UsageMeter(keep_all=usage_log and call.stream)
+    if usage_log and isinstance(call.body, bytes):
+        exchange.request_body = call.body
+    if not call.stream:
+        return
+    if usage_log and call.path in _ASKS_FOR_USAGE and isinstance(call.body, bytes):
+        call.usage_body = ask_for_usage(call.body)
+    call.tap = StreamTap(meter)
 
 
 def _route(router: Router, model: str | None, path: str, endpoint: Endpoint) -> Route:

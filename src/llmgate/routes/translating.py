@@ -29,6 +29,7 @@ from llmgate.translate.messages_to_chat import anthropic_message, openai_request
 
 if TYPE_CHECKING:
     from llmgate.state import Router
+    from llmgate.usage.event import Exchange
 
 _encode = msgspec.json.Encoder().encode
 # The client's headers go up too (custom and tracing headers, the SDK's x-stainless-*), except the body's
@@ -44,6 +45,7 @@ class Target(NamedTuple):
     path: str
     headers: tuple[tuple[str, str], ...]
     model: str
+    deployment: str
 
 
 def pick_target(router: Router, route: Route, capability: str, path: str, model: str,
@@ -61,11 +63,14 @@ def pick_target(router: Router, route: Route, capability: str, path: str, model:
     own = own_keys.get(provider.name) if own_keys else None
     auth = provider.auth_headers(own) if own else key.auth_headers
     return Target(router.clients[provider.name], provider.upstream_path(path, "", upstream_model),
-                  (*provider.default_headers, *auth), upstream_model)
+                  (*provider.default_headers, *auth), upstream_model, deployment.name)
 
 
-def _upstream_headers(inbound: InboundHeaders, drop: frozenset[str], request_id: bytes,
+def _upstream_headers(inbound: InboundHeaders, drop: frozenset[str], exchange: Exchange,
                       target: Target) -> list[tuple[str, str]]:
+    """The headers to send upstream (noting the chosen deployment in `exchange`)."""
+    exchange.deployment, exchange.provider, exchange.attempts = target.deployment, target.client.provider.name, 1
+    request_id = exchange.request_id
     headers = [(name, value) for name, value in inbound.forward if name not in drop]
     sent = {name for name, _ in headers}
     headers.extend(header for header in target.headers if header[0] not in sent)
@@ -98,20 +103,20 @@ def _unusable(client: UpstreamClient) -> UpstreamError:
 
 
 async def chat_via_anthropic(send: Send, receive: Receive, router: Router, route: Route, inbound: InboundHeaders,
-                             raw: bytes, request_id: bytes, own_keys: dict[str, str] | None = None) -> None:
+                             raw: bytes, exchange: Exchange, own_keys: dict[str, str] | None = None) -> None:
     """An OpenAI chat completion request answered by an Anthropic upstream, in OpenAI's format."""
     original = decode_json(raw)
     request = _translated_request(original, anthropic_request)
     target = pick_target(router, route, "chat", "/messages", str(request.get("model")), own_keys)
     request["model"] = target.model
     client = target.client
-    headers = _upstream_headers(inbound, _NOT_TO_ANTHROPIC, request_id, target)
+    headers = _upstream_headers(inbound, _NOT_TO_ANTHROPIC, exchange, target)
     created = int(time.time())
     if request.get("stream"):
         options = original.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         translator = OpenAIChunksFromAnthropic(str(request.get("model")), created, include_usage)
-        await relay_translated(send, receive, client, target.path, headers, _encode(request), request_id,
+        await relay_translated(send, receive, client, target.path, headers, _encode(request), exchange,
                                translator, openai_error_from_anthropic)
         return
 
@@ -123,20 +128,20 @@ async def chat_via_anthropic(send: Send, receive: Receive, router: Router, route
         except (msgspec.DecodeError, TranslationError):
             raise _unusable(client) from None
 
-    await exchange_translated(send, receive, client, target.path, headers, _encode(request), request_id, translate)
+    await exchange_translated(send, receive, client, target.path, headers, _encode(request), exchange, translate)
 
 
 async def messages_via_openai(send: Send, receive: Receive, router: Router, route: Route, inbound: InboundHeaders,
-                              raw: bytes, request_id: bytes, own_keys: dict[str, str] | None = None) -> None:
+                              raw: bytes, exchange: Exchange, own_keys: dict[str, str] | None = None) -> None:
     """An Anthropic Messages request answered by an OpenAI-compatible upstream, in Anthropic's format."""
     request = _translated_request(decode_json(raw), openai_request)
     target = pick_target(router, route, "chat", "/chat/completions", str(request.get("model")), own_keys)
     request["model"] = target.model
     client = target.client
-    headers = _upstream_headers(inbound, _NOT_TO_OPENAI, request_id, target)
+    headers = _upstream_headers(inbound, _NOT_TO_OPENAI, exchange, target)
     if request.get("stream"):
         translator = AnthropicEventsFromOpenAI(str(request.get("model")))
-        await relay_translated(send, receive, client, target.path, headers, _encode(request), request_id,
+        await relay_translated(send, receive, client, target.path, headers, _encode(request), exchange,
                                translator, anthropic_error_from_openai)
         return
 
@@ -148,5 +153,5 @@ async def messages_via_openai(send: Send, receive: Receive, router: Router, rout
         except (msgspec.DecodeError, TranslationError):
             raise _unusable(client) from None
 
-    await exchange_translated(send, receive, client, target.path, headers, _encode(request), request_id,
+    await exchange_translated(send, receive, client, target.path, headers, _encode(request), exchange,
                               translate)

@@ -1,8 +1,30 @@
-"""How many LLM tokens a response used, read from its `usage` (whole JSON bodies, or an SSE stream's tail)."""
+"""How many LLM tokens a response used, read from its `usage` (whole JSON bodies, or an SSE stream's tail).
+
+Shapes read: OpenAI chat/completions/embeddings (`prompt_tokens`, `completion_tokens`, `total_tokens`,
+`prompt_tokens_details.cached_tokens`), the Responses API (`input_tokens`, `output_tokens`,
+`input_tokens_details.cached_tokens`, inside `response` in its stream's `response.completed` event) and
+Anthropic (`input_tokens` + cache writes + cache reads, `output_tokens`; split over `message_start` and
+`message_delta` in a stream).
+"""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import msgspec
+
+
+class TokenUsage(NamedTuple):
+    """Tokens one request used; `cached`: prompt tokens served from the provider's cache, when reported."""
+
+    prompt: int
+    completion: int
+    total: int
+    cached: int | None = None
+
+
+class _Details(msgspec.Struct):
+    cached_tokens: int | None = None
 
 
 class _Usage(msgspec.Struct):
@@ -13,52 +35,69 @@ class _Usage(msgspec.Struct):
     output_tokens: int | None = None
     cache_creation_input_tokens: int | None = None
     cache_read_input_tokens: int | None = None
+    prompt_tokens_details: _Details | None = None
+    input_tokens_details: _Details | None = None
 
-    def prompt(self) -> int:
-        """Anthropic's input side: uncached, cache-written and cache-read tokens are all processed."""
-        return sum(n or 0 for n in (self.input_tokens, self.cache_creation_input_tokens,
-                                    self.cache_read_input_tokens))
-
-    def total(self) -> int:
-        if self.total_tokens is not None:
-            return self.total_tokens
-        return sum(n or 0 for n in (self.prompt_tokens, self.completion_tokens, self.input_tokens,
-                                    self.output_tokens))
+    def read(self) -> TokenUsage:
+        if self.prompt_tokens is not None or self.completion_tokens is not None:  # OpenAI chat, embeddings
+            prompt, completion = self.prompt_tokens or 0, self.completion_tokens or 0
+            details = self.prompt_tokens_details
+        else:  # the Responses API; Anthropic (its input side: uncached, cache-written and cache-read tokens)
+            prompt = sum(n or 0 for n in (self.input_tokens, self.cache_creation_input_tokens,
+                                          self.cache_read_input_tokens))
+            completion = self.output_tokens or 0
+            details = self.input_tokens_details
+        cached = details.cached_tokens if details is not None else self.cache_read_input_tokens
+        total = self.total_tokens if self.total_tokens is not None else prompt + completion
+        return TokenUsage(prompt, completion, total, cached)
 
 
 class _WithUsage(msgspec.Struct):
     usage: _Usage | None = None
-
-
-class _StartedMessage(msgspec.Struct):
-    message: _WithUsage | None = None
+    response: _WithUsage | None = None  # the Responses API's stream events
+    message: _WithUsage | None = None  # Anthropic's message_start
 
 
 _decode = msgspec.json.Decoder(_WithUsage).decode
-_decode_start = msgspec.json.Decoder(_StartedMessage).decode
 _TAIL_BYTES = 8192
+
+
+def _usage_of(data: bytes) -> _Usage | None:
+    try:
+        found = _decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    if found.usage is not None:
+        return found.usage
+    inner = found.response or found.message
+    return inner.usage if inner is not None else None
+
+
+def body_usage(body: bytes) -> TokenUsage | None:
+    """The usage in a JSON response body; None when it has none or is not JSON."""
+    usage = _usage_of(body)
+    return usage.read() if usage is not None else None
 
 
 def usage_tokens(body: bytes) -> int:
     """The total tokens in a JSON response's `usage`; 0 when it has none or is not JSON."""
-    try:
-        usage = _decode(body).usage
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        return 0
-    return usage.total() if usage else 0
+    usage = body_usage(body)
+    return usage.total if usage is not None else 0
 
 
 class UsageMeter:
     """Reads a response's usage: a whole body, or an SSE stream. OpenAI sends the `usage` chunk last when the
     request asked for `stream_options.include_usage`; Anthropic splits it: input tokens in `message_start` at
-    the head of the stream, output tokens in `message_delta` at its tail."""
+    the head of the stream, output tokens in `message_delta` at its tail. Keeps only the first and last 8 KiB
+    of a stream unless `keep_all` (to count the completion with tiktoken when no usage comes)."""
 
-    __slots__ = ("_body", "_head", "_tail")
+    __slots__ = ("_body", "_chunks", "_head", "_tail")
 
-    def __init__(self) -> None:
+    def __init__(self, keep_all: bool = False) -> None:
         self._tail = b""
         self._head: bytes | None = None
         self._body: bytes | None = None
+        self._chunks: list[bytes] | None = [] if keep_all else None
 
     def whole(self, body: bytes) -> None:
         self._body = body
@@ -66,26 +105,44 @@ class UsageMeter:
     def feed(self, chunk: bytes) -> None:
         if self._head is None:
             self._head = chunk[:_TAIL_BYTES]
+        if self._chunks is not None:
+            self._chunks.append(chunk)
         tail = self._tail + chunk
         self._tail = tail[-_TAIL_BYTES:] if len(tail) > _TAIL_BYTES else tail
 
-    def tokens(self) -> int:
+    @property
+    def body(self) -> bytes | None:
+        """The whole response: the body, or every chunk of a stream when kept."""
         if self._body is not None:
-            return usage_tokens(self._body)
+            return self._body
+        return b"".join(self._chunks) if self._chunks is not None else None
+
+    def usage(self) -> TokenUsage | None:
+        """The usage the provider reported; None when it reported none."""
+        if self._body is not None:
+            return body_usage(self._body)
         for line in reversed(self._tail.split(b"\n")):
             if line.startswith(b"data: {") and b'"usage"' in line:
-                found = usage_tokens(line[6:])
-                if found:
-                    return found + self._anthropic_input() if b'"message_delta"' in line else found
-        return 0
+                usage = _usage_of(line[6:])
+                if usage is None:
+                    continue
+                found = usage.read()
+                if b'"message_delta"' in line:  # Anthropic: the input side came in message_start
+                    started = self._anthropic_start()
+                    if started is not None:
+                        return TokenUsage(started.prompt, found.completion, started.prompt + found.completion,
+                                          started.cached)
+                return found
+        return None
 
-    def _anthropic_input(self) -> int:
-        """The input tokens of an Anthropic stream's `message_start` event (its first)."""
+    def tokens(self) -> int:
+        usage = self.usage()
+        return usage.total if usage is not None else 0
+
+    def _anthropic_start(self) -> TokenUsage | None:
+        """The input side of an Anthropic stream's `message_start` event (its first)."""
         for line in (self._head or b"").split(b"\n"):
             if line.startswith(b"data: {") and b'"message_start"' in line:
-                try:
-                    started = _decode_start(line[6:]).message
-                except (msgspec.ValidationError, msgspec.DecodeError):
-                    return 0
-                return started.usage.prompt() if started is not None and started.usage is not None else 0
-        return 0
+                usage = _usage_of(line[6:])
+                return usage.read() if usage is not None else None
+        return None

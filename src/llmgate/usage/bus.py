@@ -1,0 +1,170 @@
+"""The usage event bus: the request path drops its `Exchange` here and goes on; a background task turns them
+into `UsageEvent`s and writes them, in batches, to every sink.
+
+- `emit()` never blocks or awaits: it appends to a bounded in-memory queue (a deque) and at most wakes the
+  writer when a batch is full.
+- The writer wakes every `flush_s` or when `batch_size` exchanges are queued, builds the events, and hands the
+  batch to all sinks at once; a sink that raises is logged and counted, and the others still get the batch.
+- When the queue is full (sinks slower than traffic for a long while), an arriving event is written straight to
+  the spill file (JSONL, one line, no fsync) instead of being queued: never dropped silently. Only when there
+  is no spill file, or writing it fails, is it dropped; both are counted (`spilled`, `dropped`) and warned
+  about at most every 10 s.
+- `close()` drains the queue into the sinks before it returns (graceful shutdown loses nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import msgspec
+from loguru import logger
+
+from llmgate.usage.event import Exchange, UsageEvent
+
+_encode = msgspec.json.Encoder().encode
+_WARN_EVERY_S = 10.0
+
+
+class Sink(Protocol):
+    """Where usage events go (store, JSONL file, HTTP endpoint, metrics)."""
+
+    name: str
+
+    async def write(self, events: Sequence[UsageEvent]) -> None:
+        """Write one batch; raising marks the batch failed for this sink only."""
+
+    async def close(self) -> None:
+        """Flush and release what the sink holds."""
+
+
+BuildEvent = Callable[[Exchange], UsageEvent]
+
+
+class EventBus:
+    """Bounded queue + one background writer fanning batches out to the sinks (see the module docstring)."""
+
+    def __init__(self, sinks: Sequence[Sink], build: BuildEvent, *, max_queue: int = 10_000,
+                 batch_size: int = 500, flush_s: float = 1.0, spill_path: str | None = None) -> None:
+        self.sinks = list(sinks)
+        self._build = build
+        self.max_queue = max_queue
+        self.batch_size = batch_size
+        self.flush_s = flush_s
+        self.spill_path = spill_path
+        self._queue: collections.deque[Exchange] = collections.deque()
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._warned_at = -_WARN_EVERY_S
+        self.emitted = 0
+        self.written = 0
+        self.spilled = 0
+        self.dropped = 0
+        self.build_failures = 0
+        self.sink_failures: dict[str, int] = {sink.name: 0 for sink in self.sinks}
+
+    @property
+    def depth(self) -> int:
+        """Exchanges waiting for the writer."""
+        return len(self._queue)
+
+    def start(self) -> None:
+        """Start the background writer (in the running event loop)."""
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name="llmgate-usage-writer")
+
+    def emit(self, exchange: Exchange) -> None:
+        """Queue one finished request; never blocks (see the module docstring for a full queue)."""
+        self.emitted += 1
+        queue = self._queue
+        if len(queue) >= self.max_queue:
+            self._overflow(exchange)
+            return
+        queue.append(exchange)
+        if len(queue) >= self.batch_size and self._wake is not None:
+            self._wake.set()
+
+    async def close(self) -> None:
+        """Write everything still queued, stop the writer, close the sinks."""
+        self._closing = True
+        if self._task is not None:
+            assert self._wake is not None
+            self._wake.set()
+            await self._task
+            self._task = None
+        else:
+            await self._drain()
+        for sink in self.sinks:
+            try:
+                await sink.close()
+            except Exception:
+                logger.exception("usage sink {} failed to close", sink.name)
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        wake = self._wake
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.flush_s):
+                    await wake.wait()
+            wake.clear()
+            await self._drain()
+        await self._drain()
+
+    async def _drain(self) -> None:
+        """Write what is queued, batch by batch."""
+        queue = self._queue
+        if not self.sinks:
+            queue.clear()
+            return
+        while queue:
+            count = min(len(queue), self.batch_size)
+            batch = [queue.popleft() for _ in range(count)]
+            events = self._events(batch)
+            if events:
+                await self._fan_out(events)
+
+    def _events(self, batch: list[Exchange]) -> list[UsageEvent]:
+        events = []
+        for exchange in batch:
+            try:
+                events.append(self._build(exchange))
+            except Exception:
+                self.build_failures += 1
+                logger.exception("could not build the usage event of request {}", exchange.request_id.decode())
+        return events
+
+    async def _fan_out(self, events: list[UsageEvent]) -> None:
+        results = await asyncio.gather(*(sink.write(events) for sink in self.sinks), return_exceptions=True)
+        for sink, result in zip(self.sinks, results, strict=True):
+            if isinstance(result, BaseException):
+                self.sink_failures[sink.name] += 1
+                logger.opt(exception=result).error("usage sink {} failed to write {} event(s)", sink.name,
+                                                   len(events))
+        self.written += len(events)
+
+    def _overflow(self, exchange: Exchange) -> None:
+        now = time.monotonic()
+        spilled = False
+        if self.spill_path is not None:
+            try:
+                line = _encode(self._build(exchange)) + b"\n"
+                with Path(self.spill_path).open("ab") as spill:
+                    spill.write(line)
+                spilled = True
+            except Exception as exc:
+                logger.error("usage spill file {} failed: {}", self.spill_path, exc)
+        if spilled:
+            self.spilled += 1
+        else:
+            self.dropped += 1
+        if now - self._warned_at >= _WARN_EVERY_S:
+            self._warned_at = now
+            logger.warning("usage event queue full ({} queued): {} spilled to {}, {} dropped so far",
+                           len(self._queue), self.spilled, self.spill_path, self.dropped)

@@ -1,0 +1,144 @@
+"""What one `/v1` request leaves behind: `Exchange` (filled on the hot path) and `UsageEvent` (what sinks get).
+
+The request path only stamps times and ids into its `Exchange` and hands it to the event bus; turning it into a
+`UsageEvent` (reading the usage out of the answer's bytes, estimating tokens with tiktoken when the provider sent
+none, pricing) happens later, in the bus's background task, so none of it delays the response.
+"""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+
+from llmgate.usage.meter import UsageMeter
+
+CLIENT_CLOSED = 499
+"""The status an exchange ends with when the client left before its answer was complete (nginx's convention)."""
+
+
+class Exchange:
+    """One request as the gateway handled it; mutable, cheap, never sent anywhere itself."""
+
+    __slots__ = (
+        "attempts",
+        "auth_s",
+        "deployment",
+        "ended_at",
+        "endpoint",
+        "error",
+        "lag_s",
+        "meter",
+        "method",
+        "model",
+        "project_id",
+        "provider",
+        "request_body",
+        "request_id",
+        "route_s",
+        "started",
+        "started_at",
+        "status",
+        "stream",
+        "token_id",
+        "ttfb_s",
+        "upstream_request_id",
+        "upstream_s",
+    )
+
+    def __init__(self, request_id: bytes, method: str, endpoint: str, lag_s: float = 0.0) -> None:
+        self.request_id = request_id
+        self.method, self.endpoint = method, endpoint
+        self.started_at = time.monotonic()
+        self.ended_at = 0.0
+        self.started = time.time()
+        self.lag_s = lag_s
+        """The event loop's lag when the request came: time it waited before the handler ran."""
+        self.status = 0
+        self.auth_s = 0.0
+        """Time to authenticate the caller (a cache hit, or the store's answer for a new virtual token)."""
+        self.route_s = 0.0
+        """Time from authenticated to routed: body read and decoded, alias resolved, limits checked."""
+        self.stream = False
+        self.model: str | None = None
+        self.deployment: str | None = None
+        self.provider: str | None = None
+        self.project_id: str | None = None
+        self.token_id: str | None = None
+        self.attempts = 0
+        self.upstream_s = 0.0
+        """Time spent in upstream calls, every attempt's, until the delivered answer's last byte."""
+        self.ttfb_s: float | None = None
+        """The delivered attempt's time to its first byte (for a whole answer: to all of it)."""
+        self.upstream_request_id: bytes | None = None
+        self.error: str | None = None
+        """The error `type` llmgate answered with, when it answered with one of its own."""
+        self.meter: UsageMeter | None = None
+        self.request_body: bytes | None = None
+        """Kept only when usage is logged: the prompt to count with tiktoken if the provider reports none."""
+
+
+class UsageEvent(msgspec.Struct, kw_only=True):
+    """One `/v1` request, as the sinks store it (never a secret: ids only)."""
+
+    request_id: str
+    time: float
+    """When the request came, Unix seconds."""
+    method: str
+    endpoint: str
+    status: int
+    stream: bool = False
+    model: str | None = None
+    """The model (alias) the caller asked for."""
+    deployment: str | None = None
+    provider: str | None = None
+    project_id: str | None = None
+    token_id: str | None = None
+    attempts: int = 0
+    duration_ms: float = 0.0
+    upstream_ttfb_ms: float | None = None
+    upstream_ms: float = 0.0
+    overhead_ms: float = 0.0
+    """What the gateway itself added: duration minus upstream time, plus the loop lag the request waited."""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    cached_tokens: int | None = None
+    estimated: bool = False
+    """The token counts are tiktoken's estimate: the provider reported no usage."""
+    cost: float | None = None
+    """In the currency of the configured prices (USD by convention)."""
+    upstream_request_id: str | None = None
+    error: str | None = None
+
+
+def build_event(exchange: Exchange) -> UsageEvent:
+    """The event of a finished request: times in ms, tokens as the provider reported them."""
+    duration = exchange.ended_at - exchange.started_at
+    upstream = exchange.upstream_s
+    event = UsageEvent(
+        request_id=exchange.request_id.decode("latin-1"),
+        time=exchange.started,
+        method=exchange.method,
+        endpoint=exchange.endpoint,
+        status=exchange.status,
+        stream=exchange.stream,
+        model=exchange.model,
+        deployment=exchange.deployment,
+        provider=exchange.provider,
+        project_id=exchange.project_id,
+        token_id=exchange.token_id,
+        attempts=exchange.attempts,
+        duration_ms=round(duration * 1000, 3),
+        upstream_ttfb_ms=round(exchange.ttfb_s * 1000, 3) if exchange.ttfb_s is not None else None,
+        upstream_ms=round(upstream * 1000, 3),
+        overhead_ms=round((max(0.0, duration - upstream) + exchange.lag_s) * 1000, 3),
+        upstream_request_id=exchange.upstream_request_id.decode("latin-1")
+        if exchange.upstream_request_id is not None else None,
+        error=exchange.error,
+    )
+    usage = exchange.meter.usage() if exchange.meter is not None and exchange.status == 200 else None
+    if usage is not None:
+        event.prompt_tokens, event.completion_tokens = usage.prompt, usage.completion
+        event.total_tokens, event.cached_tokens = usage.total, usage.cached
+    return event

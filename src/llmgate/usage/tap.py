@@ -1,0 +1,89 @@
+"""Reading a stream's usage on its way to the client, when usage is logged.
+
+OpenAI-compatible streams carry usage only when the request asks for it (`stream_options.include_usage`); the
+gateway asks for it when the client did not (`ask_for_usage`), and `StreamTap` then removes that extra final
+chunk, so the client receives exactly what it asked for. The tap looks at each network chunk with two C-level
+searches; it splits and filters only a chunk that carries a usage object.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from llmgate.usage.meter import UsageMeter
+
+
+class _Options(msgspec.Struct):
+    include_usage: bool | None = None
+
+
+class _StreamOptionsView(msgspec.Struct):
+    stream_options: _Options | None = None
+
+
+_decode_view = msgspec.json.Decoder(_StreamOptionsView).decode
+_decode_top_level = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+_decode_object = msgspec.json.Decoder(dict[str, object]).decode
+_encode = msgspec.json.Encoder().encode
+
+
+def ask_for_usage(raw: bytes) -> bytes | None:
+    """The request body with `stream_options.include_usage` set; None when the client already asked for it
+    (or the body is not a JSON object, which the upstream will refuse anyway)."""
+    try:
+        options = _decode_view(raw).stream_options
+        if options is not None and options.include_usage is True:
+            return None
+        fields = _decode_top_level(raw)
+        merged = _decode_object(fields["stream_options"]) if "stream_options" in fields else {}
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    merged["include_usage"] = True
+    fields["stream_options"] = msgspec.Raw(_encode(merged))
+    return _encode(fields)
+
+
+def _is_usage_event(event: bytes) -> bool:
+    """OpenAI's extra usage chunk: a usage object and no choices."""
+    return (b'"usage":{' in event or b'"usage": {' in event) and (b'"choices":[]' in event
+                                                                  or b'"choices": []' in event)
+
+
+class StreamTap:
+    """Feeds every chunk to the meter; with `strip`, drops the usage chunk the gateway asked for. A partial SSE
+    event at a chunk's end is held back until its end arrives (upstreams write whole events, so rarely)."""
+
+    __slots__ = ("_held", "_sep", "meter", "strip")
+
+    def __init__(self, meter: UsageMeter, strip: bool = False) -> None:
+        self.meter = meter
+        self.strip = strip
+        """Set per delivered attempt: whether its body asked for the usage the client did not."""
+        self._held = b""
+        self._sep = b"\n\n"
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The bytes to send on for `chunk` (all of it unless stripping)."""
+        self.meter.feed(chunk)
+        if not self.strip:
+            return chunk
+        data = self._held + chunk if self._held else chunk
+        sep = self._sep
+        end = data.rfind(sep)
+        if end < 0 and b"\r\n\r\n" in data:  # an upstream that ends its lines with CRLF
+            sep = self._sep = b"\r\n\r\n"
+            end = data.rfind(sep)
+        if end < 0:
+            self._held = data
+            return b""
+        end += len(sep)
+        complete, self._held = data[:end], data[end:]
+        if b'"usage"' in complete:
+            events = complete.split(sep)
+            complete = sep.join(event for event in events if not _is_usage_event(event))
+        return complete
+
+    def end(self) -> bytes:
+        """What is still held when the stream ends (sent as it is)."""
+        held, self._held = self._held, b""
+        return held
