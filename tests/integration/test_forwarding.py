@@ -48,6 +48,17 @@ def test_headers_coming_down(gateway: Gateway) -> None:
     assert response.headers["x-upstream-request-id"].startswith("up-")
 
 
+def test_server_timing_breaks_down_the_gateways_part(gateway: Gateway) -> None:
+    for body in ({"model": "m"}, {"model": "m", "stream": True}):
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body,
+                              headers={**AUTH, "x-mock-delay-ms": "40"})
+        timing = {name: float(dur) for name, dur in
+                  (part.split(";dur=") for part in response.headers["server-timing"].split(", "))}
+        assert set(timing) == {"auth", "route", "upstream-ttfb", "overhead"}
+        assert timing["upstream-ttfb"] >= 40  # the double waited 40 ms before answering
+        assert 0 <= timing["auth"] < timing["upstream-ttfb"] and 0 <= timing["overhead"] < timing["upstream-ttfb"]
+
+
 def test_upstream_error_body_and_status_unchanged(gateway: Gateway, upstream: str) -> None:
     for status in ("400", "404", "422", "500", "503"):
         direct = httpx.post(f"{upstream}/v1/chat/completions", json={"model": "m"}, headers={"x-mock-status": status})

@@ -44,3 +44,47 @@ def test_anthropic_stream_with_an_unreadable_start() -> None:
     meter.feed(b'event: message_start\ndata: {"type":"message_start","message":"nope"}\n\n')
     meter.feed(b'event: message_delta\ndata: {"type":"message_delta","usage":{"output_tokens":7}}\n\n')
     assert meter.tokens() == 7
+
+
+def test_the_split_and_cached_tokens_of_each_shape() -> None:
+    from llmgate.usage.meter import TokenUsage, body_usage
+
+    chat = b'{"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,' \
+           b'"prompt_tokens_details":{"cached_tokens":8}}}'
+    assert body_usage(chat) == TokenUsage(10, 5, 15, 8)
+    embeddings = b'{"data":[],"usage":{"prompt_tokens":40,"total_tokens":40}}'
+    assert body_usage(embeddings) == TokenUsage(40, 0, 40, None)
+    responses = b'{"usage":{"input_tokens":7,"output_tokens":3,"total_tokens":10,' \
+                b'"input_tokens_details":{"cached_tokens":2}}}'
+    assert body_usage(responses) == TokenUsage(7, 3, 10, 2)
+    anthropic = b'{"usage":{"input_tokens":3,"cache_creation_input_tokens":1,"cache_read_input_tokens":6,' \
+                b'"output_tokens":4}}'
+    assert body_usage(anthropic) == TokenUsage(10, 4, 14, 6)
+    assert body_usage(b'{"id":"x"}') is None
+
+
+def test_responses_stream_reads_usage_inside_the_completed_response() -> None:
+    meter = UsageMeter()
+    meter.feed(b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"hi"}\n\n')
+    meter.feed(b'event: response.completed\ndata: {"type":"response.completed","response":{"id":"resp_1",'
+               b'"usage":{"input_tokens":5,"output_tokens":2,"total_tokens":7}}}\n\n')
+    usage = meter.usage()
+    assert usage is not None and (usage.prompt, usage.completion, usage.total) == (5, 2, 7)
+
+
+def test_anthropic_stream_split() -> None:
+    meter = UsageMeter()
+    meter.feed(b'event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":9,'
+               b'"cache_read_input_tokens":1,"output_tokens":1}}}\n\n')
+    meter.feed(b'event: message_delta\ndata: {"type":"message_delta","usage":{"output_tokens":12}}\n\n')
+    usage = meter.usage()
+    assert usage is not None and (usage.prompt, usage.completion, usage.total, usage.cached) == (10, 12, 22, 1)
+
+
+def test_keep_all_keeps_the_whole_stream_for_estimates() -> None:
+    kept, tail_only = UsageMeter(keep_all=True), UsageMeter()
+    for i in range(3000):
+        kept.feed(b"data: %d\n\n" % i)
+        tail_only.feed(b"data: %d\n\n" % i)
+    assert kept.body is not None and kept.body.startswith(b"data: 0\n\n") and kept.body.endswith(b"data: 2999\n\n")
+    assert tail_only.body is None

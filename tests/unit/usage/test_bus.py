@@ -1,0 +1,144 @@
+"""The event bus: batching, fan-out, a failing sink, a full queue, draining on close."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from llmgate.usage.bus import EventBus
+from llmgate.usage.event import Exchange, UsageEvent, build_event
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class ListSink:
+    def __init__(self, name: str = "list", fail: bool = False, delay_s: float = 0.0) -> None:
+        self.name = name
+        self.fail = fail
+        self.delay_s = delay_s
+        self.batches: list[list[UsageEvent]] = []
+        self.closed = False
+
+    async def write(self, events: Sequence[UsageEvent]) -> None:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if self.fail:
+            raise OSError("disk full")
+        self.batches.append(list(events))
+
+    async def close(self) -> None:
+        self.closed = True
+
+    @property
+    def ids(self) -> list[str]:
+        return [event.request_id for batch in self.batches for event in batch]
+
+
+def finished(n: int, status: int = 200) -> Exchange:
+    exchange = Exchange(b"req-%d" % n, "POST", "/v1/chat/completions")
+    exchange.status = status
+    exchange.ended_at = exchange.started_at + 0.01
+    return exchange
+
+
+async def test_batches_by_size_and_fans_out_to_every_sink() -> None:
+    first, second = ListSink("a"), ListSink("b")
+    bus = EventBus([first, second], build_event, batch_size=10, flush_s=60)
+    bus.start()
+    for n in range(25):
+        bus.emit(finished(n))
+    await asyncio.sleep(0.05)  # a full batch woke the writer (timer: 60 s), which drains all, batch by batch
+    assert [len(batch) for batch in first.batches] == [10, 10, 5]
+    await bus.close()
+    assert first.ids == second.ids == [f"req-{n}" for n in range(25)]
+    assert first.closed and second.closed
+    assert bus.written == 25 and bus.depth == 0
+
+
+async def test_flushes_on_the_timer() -> None:
+    sink = ListSink()
+    bus = EventBus([sink], build_event, batch_size=100, flush_s=0.02)
+    bus.start()
+    bus.emit(finished(1))
+    await asyncio.sleep(0.2)
+    assert sink.ids == ["req-1"]
+    await bus.close()
+
+
+async def test_a_failing_sink_does_not_stop_the_others() -> None:
+    broken, good = ListSink("broken", fail=True), ListSink("good")
+    bus = EventBus([broken, good], build_event, batch_size=5, flush_s=60)
+    bus.start()
+    for n in range(12):
+        bus.emit(finished(n))
+    await bus.close()
+    assert len(good.ids) == 12
+    assert bus.sink_failures == {"broken": 3, "good": 0}
+
+
+async def test_a_full_queue_spills_to_jsonl_and_counts(tmp_path: Path) -> None:
+    spill = tmp_path / "spill.jsonl"
+    sink = ListSink()
+    bus = EventBus([sink], build_event, max_queue=3, batch_size=100, flush_s=60, spill_path=str(spill))
+    for n in range(5):  # the writer is not running: the queue fills up
+        bus.emit(finished(n))
+    assert bus.depth == 3 and bus.spilled == 2 and bus.dropped == 0
+    lines = spill.read_bytes().splitlines()
+    assert [msgspec.json.decode(line)["request_id"] for line in lines] == ["req-3", "req-4"]
+    await bus.close()
+    assert sink.ids == ["req-0", "req-1", "req-2"]
+
+
+async def test_without_a_spill_file_overflow_is_counted_as_dropped(tmp_path: Path) -> None:
+    bus = EventBus([ListSink()], build_event, max_queue=1, spill_path=str(tmp_path / "missing" / "spill.jsonl"))
+    bus.emit(finished(1))
+    bus.emit(finished(2))
+    assert bus.dropped == 1 and bus.spilled == 0
+    await bus.close()
+
+
+async def test_close_drains_what_a_slow_sink_has_not_written_yet() -> None:
+    sink = ListSink(delay_s=0.01)
+    bus = EventBus([sink], build_event, batch_size=7, flush_s=60)
+    bus.start()
+    for n in range(50):
+        bus.emit(finished(n))
+    await bus.close()
+    assert sink.ids == [f"req-{n}" for n in range(50)]
+
+
+async def test_an_event_that_cannot_be_built_is_counted_and_skipped() -> None:
+    def build(exchange: Exchange) -> UsageEvent:
+        if exchange.request_id == b"req-1":
+            raise ValueError("broken")
+        return build_event(exchange)
+
+    sink = ListSink()
+    bus = EventBus([sink], build, flush_s=60)
+    for n in range(3):
+        bus.emit(finished(n))
+    await bus.close()
+    assert sink.ids == ["req-0", "req-2"] and bus.build_failures == 1
+
+
+async def test_without_sinks_nothing_is_built() -> None:
+    built: list[Exchange] = []
+
+    def build(exchange: Exchange) -> UsageEvent:
+        built.append(exchange)
+        return build_event(exchange)
+
+    bus = EventBus([], build, flush_s=60)
+    bus.start()
+    bus.emit(finished(1))
+    await bus.close()
+    assert built == [] and bus.depth == 0

@@ -1,0 +1,74 @@
+"""The stream tap: the usage chunk the gateway asked for is metered and removed; everything else passes."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from llmgate.usage.meter import UsageMeter
+from llmgate.usage.tap import StreamTap, ask_for_usage
+
+CHUNKS = [
+    b'data: {"id":"c1","choices":[{"index":0,"delta":{"content":"Hel"}}],"usage":null}\n\n',
+    b'data: {"id":"c1","choices":[{"index":0,"delta":{"content":"lo"}}],"usage":null}\n\n',
+    b'data: {"id":"c1","choices":[],"usage":{"prompt_tokens":4,"completion_tokens":2,"total_tokens":6}}\n\n',
+    b"data: [DONE]\n\n",
+]
+WITHOUT_USAGE = CHUNKS[0] + CHUNKS[1] + CHUNKS[3]
+
+
+def relay(tap: StreamTap, chunks: list[bytes]) -> bytes:
+    return b"".join(tap.feed(chunk) for chunk in chunks) + tap.end()
+
+
+def test_not_stripping_passes_every_byte_and_meters() -> None:
+    tap = StreamTap(UsageMeter())
+    assert relay(tap, CHUNKS) == b"".join(CHUNKS)
+    assert tap.meter.tokens() == 6
+
+
+def test_stripping_removes_only_the_usage_chunk() -> None:
+    tap = StreamTap(UsageMeter(), strip=True)
+    assert relay(tap, CHUNKS) == WITHOUT_USAGE
+    assert tap.meter.tokens() == 6
+
+
+@pytest.mark.parametrize("size", [1, 7, 33, 100])
+def test_stripping_works_whatever_the_network_chunking(size: int) -> None:
+    whole = b"".join(CHUNKS)
+    pieces = [whole[i:i + size] for i in range(0, len(whole), size)]
+    tap = StreamTap(UsageMeter(), strip=True)
+    assert relay(tap, pieces) == WITHOUT_USAGE
+    assert tap.meter.tokens() == 6
+
+
+def test_stripping_crlf_streams_and_spaced_json() -> None:
+    chunks = [b'data: {"choices": [{"delta": {"content": "x"}}]}\r\n\r\n',
+              b'data: {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}'
+              b"\r\n\r\ndata: [DONE]\r\n\r\n"]
+    tap = StreamTap(UsageMeter(), strip=True)
+    assert relay(tap, chunks) == chunks[0] + b"data: [DONE]\r\n\r\n"
+
+
+def test_a_chunk_with_choices_and_usage_is_kept() -> None:
+    # Some providers put usage on the last content chunk: that chunk is content, so it stays.
+    chunk = b'data: {"choices":[{"delta":{"content":"x"}}],"usage":{"total_tokens":3}}\n\n'
+    tap = StreamTap(UsageMeter(), strip=True)
+    assert relay(tap, [chunk, b"data: [DONE]\n\n"]) == chunk + b"data: [DONE]\n\n"
+
+
+def test_an_unterminated_tail_is_sent_at_the_end() -> None:
+    tap = StreamTap(UsageMeter(), strip=True)
+    assert relay(tap, [CHUNKS[0], b"data: [DONE]"]) == CHUNKS[0] + b"data: [DONE]"
+
+
+def test_ask_for_usage() -> None:
+    asked = ask_for_usage(b'{"model":"m","stream":true,"messages":[]}')
+    assert asked is not None
+    assert msgspec.json.decode(asked) == {"model": "m", "stream": True, "messages": [],
+                                          "stream_options": {"include_usage": True}}
+    merged = ask_for_usage(b'{"model":"m","stream_options":{"include_usage":false,"x":1}}')
+    assert merged is not None
+    assert msgspec.json.decode(merged)["stream_options"] == {"include_usage": True, "x": 1}
+    assert ask_for_usage(b'{"model":"m","stream_options":{"include_usage":true}}') is None
+    assert ask_for_usage(b"[1]") is None
