@@ -83,8 +83,9 @@ class DeploymentConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown
     """Requests per minute this deployment may receive (per worker process); at it, the deployment is skipped
     until its minute is over."""
     tpm: int | None = None
-    """Tokens per minute (per worker process), counted from what `Deployment.record_tokens` is told: enforced
-    once the usage tap reports tokens (llmgate does not parse response bodies on the passthrough path)."""
+    """Tokens per minute (per worker process), counted from each answer's usage: answers on an alias whose
+    deployments have a tpm are read for it (streams are asked for their usage chunk, which a client that did
+    not ask for it does not see); at it, the deployment is skipped until its minute is over."""
 
 
 class HedgeConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import openai
@@ -215,3 +216,29 @@ def test_no_config_anthropic_provider_serves_claude(upstream: str) -> None:
 def _health(gw: Gateway, name: str) -> dict:
     deployments = httpx.get(f"{gw.url}/health/deployments", headers=AUTH).json()["deployments"]
     return next(d for d in deployments if d["name"] == name)
+
+
+def test_tpm_moves_traffic_once_a_deployment_has_used_its_tokens(upstream: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"""
+[[providers]]
+name = "small"
+base_url = "{upstream}/small/v1"
+
+[[providers]]
+name = "large"
+base_url = "{upstream}/large/v1"
+
+[[models]]
+name = "budgeted"
+deployments = [{{ provider = "small", weight = 1000000, tpm = 100 }}, {{ provider = "large", weight = 0.000001 }}]
+""")
+    with start_gateway(gateway_env(upstream), "--config", config) as gw:
+        used = [chat(gw, "budgeted").headers["x-llmgate-deployment"] for _ in range(4)]
+        # the double's answers use 35 tokens each: the 100-token minute is over after the third
+        assert used == ["small/budgeted"] * 3 + ["large/budgeted"]
+    with start_gateway(gateway_env(upstream), "--config", config) as gw:  # a fresh minute
+        streams = [httpx.post(f"{gw.url}/v1/chat/completions", headers=AUTH, timeout=10,
+                              json={"model": "budgeted", "stream": True, "messages": []}) for _ in range(5)]
+    # a stream's usage is asked for (31 tokens: 11 + 20 chunks) and not shown to a client that did not ask
+    assert [s.headers["x-llmgate-deployment"] for s in streams] == ["small/budgeted"] * 4 + ["large/budgeted"]
+    assert all(b'"usage":{' not in s.content and s.content.endswith(b"data: [DONE]\n\n") for s in streams)

@@ -201,3 +201,28 @@ def test_anthropic_route_checks_tokens_and_answers_in_its_format(gw: Gateway) ->
     manage(gw, "DELETE", f"/tokens/{token['id']}")
     revoked = httpx.post(url, json=body, headers=headers)
     assert revoked.status_code == 401 and revoked.json()["type"] == "error"
+
+
+def test_streamed_usage_counts_when_the_request_does_not_ask_and_the_client_sees_no_usage(
+        gw: Gateway, upstream: str) -> None:
+    token = new_token(gw, budget_tokens=10)
+    body = {"model": "m", "messages": [], "stream": True}
+    direct = httpx.post(f"{upstream}/v1/chat/completions", json=body).content
+    through = httpx.post(f"{gw.url}/v1/chat/completions", json=body,
+                         headers={"authorization": f"Bearer {token['secret']}"})
+    assert through.status_code == 200
+    # the same bytes the upstream sends for the client's own request (ids and timestamps are fixed in the double)
+    assert through.content == direct and b'"usage":{' not in through.content
+    assert chat(gw, token["secret"]).json()["error"]["code"] == "token_budget_exhausted"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_translated_requests_are_metered(gw: Gateway, stream: bool) -> None:
+    token = new_token(gw, budget_tokens=10)
+    # /v1/messages for a model only the OpenAI-compatible provider serves: translated both ways
+    body = {"model": "gpt-4o-mini", "max_tokens": 50, "stream": stream,
+            "messages": [{"role": "user", "content": "hi"}]}
+    answer = httpx.post(f"{gw.url}/v1/messages", json=body, headers={"x-api-key": token["secret"]})
+    assert answer.status_code == 200, answer.text
+    assert (b"message_stop" in answer.content) if stream else answer.json()["type"] == "message"
+    assert chat(gw, token["secret"]).json()["error"]["code"] == "token_budget_exhausted"

@@ -38,7 +38,7 @@ from llmgate.proxy.hedge import open_hedged
 from llmgate.proxy.streaming import StreamGuard, end_with_error, relay_body
 from llmgate.routing.keys import KeyState, cool_down, disable, retry_after_s
 from llmgate.routing.select import Deployment, Route, choose, choose_last_resort
-from llmgate.usage.event import CLIENT_CLOSED
+from llmgate.usage.event import CLIENT_CLOSED, Exchange
 
 __all__ = ["Call", "fetch_model_list", "forward", "upstream_error"]
 
@@ -293,6 +293,7 @@ async def _deliver(call: Call, opened: Opened, succeeded: bool = True) -> None:
         await send_response(call.send, opened.status, headers, opened.body)
         if ok and exchange.meter is not None:
             exchange.meter.whole(opened.body)
+            _count_tokens(deployment, exchange)
         return
     guard = call.guard
     assert guard is not None
@@ -309,8 +310,16 @@ async def _deliver(call: Call, opened: Opened, succeeded: bool = True) -> None:
         exchange.upstream_s += _clock() - opened.sent_at
     if error is None:
         deployment.breaker.record_success(_clock())
+        if ok:
+            _count_tokens(deployment, exchange)
     elif deployment.breaker.record_failure(_clock()):
         logger.warning("deployment {} circuit breaker opened (mid-stream failure)", deployment.name)
+
+
+def _count_tokens(deployment: Deployment, exchange: Exchange) -> None:
+    """A deployment with a tpm limit: count the answer's tokens against it."""
+    if deployment.tpm is not None and exchange.meter is not None:
+        deployment.record_tokens(exchange.meter.tokens(), _clock())
 
 
 async def _answer_failure(call: Call, route: Route, failure: Failure | None) -> None:

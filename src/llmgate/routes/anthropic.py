@@ -103,8 +103,8 @@ async def _route(scope: Scope, receive: Receive, send: Send, state: GatewayState
             call.error_frame = anthropic_error_frame
             if entry is not None:
                 call.own_keys = entry.upstream_keys
-            if (entry is not None or usage_log) and path != COUNT_TOKENS:
-                meter_usage(call, usage_log)
+            if (entry is not None or usage_log or route.counts_tokens) and path != COUNT_TOKENS:
+                meter_usage(call, usage_log, route)
             await forward(call, route)
             if entry is not None and exchange.meter is not None:
                 await state.tokens.settle(entry, exchange.meter.tokens(), time.time())

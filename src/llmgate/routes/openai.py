@@ -199,8 +199,8 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState
                     is_json=endpoint.body == "json" or (endpoint.body == "raw" and b"json" in inbound.content_type))
         if entry is not None:  # its project's own upstream keys
             call.own_keys = entry.upstream_keys
-        if entry is not None or state.settings.server.usage_log:  # a meter for the tokens the answer used
-            meter_usage(call, state.settings.server.usage_log)
+        if entry is not None or state.settings.server.usage_log or route.counts_tokens:  # count its tokens
+            meter_usage(call, state.settings.server.usage_log, route)
         await forward(call, route)
         if entry is not None and exchange.meter is not None:
             await state.tokens.settle(entry, exchange.meter.tokens(), time.time())
@@ -212,12 +212,13 @@ _ASKS_FOR_USAGE = frozenset({"/chat/completions", "/completions"})
 """OpenAI streams that carry usage only when asked (`stream_options.include_usage`)."""
 
 
-def meter_usage(call: Call, usage_log: bool) -> None:
-    """Count the tokens of `call`'s answer: for a virtual token's budget and limits, and for the usage log.
+def meter_usage(call: Call, usage_log: bool, route: Route) -> None:
+    """Count the tokens of `call`'s answer: for a virtual token's budget and limits, a deployment's tpm, and
+    the usage log.
 
-    With the usage log on, a stream keeps its chunks (to count the completion with tiktoken should no usage
-    come) and an OpenAI chat/completions stream is asked for its usage chunk, which is removed again from what
-    the client receives unless it asked for it too.
+    An OpenAI chat/completions stream is asked for its usage chunk, which is removed again from what the client
+    receives unless it asked for it too. With the usage log on, the request body and a stream's chunks are kept
+    (to count tokens with tiktoken should no usage come).
     """
     exchange = call.exchange
     meter = exchange.meter = UsageMeter(keep_all=usage_log and call.stream)
@@ -225,7 +226,7 @@ def meter_usage(call: Call, usage_log: bool) -> None:
         exchange.request_body = call.body
     if not call.stream:
         return
-    if usage_log and call.path in _ASKS_FOR_USAGE and isinstance(call.body, bytes):
+    if call.path in _ASKS_FOR_USAGE and isinstance(call.body, bytes):
         call.usage_body = ask_for_usage(call.body)
     call.tap = StreamTap(meter)
 

@@ -58,8 +58,8 @@ class Deployment:
             self.breaker.claim(now)
 
     def record_tokens(self, tokens: int, now: float) -> None:
-        """Count tokens against tpm. Called by whoever reads `usage` (the usage tap); nothing on the
-        passthrough path parses bodies, so without it tpm is not enforced."""
+        """Count a delivered answer's tokens against tpm (its usage, read by the meter: routes whose deployments
+        have a tpm meter their answers; the others stay on the zero-parse path)."""
         if self.tpm is not None:
             self._roll_minute(now)
             self._minute_tokens += tokens
@@ -108,7 +108,7 @@ Entry = tuple[Deployment, float]  # a deployment and its weight in one alias
 class Route:
     """An alias: its deployments (with weights) per capability, its fallbacks and hedging."""
 
-    __slots__ = ("_dialects", "by_capability", "entries", "fallbacks", "hedge", "name")
+    __slots__ = ("_dialects", "by_capability", "counts_tokens", "entries", "fallbacks", "hedge", "name")
 
     def __init__(self, name: str, entries: Sequence[Entry], hedge: HedgeConfig | None = None) -> None:
         self.name = name
@@ -120,6 +120,8 @@ class Route:
                     self.by_capability[capability] = tuple(
                         e for e in self.entries if capability in e[0].provider.capabilities)
         self.fallbacks: tuple[Route, ...] = ()
+        self.counts_tokens = any(deployment.tpm is not None for deployment, _ in self.entries)
+        """A deployment here has a tpm limit: answers are metered to count their tokens against it."""
         self.hedge = HedgeState(hedge) if hedge is not None else None
         self._dialects = {capability: entries[0][0].provider.config.kind
                           for capability, entries in self.by_capability.items() if entries}

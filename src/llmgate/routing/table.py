@@ -42,7 +42,9 @@ class RoutingTable:
                 else:
                     self._exact.setdefault(name, route)  # the first declaration wins
         for model in models:  # validated by config: every fallback is an alias or a declared model
-            self._exact[model.name].fallbacks = tuple(self._exact[f] for f in model.fallbacks if f in self._exact)
+            route = self._exact[model.name]
+            route.fallbacks = tuple(self._exact[f] for f in model.fallbacks if f in self._exact)
+            route.counts_tokens = route.counts_tokens or any(f.counts_tokens for f in route.fallbacks)
         catch_all = next((p.name for p in providers if not p.models and p.name not in used), None)
         self._catch_all = Route("*", [(self._passthrough(catch_all, previous), 1.0)]) if catch_all else None
 
