@@ -59,7 +59,8 @@ class Router:
         ring = self.table.keyrings[provider_name]
         key = ring.choose(time.monotonic()) or ring.keys[0]
         headers = [*key.auth_headers, *provider.default_headers]
-        return await fetch_model_list(self.clients[provider_name], provider.upstream_path("/models", "", ""),
+        query = "limit=1000" if provider.config.kind == "anthropic" else ""  # Anthropic pages by 20 by default
+        return await fetch_model_list(self.clients[provider_name], provider.upstream_path("/models", query, ""),
                                       headers)
 
     def leave(self) -> None:

@@ -373,6 +373,10 @@ PNG_1X1 = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAC
 MODELS = ("gpt-4o-mini", "text-embedding-3-small")
 _MODELS_BODY = _enc({"object": "list", "data": [
     {"id": m, "object": "model", "created": 1, "owned_by": "mock"} for m in MODELS]})
+ANTHROPIC_MODELS = ("claude-sonnet-4-5-20250929", "claude-3-5-haiku-20241022")
+_ANTHROPIC_MODELS_BODY = _enc({"data": [
+    {"type": "model", "id": m, "display_name": m, "created_at": "2025-09-29T00:00:00Z"} for m in ANTHROPIC_MODELS],
+    "has_more": False, "first_id": ANTHROPIC_MODELS[0], "last_id": ANTHROPIC_MODELS[-1]})
 #: audio/speech answers these 8 KiB (an ID3 tag then a fixed pattern), in SPEECH_CHUNKS pieces.
 SPEECH = (b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes((i * 31 + 7) & 0xFF for i in range(8182)))
 SPEECH_CHUNKS = 4
@@ -466,6 +470,9 @@ async def _embeddings(r: Req) -> None:
 
 
 async def _models(r: Req) -> None:
+    if r.headers.get(b"anthropic-version"):  # Anthropic's shape: the claude models, paginated
+        await r.respond(_ANTHROPIC_MODELS_BODY)
+        return
     await r.respond(_MODELS_BODY)
 
 

@@ -199,7 +199,7 @@ def test_unknown_alias_and_missing_capability_are_404(routed: Gateway) -> None:
 def test_models_lists_the_aliases(routed: Gateway) -> None:
     ids = [m["id"] for m in httpx.get(f"{routed.url}/v1/models", headers=AUTH).json()["data"]]
     assert ids == ["rotated", "revoked", "primary", "backup", "down", "gpt-4o",
-                   "text-embedding-3-small"]
+                   "text-embedding-3-small", "claude-sonnet-4-5-20250929", "claude-3-5-haiku-20241022"]
 
 
 def test_no_config_anthropic_provider_serves_claude(upstream: str) -> None:
@@ -211,6 +211,13 @@ def test_no_config_anthropic_provider_serves_claude(upstream: str) -> None:
         assert up["last_headers"]["x-api-key"] == "sk-ant-env-0000000000001"
         assert chat(gw, "gpt-4o-mini").status_code == 200
         assert seen(upstream)["last_path"] == "/v1/chat/completions"
+        # /v1/models: the OpenAI upstream's list, then the claude-* models from Anthropic's, in OpenAI's shape
+        listed = httpx.get(f"{gw.url}/v1/models", headers=AUTH).json()["data"]
+        claude = httpx.get(f"{gw.url}/v1/models/claude-3-5-haiku-20241022", headers=AUTH).json()
+    assert [m["id"] for m in listed] == ["gpt-4o-mini", "text-embedding-3-small", "claude-sonnet-4-5-20250929",
+                                         "claude-3-5-haiku-20241022"]
+    assert claude == {"id": "claude-3-5-haiku-20241022", "object": "model", "created": 1759104000,
+                      "owned_by": "anthropic"}
 
 
 def _health(gw: Gateway, name: str) -> dict:

@@ -1,4 +1,5 @@
-"""The `/v1/models` listing: models the config declares, merged with what catch-all upstreams list.
+"""The `/v1/models` listing: models the config declares, merged with what catch-all upstreams list and the
+models of pattern-declared providers (`claude-*`) their upstreams list, in OpenAI's shape.
 
 Upstream lists are cached for a TTL; however many requests miss at once, one fetch per provider is in flight
 (the others await it). When a refresh fails and an older list exists, the older list is served.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from llmgate.routing.table import RoutingTable
@@ -15,6 +17,18 @@ from llmgate.routing.table import RoutingTable
 ModelObject = dict[str, Any]
 Fetch = Callable[[str], Awaitable[list[ModelObject]]]
 Clock = Callable[[], float]
+
+
+def as_openai_model(model: ModelObject, provider: str) -> ModelObject:
+    """An upstream's model object in OpenAI's shape (Anthropic lists `type`, `display_name`, `created_at`)."""
+    if model.get("object") == "model":
+        return model
+    created = model.get("created_at")
+    try:
+        stamp = int(datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()) if created else 0
+    except (AttributeError, ValueError):
+        stamp = 0
+    return {"id": model["id"], "object": "model", "created": stamp, "owned_by": provider}
 
 
 class _Entry:
@@ -43,11 +57,20 @@ class ModelCatalog:
             for model, provider in self._table.declared_models()
         ]
         seen = {m["id"] for m in models}
-        for provider in self._table.catch_all_providers():
-            for model in await self._upstream_models(provider):
-                if model.get("id") not in seen:
-                    seen.add(model.get("id"))
-                    models.append(model)
+        sources = [("", provider) for provider in self._table.catch_all_providers()]
+        sources += self._table.prefix_providers()
+        for prefix, provider in sources:
+            try:
+                listed = await self._upstream_models(provider)
+            except Exception:
+                if not prefix:  # the catch-all's list is the listing: its failure is the answer's
+                    raise
+                continue  # a pattern's provider unreachable: list the rest
+            for model in listed:
+                model_id = model.get("id")
+                if isinstance(model_id, str) and model_id.startswith(prefix) and model_id not in seen:
+                    seen.add(model_id)
+                    models.append(as_openai_model(model, provider))
         return models
 
     async def get_model(self, model_id: str) -> ModelObject | None:

@@ -79,6 +79,10 @@ class RoutingTable:
         """Providers that pass any model through: their model lists come from the upstream."""
         return [self._catch_all.entries[0][0].provider.name] if self._catch_all else []
 
+    def prefix_providers(self) -> list[tuple[str, str]]:
+        """(prefix, provider) for models declared by a pattern (`claude-*`): listed from the upstream's list."""
+        return [(prefix, route.entries[0][0].provider.name) for prefix, route in self._prefixes]
+
     def declared_models(self) -> list[tuple[str, str]]:
         """(model, owner) for every alias and declared model, in config order: the owner is its first provider."""
         return [(name, route.entries[0][0].provider.name) for name, route in self._exact.items()]

@@ -109,3 +109,14 @@ def test_no_catch_all_means_no_upstream_call() -> None:
     catalog = make(upstream, clock, ProviderConfig(name="a", base_url="http://a", models=("x",)))
     assert [m["id"] for m in asyncio.run(catalog.list_models())] == ["x"]
     assert upstream.calls == 0
+
+
+def test_anthropic_model_objects_are_listed_in_openai_shape() -> None:
+    from llmgate.routing.catalog import as_openai_model
+
+    anthropic = {"type": "model", "id": "claude-x", "display_name": "Claude X", "created_at": "2025-02-19T00:00:00Z"}
+    assert as_openai_model(anthropic, "anthropic") == {"id": "claude-x", "object": "model", "created": 1739923200,
+                                                       "owned_by": "anthropic"}
+    openai = {"id": "gpt-4o", "object": "model", "created": 5, "owned_by": "system"}
+    assert as_openai_model(openai, "openai") is openai
+    assert as_openai_model({"id": "odd", "created_at": "yesterday"}, "p")["created"] == 0
