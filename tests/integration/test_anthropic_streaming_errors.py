@@ -24,6 +24,9 @@ SLOW_START = {"x-mock-delay-ms": "2000"}
 def impatient(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """Both dialects on the double, allowing 0.5 s to the first byte and between chunks."""
     config = write_config(Path(tmp_path_factory.mktemp("impatient")), f"""
+[routing]
+breaker_failures = 1000  # every test here times out on purpose: keep the breakers closed
+
 [[providers]]
 name = "anthropic"
 kind = "anthropic"

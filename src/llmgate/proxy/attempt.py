@@ -24,6 +24,7 @@ from llmgate.usage.tap import StreamTap
 
 if TYPE_CHECKING:
     from llmgate.proxy.streaming import StreamGuard
+    from llmgate.proxy.translated import Translation
     from llmgate.state import Router
 
 FailureKind = Literal["rate_limited", "bad_key", "server", "transport", "timeout", "done"]
@@ -73,6 +74,7 @@ class Call:
         "started_at",
         "stream",
         "tap",
+        "translation",
         "usage_body",
     )
 
@@ -100,6 +102,8 @@ class Call:
         self.guard: StreamGuard | None = None
         self.error_frame: Callable[[bytes], bytes] = openai_error_frame
         """How an error ends a started stream: OpenAI's `data:` frame unless the caller speaks Anthropic."""
+        self.translation: Translation | None = None
+        """Set by proxy/translated.py's TranslatedCall: the answer is translated into the caller's dialect."""
         self.usage_body: bytes | None = None
         """The body asking for the stream's usage chunk the client did not ask for (usage log on)."""
         self.tap: StreamTap | None = None

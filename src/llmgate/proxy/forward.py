@@ -30,7 +30,7 @@ from llmgate.errors import (
 )
 from llmgate.log import mask_secret
 from llmgate.observe.timing import server_timing
-from llmgate.proxy.asgi import DisconnectWatch, send_response, uncancel
+from llmgate.proxy.asgi import DisconnectWatch, Headers, send_response, uncancel
 from llmgate.proxy.attempt import Call, Failure, Opened, failure_kind
 from llmgate.proxy.client import TRANSPORT_ERRORS, UpstreamClient, is_connect_timeout, is_timeout
 from llmgate.proxy.headers import downstream_headers
@@ -276,44 +276,56 @@ async def _deliver(call: Call, opened: Opened, succeeded: bool = True) -> None:
     passed on after the last attempt, already counted)."""
     deployment = opened.deployment
     exchange = call.exchange
-    headers, exchange.upstream_request_id = downstream_headers(opened.headers, call.request_id)
-    headers.append((b"x-llmgate-deployment", deployment.header))
-    headers.append((b"x-llmgate-attempts", _ATTEMPTS[call.attempts] if call.attempts < 64 else b"64"))
-    if call.hedges:
-        headers.append((b"x-llmgate-hedges", b"%d" % call.hedges))
-    now = _clock()
-    headers.append((b"server-timing", server_timing(exchange, now, opened.sent_at if opened.reply else None)))
     call.deployment = deployment
     exchange.status, exchange.attempts = opened.status, call.attempts
     exchange.deployment, exchange.provider = deployment.name, deployment.provider.name
+    extra: Headers = [(b"x-llmgate-deployment", deployment.header),
+                      (b"x-llmgate-attempts", _ATTEMPTS[call.attempts] if call.attempts < 64 else b"64")]
+    if call.hedges:
+        extra.append((b"x-llmgate-hedges", b"%d" % call.hedges))
+    extra.append((b"server-timing", server_timing(exchange, _clock(), opened.sent_at if opened.reply else None)))
+    reply = opened.reply
+    try:
+        if call.translation is not None:
+            from llmgate.proxy.translated import deliver_translated
+
+            error = await deliver_translated(call, opened, extra)  # type: ignore[arg-type]
+        else:
+            error = await _relay(call, opened, extra)
+    finally:
+        if reply is not None:
+            await reply.__aexit__(None, None, None)
+            exchange.upstream_s += _clock() - opened.sent_at
+    if error is not None:
+        if deployment.breaker.record_failure(_clock()):
+            logger.warning("deployment {} circuit breaker opened (mid-stream failure)", deployment.name)
+        return
+    if succeeded:
+        deployment.breaker.record_success(_clock())
+    if exchange.status == 200:
+        _count_tokens(deployment, exchange)
+
+
+async def _relay(call: Call, opened: Opened, extra: Headers) -> GatewayError | None:
+    """The passthrough: the upstream's answer as it came, with our headers; a mid-stream failure is returned."""
+    exchange = call.exchange
+    headers, exchange.upstream_request_id = downstream_headers(opened.headers, call.request_id)
+    headers.extend(extra)
     ok = opened.status == 200
     if opened.reply is None:
-        if succeeded:
-            deployment.breaker.record_success(_clock())
         await send_response(call.send, opened.status, headers, opened.body)
         if ok and exchange.meter is not None:
             exchange.meter.whole(opened.body)
-            _count_tokens(deployment, exchange)
-        return
+        return None
     guard = call.guard
     assert guard is not None
-    try:
-        if guard.started and opened.status >= 400:  # keep-alives went out as a 200: say it the SSE way
-            await end_with_error(call.send, guard, opened.body + await opened.reply.read())
-            return
-        tap = call.tap if ok else None
-        if tap is not None:
-            tap.strip = call.asked_for_usage(deployment)
-        error = await relay_body(call.send, opened.reply, opened.body, guard, headers, tap)
-    finally:
-        await opened.reply.__aexit__(None, None, None)
-        exchange.upstream_s += _clock() - opened.sent_at
-    if error is None:
-        deployment.breaker.record_success(_clock())
-        if ok:
-            _count_tokens(deployment, exchange)
-    elif deployment.breaker.record_failure(_clock()):
-        logger.warning("deployment {} circuit breaker opened (mid-stream failure)", deployment.name)
+    if guard.started and opened.status >= 400:  # keep-alives went out as a 200: say it the SSE way
+        await end_with_error(call.send, guard, opened.body + await opened.reply.read())
+        return None
+    tap = call.tap if ok else None
+    if tap is not None:
+        tap.strip = call.asked_for_usage(opened.deployment)
+    return await relay_body(call.send, opened.reply, opened.body, guard, headers, tap)
 
 
 def _count_tokens(deployment: Deployment, exchange: Exchange) -> None:

@@ -1,27 +1,31 @@
-"""Upstream I/O for requests whose answer is translated into the other dialect (whole or streamed).
+"""Requests whose answer is translated into the other dialect: they go through the same attempt loop as the
+passthrough (proxy/forward.py: retries, failover, fallbacks, cooldowns, breakers, hedging, deadlines,
+keep-alives), with `TranslatedCall` saying what goes up and `deliver_translated` what comes down.
 
-The passthrough path (proxy/forward.py, proxy/streaming.py) relays bytes untouched; this one reads the
-upstream's answer and hands it to a translator first. The same guards apply: a client that leaves closes the
-upstream request, and a silent upstream (first byte, idle) ends the stream with an error event.
+The passthrough path relays bytes untouched; this one hands the upstream's answer to a translator first.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
-import time
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+import msgspec
 from loguru import logger
 
-from llmgate.errors import UpstreamTimeout
-from llmgate.proxy.asgi import DisconnectWatch, Receive, Send, send_response, uncancel
-from llmgate.proxy.client import TRANSPORT_ERRORS, UpstreamClient
-from llmgate.proxy.forward import upstream_error
-from llmgate.proxy.headers import downstream_headers
-from llmgate.proxy.streaming import StreamGuard
-from llmgate.usage.event import CLIENT_CLOSED, Exchange
+from llmgate.errors import GatewayError, UpstreamError, UpstreamTimeout
+from llmgate.proxy.asgi import Headers, Receive, Send, send_response, uncancel
+from llmgate.proxy.attempt import Call, Opened
+from llmgate.proxy.client import TRANSPORT_ERRORS
+from llmgate.proxy.headers import InboundHeaders, downstream_headers
+from llmgate.proxy.streaming import end_with_error
+from llmgate.usage.event import Exchange
+
+if TYPE_CHECKING:
+    from llmgate.routing.keys import KeyState
+    from llmgate.routing.select import Deployment
+    from llmgate.state import Router
 
 RawHeaders = list[tuple[bytes, bytes]]
 TranslateBody = Callable[[int, bytes], tuple[int, bytes]]
@@ -30,6 +34,7 @@ TranslateBody = Callable[[int, bytes], tuple[int, bytes]]
 _JSON, _SSE = b"application/json", b"text/event-stream"
 # Describe the upstream's body, not ours: dropped from a translated answer.
 _BODY_HEADERS = frozenset({b"content-length", b"content-type", b"content-encoding", b"etag"})
+_encode = msgspec.json.Encoder().encode
 
 
 class StreamTranslator(Protocol):
@@ -38,6 +43,73 @@ class StreamTranslator(Protocol):
     def feed(self, data: bytes) -> bytes: ...
     def close(self) -> bytes: ...
     def fail(self, message: str) -> bytes: ...
+
+
+class Translation:
+    """One request's translation: the upstream request, and how its answer comes back."""
+
+    __slots__ = ("drop", "error", "path", "request", "stream", "whole")
+
+    def __init__(self, request: dict[str, Any], path: str, drop: frozenset[str],
+                 whole: Callable[[bytes], bytes], error: TranslateBody,
+                 stream: Callable[[str], StreamTranslator] | None) -> None:
+        self.request = request
+        """The translated request; its `model` is set per deployment."""
+        self.path = path
+        """The upstream endpoint, e.g. `/messages`."""
+        self.drop = drop
+        """Caller's headers that must not go up (they belong to the caller's dialect)."""
+        self.whole = whole
+        """A 200 body → the caller's body; raises UpstreamError when the upstream's answer cannot be read."""
+        self.error = error
+        self.stream = stream
+        """A stream's translator for the upstream model name; None when not streaming."""
+
+
+class TranslatedCall(Call):
+    """A Call whose upstream request is the translation, re-encoded for each deployment's model name."""
+
+    __slots__ = ("_bodies",)
+
+    def __init__(self, router: Router, send: Send, receive: Receive, inbound: InboundHeaders, body: bytes,
+                 exchange: Exchange, model: str, translation: Translation) -> None:
+        super().__init__(router, send, receive, "POST", translation.path, "", inbound, body, exchange, model,
+                         translation.stream is not None, "chat", is_json=False)
+        self.translation: Translation = translation
+        self._bodies: dict[str, bytes] = {}
+
+    def model_for(self, deployment: Deployment) -> str:
+        return deployment.upstream_model or self.model or ""
+
+    def upstream_path(self, deployment: Deployment) -> str:
+        return deployment.provider.upstream_path(self.translation.path, "", self.model_for(deployment))
+
+    def upstream_headers(self, deployment: Deployment, key: KeyState) -> list[tuple[str, str]]:
+        provider = deployment.provider
+        own = self.own_keys.get(provider.name) if self.own_keys else None
+        auth = provider.auth_headers(own) if own else key.auth_headers
+        return translated_request_headers(self.inbound, self.translation.drop, self.request_id,
+                                          (*provider.default_headers, *auth))
+
+    def upstream_body(self, deployment: Deployment) -> bytes:
+        model = self.model_for(deployment)
+        body = self._bodies.get(model)
+        if body is None:
+            self.translation.request["model"] = model
+            body = self._bodies[model] = _encode(self.translation.request)
+        return body
+
+
+def translated_request_headers(inbound: InboundHeaders, drop: frozenset[str], request_id: bytes,
+                               provider_headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The caller's headers minus its dialect's and the body's, the provider's (auth, version) where the caller
+    sent none, a JSON content type and our request id."""
+    headers = [(name, value) for name, value in inbound.forward if name not in drop]
+    sent = {name for name, _ in headers}
+    headers.extend(header for header in provider_headers if header[0] not in sent)
+    headers.append(("content-type", "application/json"))
+    headers.append(("x-client-request-id", request_id.decode("latin-1")))
+    return headers
 
 
 def translated_headers(upstream: Iterable[tuple[bytes, bytes]], exchange: Exchange,
@@ -50,95 +122,64 @@ def translated_headers(upstream: Iterable[tuple[bytes, bytes]], exchange: Exchan
     return out
 
 
-async def exchange_translated(send: Send, receive: Receive, client: UpstreamClient, path: str,
-                              headers: list[tuple[str, str]], body: bytes, exchange: Exchange,
-                              translate: TranslateBody) -> None:
-    """POST `body`, read the whole answer, send `translate(status, body)` to the client."""
-    watch = DisconnectWatch(receive)
-    sent_at = time.monotonic()
-    try:
-        status, upstream_headers, data = await client.fetch("POST", path, headers, body)
-    except asyncio.CancelledError:
-        if not watch.disconnected:
-            raise
-        uncancel()
-        exchange.status = CLIENT_CLOSED
-        logger.debug("client disconnected while waiting; upstream request closed")
-        return
-    except TRANSPORT_ERRORS as exc:
-        raise upstream_error(exc, client) from exc
-    finally:
-        watch.stop()
-        exchange.upstream_s = exchange.ttfb_s = time.monotonic() - sent_at
-    translated_status, translated = translate(status, data)
-    if status == 200 and exchange.meter is not None:
-        exchange.meter.whole(data)  # the upstream's usage, in its dialect
-    exchange.status = translated_status
-    await send_response(send, translated_status, translated_headers(upstream_headers, exchange, _JSON), translated)
+async def deliver_translated(call: TranslatedCall, opened: Opened, extra: Headers) -> GatewayError | None:
+    """Send the chosen answer, translated; `extra`: the gateway's own headers. Returns a mid-stream failure."""
+    translation, exchange = call.translation, call.exchange
+    reply = opened.reply
+    if reply is None:
+        if opened.status == 200:
+            status, body = 200, translation.whole(opened.body)
+            if exchange.meter is not None:
+                exchange.meter.whole(opened.body)  # the upstream's usage, in its dialect
+        else:
+            status, body = translation.error(opened.status, opened.body)
+        exchange.status = status
+        await send_response(call.send, status, [*translated_headers(opened.headers, exchange, _JSON), *extra], body)
+        return None
+    guard = call.guard
+    assert guard is not None and translation.stream is not None
+    if opened.status != 200:
+        status, body = translation.error(opened.status, opened.body + await reply.read())
+        exchange.status = status
+        if guard.started:  # keep-alives went out as a 200
+            await end_with_error(call.send, guard, body)
+        else:
+            await send_response(call.send, status, [*translated_headers(opened.headers, exchange, _JSON), *extra],
+                                body)
+        return None
+    return await _relay(call, opened, translation.stream(call.model_for(opened.deployment)), extra)
 
 
-async def relay_translated(send: Send, receive: Receive, client: UpstreamClient, path: str,
-                           headers: list[tuple[str, str]], body: bytes, exchange: Exchange,
-                           translator: StreamTranslator, translate_error: TranslateBody) -> None:
-    """POST `body` and stream the answer through `translator`; an upstream error status is translated whole.
-
-    Before the response has started, failures raise a GatewayError (the caller answers in its dialect);
-    after, the stream ends with the translator's error event.
-    """
-    watch = DisconnectWatch(receive)
-    timeouts = client.provider.timeouts
-    deadline = StreamGuard(send, math.inf, list)  # the relay's deadlines; no keep-alives here
-    deadline.expect_first_byte(timeouts)
-    started = False
+async def _relay(call: TranslatedCall, opened: Opened, translator: StreamTranslator,
+                 extra: Headers) -> GatewayError | None:
+    guard, send, exchange = call.guard, call.send, call.exchange
+    assert guard is not None and opened.reply is not None
     meter = exchange.meter
-    sent_at = time.monotonic()
+    exchange.status = 200
     try:
-        async with client.stream("POST", path, headers, body) as reply:
-            deadline.progress()
-            exchange.ttfb_s = time.monotonic() - sent_at
-            if reply.status != 200:
-                parts = []
-                while chunk := await reply.next_chunk():
-                    deadline.progress()
-                    parts.append(chunk)
-                status, translated = translate_error(reply.status, b"".join(parts))
-                exchange.status = status
-                await send_response(send, status, translated_headers(reply.raw_headers(), exchange, _JSON),
-                                    translated)
-                return
-            exchange.status = 200
+        await guard.first_chunk()
+        if not guard.started:
+            guard.started = True
             await send({"type": "http.response.start", "status": 200,
-                        "headers": translated_headers(reply.raw_headers(), exchange, _SSE)})
-            started = True
-            while chunk := await reply.next_chunk():
-                deadline.progress()
-                if meter is not None:
-                    meter.feed(chunk)
-                if out := translator.feed(chunk):
-                    await send({"type": "http.response.body", "body": out, "more_body": True})
+                        "headers": [*translated_headers(opened.headers, exchange, _SSE), *extra]})
+        next_chunk = opened.reply.next_chunk
+        chunk = opened.body
+        while chunk:
+            if meter is not None:
+                meter.feed(chunk)
+            if out := translator.feed(chunk):
+                await send({"type": "http.response.body", "body": out, "more_body": True})
+            guard.progress()
+            chunk = await next_chunk()
         await send({"type": "http.response.body", "body": translator.close(), "more_body": False})
+        return None
     except asyncio.CancelledError:
-        if not (watch.disconnected or deadline.fired):
+        if not guard.fired:
             raise
         uncancel()
-        if watch.disconnected:
-            exchange.status = CLIENT_CLOSED
-            logger.debug("client disconnected mid-stream; upstream response closed")
-            return
-        silence = timeouts.idle_s if started else timeouts.first_byte_s
-        if not started:
-            raise UpstreamTimeout(f"The upstream sent nothing for {silence} s.") from None
-        await _end(send, translator.fail(f"The upstream sent nothing for {silence} s."))
+        error: GatewayError = UpstreamTimeout(f"The upstream sent nothing for {guard.idle_s} s.")
     except TRANSPORT_ERRORS as exc:
-        if not started:
-            raise upstream_error(exc, client) from exc
         logger.warning("upstream stream broke mid-response: {}", exc)
-        await _end(send, translator.fail(f"The upstream connection failed mid-stream: {exc}"))
-    finally:
-        watch.stop()
-        deadline.stop()
-        exchange.upstream_s = time.monotonic() - sent_at
-
-
-async def _end(send: Send, data: bytes) -> None:
-    await send({"type": "http.response.body", "body": data, "more_body": False})
+        error = UpstreamError(f"The upstream connection failed mid-stream: {exc}")
+    await send({"type": "http.response.body", "body": translator.fail(error.message), "more_body": False})
+    return error
