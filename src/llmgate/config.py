@@ -11,11 +11,11 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
-from llmgate.usage.prices import Price, check_prices
+from llmgate.usage.prices import Price, decode_prices
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com"
@@ -206,8 +206,8 @@ class FileConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_field
     routing: RoutingConfig = RoutingConfig()
     providers: tuple[ProviderConfig, ...] = ()
     models: tuple[ModelConfig, ...] = ()
-    prices: dict[str, Price] = {}
-    """Model name (a trailing `*` matches a prefix) → its price: `[prices."gpt-4o"]`."""
+    prices: dict[str, Any] = {}
+    """Model name (a trailing `*` matches a prefix) → its price: `[prices."gpt-4o"]` (usage/prices.py)."""
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
@@ -294,7 +294,7 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
         secret_key=env.get("LLMGATE_SECRET_KEY") or None,
         database_url=env.get("LLMGATE_DATABASE_URL") or None,
         redis_url=env.get("LLMGATE_REDIS_URL") or None,
-        prices=file_config.prices,
+        prices=_decode_prices(file_config.prices),
         usage_http_token=env.get("LLMGATE_USAGE_HTTP_TOKEN") or None,
         config_path=path,
         has_config_file=path is not None,
@@ -503,8 +503,11 @@ def _validate_usage(settings: Settings) -> None:
         raise ConfigError("server.usage_http_timeout_s: expected a number of seconds > 0")
     if server.usage_http_url and not server.usage_http_url.startswith(("http://", "https://")):
         raise ConfigError(f"server.usage_http_url: expected an http:// or https:// URL, got {server.usage_http_url!r}")
+
+
+def _decode_prices(raw: dict[str, Any]) -> dict[str, Price]:
     try:
-        check_prices(settings.prices)
+        return decode_prices(raw)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 

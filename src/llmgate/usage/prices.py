@@ -14,7 +14,7 @@ answered sends upstream; an exact name beats a prefix.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -32,12 +32,20 @@ class Price(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tru
     """Prompt tokens the provider served from its cache; default: `input_per_mtok`."""
 
 
-def check_prices(prices: Mapping[str, Price]) -> None:
-    """ValueError naming the key of a pattern that cannot match anything useful."""
-    for name in prices:
+def decode_prices(raw: Mapping[str, Any]) -> dict[str, Price]:
+    """The `[prices]` table decoded; ValueError naming the key (`prices."gpt-4o".input_per_mtok: ...`)."""
+    prices = {}
+    for name, value in raw.items():
+        where = f'prices."{name}"'
         pattern = name[:-1] if name.endswith("*") else name
         if not pattern or "*" in pattern:
-            raise ValueError(f"prices.{name!r}: expected a model name, optionally ending with one `*`")
+            raise ValueError(f"{where}: expected a model name, optionally ending with one `*`")
+        try:
+            prices[name] = msgspec.convert(value, Price)
+        except msgspec.ValidationError as exc:
+            what, at, field = str(exc).rpartition(" - at `$")
+            raise ValueError(f"{where}{field.rstrip('`')}: {what}" if at else f"{where}: {exc}") from None
+    return prices
 
 
 class PriceTable:

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import Sequence
@@ -41,11 +42,13 @@ class RotatingFile:
         """Append `lines` (each ending with a newline), rotating between lines as needed."""
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            size = self.path.stat().st_size if self.path.exists() else 0
+            exists = self.path.exists()
+            rotates = not exists or self.path.is_file()  # never rename a device or a pipe (/dev/stdout)
+            size = self.path.stat().st_size if exists else 0
             pending: list[bytes] = []
             pending_size = 0
             for line in lines:
-                if size + pending_size + len(line) > self.max_bytes and (size or pending):
+                if rotates and size + pending_size + len(line) > self.max_bytes and (size or pending):
                     self._append(pending)
                     self._rotate()
                     size, pending, pending_size = 0, [], 0
@@ -67,7 +70,8 @@ class RotatingFile:
                 if self.fsync:
                     os.fsync(fd)
             except OSError:
-                os.ftruncate(fd, start)  # no half line left behind
+                with contextlib.suppress(OSError):  # a device cannot be truncated (and holds no half line)
+                    os.ftruncate(fd, start)  # no half line left behind
                 raise
         finally:
             os.close(fd)
