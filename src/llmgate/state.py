@@ -98,6 +98,7 @@ class GatewayState:
         self.reloads = 0
         self._reload_lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
+        self._warming: asyncio.Task[None] | None = None
 
     def _sinks(self, spill_path: str) -> list[Sink]:
         """Where usage events go, from the settings (usage/sinks/)."""
@@ -144,9 +145,13 @@ class GatewayState:
         self._flusher = asyncio.create_task(self._flush_forever())
         self.bus.start()
         self.lag.start()
+        if self.settings.server.usage_log:
+            self._warming = asyncio.create_task(self.accounting.warm())
 
     async def close(self) -> None:
         await self.lag.stop()
+        if self._warming is not None:
+            await self._warming
         await self.bus.close()  # every queued event reaches its sinks (the store is still open)
         if self._flusher is not None:
             self._flusher.cancel()

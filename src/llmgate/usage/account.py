@@ -27,6 +27,15 @@ class EventBuilder:
         self.estimated = 0
         self.estimate_failures = 0
 
+    async def warm(self) -> None:
+        """Load the default tiktoken encoding in a worker thread (~0.4 s of CPU), so the first estimate does not
+        stall the event loop; for gateways that log usage."""
+        import asyncio
+
+        from llmgate.usage.counting import encoding_for_model
+
+        await asyncio.to_thread(encoding_for_model, "gpt-4o")
+
     def __call__(self, exchange: Exchange) -> UsageEvent:
         event = build_event(exchange)
         meter = exchange.meter
