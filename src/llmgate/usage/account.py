@@ -49,6 +49,8 @@ class EventBuilder:
 
     def cost(self, event: UsageEvent) -> float | None:
         prices = self._prices()
+        if not prices:
+            return None
         if prices is not self._table.source:
             self._table = PriceTable(prices)
         price = self._table.price_of(event.model, upstream_model(event.deployment))
