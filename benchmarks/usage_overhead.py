@@ -26,24 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load import CLK_TCK, WRK_DIR, free_port, machine_busy_ticks, tree_cpu_ticks
+from tokens_vs_master import wait
 
 MASTER = "sk-bench-master-0123456789"
 CASES = {"chat": WRK_DIR / "chat.lua", "stream": WRK_DIR / "stream.lua"}
-
-
-def wait(url: str) -> None:
-    for _ in range(200):
-        try:
-            if httpx.get(url, timeout=0.5).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def ticks(pid: int) -> int:
