@@ -21,6 +21,7 @@ from llmgate import __version__
 from llmgate.admin.access import gateway_error, http_error, require_management_token, validation_error
 from llmgate.admin.projects import ProjectController
 from llmgate.admin.tokens import TokenController
+from llmgate.admin.usage import UsageController
 from llmgate.config import Settings, load_settings
 from llmgate.errors import GatewayError
 from llmgate.log import setup_logging
@@ -61,7 +62,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await state.close()
 
     cors = settings.server.cors_origins
-    manage = Router("/manage", route_handlers=[ProjectController, TokenController],
+    manage = Router("/manage", route_handlers=[ProjectController, TokenController, UsageController],
                     guards=[require_management_token],
                     exception_handlers={GatewayError: gateway_error, ValidationException: validation_error,
                                         HTTPException: http_error})

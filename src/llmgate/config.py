@@ -11,9 +11,11 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
+
+from llmgate.usage.prices import Price, decode_prices
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com"
@@ -167,7 +169,35 @@ class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     usage_batch_size: int = 500
     """Usage events written to the sinks in one batch at most."""
     usage_spill_path: str = ""
-    """JSONL file the events go to when the queue is full; default `<data_dir>/usage-spill.jsonl`."""
+    """JSONL file the events go to when the queue is full, and where the HTTP sink puts a batch it gave up on;
+    default `<data_dir>/usage-spill.jsonl`."""
+    usage_store: bool = True
+    """With the usage log on, write the events to the store's `usage` table (what `GET /manage/usage` reads)."""
+    usage_jsonl_path: str = ""
+    """Also write usage events to this JSONL file (one event a line); setting it turns the usage log on."""
+    usage_jsonl_max_bytes: int = 100 * 1024 * 1024
+    """Rotate the usage JSONL file before a write would take it past this size (`file.1`, `file.2`, ...)."""
+    usage_jsonl_backups: int = 5
+    """Rotated usage JSONL files kept; the oldest is deleted."""
+    usage_jsonl_fsync: bool = True
+    """fsync the usage JSONL file after each batch (at most one fsync per `usage_flush_s`); off, a crash of the
+    machine (not of llmgate) can lose the last batches the OS had not written yet."""
+    usage_http_url: str = ""
+    """POST usage events, a JSON array per batch, to this URL; setting it turns the usage log on."""
+    usage_http_retries: int = 3
+    """Retries of a failed POST (exponential backoff from 0.5 s); then the batch goes to the spill file."""
+    usage_http_timeout_s: float = 10.0
+    """Timeout of one POST to `usage_http_url`."""
+    raw_log: bool = False
+    """Log every /v1 request and response body in full (stream chunks included) to `raw_log_path`; secrets in
+    headers are never written, and keys found in bodies are masked. For debugging: bodies hold user data.
+    Turns the usage log on (the raw lines are written with the usage events)."""
+    raw_log_path: str = ""
+    """The raw log's JSONL file; default `<data_dir>/raw.jsonl`."""
+    raw_log_max_bytes: int = 100 * 1024 * 1024
+    """Rotate the raw log before a write would take it past this size."""
+    raw_log_backups: int = 3
+    """Rotated raw log files kept."""
 
 
 class FileConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -177,6 +207,8 @@ class FileConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_field
     routing: RoutingConfig = RoutingConfig()
     providers: tuple[ProviderConfig, ...] = ()
     models: tuple[ModelConfig, ...] = ()
+    prices: dict[str, Any] = {}
+    """Model name (a trailing `*` matches a prefix) → its price: `[prices."gpt-4o"]` (usage/prices.py)."""
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
@@ -199,6 +231,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """`LLMGATE_DATABASE_URL`: postgresql://... to share projects and tokens between instances (else SQLite)."""
     redis_url: str | None = None
     """`LLMGATE_REDIS_URL`: redis://... to share rate limits and revocations between instances."""
+    prices: dict[str, Price] = {}
+    """Per-model prices from the config file, for the usage events' `cost`."""
+    usage_http_token: str | None = None
+    """`LLMGATE_USAGE_HTTP_TOKEN`: sent as `Authorization: Bearer ...` with the HTTP usage sink's POSTs."""
 
 
 # Environment variable → (key in [server], type). Kept in one table so .env.example can be checked against it.
@@ -219,10 +255,22 @@ SERVER_ENV: dict[str, tuple[str, type]] = {
     "LLMGATE_USAGE_QUEUE_SIZE": ("usage_queue_size", int),
     "LLMGATE_USAGE_BATCH_SIZE": ("usage_batch_size", int),
     "LLMGATE_USAGE_SPILL_PATH": ("usage_spill_path", str),
+    "LLMGATE_USAGE_STORE": ("usage_store", bool),
+    "LLMGATE_USAGE_JSONL": ("usage_jsonl_path", str),
+    "LLMGATE_USAGE_JSONL_MAX_BYTES": ("usage_jsonl_max_bytes", int),
+    "LLMGATE_USAGE_JSONL_BACKUPS": ("usage_jsonl_backups", int),
+    "LLMGATE_USAGE_JSONL_FSYNC": ("usage_jsonl_fsync", bool),
+    "LLMGATE_USAGE_HTTP_URL": ("usage_http_url", str),
+    "LLMGATE_USAGE_HTTP_RETRIES": ("usage_http_retries", int),
+    "LLMGATE_USAGE_HTTP_TIMEOUT_S": ("usage_http_timeout_s", float),
+    "LLMGATE_RAW_LOG": ("raw_log", bool),
+    "LLMGATE_RAW_LOG_PATH": ("raw_log_path", str),
+    "LLMGATE_RAW_LOG_MAX_BYTES": ("raw_log_max_bytes", int),
+    "LLMGATE_RAW_LOG_BACKUPS": ("raw_log_backups", int),
 }
 OTHER_ENV = ("LLMGATE_CONFIG", "LLMGATE_MASTER_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY",
              "ANTHROPIC_BASE_URL", "LLMGATE_MANAGEMENT_TOKEN", "LLMGATE_SECRET_KEY", "LLMGATE_DATABASE_URL",
-             "LLMGATE_REDIS_URL",
+             "LLMGATE_REDIS_URL", "LLMGATE_USAGE_HTTP_TOKEN",
              "LLMGATE_URL")  # LLMGATE_URL: read by the `llmgate project|token` commands only
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 
@@ -233,6 +281,8 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
     path = config_path or env.get("LLMGATE_CONFIG") or None
     file_config = read_config_file(path) if path else FileConfig()
     server = _apply_server_env(file_config.server, env)
+    if server.usage_jsonl_path or server.usage_http_url or server.raw_log:  # a sink means usage is logged
+        server = msgspec.structs.replace(server, usage_log=True)
     providers = file_config.providers or _providers_from_sdk_env(env)
     providers = tuple(_resolve_provider(p, i, env) for i, p in enumerate(providers))
     settings = Settings(
@@ -245,6 +295,8 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
         secret_key=env.get("LLMGATE_SECRET_KEY") or None,
         database_url=env.get("LLMGATE_DATABASE_URL") or None,
         redis_url=env.get("LLMGATE_REDIS_URL") or None,
+        prices=_decode_prices(file_config.prices),
+        usage_http_token=env.get("LLMGATE_USAGE_HTTP_TOKEN") or None,
         config_path=path,
         has_config_file=path is not None,
     )
@@ -361,6 +413,7 @@ def validate(settings: Settings) -> None:
     if server.log_level.upper() not in LOG_LEVELS:
         raise ConfigError(f"server.log_level: expected one of {', '.join(LOG_LEVELS)}, got {server.log_level!r}")
     _validate_tokens(settings)
+    _validate_usage(settings)
     for i, route in enumerate(server.extra_routes):
         parse_route(route, f"server.extra_routes[{i}]")
     _validate_providers(settings.providers)
@@ -436,6 +489,28 @@ def _validate_tokens(settings: Settings) -> None:
         raise ConfigError("LLMGATE_DATABASE_URL: expected postgresql://... or sqlite:///path")
     if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("LLMGATE_REDIS_URL: expected redis://..., rediss://... or unix://...")
+
+
+def _validate_usage(settings: Settings) -> None:
+    """The usage sinks' settings and the price table."""
+    server = settings.server
+    for name in ("usage_jsonl_max_bytes", "raw_log_max_bytes"):
+        if getattr(server, name) < 1024:
+            raise ConfigError(f"server.{name}: expected at least 1024, got {getattr(server, name)}")
+    for name in ("usage_jsonl_backups", "raw_log_backups", "usage_http_retries"):
+        if getattr(server, name) < 0:
+            raise ConfigError(f"server.{name}: expected an integer >= 0, got {getattr(server, name)}")
+    if not server.usage_http_timeout_s > 0:
+        raise ConfigError("server.usage_http_timeout_s: expected a number of seconds > 0")
+    if server.usage_http_url and not server.usage_http_url.startswith(("http://", "https://")):
+        raise ConfigError(f"server.usage_http_url: expected an http:// or https:// URL, got {server.usage_http_url!r}")
+
+
+def _decode_prices(raw: dict[str, Any]) -> dict[str, Price]:
+    try:
+        return decode_prices(raw)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def parse_route(route: str, where: str) -> tuple[str, str]:

@@ -26,11 +26,12 @@ from llmgate.routing.catalog import ModelCatalog
 from llmgate.routing.table import RoutingTable
 from llmgate.store.base import Store, open_store
 from llmgate.store.crypto import KeyBox
+from llmgate.usage.account import EventBuilder
 from llmgate.usage.bus import EventBus, Sink
-from llmgate.usage.event import build_event
 
 if TYPE_CHECKING:
     from llmgate.store.redis import SharedLimits
+    from llmgate.usage.raw import RawLogSink
 
 
 class Router:
@@ -90,16 +91,49 @@ class GatewayState:
         self.router = Router(settings, {p.name: UpstreamClient(p) for p in settings.providers})
         self.lag = LoopLag()
         spill = server.usage_spill_path or str(Path(server.data_dir) / "usage-spill.jsonl")
-        self.bus = EventBus(self._sinks(), build_event, max_queue=server.usage_queue_size,
+        self.raw_log = self._raw_log()
+        self.accounting = EventBuilder(lambda: self.settings.prices, self.raw_log)
+        self.bus = EventBus(self._sinks(spill), self.accounting, max_queue=server.usage_queue_size,
                             batch_size=server.usage_batch_size, flush_s=server.usage_flush_s, spill_path=spill)
         self.started_at = time.monotonic()
         self.reloads = 0
         self._reload_lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
+        self._warming: asyncio.Task[None] | None = None
 
-    def _sinks(self) -> list[Sink]:
-        """Where usage events go, from the settings."""
-        return []
+    def _sinks(self, spill_path: str) -> list[Sink]:
+        """Where usage events go, from the settings (usage/sinks/)."""
+        server = self.settings.server
+        sinks: list[Sink] = []
+        if server.usage_log and server.usage_store:
+            from llmgate.usage.sinks.store import StoreSink
+
+            sinks.append(StoreSink(self.store))
+        if server.usage_jsonl_path:
+            from llmgate.usage.sinks.jsonl import JsonlSink
+
+            sinks.append(JsonlSink(server.usage_jsonl_path, server.usage_jsonl_max_bytes, server.usage_jsonl_backups,
+                                   server.usage_jsonl_fsync))
+        if server.usage_http_url:
+            from llmgate.usage.sinks.http import HttpSink
+
+            sinks.append(HttpSink(server.usage_http_url, spill_path, token=self.settings.usage_http_token,
+                                  retries=server.usage_http_retries, timeout_s=server.usage_http_timeout_s))
+        if self.raw_log is not None:
+            sinks.append(self.raw_log)
+        return sinks
+
+    def _raw_log(self) -> RawLogSink | None:
+        """The raw body log when LLMGATE_RAW_LOG is on; it masks every key llmgate knows."""
+        server, settings = self.settings.server, self.settings
+        if not server.raw_log:
+            return None
+        from llmgate.usage.raw import RawLogSink
+
+        known = [settings.master_key or "", settings.management_token or "", settings.usage_http_token or "",
+                 *(key for p in settings.providers for key in p.api_keys)]
+        return RawLogSink(server.raw_log_path or str(Path(server.data_dir) / "raw.jsonl"), server.raw_log_max_bytes,
+                          server.raw_log_backups, known)
 
     async def open(self) -> None:
         """Open the store (migrating it), one pooled client per provider, and start the usage write-back, the
@@ -112,9 +146,13 @@ class GatewayState:
         self._flusher = asyncio.create_task(self._flush_forever())
         self.bus.start()
         self.lag.start()
+        if self.settings.server.usage_log:
+            self._warming = asyncio.create_task(self.accounting.warm())
 
     async def close(self) -> None:
         await self.lag.stop()
+        if self._warming is not None:
+            await self._warming
         await self.bus.close()  # every queued event reaches its sinks (the store is still open)
         if self._flusher is not None:
             self._flusher.cancel()

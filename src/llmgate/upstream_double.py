@@ -14,7 +14,9 @@ Per-request headers: x-mock-status (non-200 -> an OpenAI error body, Anthropic's
 x-mock-delay-ms (before the first byte),
 x-mock-chunks (stream length), x-mock-chunk-delay-ms (between chunks), x-mock-retry-after (on a 429, default 1),
 x-mock-reset-after-chunks (drop the connection after that many stream deltas; non-streamed: after the headers),
-x-mock-reject-key (401 when the request's key contains this text). The same settings can be fixed per base URL
+x-mock-reject-key (401 when the request's key contains this text), x-mock-no-usage (1: OpenAI-style answers carry no
+`usage`, and streams ignore `stream_options.include_usage`, like an upstream that reports none).
+The same settings can be fixed per base URL
 with a path prefix, so several "deployments" can share one double: `/_mock/status=503,delay-ms=10/v1/...`
 behaves as `/v1/...` with `x-mock-status: 503` and `x-mock-delay-ms: 10`. Env defaults: DELAY_MS, CHUNKS (20),
 CHUNK_DELAY_MS. Bodies and stream frames are precomputed (cached per model), nothing is logged per request.
@@ -166,7 +168,7 @@ class Req:
     """One request as the handlers see it."""
 
     __slots__ = ("body", "chunk_delay", "headers", "id_header", "json", "model", "n", "receive", "reset", "rid", "send",
-                 "t0")
+                 "t0", "usage")
 
     def __init__(self, receive: Receive, send: Send, headers: dict[bytes, bytes], body: bytes) -> None:
         self.receive, self.send, self.headers, self.body = receive, send, headers, body
@@ -184,6 +186,7 @@ class Req:
         SEEN.request_ids += 1
         self.rid = b"up-%d" % SEEN.request_ids
         self.id_header = b"x-request-id"  # Anthropic's API names it `request-id` (set for messages paths)
+        self.usage = _has_usage(headers)
 
     def response_headers(self, ctype: bytes, extra: tuple[tuple[bytes, bytes], ...] = (),
                          remaining: bytes = b"9999") -> list[tuple[bytes, bytes]]:
@@ -254,11 +257,15 @@ def _sse(data: Any, event: str | None = None) -> bytes:
     return (b"event: %s\n" % event.encode() if event else b"") + b"data: " + _enc(data) + b"\n\n"
 
 
+def _with_usage(body: dict[str, Any], usage: bool) -> dict[str, Any]:
+    return {**body, "usage": USAGE} if usage else body
+
+
 @lru_cache(maxsize=256)
-def chat_body(model: str) -> bytes:
-    return _enc({"id": "chatcmpl-mock", "object": "chat.completion", "created": CREATED, "model": model,
-                 "choices": [{"index": 0, "finish_reason": "stop",
-                              "message": {"role": "assistant", "content": TEXT * 4}}], "usage": USAGE})
+def chat_body(model: str, usage: bool = True) -> bytes:
+    return _enc(_with_usage({"id": "chatcmpl-mock", "object": "chat.completion", "created": CREATED,
+                             "model": model, "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                                 "role": "assistant", "content": TEXT * 4}}]}, usage))
 
 
 @lru_cache(maxsize=32)
@@ -275,10 +282,10 @@ def chat_frames(model: str, n: int, usage: bool) -> Frames:
 
 
 @lru_cache(maxsize=256)
-def completion_body(model: str) -> bytes:
-    return _enc({"id": "cmpl-mock", "object": "text_completion", "created": CREATED, "model": model,
-                 "choices": [{"text": TEXT * 4, "index": 0, "logprobs": None, "finish_reason": "stop"}],
-                 "usage": USAGE})
+def completion_body(model: str, usage: bool = True) -> bytes:
+    return _enc(_with_usage({"id": "cmpl-mock", "object": "text_completion", "created": CREATED, "model": model,
+                             "choices": [{"text": TEXT * 4, "index": 0, "logprobs": None,
+                                          "finish_reason": "stop"}]}, usage))
 
 
 @lru_cache(maxsize=32)
@@ -362,9 +369,9 @@ _VECTOR_B64 = base64.b64encode(struct.pack("<4f", *_VECTOR)).decode()
 
 
 @lru_cache(maxsize=256)
-def embeddings_body(model: str, count: int, b64: bool) -> bytes:
-    usage = {"prompt_tokens": 5 * count, "total_tokens": 5 * count}
-    return _enc({"object": "list", "model": model, "usage": usage,
+def embeddings_body(model: str, count: int, b64: bool, usage: bool = True) -> bytes:
+    counts = {"prompt_tokens": 5 * count, "total_tokens": 5 * count}
+    return _enc({"object": "list", "model": model, **({"usage": counts} if usage else {}),
                  "data": [{"object": "embedding", "index": i, "embedding": _VECTOR_B64 if b64 else _VECTOR}
                           for i in range(count)]})
 
@@ -395,7 +402,11 @@ def form_field(body: bytes, name: str) -> bytes | None:
 
 def _include_usage(r: Req) -> bool:
     options = r.json.stream_options
-    return isinstance(options, dict) and bool(options.get("include_usage"))
+    return isinstance(options, dict) and bool(options.get("include_usage")) and r.usage
+
+
+def _has_usage(headers: dict[bytes, bytes]) -> bool:
+    return headers.get(b"x-mock-no-usage", b"0") in (b"", b"0", b"false")
 
 
 async def _chat(r: Req) -> None:
@@ -406,13 +417,13 @@ async def _chat(r: Req) -> None:
         return await r.respond(tools.openai_tool_body(r.model, *call))
     if r.json.stream:
         return await r.stream(chat_frames(r.model, r.n, _include_usage(r)))
-    await r.respond(chat_body(r.model))
+    await r.respond(chat_body(r.model, r.usage))
 
 
 async def _completions(r: Req) -> None:
     if r.json.stream:
         return await r.stream(completion_frames(r.model, r.n, _include_usage(r)))
-    await r.respond(completion_body(r.model))
+    await r.respond(completion_body(r.model, r.usage))
 
 
 def anthropic_invalid(headers: dict[bytes, bytes], body: Body, count_tokens: bool = False) -> str | None:
@@ -466,7 +477,7 @@ async def _count_tokens(r: Req) -> None:
 async def _embeddings(r: Req) -> None:
     inp = r.json.input  # a list of ints is one tokenized input, as in the OpenAI API
     many = isinstance(inp, list) and not (inp and all(isinstance(x, int) for x in inp))
-    await r.respond(embeddings_body(r.model, len(inp) if many else 1, r.json.encoding_format == "base64"))
+    await r.respond(embeddings_body(r.model, len(inp) if many else 1, r.json.encoding_format == "base64", r.usage))
 
 
 async def _models(r: Req) -> None:

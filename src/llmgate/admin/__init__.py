@@ -4,4 +4,5 @@
     access.py     the bearer guard (LLMGATE_MANAGEMENT_TOKEN) and the error handlers
     projects.py   /manage/projects: create, list, get, update, delete (which revokes the project's tokens)
     tokens.py     /manage/tokens: create (the secret, once), list, get, update, revoke, rotate
+    usage.py      /manage/usage: requests, tokens, cost, latency from the usage table, filtered and grouped
 """

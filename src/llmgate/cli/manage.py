@@ -1,4 +1,4 @@
-"""`llmgate project ...` and `llmgate token ...`: the management API over HTTP, tables or `--json`.
+"""`llmgate project ...`, `llmgate token ...` and `llmgate usage`: the management API over HTTP, tables or `--json`.
 
 Exit codes: 0 done, 1 the API refused or could not be reached (its message printed), 2 bad usage.
 """
@@ -15,6 +15,8 @@ from typing import Any
 PROJECT_COLUMNS = ("id", "name", "allowed_models", "description")
 TOKEN_COLUMNS = ("id", "project_id", "prefix", "is_active", "request_count", "max_requests", "rpm_limit",
                  "tpm_limit", "budget_tokens", "expires_at")
+USAGE_COLUMNS = ("group", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens", "cost",
+                 "latency_p50_ms", "latency_p95_ms", "overhead_p50_ms", "overhead_p95_ms")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -29,6 +31,19 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
                      .add_subparsers(dest="action", required=True), common)
     _token_parsers(commands.add_parser("token", help="virtual tokens: create, list, get, update, revoke, rotate")
                    .add_subparsers(dest="action", required=True), common)
+    _usage_parser(commands.add_parser("usage", parents=[common], help="usage: requests, tokens, cost, latency"))
+
+
+def _usage_parser(usage: argparse.ArgumentParser) -> None:
+    usage.add_argument("--project", help="only this project id's requests")
+    usage.add_argument("--token", help="only this token id's requests")
+    usage.add_argument("--model", help="only this model's requests")
+    usage.add_argument("--from", dest="from_", metavar="TIME", help="from (Unix seconds or ISO 8601, UTC)")
+    usage.add_argument("--to", metavar="TIME", help="until (exclusive)")
+    usage.add_argument("--group-by", choices=("day", "hour", "model", "project", "token"))
+    usage.set_defaults(run=lambda a: _call(a, "GET", "/usage", None, USAGE_COLUMNS, params={
+        k: v for k, v in (("project", a.project), ("token", a.token), ("model", a.model), ("from", a.from_),
+                          ("to", a.to), ("group_by", a.group_by)) if v is not None}))
 
 
 def _project_parsers(actions: Any, common: argparse.ArgumentParser) -> None:

@@ -28,7 +28,6 @@ from llmgate.proxy.headers import InboundHeaders
 from llmgate.routing.select import Route
 from llmgate.state import GatewayState, Router
 from llmgate.usage.event import CLIENT_CLOSED, Exchange
-from llmgate.usage.meter import UsageMeter
 
 if TYPE_CHECKING:
     from llmgate.access.tokens import TokenEntry
@@ -79,7 +78,7 @@ async def serve_anthropic(scope: Scope, receive: Receive, send: Send, state: Gat
 
 async def _route(scope: Scope, receive: Receive, send: Send, state: GatewayState, inbound: InboundHeaders,
                  exchange: Exchange, path: str, entry: TokenEntry | None) -> None:
-    from llmgate.routes.openai import decode_view, meter_usage
+    from llmgate.routes.openai import decode_view, meter_translated, meter_usage
 
     request_id = exchange.request_id
     router = state.router  # held for the whole request: a reload meanwhile does not change it
@@ -116,7 +115,7 @@ async def _route(scope: Scope, receive: Receive, send: Send, state: GatewayState
         from llmgate.routes.translating import messages_via_openai
 
         if entry is not None or usage_log:
-            exchange.meter = UsageMeter()
+            meter_translated(exchange, raw, inbound, state.settings.server)
         await messages_via_openai(send, receive, router, route, inbound, raw, exchange,
                                   entry.upstream_keys if entry is not None else None)
         if entry is not None and exchange.meter is not None:

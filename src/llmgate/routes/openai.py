@@ -20,7 +20,7 @@ from litestar.handlers import ASGIRouteHandler
 from loguru import logger
 
 from llmgate.access.authenticate import Principal
-from llmgate.config import parse_route
+from llmgate.config import ServerConfig, parse_route
 from llmgate.errors import (
     GatewayError,
     InternalError,
@@ -187,7 +187,7 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState
             from llmgate.routes.translating import chat_via_anthropic
 
             if entry is not None or state.settings.server.usage_log:
-                exchange.meter = UsageMeter()
+                meter_translated(exchange, body, inbound, state.settings.server)
             await chat_via_anthropic(send, receive, router, route, inbound, body, exchange,
                                      entry.upstream_keys if entry is not None else None)
             if entry is not None and exchange.meter is not None:
@@ -224,11 +224,22 @@ def meter_usage(call: Call, usage_log: bool, route: Route) -> None:
     meter = exchange.meter = UsageMeter(keep_all=usage_log and call.stream)
     if usage_log and isinstance(call.body, bytes):
         exchange.request_body = call.body
+        if call.router.settings.server.raw_log:  # the raw body log wants the headers too (no credentials)
+            exchange.request_headers = call.inbound.forward
     if not call.stream:
         return
     if call.path in _ASKS_FOR_USAGE and isinstance(call.body, bytes):
         call.usage_body = ask_for_usage(call.body)
     call.tap = StreamTap(meter)
+
+
+def meter_translated(exchange: Exchange, body: bytes, inbound: InboundHeaders, server: ServerConfig) -> None:
+    """`meter_usage` for a translated request: the meter sees the upstream's answer, in its dialect."""
+    exchange.meter = UsageMeter(keep_all=server.usage_log)
+    if server.usage_log:
+        exchange.request_body = body
+        if server.raw_log:
+            exchange.request_headers = inbound.forward
 
 
 def _route(router: Router, model: str | None, path: str, endpoint: Endpoint) -> Route:

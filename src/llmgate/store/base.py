@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
+
+if TYPE_CHECKING:
+    from llmgate.store.usage import UsageGroup, UsageQuery
+    from llmgate.usage.event import UsageEvent
 
 PROJECT_COLUMNS = ("id", "name", "description", "metadata", "allowed_models", "upstream_keys", "created_at",
                    "updated_at")
@@ -119,6 +123,12 @@ class Store(Protocol):
 
     async def add_usage(self, deltas: Sequence[UsageDelta]) -> None:
         """Add counted requests and tokens, in one transaction."""
+
+    async def insert_usage(self, events: Sequence[UsageEvent]) -> None:
+        """Add one `usage` row per event, in one transaction."""
+
+    async def summarize_usage(self, query: UsageQuery) -> list[UsageGroup]:
+        """Requests, errors, tokens, cost and latency percentiles of the rows `query` selects, per group."""
 
 
 def encode_value(column: str, value: Any) -> Any:

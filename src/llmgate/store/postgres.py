@@ -26,6 +26,8 @@ from llmgate.store.base import (
     token_row,
 )
 from llmgate.store.migrations import migrations, statements
+from llmgate.store.usage import UsageGroup, UsageQuery, event_rows, insert_sql, summary_groups, summary_sql
+from llmgate.usage.event import UsageEvent
 
 if TYPE_CHECKING:
     import asyncpg  # type: ignore[import-untyped]
@@ -161,6 +163,17 @@ class PostgresStore:
                 "last_used_at = GREATEST(COALESCE(last_used_at, 0), $3) WHERE id = $4",
                 [(d.requests, d.tokens, d.last_used_at, d.token_id) for d in deltas])
 
+    async def insert_usage(self, events: Sequence[UsageEvent]) -> None:
+        if not events:
+            return
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.executemany(_INSERT_USAGE, event_rows(events))
+
+    async def summarize_usage(self, query: UsageQuery) -> list[UsageGroup]:
+        sql, args = summary_sql(query, self.dialect)
+        rows = await self.pool.fetch(sql, *args)
+        return summary_groups(query, [tuple(r) for r in rows])
+
     async def _update(self, table: str, columns_sql: str, row_id: str, changes: Mapping[str, Any],
                       now: float) -> Any:
         columns = sorted(changes)  # names come from the *_UPDATABLE allowlists, never from the client
@@ -168,6 +181,9 @@ class PostgresStore:
         args = [encode_value(c, changes[c]) for c in columns]
         return await self.pool.fetchrow(
             f"UPDATE {table} SET {sets} WHERE id = ${len(columns) + 2} RETURNING {columns_sql}", *args, now, row_id)
+
+
+_INSERT_USAGE = insert_sql("$")
 
 
 def _marks(count: int) -> str:

@@ -32,6 +32,8 @@ from llmgate.store.base import (
     token_row,
 )
 from llmgate.store.migrations import migrations, statements
+from llmgate.store.usage import UsageGroup, UsageQuery, event_rows, insert_sql, latency_sql, summary_groups, summary_sql
+from llmgate.usage.event import UsageEvent
 
 _P_COLS = ", ".join(PROJECT_COLUMNS)
 _T_COLS = ", ".join(TOKEN_COLUMNS)
@@ -181,6 +183,28 @@ class SqliteStore:
                 "UPDATE tokens SET request_count = request_count + ?, tokens_used = tokens_used + ?, "
                 "last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?",
                 [(d.requests, d.tokens, d.last_used_at, d.token_id) for d in deltas])
+
+    async def insert_usage(self, events: Sequence[UsageEvent]) -> None:
+        if not events:
+            return
+        async with self._tx() as db:
+            await db.executemany(_INSERT_USAGE, event_rows(events))
+
+    async def summarize_usage(self, query: UsageQuery) -> list[UsageGroup]:
+        sql, args = summary_sql(query, self.dialect)
+        async with self._tx(write=False) as db:
+            rows = await _fetch(db, sql, args)
+            latencies: dict[Any, tuple[list[float], list[float]]] = {}
+            sql, args = latency_sql(query)
+            async with db.execute(sql, args) as cursor:
+                async for key, duration, overhead in cursor:
+                    durations, overheads = latencies.setdefault(key, ([], []))
+                    durations.append(duration)
+                    overheads.append(overhead)
+        return summary_groups(query, rows, latencies)
+
+
+_INSERT_USAGE = insert_sql("?")
 
 
 def _marks(columns: Sequence[str]) -> str:

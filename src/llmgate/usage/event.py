@@ -34,6 +34,7 @@ class Exchange:
         "project_id",
         "provider",
         "request_body",
+        "request_headers",
         "request_id",
         "route_s",
         "started",
@@ -76,6 +77,8 @@ class Exchange:
         self.meter: UsageMeter | None = None
         self.request_body: bytes | None = None
         """Kept only when usage is logged: the prompt to count with tiktoken if the provider reports none."""
+        self.request_headers: list[tuple[str, str]] | None = None
+        """Kept only for the raw body log: the client's headers as forwarded (no credentials)."""
 
 
 class UsageEvent(msgspec.Struct, kw_only=True):

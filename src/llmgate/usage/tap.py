@@ -67,6 +67,8 @@ class StreamTap:
         self.meter.feed(chunk)
         if not self.strip:
             return chunk
+        if not self._held and chunk.endswith(self._sep) and b'"usage"' not in chunk:
+            return chunk  # the common case: whole events, none with usage (two C-level searches)
         data = self._held + chunk if self._held else chunk
         sep = self._sep
         end = data.rfind(sep)

@@ -1,0 +1,85 @@
+"""Accounting for one finished request, in the event bus's background task: the event, its tokens (the
+provider's, else tiktoken's estimate), its cost, and the raw body log's line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from loguru import logger
+
+from llmgate.usage.event import Exchange, UsageEvent, build_event
+from llmgate.usage.meter import TokenUsage
+from llmgate.usage.prices import Price, PriceTable, cost_of
+
+if TYPE_CHECKING:
+    from llmgate.usage.raw import RawLogSink
+
+
+class EventBuilder:
+    """`build(exchange)` for the EventBus: `build_event`, then estimate, price and capture."""
+
+    def __init__(self, prices: Callable[[], Mapping[str, Price]], raw: RawLogSink | None = None) -> None:
+        self._prices = prices
+        """The current price table (read each batch, so a config reload changes prices)."""
+        self._table = PriceTable({})
+        self.raw = raw
+        self.estimated = 0
+        self.estimate_failures = 0
+
+    async def warm(self) -> None:
+        """Load the default tiktoken encoding in a worker thread (~0.4 s of CPU), so the first estimate does not
+        stall the event loop; for gateways that log usage."""
+        import asyncio
+
+        from llmgate.usage.counting import encoding_for_model
+
+        await asyncio.to_thread(encoding_for_model, "gpt-4o")
+
+    def __call__(self, exchange: Exchange) -> UsageEvent:
+        event = build_event(exchange)
+        meter = exchange.meter
+        if event.status == 200 and event.total_tokens is None and meter is not None:
+            self._estimate(exchange, event)
+        if event.total_tokens is not None:
+            event.cost = self.cost(event)
+        if self.raw is not None:
+            self.raw.capture(exchange, event)
+        return event
+
+    def cost(self, event: UsageEvent) -> float | None:
+        prices = self._prices()
+        if not prices:
+            return None
+        if prices is not self._table.source:
+            self._table = PriceTable(prices)
+        price = self._table.price_of(event.model, upstream_model(event.deployment))
+        if price is None:
+            return None
+        usage = TokenUsage(event.prompt_tokens or 0, event.completion_tokens or 0, event.total_tokens or 0,
+                           event.cached_tokens)
+        return cost_of(price, usage)
+
+    def _estimate(self, exchange: Exchange, event: UsageEvent) -> None:
+        from llmgate.usage.estimate import estimate_usage  # tiktoken: loaded the first time it is needed
+
+        assert exchange.meter is not None
+        try:
+            usage = estimate_usage(exchange.endpoint, exchange.model, exchange.request_body, exchange.meter.body)
+        except Exception:  # an estimate is best effort: the event goes out without tokens
+            self.estimate_failures += 1
+            logger.exception("could not estimate the tokens of request {}", event.request_id)
+            return
+        if usage is not None:
+            self.estimated += 1
+            event.prompt_tokens, event.completion_tokens, event.total_tokens = usage.prompt, usage.completion, \
+                usage.total
+            event.estimated = True
+
+
+def upstream_model(deployment: str | None) -> str | None:
+    """The model a deployment (`provider/model`) sends upstream; None for a pass-through (`provider`)."""
+    if not deployment:
+        return None
+    _, slash, model = deployment.partition("/")
+    return model if slash else None

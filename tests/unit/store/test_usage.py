@@ -1,0 +1,62 @@
+"""The usage table on both backends: batched inserts and the summary /manage/usage shows."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from llmgate.store.base import Store
+from llmgate.store.usage import UsageQuery, percentile
+from llmgate.usage.event import UsageEvent
+from tests.unit.store.test_store import run, store  # noqa: F401 - the two-backend fixture
+
+DAY = 1_700_000_000.0 - 1_700_000_000.0 % 86400  # a UTC midnight: 2023-11-14
+
+
+def event(project: str, n: int, **kw) -> UsageEvent:  # type: ignore[no-untyped-def]
+    fields = dict(request_id=f"req-{uuid.uuid4().hex}", time=DAY + n * 60, method="POST",
+                  endpoint="/v1/chat/completions", status=200, model="gpt-4o", project_id=project,
+                  token_id="tok_a", duration_ms=float(n), upstream_ms=float(n) / 2, overhead_ms=0.1 * n,
+                  prompt_tokens=10, completion_tokens=5, total_tokens=15, cost=0.001)
+    fields.update(kw)
+    return UsageEvent(**fields)  # type: ignore[arg-type]
+
+
+def test_insert_and_summarize(store: Store) -> None:  # noqa: F811
+    project = f"proj_{uuid.uuid4().hex[:8]}"
+    events = [event(project, n) for n in range(1, 11)]
+    events.append(event(project, 11, status=502, error="upstream_error", prompt_tokens=None,
+                        completion_tokens=None, total_tokens=None, cost=None))
+    events.append(event(project, 12, model="gpt-4o-mini", token_id="tok_b", estimated=True, cost=None,
+                        time=DAY + 86400 + 5, stream=True))
+    run(store, store.insert_usage(events))
+
+    [total] = run(store, store.summarize_usage(UsageQuery(project_id=project)))
+    assert (total.group, total.requests, total.errors) == ("all", 12, 1)
+    assert (total.prompt_tokens, total.completion_tokens, total.total_tokens) == (110, 55, 165)
+    assert total.estimated_requests == 1
+    assert total.cost == pytest.approx(0.010)
+    durations = sorted(float(n) for n in range(1, 13))
+    assert total.latency_p50_ms == pytest.approx(percentile(durations, 0.5))
+    assert total.latency_p95_ms == pytest.approx(percentile(durations, 0.95))
+    assert total.overhead_p95_ms == pytest.approx(round(percentile([0.1 * n for n in range(1, 13)], 0.95), 3))
+
+    by_model = run(store, store.summarize_usage(UsageQuery(project_id=project, group_by="model")))
+    assert [(g.group, g.requests, g.cost) for g in by_model] == [("gpt-4o", 11, pytest.approx(0.010)),
+                                                                  ("gpt-4o-mini", 1, None)]
+    by_day = run(store, store.summarize_usage(UsageQuery(project_id=project, group_by="day")))
+    assert [(g.group, g.requests) for g in by_day] == [("2023-11-14", 11), ("2023-11-15", 1)]
+    by_hour = run(store, store.summarize_usage(UsageQuery(project_id=project, group_by="hour")))
+    assert [(g.group, g.requests) for g in by_hour] == [("2023-11-14T00:00Z", 11), ("2023-11-15T00:00Z", 1)]
+    by_token = run(store, store.summarize_usage(UsageQuery(project_id=project, group_by="token",
+                                                           from_time=DAY + 120, to_time=DAY + 86400)))
+    assert [(g.group, g.requests) for g in by_token] == [("tok_a", 10)]  # n = 2..11: from inclusive
+    assert run(store, store.summarize_usage(UsageQuery(project_id=project, model="nope"))) == []
+
+
+def test_percentile_matches_percentile_cont() -> None:
+    assert percentile([], 0.5) is None
+    assert percentile([4.0], 0.95) == 4.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
+    assert percentile([float(n) for n in range(1, 21)], 0.95) == pytest.approx(19.05)
