@@ -10,8 +10,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from llmgate.usage.bus import EventBus
 from llmgate.usage.account import EventBuilder
+from llmgate.usage.bus import EventBus
 from llmgate.usage.event import Exchange, UsageEvent, build_event
 from llmgate.usage.sinks.jsonl import JsonlSink
 
