@@ -75,6 +75,8 @@ def test_raw_log_holds_whole_streams_and_no_secret(upstream: str, tmp_path: Path
                           headers={**AUTH, "x-mock-chunks": "3", "api-key": UPSTREAM_KEY}) as response:
             received = b"".join(response.iter_raw())
             request_id = response.headers["x-request-id"]
+        refused = httpx.post(f"{gw.url}/v1/chat/completions", json={"model": "gpt-4o-mini"}, timeout=10,
+                             headers={**AUTH, "x-mock-status": "400"})
         stop_process(gw.proc)
     text = raw.read_text()
     assert MASTER_KEY not in text and UPSTREAM_KEY not in text
@@ -85,3 +87,6 @@ def test_raw_log_holds_whole_streams_and_no_secret(upstream: str, tmp_path: Path
     chunks = line["response_body"]
     assert all(f'"content":"tok{i} "' in chunks for i in range(3)) and chunks.endswith("data: [DONE]\n\n")
     assert b'"usage"' not in received and '"usage"' in chunks  # the chunk llmgate asked for, logged, not sent
+    [error] = [json.loads(x) for x in text.splitlines()
+               if json.loads(x)["request_id"] == refused.headers["x-request-id"]]
+    assert error["status"] == 400 and error["response_body"] == refused.json()  # an upstream error, body and all

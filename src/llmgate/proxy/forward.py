@@ -314,7 +314,7 @@ async def _relay(call: Call, opened: Opened, extra: Headers) -> GatewayError | N
     ok = opened.status == 200
     if opened.reply is None:
         await send_response(call.send, opened.status, headers, opened.body)
-        if ok and exchange.meter is not None:
+        if exchange.meter is not None:  # an error's body too: the raw log keeps it (usage is read from 200s only)
             exchange.meter.whole(opened.body)
         return None
     guard = call.guard

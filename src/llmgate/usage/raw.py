@@ -8,7 +8,7 @@ llmgate knows (master key, management token, provider keys) and anything shaped 
 `lg-...`). Lines are captured while the bus builds the events (its background task) and written by this
 sink to a size-rotated file (usage/sinks/jsonl.py).
 
-Only a successful answer's body is kept by the meter; an error answer is logged with its status, no body.
+An upstream's error answer is kept with its body; an error llmgate answers itself (401, 404, ...) with its status.
 """
 
 from __future__ import annotations
