@@ -28,6 +28,7 @@ from llmgate.store.base import Store, open_store
 from llmgate.store.crypto import KeyBox
 from llmgate.usage.account import EventBuilder
 from llmgate.usage.bus import EventBus, Sink
+from llmgate.usage.prices import Pricing
 
 if TYPE_CHECKING:
     from llmgate.store.redis import SharedLimits
@@ -93,6 +94,8 @@ class GatewayState:
         spill = server.usage_spill_path or str(Path(server.data_dir) / "usage-spill.jsonl")
         self.raw_log = self._raw_log()
         self.accounting = EventBuilder(lambda: self.settings.prices, self.raw_log)
+        self.pricing = Pricing(lambda: self.settings.prices)
+        """A virtual token's cost, for its cost budget, priced as the request ends."""
         self.bus = EventBus(self._sinks(spill), self.accounting, max_queue=server.usage_queue_size,
                             batch_size=server.usage_batch_size, flush_s=server.usage_flush_s, spill_path=spill)
         self.started_at = time.monotonic()

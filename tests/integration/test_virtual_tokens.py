@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -226,3 +227,29 @@ def test_translated_requests_are_metered(gw: Gateway, stream: bool) -> None:
     assert answer.status_code == 200, answer.text
     assert (b"message_stop" in answer.content) if stream else answer.json()["type"] == "message"
     assert chat(gw, token["secret"]).json()["error"]["code"] == "token_budget_exhausted"
+
+
+def test_cost_budget_at_the_configured_prices(upstream: str, tmp_path: Path) -> None:
+    config = tmp_path / "prices.toml"
+    config.write_text(f"""
+[[providers]]
+name = "openai"
+base_url = "{upstream}/v1"
+api_key = "env:OPENAI_API_KEY"
+
+[prices."gpt-4o-mini"]
+input_per_mtok = 1000
+output_per_mtok = 2000
+""")
+    env = gateway_env(upstream, LLMGATE_MANAGEMENT_TOKEN=MANAGEMENT_TOKEN, LLMGATE_SECRET_KEY="s" * 32,
+                      LLMGATE_CONFIG=str(config), LLMGATE_USAGE_FLUSH_S="0.05")
+    with start_gateway(env) as gateway:
+        token = new_token(gateway, budget_cost=0.1)
+        # the double's answers: 11 prompt + 24 completion tokens = 0.011 + 0.048 = 0.059 each
+        assert chat(gateway, token["secret"]).status_code == 200
+        assert chat(gateway, token["secret"]).status_code == 200
+        refused = chat(gateway, token["secret"])
+        assert refused.status_code == 429 and refused.json()["error"]["code"] == "cost_budget_exhausted"
+        time.sleep(0.3)  # the write-back
+        stored = manage(gateway, "GET", f"/tokens/{token['id']}").json()
+    assert stored["budget_cost"] == 0.1 and stored["cost_used"] == pytest.approx(0.118)

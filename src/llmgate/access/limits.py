@@ -12,7 +12,7 @@ from typing import Literal, NamedTuple
 
 WINDOW_S = 60.0
 
-Kind = Literal["requests", "tokens", "max_requests", "budget"]
+Kind = Literal["requests", "tokens", "max_requests", "budget", "cost_budget"]
 
 
 class Limits(NamedTuple):
@@ -22,16 +22,19 @@ class Limits(NamedTuple):
     rpm: int | None = None
     tpm: int | None = None
     budget_tokens: int | None = None
+    budget_cost: float | None = None
+    """In the currency of the configured `[prices]`."""
 
 
 class Counters:
     """What this instance has counted for one token: windows and running totals."""
 
-    __slots__ = ("request_count", "request_times", "token_events", "tokens_used", "window_tokens")
+    __slots__ = ("cost_used", "request_count", "request_times", "token_events", "tokens_used", "window_tokens")
 
-    def __init__(self, request_count: int = 0, tokens_used: int = 0) -> None:
+    def __init__(self, request_count: int = 0, tokens_used: int = 0, cost_used: float = 0.0) -> None:
         self.request_count = request_count
         self.tokens_used = tokens_used
+        self.cost_used = cost_used
         self.request_times: deque[float] = deque()
         self.token_events: deque[tuple[float, int]] = deque()
         self.window_tokens = 0
@@ -54,6 +57,9 @@ def admit(limits: Limits, counters: Counters, now: float) -> Refusal | None:
     if limits.budget_tokens is not None and counters.tokens_used >= limits.budget_tokens:
         return Refusal("budget", f"This token has used its budget of {limits.budget_tokens} tokens.", None,
                        _headers(limits, counters, now))
+    if limits.budget_cost is not None and counters.cost_used >= limits.budget_cost:
+        return Refusal("cost_budget", f"This token has spent its budget of {limits.budget_cost:g} "
+                       f"(spent: {counters.cost_used:.6g}).", None, _headers(limits, counters, now))
     _trim(counters, now)
     if limits.rpm is not None and len(counters.request_times) >= limits.rpm:
         wait = counters.request_times[len(counters.request_times) - limits.rpm] + WINDOW_S - now

@@ -72,6 +72,7 @@ class TokenEntry:
         "loaded_at",
         "project_id",
         "token_id",
+        "unflushed_cost",
         "unflushed_requests",
         "unflushed_tokens",
         "upstream_keys",
@@ -80,9 +81,10 @@ class TokenEntry:
     def __init__(self, token: Token, project: Project | None, keybox: KeyBox, now: float) -> None:
         self.token_id = token.id
         self.project_id = token.project_id
-        self.counters = Counters(token.request_count, token.tokens_used)
+        self.counters = Counters(token.request_count, token.tokens_used, token.cost_used)
         self.unflushed_requests = 0
         self.unflushed_tokens = 0
+        self.unflushed_cost = 0.0
         self.idle_flushes = 0
         self.update(token, project, keybox, now)
 
@@ -90,7 +92,8 @@ class TokenEntry:
         """Take a fresh record from the store, keeping what was counted here and not written back yet."""
         self.is_active = token.is_active and project is not None
         self.expires_at = token.expires_at
-        self.limits = Limits(token.max_requests, token.rpm_limit, token.tpm_limit, token.budget_tokens)
+        self.limits = Limits(token.max_requests, token.rpm_limit, token.tpm_limit, token.budget_tokens,
+                             token.budget_cost)
         self.has_tpm = token.tpm_limit is not None
         project_models = frozenset(project.allowed_models) if project else frozenset()
         own = frozenset(token.allowed_models)
@@ -100,6 +103,7 @@ class TokenEntry:
         self.counters.request_count = max(self.counters.request_count,
                                           token.request_count + self.unflushed_requests)
         self.counters.tokens_used = max(self.counters.tokens_used, token.tokens_used + self.unflushed_tokens)
+        self.counters.cost_used = max(self.counters.cost_used, token.cost_used + self.unflushed_cost)
         self.loaded_at = now
 
     def check(self, now: float) -> None:
@@ -198,9 +202,10 @@ class TokenCache:
         When Redis cannot be reached, the request is counted on this instance instead (logged every 10 s).
         """
         assert self.shared is not None
-        budget = entry.limits.budget_tokens
-        if budget is not None and entry.counters.tokens_used >= budget:
-            refusal = admit(Limits(budget_tokens=budget), entry.counters, now)
+        limits, counters = entry.limits, entry.counters
+        if (limits.budget_tokens is not None and counters.tokens_used >= limits.budget_tokens) or \
+                (limits.budget_cost is not None and counters.cost_used >= limits.budget_cost):
+            refusal = admit(Limits(budget_tokens=limits.budget_tokens, budget_cost=limits.budget_cost), counters, now)
             assert refusal is not None
             raise refusal_error(refusal)
         try:
@@ -215,11 +220,14 @@ class TokenCache:
         entry.unflushed_requests += 1
         self._used.add(entry)
 
-    def record_usage(self, entry: TokenEntry, tokens: int, now: float) -> bool:
-        """Add a response's LLM tokens to the budget and the tpm window (written back with the next batch).
-
-        True when they must also go to the shared tpm window (`record_shared_usage`).
+    def record_usage(self, entry: TokenEntry, tokens: int, now: float, cost: float = 0.0) -> bool:
+        """Add a response's LLM tokens (and cost) to the budgets and the tpm window (written back with the next
+        batch). True when they must also go to the shared tpm window (`record_shared_usage`).
         """
+        if cost > 0:
+            entry.counters.cost_used += cost
+            entry.unflushed_cost += cost
+            self._used.add(entry)
         if tokens <= 0:
             return False
         record_tokens(entry.counters, tokens, now, entry.has_tpm and self.shared is None)
@@ -227,9 +235,9 @@ class TokenCache:
         self._used.add(entry)
         return self.shared is not None and entry.has_tpm
 
-    async def settle(self, entry: TokenEntry, tokens: int, now: float) -> None:
-        """A request ended: record the LLM tokens it used here, and in Redis when limits are shared."""
-        if self.record_usage(entry, tokens, now):
+    async def settle(self, entry: TokenEntry, tokens: int, now: float, cost: float = 0.0) -> None:
+        """A request ended: record the LLM tokens (and cost) it used here, and in Redis when limits are shared."""
+        if self.record_usage(entry, tokens, now, cost):
             await self.record_shared_usage(entry, tokens)
 
     async def record_shared_usage(self, entry: TokenEntry, tokens: int) -> None:
@@ -278,9 +286,11 @@ class TokenCache:
         """Write counted usage back in one transaction, then reload entries past half their TTL."""
         now = self.clock()
         used, self._used = self._used, set()
-        deltas = [UsageDelta(e.token_id, e.unflushed_requests, e.unflushed_tokens, now) for e in used]
+        deltas = [UsageDelta(e.token_id, e.unflushed_requests, e.unflushed_tokens, now, e.unflushed_cost)
+                  for e in used]
         for entry in used:
             entry.unflushed_requests = entry.unflushed_tokens = 0
+            entry.unflushed_cost = 0.0
         try:
             await self.store.add_usage(deltas)
         except Exception:
@@ -288,6 +298,7 @@ class TokenCache:
             for entry, delta in zip(used, deltas, strict=True):
                 entry.unflushed_requests += delta.requests
                 entry.unflushed_tokens += delta.tokens
+                entry.unflushed_cost += delta.cost
                 self._used.add(entry)
             return
         stale = []
@@ -307,7 +318,8 @@ class TokenCache:
                 self._drop(secret_hash)
 
 
-_QUOTA_CODES = {"max_requests": "request_limit_reached", "budget": "token_budget_exhausted"}
+_QUOTA_CODES = {"max_requests": "request_limit_reached", "budget": "token_budget_exhausted",
+                "cost_budget": "cost_budget_exhausted"}
 
 
 def refusal_error(refusal: Refusal) -> GatewayError:

@@ -18,6 +18,7 @@ ModelName = Annotated[str, Meta(min_length=1, max_length=200, pattern=_TEXT)]
 Secret = Annotated[str, Meta(min_length=1, max_length=4096, pattern=_TEXT)]
 Count = Annotated[int, Meta(ge=1, le=2**53)]
 Timestamp = Annotated[float, Meta(ge=0, le=1e11)]
+Money = Annotated[float, Meta(gt=0, le=1e12)]
 Metadata = Annotated[dict[str, Any], Meta(max_length=100)]
 
 
@@ -62,6 +63,8 @@ class TokenCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     rpm_limit: Count | None = None
     tpm_limit: Count | None = None
     budget_tokens: Count | None = None
+    budget_cost: Money | None = None
+    """Most it may spend, in the currency of the gateway's `[prices]` (requests for unpriced models cost 0)."""
     allowed_models: list[ModelName] = []
     """A subset of the project's allowed models; empty means the project's."""
 
@@ -75,6 +78,7 @@ class TokenUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     rpm_limit: Count | UnsetType | None = UNSET
     tpm_limit: Count | UnsetType | None = UNSET
     budget_tokens: Count | UnsetType | None = UNSET
+    budget_cost: Money | UnsetType | None = UNSET
     allowed_models: list[ModelName] | UnsetType = UNSET
 
 
@@ -92,6 +96,8 @@ class TokenOut(msgspec.Struct, kw_only=True):
     tpm_limit: int | None
     budget_tokens: int | None
     tokens_used: int
+    budget_cost: float | None
+    cost_used: float
     allowed_models: list[str]
     created_at: float
     updated_at: float

@@ -27,7 +27,8 @@ class TokenController(Controller):
         token = Token(id=f"tok_{secrets.token_hex(8)}", project_id=project.id, name=data.name,
                       prefix=display_prefix(secret), secret_hash=hash_secret(secret), expires_at=data.expires_at,
                       max_requests=data.max_requests, rpm_limit=data.rpm_limit, tpm_limit=data.tpm_limit,
-                      budget_tokens=data.budget_tokens, allowed_models=tuple(dict.fromkeys(data.allowed_models)),
+                      budget_tokens=data.budget_tokens, budget_cost=data.budget_cost,
+                      allowed_models=tuple(dict.fromkeys(data.allowed_models)),
                       created_at=now, updated_at=now)
         await gateway.store.create_token(token)
         gateway.tokens.forget_unknown(token.secret_hash)

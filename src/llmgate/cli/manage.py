@@ -14,7 +14,7 @@ from typing import Any
 
 PROJECT_COLUMNS = ("id", "name", "allowed_models", "description")
 TOKEN_COLUMNS = ("id", "project_id", "prefix", "is_active", "request_count", "max_requests", "rpm_limit",
-                 "tpm_limit", "budget_tokens", "expires_at")
+                 "tpm_limit", "budget_tokens", "budget_cost", "cost_used", "expires_at")
 USAGE_COLUMNS = ("group", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens", "cost",
                  "latency_p50_ms", "latency_p95_ms", "overhead_p50_ms", "overhead_p95_ms")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -81,6 +81,7 @@ def _token_parsers(actions: Any, common: argparse.ArgumentParser) -> None:
         p.add_argument("--rpm", type=int, dest="rpm_limit", help="requests per minute")
         p.add_argument("--tpm", type=int, dest="tpm_limit", help="LLM tokens per minute")
         p.add_argument("--budget-tokens", type=int, help="LLM tokens over the token's life")
+        p.add_argument("--budget-cost", type=float, help="spend over the token's life, in the [prices] currency")
         p.add_argument("--model", action="append", dest="allowed_models", help="allowed model (repeatable)")
 
     create = actions.add_parser("create", parents=[common], help="create a token (its secret is shown once)")
@@ -119,7 +120,7 @@ def _project_body(args: argparse.Namespace) -> dict[str, Any]:
 
 def _token_body(args: argparse.Namespace) -> dict[str, Any]:
     body = {k: getattr(args, k) for k in ("name", "max_requests", "rpm_limit", "tpm_limit", "budget_tokens",
-                                          "allowed_models") if getattr(args, k) is not None}
+                                          "budget_cost", "allowed_models") if getattr(args, k) is not None}
     if args.expires_in:
         body["expires_at"] = time.time() + parse_duration(args.expires_in)
     return body

@@ -78,7 +78,7 @@ async def serve_anthropic(scope: Scope, receive: Receive, send: Send, state: Gat
 
 async def _route(scope: Scope, receive: Receive, send: Send, state: GatewayState, inbound: InboundHeaders,
                  exchange: Exchange, path: str, entry: TokenEntry | None) -> None:
-    from llmgate.routes.openai import decode_view, meter_translated, meter_usage
+    from llmgate.routes.openai import decode_view, meter_translated, meter_usage, settle
 
     request_id = exchange.request_id
     router = state.router  # held for the whole request: a reload meanwhile does not change it
@@ -105,8 +105,8 @@ async def _route(scope: Scope, receive: Receive, send: Send, state: GatewayState
             if (entry is not None or usage_log or route.counts_tokens) and path != COUNT_TOKENS:
                 meter_usage(call, usage_log, route)
             await forward(call, route)
-            if entry is not None and exchange.meter is not None:
-                await state.tokens.settle(entry, exchange.meter.tokens(), time.time())
+            if entry is not None:
+                await settle(state, entry, exchange)
             return
         if path == COUNT_TOKENS:
             await _count_tokens_locally(send, raw, request_id)
@@ -118,8 +118,8 @@ async def _route(scope: Scope, receive: Receive, send: Send, state: GatewayState
             meter_translated(exchange, raw, inbound, state.settings.server)
         await messages_via_openai(send, receive, router, route, inbound, raw, exchange,
                                   entry.upstream_keys if entry is not None else None)
-        if entry is not None and exchange.meter is not None:
-            await state.tokens.settle(entry, exchange.meter.tokens(), time.time())
+        if entry is not None:
+            await settle(state, entry, exchange)
     finally:
         router.leave()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import msgspec
 from litestar import asgi
@@ -55,6 +55,9 @@ from llmgate.state import GatewayState, Router
 from llmgate.usage.event import CLIENT_CLOSED, Exchange
 from llmgate.usage.meter import UsageMeter
 from llmgate.usage.tap import StreamTap, ask_for_usage
+
+if TYPE_CHECKING:
+    from llmgate.access.tokens import TokenEntry
 
 
 class Endpoint(NamedTuple):
@@ -190,8 +193,8 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState
                 meter_translated(exchange, body, inbound, state.settings.server)
             await chat_via_anthropic(send, receive, router, route, inbound, body, exchange,
                                      entry.upstream_keys if entry is not None else None)
-            if entry is not None and exchange.meter is not None:
-                await state.tokens.settle(entry, exchange.meter.tokens(), time.time())
+            if entry is not None:
+                await settle(state, entry, exchange)
             return
         query = scope.get("query_string", b"")
         call = Call(router, send, receive, scope["method"], path, query.decode("latin-1") if query else "", inbound,
@@ -202,10 +205,20 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState
         if entry is not None or state.settings.server.usage_log or route.counts_tokens:  # count its tokens
             meter_usage(call, state.settings.server.usage_log, route)
         await forward(call, route)
-        if entry is not None and exchange.meter is not None:
-            await state.tokens.settle(entry, exchange.meter.tokens(), time.time())
+        if entry is not None:
+            await settle(state, entry, exchange)
     finally:
         router.leave()
+
+
+async def settle(state: GatewayState, entry: TokenEntry, exchange: Exchange) -> None:
+    """A virtual token's request ended: count the tokens (and, at the configured prices, the cost) it used."""
+    meter = exchange.meter
+    usage = meter.usage() if meter is not None and exchange.status == 200 else None
+    if usage is None:
+        return
+    cost = state.pricing.cost(exchange.model, exchange.deployment, usage)
+    await state.tokens.settle(entry, usage.total, time.time(), cost or 0.0)
 
 
 _ASKS_FOR_USAGE = frozenset({"/chat/completions", "/completions"})

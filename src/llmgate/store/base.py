@@ -15,10 +15,10 @@ PROJECT_COLUMNS = ("id", "name", "description", "metadata", "allowed_models", "u
                    "updated_at")
 TOKEN_COLUMNS = ("id", "project_id", "name", "prefix", "secret_hash", "expires_at", "is_active", "max_requests",
                  "request_count", "rpm_limit", "tpm_limit", "budget_tokens", "tokens_used", "allowed_models",
-                 "created_at", "updated_at", "last_used_at", "revoked_at")
+                 "created_at", "updated_at", "last_used_at", "revoked_at", "budget_cost", "cost_used")
 PROJECT_UPDATABLE = frozenset({"name", "description", "metadata", "allowed_models", "upstream_keys"})
 TOKEN_UPDATABLE = frozenset({"name", "expires_at", "max_requests", "rpm_limit", "tpm_limit", "budget_tokens",
-                             "allowed_models"})
+                             "budget_cost", "allowed_models"})
 _JSON_COLUMNS = frozenset({"metadata", "allowed_models", "upstream_keys"})
 
 
@@ -61,6 +61,9 @@ class Token(msgspec.Struct, kw_only=True, frozen=True):
     budget_tokens: int | None = None
     """Most LLM tokens (prompt + completion) it may use over its life."""
     tokens_used: int = 0
+    budget_cost: float | None = None
+    """Most it may spend over its life, in the currency of the configured `[prices]`."""
+    cost_used: float = 0.0
     allowed_models: tuple[str, ...] = ()
     """A subset of the project's; empty means the project's."""
     created_at: float
@@ -76,6 +79,7 @@ class UsageDelta(msgspec.Struct, frozen=True):
     requests: int
     tokens: int
     last_used_at: float
+    cost: float = 0.0
 
 
 class Store(Protocol):
@@ -122,7 +126,7 @@ class Store(Protocol):
         """Give an active token a new secret; the old one stops working."""
 
     async def add_usage(self, deltas: Sequence[UsageDelta]) -> None:
-        """Add counted requests and tokens, in one transaction."""
+        """Add counted requests, tokens and cost, in one transaction."""
 
     async def insert_usage(self, events: Sequence[UsageEvent]) -> None:
         """Add one `usage` row per event, in one transaction."""

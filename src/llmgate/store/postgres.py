@@ -160,8 +160,8 @@ class PostgresStore:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.executemany(
                 "UPDATE tokens SET request_count = request_count + $1, tokens_used = tokens_used + $2, "
-                "last_used_at = GREATEST(COALESCE(last_used_at, 0), $3) WHERE id = $4",
-                [(d.requests, d.tokens, d.last_used_at, d.token_id) for d in deltas])
+                "cost_used = cost_used + $3, last_used_at = GREATEST(COALESCE(last_used_at, 0), $4) WHERE id = $5",
+                [(d.requests, d.tokens, d.cost, d.last_used_at, d.token_id) for d in deltas])
 
     async def insert_usage(self, events: Sequence[UsageEvent]) -> None:
         if not events:

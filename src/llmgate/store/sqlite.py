@@ -181,8 +181,8 @@ class SqliteStore:
         async with self._tx() as db:
             await db.executemany(
                 "UPDATE tokens SET request_count = request_count + ?, tokens_used = tokens_used + ?, "
-                "last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?",
-                [(d.requests, d.tokens, d.last_used_at, d.token_id) for d in deltas])
+                "cost_used = cost_used + ?, last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?",
+                [(d.requests, d.tokens, d.cost, d.last_used_at, d.token_id) for d in deltas])
 
     async def insert_usage(self, events: Sequence[UsageEvent]) -> None:
         if not events:

@@ -10,7 +10,7 @@ from loguru import logger
 
 from llmgate.usage.event import Exchange, UsageEvent, build_event
 from llmgate.usage.meter import TokenUsage
-from llmgate.usage.prices import Price, PriceTable, cost_of
+from llmgate.usage.prices import Price, Pricing
 
 if TYPE_CHECKING:
     from llmgate.usage.raw import RawLogSink
@@ -20,9 +20,8 @@ class EventBuilder:
     """`build(exchange)` for the EventBus: `build_event`, then estimate, price and capture."""
 
     def __init__(self, prices: Callable[[], Mapping[str, Price]], raw: RawLogSink | None = None) -> None:
-        self._prices = prices
-        """The current price table (read each batch, so a config reload changes prices)."""
-        self._table = PriceTable({})
+        self._pricing = Pricing(prices)
+        """At the current prices (read each batch, so a config reload changes them)."""
         self.raw = raw
         self.estimated = 0
         self.estimate_failures = 0
@@ -48,17 +47,9 @@ class EventBuilder:
         return event
 
     def cost(self, event: UsageEvent) -> float | None:
-        prices = self._prices()
-        if not prices:
-            return None
-        if prices is not self._table.source:
-            self._table = PriceTable(prices)
-        price = self._table.price_of(event.model, upstream_model(event.deployment))
-        if price is None:
-            return None
         usage = TokenUsage(event.prompt_tokens or 0, event.completion_tokens or 0, event.total_tokens or 0,
                            event.cached_tokens)
-        return cost_of(price, usage)
+        return self._pricing.cost(event.model, event.deployment, usage)
 
     def _estimate(self, exchange: Exchange, event: UsageEvent) -> None:
         from llmgate.usage.estimate import estimate_usage  # tiktoken: loaded the first time it is needed
@@ -75,11 +66,3 @@ class EventBuilder:
             event.prompt_tokens, event.completion_tokens, event.total_tokens = usage.prompt, usage.completion, \
                 usage.total
             event.estimated = True
-
-
-def upstream_model(deployment: str | None) -> str | None:
-    """The model a deployment (`provider/model`) sends upstream; None for a pass-through (`provider`)."""
-    if not deployment:
-        return None
-    _, slash, model = deployment.partition("/")
-    return model if slash else None

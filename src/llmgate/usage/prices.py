@@ -13,7 +13,7 @@ answered sends upstream; an exact name beats a prefix.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 import msgspec
@@ -82,3 +82,31 @@ def cost_of(price: Price, usage: TokenUsage) -> float:
     total = ((usage.prompt - cached) * price.input_per_mtok + cached * cached_rate
              + usage.completion * price.output_per_mtok)
     return round(total / 1_000_000, 10)
+
+
+class Pricing:
+    """The cost of a request at the current prices (`prices()` is read each time: a reload changes them)."""
+
+    __slots__ = ("_prices", "_table")
+
+    def __init__(self, prices: Callable[[], Mapping[str, Price]]) -> None:
+        self._prices = prices
+        self._table = PriceTable({})
+
+    def cost(self, alias: str | None, deployment: str | None, usage: TokenUsage) -> float | None:
+        """None when no price applies (none configured for the alias or the deployment's upstream model)."""
+        prices = self._prices()
+        if not prices:
+            return None
+        if prices is not self._table.source:
+            self._table = PriceTable(prices)
+        price = self._table.price_of(alias, upstream_model(deployment))
+        return cost_of(price, usage) if price is not None else None
+
+
+def upstream_model(deployment: str | None) -> str | None:
+    """The model a deployment (`provider/model`) sends upstream; None for a pass-through (`provider`)."""
+    if not deployment:
+        return None
+    _, slash, model = deployment.partition("/")
+    return model if slash else None

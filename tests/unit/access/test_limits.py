@@ -35,6 +35,14 @@ def test_max_requests_and_budget_never_reset() -> None:
     assert refusal is not None and refusal.kind == "budget" and "x-ratelimit-reset-tokens" not in refusal.headers
 
 
+def test_cost_budget() -> None:
+    limits = Limits(budget_cost=0.5)
+    assert admit(limits, Counters(cost_used=0.4999), 0.0) is None
+    refusal = admit(limits, Counters(cost_used=0.5), 0.0)
+    assert refusal is not None and refusal.kind == "cost_budget" and refusal.retry_after_s is None
+    assert refusal.message == "This token has spent its budget of 0.5 (spent: 0.5)."
+
+
 def test_tpm_counts_recorded_tokens_in_the_window() -> None:
     limits, counters = Limits(tpm=100), Counters()
     assert admit(limits, counters, 0.0) is None

@@ -146,6 +146,28 @@ def test_usage_counts_towards_the_budget(tmp_path: Path) -> None:
     asyncio.run(run())
 
 
+def test_cost_counts_towards_the_cost_budget_and_is_written_back(tmp_path: Path) -> None:
+    async def run() -> None:
+        store, cache, clock, secret, _ = await setup(tmp_path, budget_cost=0.01)
+        entry = await cache.load(hash_secret(secret))
+        cache.admit(entry, clock.now)
+        await cache.settle(entry, 10, clock.now, cost=0.004)
+        cache.admit(entry, clock.now)
+        await cache.settle(entry, 10, clock.now, cost=0.006)
+        with pytest.raises(QuotaExhausted) as info:
+            cache.admit(entry, clock.now)
+        assert info.value.code == "cost_budget_exhausted"
+        await cache.flush()
+        stored = await store.get_token("t")
+        assert stored is not None and stored.cost_used == pytest.approx(0.01) and stored.tokens_used == 20
+        cache.forget(hash_secret(secret))  # a reload keeps what was spent
+        reloaded = await cache.load(hash_secret(secret))
+        assert reloaded is not None and reloaded.counters.cost_used == pytest.approx(0.01)
+        await store.close()
+
+    asyncio.run(run())
+
+
 def test_redis_down_falls_back_to_local_limits(tmp_path: Path) -> None:
     from llmgate.store.redis import SharedLimits
     from tests.servers import free_port

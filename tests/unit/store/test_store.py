@@ -94,7 +94,7 @@ def test_token_round_trip_and_lookup_by_hash(store: Store) -> None:
     p = project()
     run(store, store.create_project(p))
     t = token(p.id, expires_at=NOW + 60, max_requests=5, rpm_limit=2, tpm_limit=100, budget_tokens=1000,
-              allowed_models=("m",))
+              budget_cost=12.5, allowed_models=("m",))
     run(store, store.create_token(t))
     assert run(store, store.get_token(t.id)) == t
     assert run(store, store.find_token(t.secret_hash)) == t
@@ -120,9 +120,10 @@ def test_update_token_limits_leaves_counters(store: Store) -> None:
     run(store, store.create_project(p))
     t = token(p.id)
     run(store, store.create_token(t))
-    run(store, store.add_usage([UsageDelta(t.id, 3, 40, NOW + 1)]))
-    updated = run(store, store.update_token(t.id, {"rpm_limit": 7, "expires_at": None}, NOW + 2))
+    run(store, store.add_usage([UsageDelta(t.id, 3, 40, NOW + 1, cost=0.25)]))
+    updated = run(store, store.update_token(t.id, {"rpm_limit": 7, "expires_at": None, "budget_cost": 2.0}, NOW + 2))
     assert (updated.rpm_limit, updated.request_count, updated.tokens_used) == (7, 3, 40)
+    assert (updated.budget_cost, updated.cost_used) == (2.0, 0.25)
     assert run(store, store.update_token("missing", {"rpm_limit": 1}, NOW)) is None
 
 

@@ -7,11 +7,11 @@ import json
 import pytest
 
 from llmgate import upstream_double as double
-from llmgate.usage.account import EventBuilder, upstream_model
+from llmgate.usage.account import EventBuilder
 from llmgate.usage.counting import count_chat_prompt_tokens, count_text_tokens
 from llmgate.usage.event import Exchange
 from llmgate.usage.meter import UsageMeter
-from llmgate.usage.prices import Price
+from llmgate.usage.prices import Price, upstream_model
 
 PRICES = {"gpt-4o-mini": Price(input_per_mtok=0.15, output_per_mtok=0.6), "up-*": Price(input_per_mtok=1e6)}
 MESSAGES = [{"role": "user", "content": "hello"}]

@@ -1,0 +1,3 @@
+-- A token's budget in cost (the currency of the configured [prices]) and what it has spent.
+ALTER TABLE tokens ADD COLUMN budget_cost REAL;
+ALTER TABLE tokens ADD COLUMN cost_used REAL NOT NULL DEFAULT 0;
