@@ -49,7 +49,8 @@ class GatewayMetrics:
     """Every metric llmgate exports, and `render()` for /metrics."""
 
     def __init__(self) -> None:
-        disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series: half the output, and no scraper here needs them
+        # No `_created` series: half the output, and no scraper here needs them.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.multiprocess = is_multiprocess()
         # Multiprocess: values live in files, the scrape reads them all; no registry holds the metric objects.
         own = None if self.multiprocess else CollectorRegistry(auto_describe=False)
