@@ -42,17 +42,19 @@ _KEY_SHAPE = re.compile(r"\b(?:sk|lg)-[A-Za-z0-9_\-]{12,}")
 _BEARER = re.compile(r"(?i)\b(bearer\s+)([^\s\"',;<>]{8,})")
 
 
-def setup_logging(level: str = "INFO", json_lines: bool = False, secrets: Iterable[str] = ()) -> None:
-    """Send llmgate's logs to stderr at `level`, human or JSON, scrubbed; keep third-party per-request logs off."""
+def setup_logging(level: str = "INFO", json_lines: bool = False, secrets: Iterable[str] = (),
+                  stream: TextIO | None = None) -> None:
+    """Send llmgate's logs to `stream` (stderr) at `level`, human or JSON, scrubbed; keep third-party per-request
+    logs off."""
     logger.remove()
+    out = stream or sys.stderr
     scrubber = Scrubber(secrets)
     common: dict[str, Any] = {"level": level.upper(), "backtrace": False,
                               "diagnose": False}  # diagnose would print local variables, which may hold secrets
     if json_lines:
-        logger.add(JsonLines(sys.stderr, scrubber), format="{message}", **common)
+        logger.add(JsonLines(out, scrubber), format="{message}", **common)
     else:
-        logger.add(ScrubbedStream(sys.stderr, scrubber), format=_human_format, colorize=sys.stderr.isatty(),
-                   **common)
+        logger.add(ScrubbedStream(out, scrubber), format=_human_format, colorize=out.isatty(), **common)
     logger.configure(extra={"request_id": "-"}, patcher=add_request_ids)
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -154,7 +156,8 @@ def mask_secret(secret: str | None) -> str:
     """`sk-proj-abcdef…wxyz` → `sk-****wxyz`: enough to tell keys apart, never enough to use one."""
     if not secret:
         return "<none>"
-    prefix = secret.split("-", 1)[0] + "-" if "-" in secret[:8] else ""
+    # The prefix is a key's kind (`sk-`, `lg-`), kept only when that short: a password's first word is not.
+    prefix = secret.split("-", 1)[0] + "-" if "-" in secret[:4] else ""
     tail = secret[-4:] if len(secret) >= 12 else ""
     return f"{prefix}****{tail}"
 
