@@ -111,3 +111,33 @@ def test_two_gateways_in_one_process_count_apart() -> None:
     assert ("llmgate_requests_total", frozenset({("route", "/v1/chat/completions"), ("model", "gpt-4o"),
                                                  ("status", "200")})) not in found
     assert value(found, "llmgate_workers") == 1
+
+
+def test_tallied_histograms_match_observe_one_by_one() -> None:
+    """`record` tallies a batch and updates each bucket once; the exposition is what `observe()` per value gives,
+    bounds included (a value equal to a bound falls in that bucket)."""
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from llmgate.observe.metrics import LATENCY_BUCKETS_S
+
+    durations_s = [0.0, 0.005, 0.0050001, 0.1, 0.3, 2.5, 299.9, 300.0, 1000.0, 0.042]
+    registry = CollectorRegistry()
+    reference = Histogram("reference_seconds", "-", buckets=LATENCY_BUCKETS_S, registry=registry)
+    for duration_s in durations_s:
+        reference.observe(duration_s)
+    expected = {dict(s.labels).get("le"): s.value for family in text_string_to_metric_families(
+        registry_text(registry)) for s in family.samples if s.name == "reference_seconds_bucket"}
+    metrics = GatewayMetrics()
+    metrics.record([event(duration_ms=d * 1000) for d in durations_s[:4]])  # two batches
+    metrics.record([event(duration_ms=d * 1000) for d in durations_s[4:]])
+    found = samples(metrics)
+    chat = {"route": "/v1/chat/completions", "model": "gpt-4o"}
+    got = {le: value(found, "llmgate_request_duration_seconds_bucket", le=le, **chat) for le in expected}
+    assert got == expected
+    assert value(found, "llmgate_request_duration_seconds_sum", **chat) == pytest.approx(sum(durations_s))
+
+
+def registry_text(registry: object) -> str:
+    from prometheus_client import generate_latest
+
+    return generate_latest(registry).decode()  # type: ignore[arg-type]
