@@ -50,7 +50,23 @@ def gateway_env(upstream: str, **extra: str) -> dict[str, str]:
 def start_gateway(env: dict[str, str], *args: str, timeout_s: float = 15.0) -> Iterator[Gateway]:
     """Run `python -m llmgate serve` on a free port; yield once GET /health answers 200."""
     port = free_port()
-    cmd = [sys.executable, "-m", "llmgate", "serve", "--port", str(port), *args]
+    with _serve([sys.executable, "-m", "llmgate", "serve", "--port", str(port), *args], port, env, timeout_s) as gw:
+        yield gw
+
+
+@contextlib.contextmanager
+def start_test_app(env: dict[str, str], target: str, timeout_s: float = 15.0) -> Iterator[Gateway]:
+    """Run a test-only app factory (`module:function`, building on llmgate's create_app) under granian, as
+    `llmgate serve` runs llmgate's; yield once GET /health answers 200."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--loop", "uvloop", "--host",
+           "127.0.0.1", "--port", str(port), "--no-log", target]
+    with _serve(cmd, port, {**env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}, timeout_s) as gw:
+        yield gw
+
+
+@contextlib.contextmanager
+def _serve(cmd: list[str], port: int, env: dict[str, str], timeout_s: float) -> Iterator[Gateway]:
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, env=env, stdout=err, stderr=err, start_new_session=True)
         gateway = Gateway(f"http://127.0.0.1:{port}", proc, err)
@@ -81,3 +97,34 @@ def _data_dir() -> str:
     path = tempfile.mkdtemp(prefix="llmgate-data-")
     atexit.register(shutil.rmtree, path, True)
     return path
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(url: str, token: str | None = None) -> Samples:
+    """GET /metrics, parsed: value by (sample name, labels)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    response = httpx.get(f"{url}/metrics", headers=headers, timeout=10)
+    response.raise_for_status()
+    return {(sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+
+
+def sample(samples: Samples, name: str, **labels: str) -> float:
+    """One sample's value; 0 when absent (a series appears with its first event)."""
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def scrape_until(url: str, name: str, labels: dict[str, str], expected: float, token: str | None = None,
+                 timeout_s: float = 10.0) -> Samples:
+    """Scrape until the sample reaches `expected` (usage events reach the metrics within LLMGATE_USAGE_FLUSH_S);
+    the last scrape either way, so the caller's assertion shows what was there."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        samples = scrape(url, token)
+        if sample(samples, name, **labels) >= expected or time.monotonic() > deadline:
+            return samples
+        time.sleep(0.1)

@@ -24,8 +24,9 @@ from llmgate.admin.tokens import TokenController
 from llmgate.admin.usage import UsageController
 from llmgate.config import Settings, load_settings
 from llmgate.errors import GatewayError
-from llmgate.log import setup_logging
+from llmgate.log import known_secrets, setup_logging
 from llmgate.routes.health import HealthController
+from llmgate.routes.metrics import metrics
 from llmgate.routes.openai import v1_handler
 from llmgate.state import GatewayState
 
@@ -33,7 +34,7 @@ from llmgate.state import GatewayState
 def create_app(settings: Settings | None = None) -> Litestar:
     """The gateway app; settings default to the environment (LLMGATE_*, OPENAI_*, LLMGATE_CONFIG)."""
     settings = settings or load_settings()
-    setup_logging(settings.server.log_level)
+    setup_logging(settings.server.log_level, settings.server.log_json, known_secrets(settings))
     state = GatewayState(settings)
 
     @asynccontextmanager
@@ -67,7 +68,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                     exception_handlers={GatewayError: gateway_error, ValidationException: validation_error,
                                         HTTPException: http_error})
     return Litestar(
-        route_handlers=[v1_handler(state), HealthController, manage],
+        route_handlers=[v1_handler(state), HealthController, metrics, manage],
         dependencies={"gateway": Provide(lambda: state, use_cache=True, sync_to_thread=False)},
         lifespan=[lifespan],
         state=State({"management_token": settings.management_token}),

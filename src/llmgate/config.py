@@ -150,6 +150,12 @@ class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     stream_keepalive_s: float = 15.0
     """While a stream waits this long for the upstream's first byte, send `: keep-alive` SSE comments."""
     log_level: str = "INFO"
+    log_json: bool = False
+    """Log JSON lines (one object a line: time, level, message, request_id, upstream_request_id, ...) instead of
+    the human format."""
+    shed_lag_ms: float = 0.0
+    """When the event loop lags more than this (ms), `/v1` requests get 503 with `retry-after` at once instead of
+    queueing behind the backlog; 0: never shed."""
     data_dir: str = "./data"
     """Where the embedded SQLite store keeps its file (`llmgate.db`) when LLMGATE_DATABASE_URL is not set."""
     token_cache_ttl_s: float = 5.0
@@ -235,6 +241,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Per-model prices from the config file, for the usage events' `cost`."""
     usage_http_token: str | None = None
     """`LLMGATE_USAGE_HTTP_TOKEN`: sent as `Authorization: Bearer ...` with the HTTP usage sink's POSTs."""
+    metrics_token: str | None = None
+    """`LLMGATE_METRICS_TOKEN`: when set, `GET /metrics` requires it as `Authorization: Bearer ...`."""
 
 
 # Environment variable → (key in [server], type). Kept in one table so .env.example can be checked against it.
@@ -247,6 +255,8 @@ SERVER_ENV: dict[str, tuple[str, type]] = {
     "LLMGATE_MODELS_CACHE_TTL_S": ("models_cache_ttl_s", float),
     "LLMGATE_STREAM_KEEPALIVE_S": ("stream_keepalive_s", float),
     "LLMGATE_LOG_LEVEL": ("log_level", str),
+    "LLMGATE_LOG_JSON": ("log_json", bool),
+    "LLMGATE_SHED_LAG_MS": ("shed_lag_ms", float),
     "LLMGATE_DATA_DIR": ("data_dir", str),
     "LLMGATE_TOKEN_CACHE_TTL_S": ("token_cache_ttl_s", float),
     "LLMGATE_TOKEN_NEGATIVE_TTL_S": ("token_negative_ttl_s", float),
@@ -270,7 +280,7 @@ SERVER_ENV: dict[str, tuple[str, type]] = {
 }
 OTHER_ENV = ("LLMGATE_CONFIG", "LLMGATE_MASTER_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY",
              "ANTHROPIC_BASE_URL", "LLMGATE_MANAGEMENT_TOKEN", "LLMGATE_SECRET_KEY", "LLMGATE_DATABASE_URL",
-             "LLMGATE_REDIS_URL", "LLMGATE_USAGE_HTTP_TOKEN",
+             "LLMGATE_REDIS_URL", "LLMGATE_USAGE_HTTP_TOKEN", "LLMGATE_METRICS_TOKEN",
              "LLMGATE_URL")  # LLMGATE_URL: read by the `llmgate project|token` commands only
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 
@@ -297,6 +307,7 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
         redis_url=env.get("LLMGATE_REDIS_URL") or None,
         prices=_decode_prices(file_config.prices),
         usage_http_token=env.get("LLMGATE_USAGE_HTTP_TOKEN") or None,
+        metrics_token=env.get("LLMGATE_METRICS_TOKEN") or None,
         config_path=path,
         has_config_file=path is not None,
     )

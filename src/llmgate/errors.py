@@ -19,6 +19,7 @@
      ├── UpstreamUnreachable     502  connection refused, reset, DNS
      ├── UpstreamError           502  the upstream answered something unusable (a gateway-served route)
      ├── NoHealthyDeployment     503  every deployment's circuit breaker is open
+     ├── Overloaded              503  the event loop lags past LLMGATE_SHED_LAG_MS (retry-after)
      ├── UpstreamTimeout         504  connect, first byte or idle timeout
      └── InternalError           500  a bug: logged with its traceback
 
@@ -86,6 +87,10 @@ class PayloadTooLarge(GatewayError):
 
 class NoHealthyDeployment(GatewayError):
     status, type, code = 503, "upstream_error", "no_healthy_deployment"
+
+
+class Overloaded(GatewayError):
+    status, type, code = 503, "server_error", "overloaded"
 
 
 class UpstreamUnreachable(GatewayError):

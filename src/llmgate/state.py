@@ -20,6 +20,8 @@ from llmgate.access.authenticate import Authenticator
 from llmgate.access.tokens import TokenCache
 from llmgate.config import ConfigError, ProviderConfig, Settings, load_settings
 from llmgate.observe.lag import LoopLag
+from llmgate.observe.metrics import GatewayMetrics, MetricsSink
+from llmgate.observe.state_metrics import StateSampler
 from llmgate.proxy.client import UpstreamClient
 from llmgate.proxy.forward import fetch_model_list
 from llmgate.routing.catalog import ModelCatalog
@@ -91,6 +93,7 @@ class GatewayState:
         self.authenticator = Authenticator(settings.master_key, self.tokens)
         self.router = Router(settings, {p.name: UpstreamClient(p) for p in settings.providers})
         self.lag = LoopLag()
+        self.metrics = GatewayMetrics()
         spill = server.usage_spill_path or str(Path(server.data_dir) / "usage-spill.jsonl")
         self.raw_log = self._raw_log()
         self.accounting = EventBuilder(lambda: self.settings.prices, self.raw_log)
@@ -98,6 +101,7 @@ class GatewayState:
         """A virtual token's cost, for its cost budget, priced as the request ends."""
         self.bus = EventBus(self._sinks(spill), self.accounting, max_queue=server.usage_queue_size,
                             batch_size=server.usage_batch_size, flush_s=server.usage_flush_s, spill_path=spill)
+        self.sampler = StateSampler(self.metrics, lambda: self.router.table, self.bus, self.lag)
         self.started_at = time.monotonic()
         self.reloads = 0
         self._reload_lock = asyncio.Lock()
@@ -124,6 +128,7 @@ class GatewayState:
                                   retries=server.usage_http_retries, timeout_s=server.usage_http_timeout_s))
         if self.raw_log is not None:
             sinks.append(self.raw_log)
+        sinks.append(MetricsSink(self.metrics))  # always: /metrics counts every request from its event
         return sinks
 
     def _raw_log(self) -> RawLogSink | None:
@@ -149,10 +154,12 @@ class GatewayState:
         self._flusher = asyncio.create_task(self._flush_forever())
         self.bus.start()
         self.lag.start()
+        self.sampler.start()
         if self.settings.server.usage_log:
             self._warming = asyncio.create_task(self.accounting.warm())
 
     async def close(self) -> None:
+        await self.sampler.stop()
         await self.lag.stop()
         if self._warming is not None:
             await self._warming
@@ -210,6 +217,7 @@ class GatewayState:
             current = self.settings
             settings = msgspec.structs.replace(settings, server=current.server, master_key=current.master_key,
                                                management_token=current.management_token,
+                                               metrics_token=current.metrics_token,
                                                secret_key=current.secret_key, database_url=current.database_url,
                                                redis_url=current.redis_url)
             new = Router(settings, clients, old)

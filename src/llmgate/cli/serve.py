@@ -10,7 +10,7 @@ import sys
 
 from llmgate import __version__
 from llmgate.config import ConfigError, Settings, is_loopback, load_settings
-from llmgate.log import mask_secret, setup_logging
+from llmgate.log import known_secrets, mask_secret, setup_logging
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,13 +35,16 @@ def run_serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"llmgate: configuration error: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings.server.log_level)
+    setup_logging(settings.server.log_level, settings.server.log_json, known_secrets(settings))
     problem = check_exposure(settings)
     if problem:
         print(f"llmgate: refusing to start: {problem}", file=sys.stderr)
         return 2
     _log_start(settings)
-    _run_granian(settings)
+    from llmgate.observe.multiproc import metrics_dir
+
+    with metrics_dir(settings.server.workers):  # several workers share their metrics through it
+        _run_granian(settings)
     return 0
 
 

@@ -336,6 +336,7 @@ def _count_tokens(deployment: Deployment, exchange: Exchange) -> None:
 
 async def _answer_failure(call: Call, route: Route, failure: Failure | None) -> None:
     """No attempt succeeded: pass the last upstream answer on, or say why there was none."""
+    call.exchange.attempts = call.attempts  # also when an error of llmgate's own is the answer (usage, metrics)
     if failure is None:
         error = _nothing_available(call, route)
     elif failure.error is not None:

@@ -1,4 +1,4 @@
-"""`GET /health`: liveness for load balancers and container health checks; no auth.
+"""`GET /health`: liveness for load balancers and container health checks, with the event-loop lag; no auth.
 `GET /health/deployments`: each deployment's breaker and keys (masked); the master key when one is set."""
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ class Health(msgspec.Struct, kw_only=True, frozen=True):
     status: str
     version: str
     uptime_s: float
+    loop_lag_ms: float
+    """This worker's event-loop lag, latest sample: how long a request arriving now waits for its handler."""
+    loop_lag_peak_ms: float
+    """The worst sample of the last ~10 s."""
 
 
 class HealthController(Controller):
@@ -27,8 +31,10 @@ class HealthController(Controller):
 
     @get(include_in_schema=False)
     async def health(self, gateway: GatewayState) -> Health:
-        """Status, version and uptime."""
-        return Health(status="ok", version=__version__, uptime_s=round(time.monotonic() - gateway.started_at, 3))
+        """Status, version, uptime and event-loop lag."""
+        lag = gateway.lag
+        return Health(status="ok", version=__version__, uptime_s=round(time.monotonic() - gateway.started_at, 3),
+                      loop_lag_ms=round(lag.lag_s * 1000, 3), loop_lag_peak_ms=round(lag.peak_s * 1000, 3))
 
     @get("/deployments", include_in_schema=False)
     async def deployments(self, gateway: GatewayState, request: Request[Any, Any, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from llmgate.errors import (
     PayloadTooLarge,
     RouteNotFound,
 )
-from llmgate.log import new_request_id
+from llmgate.log import current_request, new_request_id
 from llmgate.providers.base import ENDPOINT_CAPABILITIES
 from llmgate.proxy.asgi import (
     JSON_CONTENT_TYPE,
@@ -48,6 +48,7 @@ from llmgate.proxy.client import Body
 from llmgate.proxy.forward import Call, forward
 from llmgate.proxy.headers import InboundHeaders, split_request_headers
 from llmgate.routes.anthropic import ANTHROPIC_PATHS, serve_anthropic
+from llmgate.routes.shedding import shed, shed_after_s
 from llmgate.routes.token_count import serve_token_count
 from llmgate.routing.select import Route
 from llmgate.schemas.openai import RoutingView, decode_routing_view
@@ -97,6 +98,7 @@ def build_routes(extra_routes: tuple[str, ...]) -> dict[str, dict[str, Endpoint]
 def v1_handler(state: GatewayState) -> ASGIRouteHandler:
     """The `/v1` mount, bound to the gateway's state."""
     routes = build_routes(state.settings.server.extra_routes)
+    max_lag_s = shed_after_s(state.settings.server)
 
     @asgi("/v1", is_mount=True, copy_scope=False)
     async def v1(scope: Scope, receive: Receive, send: Send) -> None:
@@ -105,7 +107,11 @@ def v1_handler(state: GatewayState) -> ASGIRouteHandler:
         path = scope["path"].rstrip("/")
         method = scope["method"]
         exchange = Exchange(request_id, method, "/v1" + path, state.lag.lag_s)
+        current_request.set(exchange)  # every line logged from here on carries the request ids
         try:
+            if exchange.lag_s > max_lag_s:  # the loop is behind: answer 503 now rather than queue
+                await shed(send, exchange, path in ANTHROPIC_PATHS)
+                return
             if path in ANTHROPIC_PATHS:
                 await serve_anthropic(scope, receive, send, state, inbound, exchange, path)
                 return

@@ -81,7 +81,7 @@ class Exchange:
         """Kept only for the raw body log: the client's headers as forwarded (no credentials)."""
 
 
-class UsageEvent(msgspec.Struct, kw_only=True):
+class UsageEvent(msgspec.Struct, kw_only=True, gc=False):
     """One `/v1` request, as the sinks store it (never a secret: ids only)."""
 
     request_id: str
