@@ -9,8 +9,8 @@ from llmgate.config import (
     ConfigError,
     is_loopback,
     load_settings,
-    parse_route,
 )
+from llmgate.config_checks import parse_route
 
 
 def write(tmp_path: Path, text: str) -> str:

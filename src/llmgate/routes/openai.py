@@ -20,7 +20,8 @@ from litestar.handlers import ASGIRouteHandler
 from loguru import logger
 
 from llmgate.access.authenticate import Principal
-from llmgate.config import ServerConfig, parse_route
+from llmgate.config import ServerConfig
+from llmgate.config_checks import parse_route
 from llmgate.errors import (
     GatewayError,
     InternalError,
