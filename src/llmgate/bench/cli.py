@@ -34,6 +34,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="auto: wrk when installed, else the built-in async generator")
     p.add_argument("--double-js", type=Path, default=None,
                    help="run this Node upstream double (mock_upstream.js) instead of llmgate.upstream_double")
+    p.add_argument("--upstream", default=None, metavar="URL",
+                   help="use the double already running at URL (no /v1) instead of starting one")
     p.add_argument("--gw-cpus", default=None, help="taskset CPU list for gateways (default: the first CPU)")
     p.add_argument("--load-cpus", default=None, help="taskset CPU list for load and double (default: the rest)")
     p.add_argument("--no-pin", action="store_true", help="do not pin anything to CPUs")
@@ -98,7 +100,7 @@ def meta(args: argparse.Namespace, tool: str, gw_cpus: str | None, load_cpus: st
             "scenarios": _list(args.scenarios), "kinds": _list(args.kinds),
             "concurrency": [int(c) for c in _list(args.concurrency)], "duration_s": args.duration,
             "rounds": args.rounds, "warmup_s": args.warmup, "idle_s": args.idle_seconds,
-            "double": str(args.double_js) if args.double_js else "llmgate.upstream_double",
+            "double": args.upstream or (str(args.double_js) if args.double_js else "llmgate.upstream_double"),
             "gateway_app": args.gateway_app, "gateway_cpus": gw_cpus, "load_cpus": load_cpus,
             "targets": args.target,
         },

@@ -78,6 +78,9 @@ class Session:
         self._stack.close()
 
     def start_double(self) -> None:
+        if self.args.upstream:  # already running: its own CPU is not counted on the load side
+            self.double_url = self.args.upstream.rstrip("/")
+            return
         port = free_port()
         env = {**os.environ, "PORT": str(port)}
         if self.args.double_js:
@@ -91,7 +94,7 @@ class Session:
     def measure(self) -> dict[str, Any]:
         """One full measurement (all rounds) → the JSON document."""
         a = self.args
-        if self.double is None:
+        if not self.double_url:
             self.start_double()
             tool = self.loadgen.tool
             pin = f"gateways on CPU {self.gw_cpus}, load + double on {self.load_cpus}" if self.gw_cpus else "no pinning"
