@@ -106,9 +106,7 @@ def gateway_table(gateways: dict[str, dict[str, Any]], idle_s: float) -> Table:
 
 
 def footprint_table(footprint: dict[str, Any]) -> Table:
-    table = Table(title=f"import of llmgate.app: {footprint['import_ms']:.0f} ms (python -X importtime, "
-                        f"cumulative, top offenders); installed environment {footprint['installed_mb']:.0f} MB",
-                  title_justify="left")
+    table = Table(title="top imports (cumulative)", title_justify="left")
     table.add_column("module")
     table.add_column("cumulative ms", justify="right")
     for name, ms in footprint["top_imports"]:
@@ -132,7 +130,10 @@ def print_report(console: Console, doc: dict[str, Any], idle_s: float) -> None:
     if doc["gateways"]:
         console.print(gateway_table(doc["gateways"], idle_s))
     if doc.get("footprint"):
-        console.print(footprint_table(doc["footprint"]))
+        fp = doc["footprint"]
+        console.print(f"import of {fp.get('module', 'llmgate.app')}: {fp['import_ms']:.0f} ms (python -X importtime, "
+                      f"median of 3); installed environment: {fp['installed_mb']:.0f} MB", highlight=False)
+        console.print(footprint_table(fp))
     for failure in doc["failures"]:
         console.print(f"[red]!!! FAILED[/red] {failure['target']} round {failure['round']}: "
                       f"{failure['error'].splitlines()[0]}")
