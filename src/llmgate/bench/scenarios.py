@@ -18,9 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llmgate.bench.cli import SCENARIOS
 from llmgate.bench.processes import BenchError, http_call
 
-SCENARIOS = ("passthrough", "routing", "token", "usage-log")
+__all__ = ["SCENARIOS", "Target", "build_targets", "llmgate_target"]
 DIRECT = "direct"
 MASTER_KEY = "sk-bench-master-0123456789"
 MANAGEMENT_TOKEN = "mt-bench-0123456789"
