@@ -15,6 +15,7 @@ HEAVY = ("asyncpg", "redis", "httpx", "rich", "matplotlib", "tiktoken", "llmgate
 
 @pytest.mark.parametrize("module", ["llmgate.app", "llmgate.cli"])
 def test_heavy_modules_are_not_imported(module: str) -> None:
-    code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r} or m in {HEAVY!r}))"
+    code = (f"import sys, {module}; "
+            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r} or m in {HEAVY!r}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
