@@ -78,9 +78,9 @@ def case_table(case: str, rows: dict[str, dict[str, Any]]) -> Table:
     table = Table(title=f"{case}  (ms; overhead = target - direct, paired per round; medians)", title_justify="left")
     for col in ("target", "rps", "p50", "p95", "p99", "ttfb p50", "ttfb p95", "+p50", "+p95", "+p99",
                 "rps/direct", "p95/direct"):
-        table.add_column(col, justify="left" if col == "target" else "right")
+        table.add_column(col, justify="left" if col == "target" else "right", no_wrap=col == "target")
     for other in others[1:]:
-        table.add_column(f"rps/{other}", justify="right")
+        table.add_column(f"rps/{other.removeprefix('llmgate/')}", justify="right")
     for name, row in rows.items():
         vs = row.get("vs_direct") or {}
         cells = [name, f"{row['rps']:,.0f}", *(f"{row[f'{p}_ms']:.2f}" for p in ("p50", "p95", "p99")),

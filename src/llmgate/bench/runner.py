@@ -1,9 +1,11 @@
-"""Rounds of measurement: every target in each round, the order rotated so drift hits all alike.
+"""Rounds of measurement, interleaved finely: each case runs on every target back to back, order rotated.
 
-A round, for each target: start it fresh (spawned gateways: time to the first 200), one request of each kind
-must answer correctly, a short warm-up, then one load run per case (kind x concurrency). After a spawned
-gateway's last round: the memory of its process tree after load and its idle CPU. The double runs the whole
-time; the "direct" target measures it (and the load generator's own ceiling) in every round.
+First every spawned gateway is started `rounds` times (time to the first 200 each time; the last start is kept
+running), checked with one request of each kind and warmed up. Then, for each round and each case
+(kind x concurrency), one short load run per target, targets in a rotating order: the runs whose ratio is taken
+are seconds apart, so a neighbour's burst of CPU on a shared machine hits both sides of most pairs alike
+(restarting gateways between rounds put tens of seconds between the two sides of a pair, and the gate flaked).
+Last, the memory of each gateway's process tree after load and its idle CPU over one common window.
 """
 
 from __future__ import annotations
@@ -98,37 +100,66 @@ class Runner:
     rounds: list[TargetRound] = field(default_factory=list)
 
     def run(self, targets: list[Target], cases: list[Case]) -> list[TargetRound]:
-        for round_ in range(1, self.options.rounds + 1):
-            for target in rotated(targets, round_):
-                self.rounds.append(self.measure(target, cases, round_))
+        rounds = {(t.name, r): TargetRound(t.name, r) for t in targets for r in range(1, self.options.rounds + 1)}
+        live: dict[str, Proc | None] = {}
+        try:
+            for t in targets:
+                self._check_double()
+                try:
+                    live[t.name] = self._bring_up(t, cases, rounds)
+                except (BenchError, OSError, subprocess.TimeoutExpired) as e:
+                    for r in range(1, self.options.rounds + 1):
+                        rounds[t.name, r].error = str(e)
+                    self.progress.done(f"start   {t.name}", f"!!! FAILED: {str(e).splitlines()[0]}")
+            up = [t for t in targets if t.name in live]
+            step = 0
+            for r in range(1, self.options.rounds + 1):
+                for case in cases:
+                    step += 1
+                    for t in rotated(up, step):
+                        self._run_case(t, case, live[t.name], rounds[t.name, r])
+            gateways = {name: gw for name, gw in live.items() if gw is not None}
+            if gateways:
+                last = self.options.rounds
+                for name, stats in self._idle_stats(gateways).items():
+                    rounds[name, last].stats = stats
+        finally:
+            for gw in live.values():
+                if gw:
+                    self.procs.stop(gw)
+        self.rounds = list(rounds.values())
         return self.rounds
 
-    def measure(self, t: Target, cases: list[Case], round_: int) -> TargetRound:
-        result = TargetRound(target=t.name, round=round_)
+    def _bring_up(self, t: Target, cases: list[Case], rounds: dict[tuple[str, int], TargetRound]) -> Proc | None:
+        """Start a spawned target `rounds` times (start-up samples), keep the last; check and warm up any target."""
         gw: Proc | None = None
+        if t.kind == "spawn":
+            for r in range(1, self.options.rounds + 1):
+                if gw:
+                    self.procs.stop(gw)
+                gw, rounds[t.name, r].startup_ms = self._start(t)
+            if t.prepare:
+                t.prepare(t)
+        smoke_check(t)
+        self._warm_up(t, cases, gw)
+        return gw
+
+    def _run_case(self, t: Target, case: Case, gw: Proc | None, result: TargetRound) -> None:
+        label = f"round {result.round}  {t.name:<22} {case.name}"
+        self.progress.step(label, self.options.duration_s)
         try:
             self._check_double()
-            if t.kind == "spawn":
-                gw, result.startup_ms = self._start(t)
-            smoke_check(t)
-            self._warm_up(t, cases, gw)
-            for case in cases:
-                label = f"round {round_}  {t.name:<22} {case.name}"
-                self.progress.step(label, self.options.duration_s)
-                r = self.loadgen.run(t.url, t.key, case.kind, case.concurrency, self.options.duration_s,
-                                     self._watch(gw), f"{t.name.replace('/', '_')}.r{round_}.{case.name}")
-                result.cases[case.name] = r
-                self.progress.done(label, f"{r.rps:8.0f} rps  p50 {r.p50_ms:6.2f}  p95 {r.p95_ms:6.2f}  "
-                                          f"p99 {r.p99_ms:6.2f} ms" + (f"  !!! {r.errors} errors" if r.errors else ""))
-            if gw and round_ == self.options.rounds:
-                result.stats = self._idle_stats(gw)
+            if gw is not None and not gw.alive():
+                raise BenchError(f"{t.name} exited with code {gw.popen.returncode} (log {gw.log}):\n{gw.tail()}")
+            r = self.loadgen.run(t.url, t.key, case.kind, case.concurrency, self.options.duration_s,
+                                 self._watch(gw), f"{t.name.replace('/', '_')}.r{result.round}.{case.name}")
         except (BenchError, OSError, subprocess.TimeoutExpired) as e:
             result.error = str(e)
-            self.progress.done(f"round {round_}  {t.name}", f"!!! FAILED: {str(e).splitlines()[0]}")
-        finally:
-            if gw:
-                self.procs.stop(gw)
-        return result
+            self.progress.done(label, f"!!! FAILED: {str(e).splitlines()[0]}")
+            return
+        result.cases[case.name] = r
+        self.progress.done(label, f"{r.rps:8.0f} rps  p50 {r.p50_ms:6.2f}  p95 {r.p95_ms:6.2f}  p99 {r.p99_ms:6.2f} ms"
+                                  + (f"  !!! {r.errors} errors" if r.errors else ""))
 
     def _watch(self, gw: Proc | None) -> CpuWatch:
         return CpuWatch(gw.pid if gw else None, self.double.pid if self.double else None)
@@ -146,11 +177,10 @@ class Runner:
         self.progress.step(f"start   {t.name}", 1.0)
         proc = self.procs.start(t.name.replace("/", "_"), pinned(self.options.gw_cpus, cmd), env, data_dir)
         t.url = f"http://127.0.0.1:{port}"
-        seconds = wait_ready(proc, lambda: http_call(t.url, "POST", CHAT_PATH, BODIES["nonstream"], t.key),
+        key = t.env.get("LLMGATE_MASTER_KEY", t.key)  # a virtual token is created only once it answers
+        seconds = wait_ready(proc, lambda: http_call(t.url, "POST", CHAT_PATH, BODIES["nonstream"], key),
                              self.options.start_timeout_s)
         self.progress.done(f"start   {t.name}", f"first 200 after {seconds * 1000:.0f} ms")
-        if t.prepare:
-            t.prepare(t)
         return proc, seconds * 1000
 
     def _warm_up(self, t: Target, cases: list[Case], gw: Proc | None) -> None:
@@ -165,15 +195,23 @@ class Runner:
             r = self.loadgen.run(t.url, t.key, kind, conc, seconds, self._watch(gw), f"warmup.{kind}")
             self.progress.done(label, f"{r.rps:.0f} rps" + (f"  !!! {r.errors} errors" if r.errors else ""))
 
-    def _idle_stats(self, gw: Proc) -> GatewayStats:
-        rss, pss, n = tree_memory(gw.pid)
+    def _idle_stats(self, gateways: dict[str, Proc]) -> dict[str, GatewayStats]:
+        """Memory of each tree right after load; then idle CPU of each over one common window."""
+        memory = {name: tree_memory(gw.pid) for name, gw in gateways.items()}
         time.sleep(0.5)  # let the load generator's connections close
         self.progress.step("idle CPU", self.options.idle_s)
-        before, t0 = tree_cpu_ticks(gw.pid), time.monotonic()
+        before = {name: tree_cpu_ticks(gw.pid) for name, gw in gateways.items()}
+        t0 = time.monotonic()
         time.sleep(self.options.idle_s)
-        idle = cpu_pct(before, tree_cpu_ticks(gw.pid), time.monotonic() - t0)
-        self.progress.done("idle CPU", f"{idle:.2f} % over {self.options.idle_s:g} s; RSS {rss:.1f} MB")
-        return GatewayStats(rss_mb=rss, pss_mb=pss, processes=n, idle_cpu_pct=idle)
+        wall = time.monotonic() - t0
+        out = {}
+        for name, gw in gateways.items():
+            rss, pss, n = memory[name]
+            out[name] = GatewayStats(rss_mb=rss, pss_mb=pss, processes=n,
+                                     idle_cpu_pct=cpu_pct(before[name], tree_cpu_ticks(gw.pid), wall))
+        self.progress.done("idle CPU", ", ".join(f"{n} {s.idle_cpu_pct:.2f} %" for n, s in out.items())
+                           + f" over {self.options.idle_s:g} s")
+        return out
 
 
 def smoke_check(t: Target) -> None:
