@@ -14,9 +14,10 @@ Reference: the same request sent straight to the upstream with llmgate's own ups
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import uvloop
@@ -50,12 +51,18 @@ STREAM_ANSWER = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfe
 class Upstream(asyncio.Protocol):
     """Answers each request (head + content-length body) with ANSWER, or STREAM_ANSWER for `"stream":true`."""
 
+    open_transports: ClassVar[set[Any]] = set()  # closed at teardown, while the loop still runs
+
     def __init__(self) -> None:
         self.buf = b""
         self.transport: Any = None
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        self.open_transports.add(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.open_transports.discard(self.transport)
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -137,11 +144,18 @@ class InProcess:
         return answer
 
     def close(self) -> None:
+        """Everything closed and collected while the loop still runs: a uvloop handle freed after the loop has
+        closed raises in its finalizer (an unraisable-exception warning, an error under filterwarnings=error)."""
         self._lifespan_in.put_nowait({"type": "lifespan.shutdown"})
         self.loop.run_until_complete(self._lifespan)
         self.loop.run_until_complete(self.client.close())
         self.server.close()
+        for transport in list(Upstream.open_transports):
+            transport.close()
         self.loop.run_until_complete(self.server.wait_closed())
+        self.loop.run_until_complete(asyncio.sleep(0.05))  # let the closes complete
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        gc.collect()
         self.loop.close()
 
 
