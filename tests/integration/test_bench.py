@@ -36,7 +36,10 @@ def test_bench_reports_then_gate_names_the_slowed_figure(tmp_path: Path) -> None
     assert "nonstream-c1" in run.stdout and "llmgate/passthrough" in run.stdout
     assert plot.read_bytes().startswith(b"\x89PNG")
 
-    slowed = bench("--gate", str(baseline), "--gateway-app", "tests.integration.slow_gateway:create_app")
+    # --max-other-cpu: judge even if other suites keep the machine busy (both runs see the same neighbours; a
+    # 1 ms slower request more than doubles the c=1 overhead, far past any noise measured here)
+    slowed = bench("--gate", str(baseline), "--gateway-app", "tests.integration.slow_gateway:create_app",
+                   "--max-other-cpu", "1000")
     assert slowed.returncode == 1, slowed.stdout + slowed.stderr
     assert "regression in nonstream-c1 llmgate/passthrough overhead p" in slowed.stderr  # p50 and/or p95
     assert "measuring again before deciding" in slowed.stdout

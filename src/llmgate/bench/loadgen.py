@@ -65,6 +65,8 @@ class CpuWatch:
 
     gateway_pid: int | None
     double_pid: int | None
+    is_ours: bool = True
+    """False for an external target: its CPU would land in "other", so "other" is not computed."""
     gw0: dict[int, int] = field(default_factory=dict)
     dbl0: dict[int, int] = field(default_factory=dict)
     busy0: int = 0
@@ -82,7 +84,7 @@ class CpuWatch:
         gw = cpu_pct(self.gw0, tree_cpu_ticks(self.gateway_pid), wall) if self.gateway_pid else None
         dbl = cpu_pct(self.dbl0, tree_cpu_ticks(self.double_pid), wall) if self.double_pid else 0.0
         load = generator_cpu_s / wall * 100.0 + dbl
-        other = max(0.0, busy - load - gw) if gw is not None else None
+        other = max(0.0, busy - load - (gw or 0.0)) if self.is_ours else None
         return gw, load, other
 
 

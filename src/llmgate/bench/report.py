@@ -119,7 +119,8 @@ def gate_table(comparisons: list[Comparison]) -> Table:
     for col in ("", "figure", "baseline", "now", "limit"):
         table.add_column(col, justify="left" if col in ("", "figure") else "right")
     for c in comparisons:
-        table.add_row("[red]FAIL[/red]" if c.failed else "ok", c.figure, f"{c.baseline:.3f}{c.unit}",
+        verdict = "[red]FAIL[/red]" if c.failed else "[yellow]BUSY[/yellow]" if c.inconclusive else "ok"
+        table.add_row(verdict, c.figure, f"{c.baseline:.3f}{c.unit}",
                       f"{c.current:.3f}{c.unit}", f"{c.limit:.3f}{c.unit}")
     return table
 

@@ -152,17 +152,19 @@ class Runner:
             if gw is not None and not gw.alive():
                 raise BenchError(f"{t.name} exited with code {gw.popen.returncode} (log {gw.log}):\n{gw.tail()}")
             r = self.loadgen.run(t.url, t.key, case.kind, case.concurrency, self.options.duration_s,
-                                 self._watch(gw), f"{t.name.replace('/', '_')}.r{result.round}.{case.name}")
+                                 self._watch(gw, t), f"{t.name.replace('/', '_')}.r{result.round}.{case.name}")
         except (BenchError, OSError, subprocess.TimeoutExpired) as e:
             result.error = str(e)
             self.progress.done(label, f"!!! FAILED: {str(e).splitlines()[0]}")
             return
         result.cases[case.name] = r
+        other = "" if r.other_cpu_pct is None else f"  (other load {r.other_cpu_pct:3.0f}% of a core)"
         self.progress.done(label, f"{r.rps:8.0f} rps  p50 {r.p50_ms:6.2f}  p95 {r.p95_ms:6.2f}  p99 {r.p99_ms:6.2f} ms"
-                                  + (f"  !!! {r.errors} errors" if r.errors else ""))
+                                  + other + (f"  !!! {r.errors} errors" if r.errors else ""))
 
-    def _watch(self, gw: Proc | None) -> CpuWatch:
-        return CpuWatch(gw.pid if gw else None, self.double.pid if self.double else None)
+    def _watch(self, gw: Proc | None, t: Target | None = None) -> CpuWatch:
+        is_ours = t is None or t.kind != "external"
+        return CpuWatch(gw.pid if gw else None, self.double.pid if self.double else None, is_ours)
 
     def _check_double(self) -> None:
         if self.double and not self.double.alive():

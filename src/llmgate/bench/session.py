@@ -111,7 +111,7 @@ class Session:
         doc_meta["machine"] = machine_info(wrk_path())
         if not a.no_footprint:
             doc_meta["footprint"] = footprint()
-        return build_document(rounds, [t.name for t in targets], [c.name for c in cases], doc_meta)
+        return build_document(rounds, [t.name for t in targets], [c.name for c in cases], doc_meta, a.max_other_cpu)
 
     def report(self, doc: dict[str, Any]) -> None:
         print_report(self.console, doc, self.args.idle_seconds)
@@ -127,17 +127,22 @@ class Session:
         self.console.print(gate_table(first))
         for m in missing:
             self.console.print(f"gate: not compared: {m}")
-        if not any(c.failed for c in first):
+        if not any(c.failed or c.inconclusive for c in first):
             self.console.print("[green]gate: no regression[/green]")
             return True
-        names = ", ".join(c.figure for c in first if c.failed)
+        names = ", ".join(c.figure for c in first if c.failed or c.inconclusive)
         self.console.print(f"gate: over the limit, measuring again before deciding: {names}")
         second_doc = self.measure()
         second, _ = compare(baseline, second_doc, tol)
         self.console.print(gate_table(second))
         failed = persistent(first, second)
+        busy = [c for c in second if c.inconclusive]
+        for c in busy:
+            self.console.print(f"[yellow]gate: INCONCLUSIVE[/yellow] (the machine was busy with other work in every "
+                               f"pair of runs) {c.describe()}")
         if not failed:
-            self.console.print("[green]gate: no regression (the re-measurement was within the limits)[/green]")
+            self.console.print("[green]gate: no regression (the re-measurement was within the limits"
+                               + (", or too disturbed to judge" if busy else "") + ")[/green]")
             return True
         for c in failed:
             self.console.print(f"[red]gate: REGRESSION[/red] {c.describe()}")

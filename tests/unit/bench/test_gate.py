@@ -86,3 +86,14 @@ def test_describe_names_figure_and_numbers() -> None:
     (comparison,) = [x for x in compare(doc(), doc(p95_ratio=4.5), Tolerances())[0] if x.failed]
     assert comparison.describe() == ("REGRESSION nonstream-c1 llmgate/passthrough overhead p95 (ratio to direct): "
                                      "4.500x (baseline 4.000x, limit 4.400x)")
+
+
+def test_a_figure_measured_only_while_the_machine_was_busy_is_inconclusive_not_failed() -> None:
+    current = doc(p95_ratio=9.0, rps_ratio=0.1)
+    current["cases"]["nonstream-c1"][GW]["vs_direct"]["disturbed"] = True
+    comparisons, _ = compare(doc(), current, Tolerances())
+    assert not any(c.failed for c in comparisons)
+    busy = [c.figure for c in comparisons if c.inconclusive]
+    assert busy == ["nonstream-c1 llmgate/passthrough overhead p95 (ratio to direct)",
+                    "nonstream-c1 llmgate/passthrough throughput (ratio to direct)"]
+    assert comparisons[1].describe().startswith("BUSY")

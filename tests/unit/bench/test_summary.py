@@ -76,3 +76,22 @@ def test_ceiling_warning_when_a_target_is_within_3x_of_direct() -> None:
     doc["cases"]["nonstream-c1"][GW]["rps"] = 400.0
     (warning,) = ceiling_check(doc)
     assert "nonstream-c1" in warning and GW in warning and "within 3x" in warning
+
+
+def test_pairs_disturbed_by_other_load_are_left_out() -> None:
+    data = rounds()
+    data[3].cases["nonstream-c1"].other_cpu_pct = 95.0  # llmgate, round 2: a neighbour kept its core busy
+    data[3].cases["nonstream-c1"].rps = 10.0
+    vs = vs_direct(data, "nonstream-c1", GW)
+    assert vs is not None
+    assert vs["pairs"] == 2 and vs["disturbed_pairs"] == 1 and vs["disturbed"] is False
+    assert vs["rps_ratio"] == pytest.approx(0.25)
+
+
+def test_every_pair_disturbed_is_flagged() -> None:
+    data = rounds()
+    for tr in data:
+        tr.cases["nonstream-c1"].other_cpu_pct = 80.0
+    vs = vs_direct(data, "nonstream-c1", GW)
+    assert vs is not None and vs["disturbed"] is True and vs["pairs"] == 3
+    assert vs_direct(data, "nonstream-c1", GW, max_other_cpu_pct=100.0)["disturbed"] is False  # type: ignore[index]
