@@ -59,8 +59,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     g.add_argument("--memory-tolerance", type=float, default=0.10, help="relative RSS growth allowed (0.10)")
     g.add_argument("--memory-floor-mb", type=float, default=5.0, help="RSS growth always allowed, MB (default 5)")
     g.add_argument("--startup-tolerance", type=float, default=0.25, help="relative start-up growth (0.25)")
-    g.add_argument("--max-other-cpu", type=float, default=30.0,
-                   help="%% of a core other processes may use during a run before it counts as disturbed (30)")
+    g.add_argument("--max-other-cpu", type=float, default=15.0,
+                   help="%% of a core other processes may use during a run before it counts as disturbed (15)")
     g.add_argument("--startup-floor-ms", type=float, default=100.0, help="start-up growth always allowed (100)")
     p.set_defaults(run=run_bench)
 

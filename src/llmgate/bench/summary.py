@@ -19,7 +19,7 @@ from llmgate.bench.stats import median
 
 SCHEMA = "llmgate-bench/1"
 _LATENCIES = ("p50", "p95", "p99")
-MAX_OTHER_CPU_PCT = 30.0
+MAX_OTHER_CPU_PCT = 15.0
 """A run during which something else on the machine used more than this (% of one core) is "disturbed"."""
 
 
