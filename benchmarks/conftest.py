@@ -4,10 +4,11 @@ Run: `uv run pytest benchmarks --benchmark-enable` (the test suite runs them onc
 Ratios survive a change of machine; absolute times do not. The perf gate (benchmarks/gate.py) compares the ratios.
 
 How the ratio is measured: after pytest-benchmark's own rounds (whose p95 is `p95_ns`), the benchmark and its
-reference run again in alternating rounds (A, R, A, R, ...; the same iterations per round pytest-benchmark chose),
-and the ratio is p95(A) / p95(R) of those interleaved rounds. A reference timed once at the start of the file
-would see a different machine from a benchmark timed later on a shared host (sessions differed by 30-50%);
-interleaved, both see the same interruptions.
+reference run again in alternating rounds (A, R, A, R, ...), and the ratio is p95(A) / p95(R) per call. A reference
+timed once at the start of the file would see a different machine from a benchmark timed later on a shared host
+(sessions differed by 30-50%); interleaved, both see the same interruptions. The reference is called as many times
+per round as make its round as long as the benchmark's: a 300 µs round catches a neighbour's preemption 20 times as
+often as a 15 µs one, and with unequal rounds a busy machine moved the stream-translation ratios from 12x to 50x.
 """
 
 from __future__ import annotations
@@ -36,8 +37,20 @@ def _p95(values: list[float]) -> float:
     return values[min(len(values) - 1, int(0.95 * len(values)))]
 
 
+def _per_call_ns(fn: Callable[[], Any], calls: int) -> float:
+    samples = []
+    for _ in range(5):
+        t0 = time.perf_counter_ns()
+        for _ in range(calls):
+            fn()
+        samples.append((time.perf_counter_ns() - t0) / calls)
+    return sorted(samples)[2]
+
+
 def paired_p95_ratio(fn: Callable[[], Any], ref: Callable[[], Any], iterations: int, rounds: int) -> float:
-    """p95(fn) / p95(ref) over alternating timed rounds of `iterations` calls each."""
+    """p95 per call of fn / of ref, over alternating timed rounds of equal length (`iterations` calls of fn,
+    as many calls of ref as take as long)."""
+    ref_calls = max(1, round(iterations * _per_call_ns(fn, iterations) / _per_call_ns(ref, iterations)))
     clock = time.perf_counter_ns
     a: list[float] = []
     r: list[float] = []
@@ -46,11 +59,11 @@ def paired_p95_ratio(fn: Callable[[], Any], ref: Callable[[], Any], iterations: 
         for _ in range(iterations):
             fn()
         t1 = clock()
-        for _ in range(iterations):
+        for _ in range(ref_calls):
             ref()
         t2 = clock()
-        a.append(t1 - t0)
-        r.append(t2 - t1)
+        a.append((t1 - t0) / iterations)
+        r.append((t2 - t1) / ref_calls)
     return _p95(a) / _p95(r)
 
 
