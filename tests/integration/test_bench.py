@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SHORT = ["--scenarios", "passthrough", "--kinds", "nonstream", "--concurrency", "1", "--duration", "1", "--start-timeout", "90",
-         "--warmup", "0.5", "--idle-seconds", "0.5", "--no-footprint"]
+SHORT = ["--scenarios", "passthrough", "--kinds", "nonstream", "--concurrency", "1", "--duration", "1",
+         "--start-timeout", "90", "--warmup", "0.5", "--idle-seconds", "0.5", "--no-footprint"]
 
 
 def bench(*args: str) -> subprocess.CompletedProcess[str]:
