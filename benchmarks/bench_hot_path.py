@@ -18,6 +18,7 @@ from llmgate.proxy.headers import downstream_headers, split_request_headers, ups
 from llmgate.routes.openai import decode_view
 from llmgate.store.base import Project, Token
 from llmgate.store.crypto import KeyBox
+from llmgate.upstream_double import chat_frames
 from llmgate.usage.meter import UsageMeter
 
 
@@ -109,3 +110,39 @@ def test_virtual_token_checks(record: Callable[..., None]) -> None:
         cache.record_usage(entry, meter.tokens(), now)  # type: ignore[arg-type]
 
     record(checks, reference="json_loads_2KB")
+
+
+def _cached_token_authenticator() -> tuple[Authenticator, str]:
+    cache = TokenCache(None, KeyBox(None), 1e12, 1.0, lambda: 0.0)  # type: ignore[arg-type]  # never loads
+    secret = "lg-" + "b" * 43
+    token = Token(id="t", project_id="p", prefix="lg-…bbbb", secret_hash=hash_secret(secret), created_at=0.0,
+                  updated_at=0.0)
+    cache.entries[token.secret_hash] = TokenEntry(token, Project(id="p", name="p", created_at=0.0, updated_at=0.0),
+                                                  cache.keybox, 0.0)
+    return Authenticator("sk-master-0123456789abcdef", cache), secret
+
+
+def test_auth_cached_virtual_token(record: Callable[..., None]) -> None:
+    """The auth step alone for a virtual token found in the cache: hash the secret, one dict lookup."""
+    authenticator, secret = _cached_token_authenticator()
+    principal = authenticator.authenticate(secret, 0.0)
+    assert principal is not None and principal.kind == "token"
+    record(authenticator.authenticate, secret, 0.0, reference="json_loads_2KB")
+
+
+# An OpenAI stream as the upstream double sends it (20 deltas and the usage chunk), in the reads aiohttp hands over.
+_STREAM = b"".join((lambda f: (f[0], *f[1], f[2]))(chat_frames("gpt-4o-mini", 20, True)))
+STREAM_READS = [_STREAM[i:i + 160] for i in range(0, len(_STREAM), 160)]
+
+
+def _tap_stream() -> int:
+    meter = UsageMeter()
+    for chunk in STREAM_READS:
+        meter.feed(chunk)
+    return meter.tokens()
+
+
+def test_sse_usage_tap(record: Callable[..., None]) -> None:
+    """The usage tap over a whole 20-event stream (feed per read, then find the usage chunk)."""
+    assert _tap_stream() == 31
+    record(_tap_stream, reference="json_loads_2KB")

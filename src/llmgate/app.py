@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Router
@@ -16,6 +16,7 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.types import Middleware
 
 from llmgate import __version__
 from llmgate.admin.access import gateway_error, http_error, require_management_token, validation_error
@@ -31,8 +32,10 @@ from llmgate.routes.openai import v1_handler
 from llmgate.state import GatewayState
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
-    """The gateway app; settings default to the environment (LLMGATE_*, OPENAI_*, LLMGATE_CONFIG)."""
+def create_app(settings: Settings | None = None, *, middleware: Sequence[Middleware] = ()) -> Litestar:
+    """The gateway app; settings default to the environment (LLMGATE_*, OPENAI_*, LLMGATE_CONFIG).
+
+    `middleware` is for tests only (e.g. the perf gate's deliberately slowed build); no setting reaches it."""
     settings = settings or load_settings()
     setup_logging(settings.server.log_level, settings.server.log_json, known_secrets(settings))
     state = GatewayState(settings)
@@ -71,6 +74,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[v1_handler(state), HealthController, metrics, manage],
         dependencies={"gateway": Provide(lambda: state, use_cache=True, sync_to_thread=False)},
         lifespan=[lifespan],
+        middleware=list(middleware),
         state=State({"management_token": settings.management_token}),
         exception_handlers={GatewayError: gateway_error, HTTPException: http_error},
         cors_config=CORSConfig(allow_origins=list(cors), allow_headers=["*"], expose_headers=["*"]) if cors else None,

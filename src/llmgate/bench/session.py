@@ -1,0 +1,151 @@
+"""One `llmgate bench` invocation: the double, the targets, the rounds, the report and the gate."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+
+from llmgate.bench import cli
+from llmgate.bench.footprint import footprint
+from llmgate.bench.gate import Tolerances, compare, persistent
+from llmgate.bench.loadgen import LoadGenerator, wrk_path
+from llmgate.bench.processes import Proc, Procs, default_cpus, http_call, pinned, terminate_as_exit, wait_ready
+from llmgate.bench.report import StepProgress, gate_table, machine_info, print_report
+from llmgate.bench.runner import Options, Runner, build_cases
+from llmgate.bench.scenarios import SCENARIOS, build_targets
+from llmgate.bench.summary import build_document, ceiling_check
+from llmgate.upstream_double import free_port
+
+
+def validate(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options, or None."""
+    scenarios = SCENARIOS if args.scenarios == "all" else tuple(cli._list(args.scenarios))
+    unknown = [s for s in scenarios if s not in SCENARIOS]
+    if unknown:
+        return f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}"
+    args.scenarios = ",".join(scenarios)
+    bad_kinds = [k for k in cli._list(args.kinds) if k not in ("nonstream", "stream")]
+    if bad_kinds or not cli._list(args.kinds):
+        return f"--kinds takes nonstream and/or stream, got {args.kinds!r}"
+    if args.loadgen == "wrk" and not wrk_path():
+        return "--loadgen wrk: wrk is not installed"
+    if args.gate and not args.gate.is_file():
+        return f"--gate {args.gate}: no such file"
+    if args.rounds < 1 or args.duration <= 0:
+        return "--rounds must be >= 1 and --duration > 0"
+    return None
+
+
+@dataclass
+class Session:
+    args: argparse.Namespace
+    console: Console
+    procs: Procs
+    loadgen: LoadGenerator
+    gw_cpus: str | None
+    load_cpus: str | None
+    double: Proc | None = None
+    double_url: str = ""
+    _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    @classmethod
+    def create(cls, args: argparse.Namespace) -> Session:
+        gw_cpus, load_cpus = (None, None) if args.no_pin else default_cpus()
+        gw_cpus, load_cpus = args.gw_cpus or gw_cpus, args.load_cpus or load_cpus
+        wrk = wrk_path()
+        tool = "wrk" if args.loadgen == "wrk" or (args.loadgen == "auto" and wrk) else "builtin"
+        logdir = args.logdir or cli.default_logdir()
+        logdir.mkdir(parents=True, exist_ok=True)
+        if tool == "builtin":
+            cli.pin_self(load_cpus)
+        loadgen = LoadGenerator(tool, load_cpus, logdir, wrk or "wrk")  # type: ignore[arg-type]
+        # Without a terminal (CI logs, files) rich would wrap at 80 columns; the case tables need ~150.
+        console = Console() if sys.stdout.isatty() else Console(width=160)
+        return cls(args, console, Procs(logdir), loadgen, gw_cpus, load_cpus)
+
+    def __enter__(self) -> Session:
+        self._stack.enter_context(terminate_as_exit())
+        self._stack.callback(self.procs.stop_all)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def start_double(self) -> None:
+        if self.args.upstream:  # already running: its own CPU is not counted on the load side
+            self.double_url = self.args.upstream.rstrip("/")
+            return
+        port = free_port()
+        env = {**os.environ, "PORT": str(port)}
+        if self.args.double_js:
+            cmd = ["node", str(self.args.double_js)]
+        else:
+            cmd = [sys.executable, "-m", "llmgate.upstream_double", "--host", "127.0.0.1", "--port", str(port)]
+        self.double_url = f"http://127.0.0.1:{port}"
+        self.double = self.procs.start("double", pinned(self.load_cpus, cmd), env)
+        wait_ready(self.double, lambda: http_call(self.double_url, "GET", "/v1/models"), self.args.start_timeout)
+
+    def measure(self) -> dict[str, Any]:
+        """One full measurement (all rounds) → the JSON document."""
+        a = self.args
+        if not self.double_url:
+            self.start_double()
+            tool = self.loadgen.tool
+            pin = f"gateways on CPU {self.gw_cpus}, load + double on {self.load_cpus}" if self.gw_cpus else "no pinning"
+            self.console.print(f"load generator: {tool}{' (installed)' if tool == 'wrk' else ' (wrk not found)'}; "
+                               f"{pin}; logs in {self.procs.logdir}")
+        extra_env = dict(item.split("=", 1) for item in a.gateway_env)
+        targets = build_targets(cli._list(a.scenarios), self.double_url, a.target, a.target_key, a.gateway_app,
+                                extra_env)
+        cases = build_cases(cli._list(a.kinds), [int(c) for c in cli._list(a.concurrency)])  # type: ignore[arg-type]
+        options = Options(a.rounds, a.duration, a.warmup, a.idle_seconds, a.start_timeout, self.gw_cpus)
+        with StepProgress(self.console) as progress:
+            rounds = Runner(options, self.procs, self.loadgen, self.double, progress).run(targets, cases)
+        doc_meta = cli.meta(a, self.loadgen.tool, self.gw_cpus, self.load_cpus)
+        doc_meta["machine"] = machine_info(wrk_path())
+        if not a.no_footprint:
+            doc_meta["footprint"] = footprint()
+        return build_document(rounds, [t.name for t in targets], [c.name for c in cases], doc_meta, a.max_other_cpu)
+
+    def report(self, doc: dict[str, Any]) -> None:
+        print_report(self.console, doc, self.args.idle_seconds)
+        for warning in ceiling_check(doc):
+            self.console.print(f"[yellow]warning[/yellow]: {warning}")
+
+    def gate(self, doc: dict[str, Any], baseline: dict[str, Any]) -> bool:
+        """Compare with the baseline; measure again once before declaring a regression. True: none."""
+        a = self.args
+        tol = Tolerances(a.tolerance, a.floor_us, a.memory_tolerance, a.memory_floor_mb, a.startup_tolerance,
+                         a.startup_floor_ms)
+        first, missing = compare(baseline, doc, tol)
+        self.console.print(gate_table(first))
+        for m in missing:
+            self.console.print(f"gate: not compared: {m}")
+        if not any(c.failed or c.inconclusive for c in first):
+            self.console.print("[green]gate: no regression[/green]")
+            return True
+        names = ", ".join(c.figure for c in first if c.failed or c.inconclusive)
+        self.console.print(f"gate: over the limit, measuring again before deciding: {names}")
+        second_doc = self.measure()
+        second, _ = compare(baseline, second_doc, tol)
+        self.console.print(gate_table(second))
+        failed = persistent(first, second)
+        busy = [c for c in second if c.inconclusive]
+        for c in busy:
+            self.console.print(f"[yellow]gate: INCONCLUSIVE[/yellow] (the machine was busy with other work in every "
+                               f"pair of runs) {c.describe()}")
+        if not failed:
+            self.console.print("[green]gate: no regression (the re-measurement was within the limits"
+                               + (", or too disturbed to judge" if busy else "") + ")[/green]")
+            return True
+        for c in failed:
+            self.console.print(f"[red]gate: REGRESSION[/red] {c.describe()}")
+        print("llmgate bench: regression in " + "; ".join(c.figure for c in failed), file=sys.stderr)
+        return False
+
