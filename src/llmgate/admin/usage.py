@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, get_args
 
 from litestar import Controller, get
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 
 from llmgate.errors import InvalidRequest
 from llmgate.state import GatewayState
@@ -25,7 +25,7 @@ class UsageController(Controller):
         project: Annotated[str | None, Parameter(description="only this project id's requests")] = None,
         token: Annotated[str | None, Parameter(description="only this token id's requests")] = None,
         model: Annotated[str | None, Parameter(description="only requests for this model (alias)")] = None,
-        from_: Annotated[str | None, Parameter(query="from", description=(
+        from_: Annotated[str | None, QueryParameter(name="from", description=(
             "from this time on (inclusive): Unix seconds, or ISO 8601 (`2026-11-23`, `2026-11-23T20:00Z`; UTC "
             "when no offset is given)"))] = None,
         to: Annotated[str | None, Parameter(description="until this time (exclusive), as `from`")] = None,
