@@ -25,9 +25,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import CLK_TCK, REPO, free_port, machine_busy_ticks
 from tokens_vs_master import wait
 from usage_overhead import CASES, MASTER, ticks, wrk
+
+from llmgate.bench.processes import CLK_TCK, machine_busy_ticks
+from llmgate.upstream_double import free_port
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def git(*args: str) -> str:

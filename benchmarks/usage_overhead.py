@@ -27,8 +27,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import CLK_TCK, WRK_DIR, free_port, machine_busy_ticks, tree_cpu_ticks
 from tokens_vs_master import wait
+
+from llmgate.bench.loadgen import WRK_DIR
+from llmgate.bench.processes import CLK_TCK, machine_busy_ticks, tree_cpu_ticks
+from llmgate.upstream_double import free_port
 
 MASTER = "sk-bench-master-0123456789"
 CASES = {"chat": WRK_DIR / "chat.lua", "stream": WRK_DIR / "stream.lua"}
