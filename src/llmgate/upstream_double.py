@@ -272,9 +272,10 @@ def chat_body(model: str, usage: bool = True) -> bytes:
 def chat_frames(model: str, n: int, usage: bool) -> Frames:
     base = {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": CREATED, "model": model}
     first = {"role": "assistant", "content": "tok0 "}
+    null = {"usage": None} if usage else {}  # as OpenAI: every chunk carries `"usage":null` when usage is asked
     deltas = tuple(_sse({**base, "choices": [{"index": 0, "finish_reason": None, "delta": (
-        first if i == 0 else {"content": f"tok{i} "})}]}) for i in range(n))
-    tail = _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        first if i == 0 else {"content": f"tok{i} "})}], **null}) for i in range(n))
+    tail = _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], **null})
     if usage:
         tail += _sse({**base, "choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": n,
                                                          "total_tokens": 11 + n}})

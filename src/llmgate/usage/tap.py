@@ -2,8 +2,9 @@
 
 OpenAI-compatible streams carry usage only when the request asks for it (`stream_options.include_usage`); the
 gateway asks for it when the client did not (`ask_for_usage`), and `StreamTap` then removes that extra final
-chunk, so the client receives exactly what it asked for. The tap looks at each network chunk with two C-level
-searches; it splits and filters only a chunk that carries a usage object.
+chunk and the `"usage":null` OpenAI adds to every other chunk of such a stream, so the client receives exactly
+what it asked for. The tap looks at each network chunk with a few C-level searches; it splits and filters only
+a chunk that carries a usage object.
 """
 
 from __future__ import annotations
@@ -43,10 +44,19 @@ def ask_for_usage(raw: bytes) -> bytes | None:
     return _encode(fields)
 
 
+def _has_usage_object(data: bytes) -> bool:
+    """A usage object, not the `"usage":null` every chunk of an OpenAI stream that asked for usage carries."""
+    return b'"usage":{' in data or b'"usage": {' in data
+
+
+def _without_nulls(events: bytes) -> bytes:
+    """Whole events without the `"usage":null` OpenAI adds to every chunk of a stream that asked for usage."""
+    return events.replace(b',"usage":null', b"") if b'"usage":null' in events else events
+
+
 def _is_usage_event(event: bytes) -> bool:
     """OpenAI's extra usage chunk: a usage object and no choices."""
-    return (b'"usage":{' in event or b'"usage": {' in event) and (b'"choices":[]' in event
-                                                                  or b'"choices": []' in event)
+    return _has_usage_object(event) and (b'"choices":[]' in event or b'"choices": []' in event)
 
 
 class StreamTap:
@@ -67,8 +77,8 @@ class StreamTap:
         self.meter.feed(chunk)
         if not self.strip:
             return chunk
-        if not self._held and chunk.endswith(self._sep) and b'"usage"' not in chunk:
-            return chunk  # the common case: whole events, none with usage (two C-level searches)
+        if not self._held and chunk.endswith(self._sep) and not _has_usage_object(chunk):
+            return _without_nulls(chunk)  # the common case: whole events, no usage object (C-level searches only)
         data = self._held + chunk if self._held else chunk
         sep = self._sep
         end = data.rfind(sep)
@@ -80,7 +90,8 @@ class StreamTap:
             return b""
         end += len(sep)
         complete, self._held = data[:end], data[end:]
-        if b'"usage"' in complete:
+        complete = _without_nulls(complete)
+        if _has_usage_object(complete):
             events = complete.split(sep)
             complete = sep.join(event for event in events if not _is_usage_event(event))
         return complete

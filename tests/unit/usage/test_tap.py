@@ -14,11 +14,17 @@ CHUNKS = [
     b'data: {"id":"c1","choices":[],"usage":{"prompt_tokens":4,"completion_tokens":2,"total_tokens":6}}\n\n',
     b"data: [DONE]\n\n",
 ]
-WITHOUT_USAGE = CHUNKS[0] + CHUNKS[1] + CHUNKS[3]
+# What the client gets when it did not ask: no usage chunk, and no `"usage":null` on the others (as without).
+WITHOUT_USAGE = CHUNKS[0].replace(b',"usage":null', b"") + CHUNKS[1].replace(b',"usage":null', b"") + CHUNKS[3]
 
 
 def relay(tap: StreamTap, chunks: list[bytes]) -> bytes:
     return b"".join(tap.feed(chunk) for chunk in chunks) + tap.end()
+
+
+def test_a_client_that_asked_gets_the_nulls_and_the_usage_chunk() -> None:
+    tap = StreamTap(UsageMeter(), strip=False)
+    assert relay(tap, CHUNKS) == b"".join(CHUNKS)
 
 
 def test_not_stripping_passes_every_byte_and_meters() -> None:
@@ -59,7 +65,7 @@ def test_a_chunk_with_choices_and_usage_is_kept() -> None:
 
 def test_an_unterminated_tail_is_sent_at_the_end() -> None:
     tap = StreamTap(UsageMeter(), strip=True)
-    assert relay(tap, [CHUNKS[0], b"data: [DONE]"]) == CHUNKS[0] + b"data: [DONE]"
+    assert relay(tap, [CHUNKS[0], b"data: [DONE]"]) == CHUNKS[0].replace(b',"usage":null', b"") + b"data: [DONE]"
 
 
 def test_ask_for_usage() -> None:
