@@ -21,14 +21,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tokens_vs_master import wait
-from usage_overhead import CASES, MASTER, ticks, wrk
+from usage_overhead import CASES, MASTER, measure_rounds, wrk
 
-from llmgate.bench.processes import CLK_TCK, machine_busy_ticks
 from llmgate.upstream_double import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,29 +74,7 @@ def main() -> int:
             for script in CASES.values():
                 wrk(url, script, 2, args.connections)  # warm-up
         double_pid = procs[0].pid
-        cpu: dict[tuple[str, str], list[float]] = {}
-        rps: dict[tuple[str, str], list[float]] = {}
-        others: list[float] = []
-        names = list(variants)
-        for round_ in range(args.rounds):
-            order = names if round_ % 2 == 0 else names[::-1]
-            for case, script in CASES.items():
-                for name in order:
-                    gw0, dbl0, busy0, t0 = ticks(pids[name]), ticks(double_pid), machine_busy_ticks(), \
-                        time.monotonic()
-                    r, requests, wrk_s = wrk(urls[name], script, args.duration, args.connections)
-                    wall = time.monotonic() - t0
-                    gw_s = (ticks(pids[name]) - gw0) / CLK_TCK
-                    dbl_s = (ticks(double_pid) - dbl0) / CLK_TCK
-                    other = max(0.0, (machine_busy_ticks() - busy0) / CLK_TCK - gw_s - dbl_s - wrk_s) / wall * 100
-                    us = gw_s / requests * 1e6
-                    cpu.setdefault((case, name), []).append(us)
-                    rps.setdefault((case, name), []).append(r)
-                    others.append(other)
-                    print(f"round {round_ + 1} {case:6} {name:8} {r:8.1f} rps  {us:6.1f} us CPU/request  "
-                          f"gateway {gw_s / wall * 100:5.1f}%  other {other:5.1f}%", flush=True)
-        print(f"\nload average at the end: {Path('/proc/loadavg').read_text().split()[:3]}; "
-              f"other CPU per run: median {statistics.median(others):.1f}%, max {max(others):.1f}% of one core")
+        cpu, rps = measure_rounds(urls, pids, double_pid, args)
         for case in CASES:
             before, after = cpu[(case, "base")], cpu[(case, "observed")]
             cpu_ratio = statistics.median(b / a for b, a in zip(before, after, strict=True))

@@ -56,6 +56,38 @@ def wrk(url: str, script: Path, duration: int, connections: int) -> tuple[float,
     return rps, requests, own
 
 
+Series = dict[tuple[str, str], list[float]]
+
+
+def measure_rounds(urls: dict[str, str], pids: dict[str, int], double_pid: int, args: argparse.Namespace,
+                   label: str = "") -> tuple[Series, Series]:
+    """Each round: every case on every variant (order alternating by round). CPU µs per request of the gateway's
+    process tree and its throughput, by (case, variant); prints each run and how busy the rest of the machine was."""
+    cpu: Series = {}
+    rps: Series = {}
+    others: list[float] = []
+    names = list(urls)
+    for round_ in range(args.rounds):
+        order = names if round_ % 2 == 0 else names[::-1]
+        for case, script in CASES.items():
+            for name in order:
+                gw0, dbl0, busy0, t0 = ticks(pids[name]), ticks(double_pid), machine_busy_ticks(), time.monotonic()
+                r, requests, wrk_s = wrk(urls[name], script, args.duration, args.connections)
+                wall = time.monotonic() - t0
+                gw_s = (ticks(pids[name]) - gw0) / CLK_TCK
+                dbl_s = (ticks(double_pid) - dbl0) / CLK_TCK
+                other = max(0.0, (machine_busy_ticks() - busy0) / CLK_TCK - gw_s - dbl_s - wrk_s) / wall * 100
+                us = gw_s / requests * 1e6
+                cpu.setdefault((case, name), []).append(us)
+                rps.setdefault((case, name), []).append(r)
+                others.append(other)
+                print(f"round {round_ + 1} {case:6} {label}{name:8} {r:8.1f} rps  {us:6.1f} us CPU/request  "
+                      f"gateway {gw_s / wall * 100:5.1f}%  other {other:5.1f}%", flush=True)
+    print(f"\nload average at the end: {Path('/proc/loadavg').read_text().split()[:3]}; "
+          f"other CPU per run: median {statistics.median(others):.1f}%, max {max(others):.1f}% of one core")
+    return cpu, rps
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
@@ -85,29 +117,7 @@ def main() -> int:
             for script in CASES.values():
                 wrk(url, script, 2, args.connections)  # warm-up
         double_pid = procs[0].pid
-        cpu: dict[tuple[str, str], list[float]] = {}
-        rps: dict[tuple[str, str], list[float]] = {}
-        others: list[float] = []
-        names = list(variants)
-        for round_ in range(args.rounds):
-            order = names if round_ % 2 == 0 else names[::-1]
-            for case, script in CASES.items():
-                for name in order:
-                    gw0, dbl0, busy0, t0 = ticks(pids[name]), ticks(double_pid), machine_busy_ticks(), \
-                        time.monotonic()
-                    r, requests, wrk_s = wrk(urls[name], script, args.duration, args.connections)
-                    wall = time.monotonic() - t0
-                    gw_s = (ticks(pids[name]) - gw0) / CLK_TCK
-                    dbl_s = (ticks(double_pid) - dbl0) / CLK_TCK
-                    other = max(0.0, (machine_busy_ticks() - busy0) / CLK_TCK - gw_s - dbl_s - wrk_s) / wall * 100
-                    us = gw_s / requests * 1e6
-                    cpu.setdefault((case, name), []).append(us)
-                    rps.setdefault((case, name), []).append(r)
-                    others.append(other)
-                    print(f"round {round_ + 1} {case:6} usage {name:3} {r:8.1f} rps  {us:6.1f} us CPU/request  "
-                          f"gateway {gw_s / wall * 100:5.1f}%  other {other:5.1f}%", flush=True)
-        print(f"\nload average at the end: {Path('/proc/loadavg').read_text().split()[:3]}; "
-              f"other CPU per run: median {statistics.median(others):.1f}%, max {max(others):.1f}% of one core")
+        cpu, rps = measure_rounds(urls, pids, double_pid, args, "usage ")
         for case in CASES:
             on_cpu, off_cpu = cpu[(case, "on")], cpu[(case, "off")]
             cpu_ratio = statistics.median(off / on for off, on in zip(off_cpu, on_cpu, strict=True))
