@@ -17,7 +17,7 @@ from loguru import logger
 
 from llmgate.config import Timeouts
 from llmgate.errors import GatewayError, UpstreamError, UpstreamTimeout, error_body
-from llmgate.proxy.asgi import Headers, Send
+from llmgate.proxy.asgi import Headers, Send, uncancel
 from llmgate.proxy.client import TRANSPORT_ERRORS, StreamedReply
 from llmgate.usage.tap import StreamTap
 
@@ -143,16 +143,22 @@ async def relay_body(send: Send, reply: StreamedReply, first: bytes, guard: Stre
             chunk = await next_chunk()
         await send({"type": "http.response.body", "body": tap.end() if tap is not None else b""})
         return None
-    except asyncio.CancelledError:
-        if not guard.fired:
-            raise
-        _uncancel()
-        error: GatewayError = UpstreamTimeout(f"The upstream sent nothing for {guard.idle_s} s.")
-    except TRANSPORT_ERRORS as exc:
-        logger.warning("upstream stream broke mid-response: {}", exc)
-        error = UpstreamError(f"The upstream connection failed mid-stream: {exc}")
+    except (asyncio.CancelledError, *TRANSPORT_ERRORS) as exc:
+        error = broken_stream(exc, guard)
     await end_with_error(send, guard, error_body(error))
     return error
+
+
+def broken_stream(exc: BaseException, guard: StreamGuard) -> GatewayError:
+    """The error a started stream ends with: the guard's deadline (silent upstream) or a broken connection.
+    Any other cancellation (the client left) is raised again. Call it from the `except` that caught `exc`."""
+    if isinstance(exc, asyncio.CancelledError):
+        if not guard.fired:
+            raise exc
+        uncancel()
+        return UpstreamTimeout(f"The upstream sent nothing for {guard.idle_s} s.")
+    logger.warning("upstream stream broke mid-response: {}", exc)
+    return UpstreamError(f"The upstream connection failed mid-stream: {exc}")
 
 
 async def end_with_error(send: Send, guard: StreamGuard, body: bytes) -> None:
@@ -160,9 +166,3 @@ async def end_with_error(send: Send, guard: StreamGuard, body: bytes) -> None:
     guard.waiting = False
     await guard.settle()
     await send({"type": "http.response.body", "body": guard.error_frame(body), "more_body": False})
-
-
-def _uncancel() -> None:
-    task = asyncio.current_task()
-    if task is not None:
-        task.uncancel()

@@ -12,14 +12,13 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
-from loguru import logger
 
-from llmgate.errors import GatewayError, UpstreamError, UpstreamTimeout
-from llmgate.proxy.asgi import Headers, Receive, Send, send_response, uncancel
+from llmgate.errors import GatewayError
+from llmgate.proxy.asgi import Headers, Receive, Send, send_response
 from llmgate.proxy.attempt import Call, Opened
 from llmgate.proxy.client import TRANSPORT_ERRORS
 from llmgate.proxy.headers import InboundHeaders, downstream_headers
-from llmgate.proxy.streaming import end_with_error
+from llmgate.proxy.streaming import broken_stream, end_with_error
 from llmgate.usage.event import Exchange
 
 if TYPE_CHECKING:
@@ -173,13 +172,7 @@ async def _relay(call: TranslatedCall, opened: Opened, translator: StreamTransla
             chunk = await next_chunk()
         await send({"type": "http.response.body", "body": translator.close(), "more_body": False})
         return None
-    except asyncio.CancelledError:
-        if not guard.fired:
-            raise
-        uncancel()
-        error: GatewayError = UpstreamTimeout(f"The upstream sent nothing for {guard.idle_s} s.")
-    except TRANSPORT_ERRORS as exc:
-        logger.warning("upstream stream broke mid-response: {}", exc)
-        error = UpstreamError(f"The upstream connection failed mid-stream: {exc}")
+    except (asyncio.CancelledError, *TRANSPORT_ERRORS) as exc:
+        error = broken_stream(exc, guard)
     await send({"type": "http.response.body", "body": translator.fail(error.message), "more_body": False})
     return error
