@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import openai
@@ -15,9 +18,16 @@ BODY = b'{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","conten
 
 
 @pytest.fixture(scope="module")
-def eager(upstream: str) -> Iterator[Gateway]:
-    """Keep-alives every 0.2 s."""
-    with start_gateway(gateway_env(upstream, LLMGATE_STREAM_KEEPALIVE_S="0.2")) as gw:
+def usage_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("keepalive") / "usage.jsonl"
+
+
+@pytest.fixture(scope="module")
+def eager(upstream: str, usage_log: Path) -> Iterator[Gateway]:
+    """Keep-alives every 0.2 s; usage events to a JSONL file."""
+    env = gateway_env(upstream, LLMGATE_STREAM_KEEPALIVE_S="0.2", LLMGATE_USAGE_JSONL=str(usage_log),
+                      LLMGATE_USAGE_FLUSH_S="0.05")
+    with start_gateway(env) as gw:
         yield gw
 
 
@@ -58,3 +68,18 @@ def test_upstream_error_after_keepalives_ends_the_stream_with_an_error_event(eag
                                                 extra_headers={"x-mock-delay-ms": "500", "x-mock-status": "400"})
         for _ in stream:
             pass
+
+
+def test_every_attempt_failing_after_keepalives_is_logged_as_what_the_client_saw(eager: Gateway,
+                                                                                 usage_log: Path) -> None:
+    response, body = raw(f"{eager.url}/v1/chat/completions",
+                         {**AUTH, "x-mock-delay-ms": "500", "x-mock-status": "503"})
+    assert response.status_code == 200 and body.startswith(b": keep-alive") and b'"error"' in body
+    request_id = response.headers["x-request-id"]
+    for _ in range(50):
+        events = [json.loads(line) for line in usage_log.read_text().splitlines()] if usage_log.exists() else []
+        found = [e for e in events if e["request_id"] == request_id]
+        if found:
+            break
+        time.sleep(0.1)
+    assert found and found[0]["status"] == 200 and found[0]["error"] == "upstream_error"

@@ -346,10 +346,12 @@ async def _answer_failure(call: Call, route: Route, failure: Failure | None) -> 
         if call.guard is None or not call.guard.started:
             await _deliver(call, opened, succeeded=False)
             return
+        call.exchange.status, call.exchange.error = 200, "upstream_error"  # keep-alives went out as a 200
         await end_with_error(call.send, call.guard, failure.body or b"{}")
         return
     error.headers["x-llmgate-attempts"] = str(call.attempts)
     if call.guard is not None and call.guard.started:
+        call.exchange.status, call.exchange.error = 200, error.code or error.type
         await end_with_error(call.send, call.guard, error_body(error))
         return
     raise error
