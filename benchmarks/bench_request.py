@@ -105,25 +105,28 @@ class InProcess:
 
     async def request(self, body: bytes) -> bytes:
         """One POST /v1/chat/completions through the app; the answer's body bytes."""
-        done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[dict[str, Any]] = loop.create_future()
         sent: list[bytes] = []
         status: list[int] = []
         messages = iter([{"type": "http.request", "body": body, "more_body": False}])
 
-        async def receive() -> dict[str, Any]:
+        def receive() -> asyncio.Future[dict[str, Any]]:
+            # As granian's: a plain call returning a future (the disconnect watch waits on it, not on a task).
             message = next(messages, None)
-            if message is not None:
-                return message
-            await done.wait()  # the disconnect watch waits here until the answer is complete
-            return {"type": "http.disconnect"}
+            if message is None:
+                return done  # resolves to the disconnect once the answer is complete
+            ready = loop.create_future()
+            ready.set_result(message)
+            return ready
 
         async def send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status.append(message["status"])
             elif message["type"] == "http.response.body":
                 sent.append(message.get("body", b""))
-                if not message.get("more_body"):
-                    done.set()
+                if not message.get("more_body") and not done.done():
+                    done.set_result({"type": "http.disconnect"})
 
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
                  "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",

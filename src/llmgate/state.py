@@ -20,7 +20,7 @@ from llmgate.access.authenticate import Authenticator
 from llmgate.access.tokens import TokenCache
 from llmgate.config import ConfigError, ProviderConfig, Settings, load_settings
 from llmgate.observe.lag import LoopLag
-from llmgate.observe.metrics import GatewayMetrics, MetricsSink
+from llmgate.observe.metrics import GatewayMetrics
 from llmgate.observe.state_metrics import StateSampler
 from llmgate.proxy.client import UpstreamClient
 from llmgate.proxy.forward import fetch_model_list
@@ -99,8 +99,10 @@ class GatewayState:
         self.accounting = EventBuilder(lambda: self.settings.prices, self.raw_log)
         self.pricing = Pricing(lambda: self.settings.prices)
         """A virtual token's cost, for its cost budget, priced as the request ends."""
-        self.bus = EventBus(self._sinks(spill), self.accounting, max_queue=server.usage_queue_size,
-                            batch_size=server.usage_batch_size, flush_s=server.usage_flush_s, spill_path=spill)
+        # /metrics counts every request from its exchange; usage events are built only for the usage sinks.
+        self.bus = EventBus(self._sinks(spill), self.accounting, observe=self.metrics.record,
+                            max_queue=server.usage_queue_size, batch_size=server.usage_batch_size,
+                            flush_s=server.usage_flush_s, spill_path=spill)
         self.sampler = StateSampler(self.metrics, lambda: self.router.table, self.bus, self.lag)
         self.started_at = time.monotonic()
         self.reloads = 0
@@ -128,7 +130,6 @@ class GatewayState:
                                   retries=server.usage_http_retries, timeout_s=server.usage_http_timeout_s))
         if self.raw_log is not None:
             sinks.append(self.raw_log)
-        sinks.append(MetricsSink(self.metrics))  # always: /metrics counts every request from its event
         return sinks
 
     def _raw_log(self) -> RawLogSink | None:

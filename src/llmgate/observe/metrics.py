@@ -2,8 +2,8 @@
 state says (breakers, key cooldowns, the event queue, loop lag).
 
 Nothing here runs on the request path:
-- per-request metrics come from the usage events, through `MetricsSink`, a sink of the event bus (always
-  installed), in the bus's background task, a batch at a time;
+- per-request metrics come from each request's `Exchange`, counted by `GatewayMetrics.record`, the event bus's
+  observer, in the bus's background task, a batch at a time (no usage event is built for them);
 - state metrics are sampled from `GatewayState` (`StateSampler`, observe/state_metrics.py) when /metrics is
   scraped, and every `SAMPLE_EVERY_S` in each worker when there are several.
 
@@ -31,7 +31,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from llmgate.usage.event import UsageEvent
+from llmgate.usage.event import Exchange, UsageEvent
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 """Upstream time and total duration: from a cached embedding to a long completion."""
@@ -114,44 +114,50 @@ class GatewayMetrics:
         """The Prometheus text exposition of every metric (all workers' in multiprocess mode)."""
         return generate_latest(self._registry)
 
-    def record(self, events: Sequence[UsageEvent]) -> None:
-        """Count a batch of usage events (the metrics sink's work, off the request path).
+    def record(self, exchanges: Sequence[Exchange], events: Sequence[UsageEvent | None] | None = None) -> None:
+        """Count a batch of finished requests (the event bus's observer, off the request path).
 
-        The batch is tallied in plain Python first (a bucket found by bisect), then each series gets one update
-        per batch: `Histogram.observe` costs ~2.7 µs an event (a lock and a Python loop over the buckets; in
-        multiprocess mode a file write per call), which four histograms a request made a measurable share of
-        the gateway's CPU; tallied, the whole event costs about what building it does (bench_metrics.py).
+        Tokens come from `events` when the bus built them for its sinks (aligned with `exchanges`; they hold
+        tiktoken's estimates too), else from each answer's metered usage. The batch is tallied in plain Python
+        first (a bucket found by bisect), then each series gets one update per batch: `Histogram.observe` costs
+        ~2.7 µs an event (a lock and a Python loop over the buckets; in multiprocess mode a file write per call),
+        which four histograms a request made a measurable share of the gateway's CPU.
         """
         tally = _Tally()
         series, by_status, overhead = self._series, self._by_status, self._overhead
-        for event in events:
-            route = route_label(event)
-            found = series.get((route, event.model or ""))
+        for i, exchange in enumerate(exchanges):
+            route = route_label(exchange.endpoint, exchange.error)
+            model = exchange.model or ""
+            found = series.get((route, model))
             if found is None:
-                found = series[(route, event.model or "")] = self._new_series(route, self._model_label(
-                    event.model or ""))
-            requests = by_status.get((route, found.model, event.status))
+                found = series[(route, model)] = self._new_series(route, self._model_label(model))
+            status = exchange.status
+            requests = by_status.get((route, found.model, status))
             if requests is None:
-                requests = by_status[(route, found.model, event.status)] = self.requests.labels(
-                    route, found.model, str(event.status))
+                requests = by_status[(route, found.model, status)] = self.requests.labels(
+                    route, found.model, str(status))
             tally.count(requests, 1)
-            tally.observe(found.duration, LATENCY_BOUNDS, event.duration_ms / 1000)
+            duration = exchange.ended_at - exchange.started_at
+            upstream = exchange.upstream_s
+            tally.observe(found.duration, LATENCY_BOUNDS, duration)
             hist = overhead.get(route)
             if hist is None:
                 hist = overhead[route] = self.overhead.labels(route)
-            tally.observe(hist, OVERHEAD_BOUNDS, event.overhead_ms / 1000)
-            if event.attempts:
-                tally.observe(found.upstream, LATENCY_BOUNDS, event.upstream_ms / 1000)
-                if event.attempts > 1:
-                    tally.count(found.retries, event.attempts - 1)
-            if event.upstream_ttfb_ms is not None:
-                tally.observe(found.ttfb, LATENCY_BOUNDS, event.upstream_ttfb_ms / 1000)
-            if event.prompt_tokens:
-                tally.count(found.prompt, event.prompt_tokens)
-            if event.completion_tokens:
-                tally.count(found.completion, event.completion_tokens)
-            if event.error is not None:
-                tally.count(self.errors.labels(route, event.error), 1)
+            tally.observe(hist, OVERHEAD_BOUNDS, max(0.0, duration - upstream) + exchange.lag_s)
+            attempts = exchange.attempts
+            if attempts:
+                tally.observe(found.upstream, LATENCY_BOUNDS, upstream)
+                if attempts > 1:
+                    tally.count(found.retries, attempts - 1)
+            if exchange.ttfb_s is not None:
+                tally.observe(found.ttfb, LATENCY_BOUNDS, exchange.ttfb_s)
+            prompt, completion = _tokens(exchange, events[i] if events is not None else None)
+            if prompt:
+                tally.count(found.prompt, prompt)
+            if completion:
+                tally.count(found.completion, completion)
+            if exchange.error is not None:
+                tally.count(self.errors.labels(route, exchange.error), 1)
         tally.apply()
 
     def _model_label(self, model: str) -> str:
@@ -214,27 +220,20 @@ class _Series:
         self.retries, self.prompt, self.completion = retries, prompt, completion
 
 
-def route_label(event: UsageEvent) -> str:
+def route_label(endpoint: str, error: str | None) -> str:
     """The route a request took, with unbounded parts folded: a path outside the allowlist is `unmatched`,
     `/v1/models/{id}` one route."""
-    endpoint = event.endpoint
-    if event.error == "unknown_url":
+    if error == "unknown_url":
         return "unmatched"
     if endpoint.startswith("/v1/models/"):
         return "/v1/models/{id}"
     return endpoint
 
 
-class MetricsSink:
-    """The event bus's sink that counts each batch into `GatewayMetrics` (always installed)."""
-
-    name = "metrics"
-
-    def __init__(self, metrics: GatewayMetrics) -> None:
-        self.metrics = metrics
-
-    async def write(self, events: Sequence[UsageEvent]) -> None:
-        self.metrics.record(events)
-
-    async def close(self) -> None:
-        """Nothing held: values live in memory (or the multiprocess files, which `llmgate serve` removes)."""
+def _tokens(exchange: Exchange, event: UsageEvent | None) -> tuple[int | None, int | None]:
+    """(prompt, completion) tokens of a finished request: its event's when built, else the metered usage."""
+    if event is not None:
+        return event.prompt_tokens, event.completion_tokens
+    meter = exchange.meter
+    usage = meter.usage() if meter is not None and exchange.status == 200 else None
+    return (usage.prompt, usage.completion) if usage is not None else (None, None)

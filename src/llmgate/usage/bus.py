@@ -44,15 +44,19 @@ class Sink(Protocol):
 
 
 BuildEvent = Callable[[Exchange], UsageEvent]
+Observe = Callable[[Sequence[Exchange], Sequence[UsageEvent | None] | None], None]
+"""Sees every batch of exchanges, with their events when sinks made the bus build them (the metrics)."""
 
 
 class EventBus:
     """Bounded queue + one background writer fanning batches out to the sinks (see the module docstring)."""
 
-    def __init__(self, sinks: Sequence[Sink], build: BuildEvent, *, max_queue: int = 10_000,
-                 batch_size: int = 500, flush_s: float = 1.0, spill_path: str | None = None) -> None:
+    def __init__(self, sinks: Sequence[Sink], build: BuildEvent, *, observe: Observe | None = None,
+                 max_queue: int = 10_000, batch_size: int = 500, flush_s: float = 1.0,
+                 spill_path: str | None = None) -> None:
         self.sinks = list(sinks)
         self._build = build
+        self._observe = observe
         self.max_queue = max_queue
         self.batch_size = batch_size
         self.flush_s = flush_s
@@ -118,24 +122,31 @@ class EventBus:
         await self._drain()
 
     async def _drain(self) -> None:
-        """Write what is queued, batch by batch."""
+        """Write what is queued, batch by batch. Events are built only for sinks: the observer (metrics) reads
+        the exchanges themselves, so a gateway that logs no usage builds none (measured: building was ~27k
+        instructions of a ~400k-instruction request)."""
         queue = self._queue
-        if not self.sinks:
-            queue.clear()
-            return
         while queue:
             count = min(len(queue), self.batch_size)
             batch = [queue.popleft() for _ in range(count)]
-            events = self._events(batch)
-            if events:
-                await self._fan_out(events)
+            events = self._events(batch) if self.sinks else None
+            if self._observe is not None:
+                try:
+                    self._observe(batch, events)
+                except Exception:
+                    logger.exception("could not count a batch of {} request(s) into the metrics", count)
+            written = [event for event in events if event is not None] if events else None
+            if written:
+                await self._fan_out(written)
 
-    def _events(self, batch: list[Exchange]) -> list[UsageEvent]:
-        events = []
+    def _events(self, batch: list[Exchange]) -> list[UsageEvent | None]:
+        """The batch's events, aligned with it (None where building one failed)."""
+        events: list[UsageEvent | None] = []
         for exchange in batch:
             try:
                 events.append(self._build(exchange))
             except Exception:
+                events.append(None)
                 self.build_failures += 1
                 logger.exception("could not build the usage event of request {}", exchange.request_id.decode())
         return events
