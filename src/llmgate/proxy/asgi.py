@@ -109,8 +109,11 @@ class DisconnectWatch:
         self._arm()
 
     def _arm(self) -> None:
-        self._pending = asyncio.ensure_future(self._receive())
-        self._pending.add_done_callback(self._on_message)
+        pending: Any = self._receive()
+        if not asyncio.isfuture(pending):  # granian's is a future already; other servers give a coroutine
+            pending = asyncio.ensure_future(pending)
+        pending.add_done_callback(self._on_message)
+        self._pending = pending
 
     def _on_message(self, done: asyncio.Future[Any]) -> None:
         if done is not self._pending or done.cancelled() or done.exception() is not None:

@@ -61,8 +61,9 @@ class StreamedReply:
         await self._request.__aexit__(exc_type, exc, tb)
 
     def raw_headers(self) -> RawHeaders:
+        """The response headers, names lower-cased (as pyreqwest's already are)."""
         assert self._response is not None
-        return list(self._response.raw_headers)
+        return [(name.lower(), value) for name, value in self._response.raw_headers]
 
     async def read(self) -> bytes:
         """The whole remaining body (an error answer, before it is decided whether to retry)."""
@@ -116,7 +117,7 @@ class UpstreamClient:
             self._streaming = None
 
     async def fetch(self, method: str, path: str, headers: Headers, body: Body) -> tuple[int, RawHeaders, bytes]:
-        """Send a request and read the whole response: status, headers, body."""
+        """Send a request and read the whole response: status, headers (names lower-cased), body."""
         assert self._buffered is not None, "UpstreamClient.open() was not awaited"
         builder = self._buffered.request(method, self.base_url + path).headers(headers)
         if isinstance(body, bytes):
@@ -125,6 +126,7 @@ class UpstreamClient:
         else:
             builder = builder.body_stream(body)
         response = await builder.timeout(self._buffered_timeout).build().send()
+        # names arrive lower-cased (the http crate's HeaderName)
         raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
         return response.status, raw, bytes(await response.bytes())
 

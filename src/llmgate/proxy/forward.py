@@ -38,7 +38,7 @@ from llmgate.proxy.hedge import open_hedged
 from llmgate.proxy.streaming import StreamGuard, end_with_error, relay_body
 from llmgate.routing.keys import KeyState, cool_down, disable, retry_after_s
 from llmgate.routing.select import Deployment, Route, choose, choose_last_resort
-from llmgate.usage.event import CLIENT_CLOSED, Exchange
+from llmgate.usage.event import CLIENT_CLOSED
 
 __all__ = ["Call", "fetch_model_list", "forward", "upstream_error"]
 
@@ -141,7 +141,7 @@ async def _try_route(call: Call, route: Route, failure: Failure | None = None) -
     if entries is None:
         return failure
     exclude: list[Deployment] = []
-    while not _out_of_budget(call):
+    while not call.attempts or not _out_of_budget(call):  # a request's first attempt is always in budget
         now = _clock()
         pick = choose(entries, now, exclude, random.random)
         if pick is None:
@@ -153,6 +153,8 @@ async def _try_route(call: Call, route: Route, failure: Failure | None = None) -
         if route.hedge is not None and call.may_retry:
             opened = await open_hedged(call, route, pick, entries, exclude, _open, _clock,
                                        lambda f: record_failure(f, _clock(), call.routing))
+        elif call.guard is None:
+            opened = await open_buffered(call, *pick)
         else:
             opened = await _open(call, *pick)
         if isinstance(opened, Opened):
@@ -302,8 +304,8 @@ async def _deliver(call: Call, opened: Opened, succeeded: bool = True) -> None:
         return
     if succeeded:
         deployment.breaker.record_success(_clock())
-    if exchange.status == 200:
-        _count_tokens(deployment, exchange)
+    if deployment.tpm is not None and exchange.status == 200 and exchange.meter is not None:
+        deployment.record_tokens(exchange.meter.tokens(), _clock())  # a deployment with a tpm limit
 
 
 async def _relay(call: Call, opened: Opened, extra: Headers) -> GatewayError | None:
@@ -326,12 +328,6 @@ async def _relay(call: Call, opened: Opened, extra: Headers) -> GatewayError | N
     if tap is not None:
         tap.strip = call.asked_for_usage(opened.deployment)
     return await relay_body(call.send, opened.reply, opened.body, guard, headers, tap)
-
-
-def _count_tokens(deployment: Deployment, exchange: Exchange) -> None:
-    """A deployment with a tpm limit: count the answer's tokens against it."""
-    if deployment.tpm is not None and exchange.meter is not None:
-        deployment.record_tokens(exchange.meter.tokens(), _clock())
 
 
 async def _answer_failure(call: Call, route: Route, failure: Failure | None) -> None:

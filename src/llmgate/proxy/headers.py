@@ -17,6 +17,7 @@ HOP_BY_HOP = frozenset(
      "trailer", "transfer-encoding", "upgrade"}
 )
 _HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP)
+_DROP_DOWN = _HOP_BY_HOP_BYTES | {b"x-request-id"}
 _DROP_UP = frozenset(
     _HOP_BY_HOP_BYTES
     | {b"host", b"content-length", b"authorization", b"x-api-key", b"cookie", b"x-request-id",
@@ -27,41 +28,42 @@ _DROP_UP = frozenset(
 
 
 class InboundHeaders:
-    """What the hot path needs from the client's headers, found in one pass."""
+    """What the hot path needs from the client's headers."""
 
     __slots__ = ("content_length", "content_type", "credential", "forward", "request_id")
 
-    def __init__(self) -> None:
-        self.credential: str | None = None
-        self.request_id: bytes | None = None
-        self.content_length: int | None = None
-        self.content_type: bytes = b""
-        self.forward: list[tuple[str, str]] = []
+    def __init__(self, credential: str | None = None, request_id: bytes | None = None,
+                 content_length: int | None = None, content_type: bytes = b"",
+                 forward: list[tuple[str, str]] | None = None) -> None:
+        self.credential = credential
+        self.request_id = request_id
+        self.content_length = content_length
+        self.content_type = content_type
+        self.forward: list[tuple[str, str]] = forward if forward is not None else []
 
 
 def split_request_headers(raw: Iterable[tuple[bytes, bytes]]) -> InboundHeaders:
     """Sort the client's headers into credentials, request id, body facts and the headers to forward.
 
-    ASGI servers give lower-cased names. A bearer token wins over `x-api-key` when both are sent.
+    ASGI servers give lower-cased names. A bearer token wins over `x-api-key` when both are sent; of a repeated
+    single-valued header, the last counts. (One comprehension and a dict in C: a loop testing each header
+    against each name ran ~36 bytecodes a header, and the OpenAI SDK sends 17.)
     """
-    found = InboundHeaders()
-    forward = found.forward
-    for name, value in raw:
-        if name not in _DROP_UP:
-            if name == b"content-type":
-                found.content_type = value
-            forward.append((name.decode("latin-1"), value.decode("latin-1")))
-        elif name == b"authorization":
-            if value[:7].lower() == b"bearer ":
-                found.credential = value[7:].strip().decode("latin-1")
-        elif name == b"x-api-key":
-            if found.credential is None:
-                found.credential = value.strip().decode("latin-1")
-        elif name == b"x-request-id":
-            found.request_id = value
-        elif name == b"content-length":
-            found.content_length = int(value) if value.isdigit() else None
-    return found
+    raw = raw if isinstance(raw, list) else list(raw)
+    forward = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw if name not in _DROP_UP]
+    named = dict(raw)
+    credential: str | None = None
+    authorization = named.get(b"authorization")
+    if authorization is not None and authorization[:7].lower() == b"bearer ":
+        credential = authorization[7:].strip().decode("latin-1")
+    else:
+        api_key = named.get(b"x-api-key")
+        if api_key is not None:
+            credential = api_key.strip().decode("latin-1")
+    length = named.get(b"content-length")
+    return InboundHeaders(credential, named.get(b"x-request-id"),
+                          int(length) if length is not None and length.isdigit() else None,
+                          named.get(b"content-type", b""), forward)
 
 
 def upstream_request_headers(inbound: InboundHeaders, auth: tuple[tuple[str, str], ...], request_id: bytes,
@@ -77,21 +79,16 @@ def upstream_request_headers(inbound: InboundHeaders, auth: tuple[tuple[str, str
     return headers
 
 
-def downstream_headers(upstream: Iterable[tuple[bytes, bytes]],
+def downstream_headers(upstream: list[tuple[bytes, bytes]],
                        request_id: bytes) -> tuple[list[tuple[bytes, bytes]], bytes | None]:
-    """The headers to send to the client, and the upstream's own request id if it sent one."""
+    """The headers to send to the client, and the upstream's own request id if it sent one; `upstream`'s names
+    are lower-cased (proxy/client.py gives them so)."""
     headers: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id)]
-    upstream_id: bytes | None = None
-    for name, value in upstream:
-        lower = name.lower()
-        if lower in _HOP_BY_HOP_BYTES:
-            continue
-        if lower == b"x-request-id":
-            upstream_id = value
-            headers.append((b"x-upstream-request-id", value))
-        else:
-            headers.append((lower, value))
-            if lower == b"request-id" and upstream_id is None:
-                upstream_id = value
-                headers.append((b"x-upstream-request-id", value))
+    headers += [header for header in upstream if header[0] not in _DROP_DOWN]
+    named = dict(upstream)
+    upstream_id = named.get(b"x-request-id")
+    if upstream_id is None:
+        upstream_id = named.get(b"request-id")  # Anthropic's: kept (its SDK reads it) and copied
+    if upstream_id is not None:
+        headers.append((b"x-upstream-request-id", upstream_id))
     return headers, upstream_id

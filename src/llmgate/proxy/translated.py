@@ -111,7 +111,7 @@ def translated_request_headers(inbound: InboundHeaders, drop: frozenset[str], re
     return headers
 
 
-def translated_headers(upstream: Iterable[tuple[bytes, bytes]], exchange: Exchange,
+def translated_headers(upstream: list[tuple[bytes, bytes]], exchange: Exchange,
                        content_type: bytes) -> RawHeaders:
     """The upstream's headers (as proxy/headers.py rewrites them) minus those describing its body; the
     upstream's request id noted in `exchange`."""

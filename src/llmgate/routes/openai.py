@@ -70,6 +70,8 @@ class Endpoint(NamedTuple):
     token_count: served here."""
     streams_response: bool = False
     """Relay the answer chunk by chunk even without `"stream": true` (binary audio)."""
+    capability: str | None = None
+    """What a deployment must offer to serve it (providers/base.py); set by `build_routes`."""
 
 
 # path (relative to /v1) → method → endpoint
@@ -89,7 +91,8 @@ _MODEL_ROUTE = {"GET": Endpoint("models")}  # /models/{id}; ids may hold slashes
 
 def build_routes(extra_routes: tuple[str, ...]) -> dict[str, dict[str, Endpoint]]:
     """The allowlist: the default routes plus `server.extra_routes` from the config."""
-    routes = {path: dict(methods) for path, methods in DEFAULT_ROUTES.items()}
+    routes = {path: {method: endpoint._replace(capability=ENDPOINT_CAPABILITIES.get(path))
+                     for method, endpoint in methods.items()} for path, methods in DEFAULT_ROUTES.items()}
     for i, route in enumerate(extra_routes):
         method, path = parse_route(route, f"server.extra_routes[{i}]")
         routes.setdefault(path, {}).setdefault(method, Endpoint("raw"))
@@ -185,12 +188,12 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState
             body = raw
         exchange.model, exchange.stream = model, stream
         route = _route(router, model, path, endpoint)
-        capability = ENDPOINT_CAPABILITIES.get(path) if endpoint.body != "raw" else None
+        capability = endpoint.capability
         entry = principal.entry
         if entry is not None:  # a virtual token: the model, then its limits (counting the request)
             await state.tokens.check_request(entry, model, time.time())
         exchange.route_s = time.monotonic() - exchange.started_at - exchange.auth_s
-        if route.dialect(capability) == "anthropic":
+        if route.translates and route.dialect(capability) == "anthropic":
             if path != "/chat/completions" or not isinstance(body, bytes):
                 raise InvalidRequest(f"/v1{path} is not available for models served by an Anthropic provider; "
                                      "use /v1/chat/completions or /v1/messages.")

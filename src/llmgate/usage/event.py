@@ -17,68 +17,45 @@ CLIENT_CLOSED = 499
 """The status an exchange ends with when the client left before its answer was complete (nginx's convention)."""
 
 
-class Exchange:
-    """One request as the gateway handled it; mutable, cheap, never sent anywhere itself."""
+class Exchange(msgspec.Struct, gc=False):
+    """One request as the gateway handled it; mutable, cheap, never sent anywhere itself.
 
-    __slots__ = (
-        "attempts",
-        "auth_s",
-        "deployment",
-        "ended_at",
-        "endpoint",
-        "error",
-        "lag_s",
-        "meter",
-        "method",
-        "model",
-        "project_id",
-        "provider",
-        "request_body",
-        "request_headers",
-        "request_id",
-        "route_s",
-        "started",
-        "started_at",
-        "status",
-        "stream",
-        "token_id",
-        "ttfb_s",
-        "upstream_request_id",
-        "upstream_s",
-    )
+    A Struct rather than a class with `__init__`: its two dozen defaults are set in C (a Python `__init__` ran
+    ~90 bytecodes a request); gc=False because it holds no cycles (ids, times, the meter, the body).
+    """
 
-    def __init__(self, request_id: bytes, method: str, endpoint: str, lag_s: float = 0.0) -> None:
-        self.request_id = request_id
-        self.method, self.endpoint = method, endpoint
-        self.started_at = time.monotonic()
-        self.ended_at = 0.0
-        self.started = time.time()
-        self.lag_s = lag_s
-        """The event loop's lag when the request came: time it waited before the handler ran."""
-        self.status = 0
-        self.auth_s = 0.0
-        """Time to authenticate the caller (a cache hit, or the store's answer for a new virtual token)."""
-        self.route_s = 0.0
-        """Time from authenticated to routed: body read and decoded, alias resolved, limits checked."""
-        self.stream = False
-        self.model: str | None = None
-        self.deployment: str | None = None
-        self.provider: str | None = None
-        self.project_id: str | None = None
-        self.token_id: str | None = None
-        self.attempts = 0
-        self.upstream_s = 0.0
-        """Time spent in upstream calls, every attempt's, until the delivered answer's last byte."""
-        self.ttfb_s: float | None = None
-        """The delivered attempt's time to its first byte (for a whole answer: to all of it)."""
-        self.upstream_request_id: bytes | None = None
-        self.error: str | None = None
-        """The error `type` llmgate answered with, when it answered with one of its own."""
-        self.meter: UsageMeter | None = None
-        self.request_body: bytes | None = None
-        """Kept only when usage is logged: the prompt to count with tiktoken if the provider reports none."""
-        self.request_headers: list[tuple[str, str]] | None = None
-        """Kept only for the raw body log: the client's headers as forwarded (no credentials)."""
+    request_id: bytes
+    method: str
+    endpoint: str
+    lag_s: float = 0.0
+    """The event loop's lag when the request came: time it waited before the handler ran."""
+    started_at: float = msgspec.field(default_factory=time.monotonic)
+    started: float = msgspec.field(default_factory=time.time)
+    ended_at: float = 0.0
+    status: int = 0
+    auth_s: float = 0.0
+    """Time to authenticate the caller (a cache hit, or the store's answer for a new virtual token)."""
+    route_s: float = 0.0
+    """Time from authenticated to routed: body read and decoded, alias resolved, limits checked."""
+    stream: bool = False
+    model: str | None = None
+    deployment: str | None = None
+    provider: str | None = None
+    project_id: str | None = None
+    token_id: str | None = None
+    attempts: int = 0
+    upstream_s: float = 0.0
+    """Time spent in upstream calls, every attempt's, until the delivered answer's last byte."""
+    ttfb_s: float | None = None
+    """The delivered attempt's time to its first byte (for a whole answer: to all of it)."""
+    upstream_request_id: bytes | None = None
+    error: str | None = None
+    """The error `type` llmgate answered with, when it answered with one of its own."""
+    meter: UsageMeter | None = None
+    request_body: bytes | None = None
+    """Kept only when usage is logged: the prompt to count with tiktoken if the provider reports none."""
+    request_headers: list[tuple[str, str]] | None = None
+    """Kept only for the raw body log: the client's headers as forwarded (no credentials)."""
 
 
 class UsageEvent(msgspec.Struct, kw_only=True, gc=False):

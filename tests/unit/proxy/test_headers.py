@@ -65,22 +65,22 @@ def test_upstream_headers_without_provider_key() -> None:
 
 
 def test_downstream_headers() -> None:
-    upstream = [
-        (b"Content-Type", b"application/json"),
+    upstream = [  # names lower-cased, as proxy/client.py gives them
+        (b"content-type", b"application/json"),
         (b"x-request-id", b"req_upstream_1"),
         (b"x-ratelimit-remaining-requests", b"99"),
         (b"retry-after", b"2"),
         (b"openai-processing-ms", b"312"),
-        (b"Connection", b"keep-alive"),
-        (b"Transfer-Encoding", b"chunked"),
+        (b"connection", b"keep-alive"),
+        (b"transfer-encoding", b"chunked"),
         (b"keep-alive", b"timeout=5"),
     ]
     headers, upstream_id = downstream_headers(upstream, b"ours")
     assert upstream_id == b"req_upstream_1"
     assert headers == [
         (b"x-request-id", b"ours"), (b"content-type", b"application/json"),
-        (b"x-upstream-request-id", b"req_upstream_1"), (b"x-ratelimit-remaining-requests", b"99"),
-        (b"retry-after", b"2"), (b"openai-processing-ms", b"312"),
+        (b"x-ratelimit-remaining-requests", b"99"), (b"retry-after", b"2"), (b"openai-processing-ms", b"312"),
+        (b"x-upstream-request-id", b"req_upstream_1"),
     ]
 
 
@@ -89,7 +89,7 @@ def test_anthropic_request_id_is_also_the_upstream_id() -> None:
                                               b"ours")
     assert upstream_id == b"req_011"
     assert headers == [(b"x-request-id", b"ours"), (b"request-id", b"req_011"),
-                       (b"x-upstream-request-id", b"req_011"), (b"content-type", b"application/json")]
+                       (b"content-type", b"application/json"), (b"x-upstream-request-id", b"req_011")]
 
 
 def test_provider_default_headers_yield_to_the_callers() -> None:
