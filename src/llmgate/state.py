@@ -22,7 +22,7 @@ from llmgate.config import ConfigError, ProviderConfig, Settings, load_settings
 from llmgate.observe.lag import LoopLag
 from llmgate.observe.metrics import GatewayMetrics
 from llmgate.observe.state_metrics import StateSampler
-from llmgate.proxy.client import UpstreamClient
+from llmgate.proxy.client import UpstreamClient, warm_streaming
 from llmgate.proxy.forward import fetch_model_list
 from llmgate.routing.catalog import ModelCatalog
 from llmgate.routing.table import RoutingTable
@@ -109,6 +109,7 @@ class GatewayState:
         self._reload_lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
         self._warming: asyncio.Task[None] | None = None
+        self._warming_streams: asyncio.Future[object] | None = None
 
     def _sinks(self, spill_path: str) -> list[Sink]:
         """Where usage events go, from the settings (usage/sinks/)."""
@@ -156,6 +157,7 @@ class GatewayState:
         self.bus.start()
         self.lag.start()
         self.sampler.start()
+        self._warming_streams = warm_streaming()
         if self.settings.server.usage_log:
             self._warming = asyncio.create_task(self.accounting.warm())
 
@@ -164,6 +166,8 @@ class GatewayState:
         await self.lag.stop()
         if self._warming is not None:
             await self._warming
+        if self._warming_streams is not None:
+            await self._warming_streams
         await self.bus.close()  # every queued event reaches its sinks (the store is still open)
         if self._flusher is not None:
             self._flusher.cancel()

@@ -11,7 +11,8 @@ tools: upstream_double_tools.py; errors and the `request-id` header as Anthropic
 what it received; `POST /_reset` clears that.
 
 Per-request headers: x-mock-status (non-200 -> an OpenAI error body, Anthropic's on messages paths),
-x-mock-delay-ms (before the first byte),
+x-mock-delay-ms (before the first byte; a client that leaves meanwhile is counted `abandoned` in /_seen, and nothing
+is generated for it),
 x-mock-chunks (stream length), x-mock-chunk-delay-ms (between chunks), x-mock-retry-after (on a 429, default 1),
 x-mock-reset-after-chunks (drop the connection after that many stream deltas; non-streamed: after the headers),
 x-mock-reject-key (401 when the request's key contains this text), x-mock-no-usage (1: OpenAI-style answers carry no
@@ -131,7 +132,7 @@ class Seen:
         self.reset()
 
     def reset(self) -> None:
-        self.count = self.streams_started = self.streams_completed = self.streams_aborted = 0
+        self.count = self.streams_started = self.streams_completed = self.streams_aborted = self.abandoned = 0
         self.recent: deque[Record] = deque(maxlen=32)
 
     def to_json(self) -> bytes:
@@ -153,6 +154,7 @@ class Seen:
             "streams_started": self.streams_started,
             "streams_completed": self.streams_completed,
             "streams_aborted": self.streams_aborted,
+            "abandoned": self.abandoned,
             "open_streams": self.open_streams,
         })
 
@@ -249,6 +251,17 @@ class Req:
 async def _disconnected(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+async def _left_during(receive: Receive, delay_s: float) -> bool:
+    """Wait `delay_s`; True when the client disconnected meanwhile."""
+    watch = asyncio.ensure_future(_disconnected(receive))
+    done, _ = await asyncio.wait((watch,), timeout=delay_s)
+    if not done:
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
+    return bool(done)
 
 
 # ---- precomputed bodies and stream frames (cached per model / chunk count) ----
@@ -598,8 +611,9 @@ async def _http(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     if reject and auth and reject in auth:
         status = 401
     delay = _number(headers.get(b"x-mock-delay-ms"), DELAY_MS, 600_000.0)
-    if delay > 0:
-        await asyncio.sleep(delay / 1000)
+    if delay > 0 and await _left_during(receive, delay / 1000):
+        SEEN.abandoned += 1  # as a real upstream, nothing is generated for a client that left while waiting
+        return
     if status != 200:
         limited = status == 429
         retry_after = headers.get(b"x-mock-retry-after", b"1")

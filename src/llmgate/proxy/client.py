@@ -8,25 +8,47 @@ Chosen by measurement (benchmarks/README.md), per kind of response:
   headers are returned, so an LLM stream would reach the client only once generation ended). aiohttp's
   `readany()` returns what has arrived without waiting for more: the same bytes, fewer and cheaper sends.
 Everything client-specific lives here; `proxy/forward.py` translates the errors named in `TRANSPORT_ERRORS`.
+
+aiohttp loads when the first stream needs it, or in the background once the gateway serves (`warm_streaming`):
+its import was ~150 ms of a ~0.7 s start-up. Its errors are re-raised as `StreamError`s, so that naming them
+needs no import.
 """
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 from collections.abc import AsyncIterable
 from datetime import timedelta
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-import aiohttp
 from pyreqwest.client import Client, ClientBuilder
 from pyreqwest.exceptions import ConnectTimeoutError, PyreqwestError, RequestTimeoutError
 
 from llmgate.config import ProviderConfig
 
+if TYPE_CHECKING:
+    import aiohttp
+
 Body = bytes | AsyncIterable[bytes]
 Headers = list[tuple[str, str]]
 RawHeaders = list[tuple[bytes, bytes]]
 
-TRANSPORT_ERRORS = (PyreqwestError, aiohttp.ClientError)
+
+class StreamError(Exception):
+    """The streaming client failed (aiohttp's `ClientError`, re-raised as ours)."""
+
+
+class StreamTimeout(StreamError, TimeoutError):
+    """The streaming client timed out."""
+
+
+class StreamConnectTimeout(StreamTimeout):
+    """The streaming client timed out connecting."""
+
+
+TRANSPORT_ERRORS = (PyreqwestError, StreamError)
 """Everything the clients raise for a failed exchange (timeouts are also `TimeoutError`)."""
 
 
@@ -36,21 +58,41 @@ def is_timeout(exc: BaseException) -> bool:
 
 
 def is_connect_timeout(exc: BaseException) -> bool:
-    return isinstance(exc, ConnectTimeoutError | aiohttp.ConnectionTimeoutError)
+    return isinstance(exc, ConnectTimeoutError | StreamConnectTimeout)
+
+
+def _stream_error(exc: aiohttp.ClientError) -> StreamError:
+    import aiohttp
+
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return StreamConnectTimeout(message)
+    if isinstance(exc, TimeoutError):
+        return StreamTimeout(message)
+    return StreamError(message)
+
+
+def warm_streaming() -> asyncio.Future[object]:
+    """Import aiohttp in a worker thread, so the first stream does not wait for it on the event loop."""
+    return asyncio.ensure_future(asyncio.to_thread(importlib.import_module, "aiohttp"))
 
 
 class StreamedReply:
     """An upstream response read as it arrives; use as an async context manager."""
 
-    __slots__ = ("_request", "_response", "status")
+    __slots__ = ("_client_error", "_request", "_response", "status")
 
-    def __init__(self, request: aiohttp.client._RequestContextManager) -> None:
+    def __init__(self, request: aiohttp.client._RequestContextManager, client_error: type[Exception]) -> None:
         self._request = request
+        self._client_error = client_error
         self._response: aiohttp.ClientResponse | None = None
         self.status = 0
 
     async def __aenter__(self) -> StreamedReply:
-        self._response = await self._request.__aenter__()
+        try:
+            self._response = await self._request.__aenter__()
+        except self._client_error as exc:  # evaluated only when something was raised
+            raise _stream_error(exc) from exc  # type: ignore[arg-type]
         self.status = self._response.status
         return self
 
@@ -68,12 +110,18 @@ class StreamedReply:
     async def read(self) -> bytes:
         """The whole remaining body (an error answer, before it is decided whether to retry)."""
         assert self._response is not None
-        return await self._response.read()
+        try:
+            return await self._response.read()
+        except self._client_error as exc:
+            raise _stream_error(exc) from exc  # type: ignore[arg-type]
 
     async def next_chunk(self) -> bytes:
         """Whatever has arrived since the last call (waiting for at least one byte); b"" at the end."""
         assert self._response is not None
-        return await self._response.content.readany()
+        try:
+            return await self._response.content.readany()
+        except self._client_error as exc:
+            raise _stream_error(exc) from exc  # type: ignore[arg-type]
 
 
 class UpstreamClient:
@@ -86,6 +134,7 @@ class UpstreamClient:
         self._buffered_timeout = timedelta(seconds=provider.timeouts.first_byte_s)
         self._buffered: Client | None = None
         self._streaming: aiohttp.ClientSession | None = None
+        self._client_error: type[Exception] = Exception
 
     async def open(self) -> None:
         """Open the connection pools (in the app's lifespan)."""
@@ -99,6 +148,11 @@ class UpstreamClient:
             .tcp_nodelay(True)
         )
         self._buffered = await builder.build().__aenter__()
+
+    def _open_streaming(self) -> aiohttp.ClientSession:
+        """The streaming pool, opened at its first use (in the running loop)."""
+        import aiohttp
+
         self._streaming = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.provider.timeouts.connect_s),
@@ -106,6 +160,8 @@ class UpstreamClient:
             cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=("User-Agent", "Accept-Encoding"),
         )
+        self._client_error = aiohttp.ClientError
+        return self._streaming
 
     async def close(self) -> None:
         """Close the pools (on shutdown)."""
@@ -132,6 +188,7 @@ class UpstreamClient:
 
     def stream(self, method: str, path: str, headers: Headers, body: Body) -> StreamedReply:
         """Prepare a request whose response is relayed as it arrives (deadlines: see proxy/streaming.py)."""
-        assert self._streaming is not None, "UpstreamClient.open() was not awaited"
-        return StreamedReply(self._streaming.request(method, self.base_url + path, headers=headers, data=body,
-                                                     allow_redirects=False))
+        assert self._buffered is not None, "UpstreamClient.open() was not awaited"
+        session = self._streaming or self._open_streaming()
+        return StreamedReply(session.request(method, self.base_url + path, headers=headers, data=body,
+                                             allow_redirects=False), self._client_error)
