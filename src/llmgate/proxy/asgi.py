@@ -97,18 +97,27 @@ class DisconnectWatch:
     the upstream generating (and billing) until it ends. Start it only once the request body has been read.
     Granian's `receive()` returns a future, so watching costs a done-callback, not a task (measured: a task
     per request cost 17% of non-streaming throughput); other servers' coroutines are wrapped in a task.
+
+    `after_s` > 0 starts watching only that late: granian's pending receive still cost ~11 CPU-µs a request
+    (5% of non-streaming throughput, measured end to end), which an answer that comes sooner need not pay; a
+    client that left meanwhile is seen as soon as the watch starts.
     """
 
-    __slots__ = ("_pending", "_receive", "_target", "disconnected")
+    __slots__ = ("_pending", "_receive", "_target", "_timer", "disconnected")
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, after_s: float = 0.0) -> None:
         self.disconnected = False
         self._receive = receive
         self._target = asyncio.current_task()
         self._pending: asyncio.Future[Any] | None = None
-        self._arm()
+        self._timer: asyncio.TimerHandle | None = None
+        if after_s > 0:
+            self._timer = asyncio.get_running_loop().call_later(after_s, self._arm)
+        else:
+            self._arm()
 
     def _arm(self) -> None:
+        self._timer = None
         pending: Any = self._receive()
         if not asyncio.isfuture(pending):  # granian's is a future already; other servers give a coroutine
             pending = asyncio.ensure_future(pending)
@@ -127,6 +136,9 @@ class DisconnectWatch:
 
     def stop(self) -> None:
         """Stop watching (the response is complete)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         pending, self._pending = self._pending, None
         if pending is not None and not pending.done():
             pending.remove_done_callback(self._on_message)
