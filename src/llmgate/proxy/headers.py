@@ -28,42 +28,41 @@ _DROP_UP = frozenset(
 
 
 class InboundHeaders:
-    """What the hot path needs from the client's headers."""
+    """What the hot path needs from the client's headers, found in one pass."""
 
     __slots__ = ("content_length", "content_type", "credential", "forward", "request_id")
 
-    def __init__(self, credential: str | None = None, request_id: bytes | None = None,
-                 content_length: int | None = None, content_type: bytes = b"",
-                 forward: list[tuple[str, str]] | None = None) -> None:
-        self.credential = credential
-        self.request_id = request_id
-        self.content_length = content_length
-        self.content_type = content_type
-        self.forward: list[tuple[str, str]] = forward if forward is not None else []
+    def __init__(self) -> None:
+        self.credential: str | None = None
+        self.request_id: bytes | None = None
+        self.content_length: int | None = None
+        self.content_type: bytes = b""
+        self.forward: list[tuple[str, str]] = []
 
 
 def split_request_headers(raw: Iterable[tuple[bytes, bytes]]) -> InboundHeaders:
     """Sort the client's headers into credentials, request id, body facts and the headers to forward.
 
-    ASGI servers give lower-cased names. A bearer token wins over `x-api-key` when both are sent; of a repeated
-    single-valued header, the last counts. (One comprehension and a dict in C: a loop testing each header
-    against each name ran ~36 bytecodes a header, and the OpenAI SDK sends 17.)
+    ASGI servers give lower-cased names. A bearer token wins over `x-api-key` when both are sent.
     """
-    raw = raw if isinstance(raw, list) else list(raw)
-    forward = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw if name not in _DROP_UP]
-    named = dict(raw)
-    credential: str | None = None
-    authorization = named.get(b"authorization")
-    if authorization is not None and authorization[:7].lower() == b"bearer ":
-        credential = authorization[7:].strip().decode("latin-1")
-    else:
-        api_key = named.get(b"x-api-key")
-        if api_key is not None:
-            credential = api_key.strip().decode("latin-1")
-    length = named.get(b"content-length")
-    return InboundHeaders(credential, named.get(b"x-request-id"),
-                          int(length) if length is not None and length.isdigit() else None,
-                          named.get(b"content-type", b""), forward)
+    found = InboundHeaders()
+    forward = found.forward
+    for name, value in raw:
+        if name not in _DROP_UP:
+            if name == b"content-type":
+                found.content_type = value
+            forward.append((name.decode("latin-1"), value.decode("latin-1")))
+        elif name == b"authorization":
+            if value[:7].lower() == b"bearer ":
+                found.credential = value[7:].strip().decode("latin-1")
+        elif name == b"x-api-key":
+            if found.credential is None:
+                found.credential = value.strip().decode("latin-1")
+        elif name == b"x-request-id":
+            found.request_id = value
+        elif name == b"content-length":
+            found.content_length = int(value) if value.isdigit() else None
+    return found
 
 
 def upstream_request_headers(inbound: InboundHeaders, auth: tuple[tuple[str, str], ...], request_id: bytes,
