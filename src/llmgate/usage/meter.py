@@ -60,6 +60,7 @@ class _WithUsage(msgspec.Struct):
 
 _decode = msgspec.json.Decoder(_WithUsage).decode
 _TAIL_BYTES = 8192
+_UNREAD = object()
 
 
 def _usage_of(data: bytes) -> _Usage | None:
@@ -91,18 +92,22 @@ class UsageMeter:
     the head of the stream, output tokens in `message_delta` at its tail. Keeps only the first and last 8 KiB
     of a stream unless `keep_all` (to count the completion with tiktoken when no usage comes)."""
 
-    __slots__ = ("_body", "_chunks", "_head", "_tail")
+    __slots__ = ("_body", "_chunks", "_head", "_read", "_tail")
 
     def __init__(self, keep_all: bool = False) -> None:
         self._tail = b""
         self._head: bytes | None = None
         self._body: bytes | None = None
         self._chunks: list[bytes] | None = [] if keep_all else None
+        self._read: TokenUsage | object | None = _UNREAD
+        """`usage()`'s answer, kept: a virtual token's settlement and the metrics both ask for it."""
 
     def whole(self, body: bytes) -> None:
         self._body = body
+        self._read = _UNREAD
 
     def feed(self, chunk: bytes) -> None:
+        self._read = _UNREAD
         if self._head is None:
             self._head = chunk[:_TAIL_BYTES]
         if self._chunks is not None:
@@ -119,6 +124,11 @@ class UsageMeter:
 
     def usage(self) -> TokenUsage | None:
         """The usage the provider reported; None when it reported none."""
+        if self._read is _UNREAD:
+            self._read = self._find_usage()
+        return self._read  # type: ignore[return-value]
+
+    def _find_usage(self) -> TokenUsage | None:
         if self._body is not None:
             return body_usage(self._body)
         for line in reversed(self._tail.split(b"\n")):
