@@ -5,6 +5,8 @@ into `UsageEvent`s and writes them, in batches, to every sink.
   writer when a batch is full.
 - The writer wakes every `flush_s` or when `batch_size` exchanges are queued, builds the events, and hands the
   batch to all sinks at once; a sink that raises is logged and counted, and the others still get the batch.
+  The observer (the metrics) sees every batch of exchanges, with their events when there are sinks; with no
+  sink, no event is built.
 - When the queue is full (sinks slower than traffic for a long while), an arriving event is written straight to
   the spill file (JSONL, one line, no fsync) instead of being queued: never dropped silently. Only when there
   is no spill file, or writing it fails, is it dropped; both are counted (`spilled`, `dropped`) and warned

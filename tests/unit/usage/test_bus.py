@@ -67,6 +67,32 @@ async def test_batches_by_size_and_fans_out_to_every_sink() -> None:
     assert bus.written == 25 and bus.depth == 0
 
 
+async def test_the_observer_sees_every_exchange_and_events_only_when_sinks_need_them() -> None:
+    seen: list[tuple[list[bytes], list[str | None] | None]] = []
+
+    def observe(exchanges: Sequence[Exchange], events: Sequence[UsageEvent | None] | None) -> None:
+        seen.append(([e.request_id for e in exchanges],
+                     None if events is None else [e.request_id if e is not None else None for e in events]))
+
+    def build(exchange: Exchange) -> UsageEvent:
+        if exchange.request_id == b"req-1":
+            raise ValueError("unbuildable")
+        return build_event(exchange)
+
+    bare = EventBus([], build, observe=observe, flush_s=60)  # no usage sink: nothing is built
+    for n in range(3):
+        bare.emit(finished(n))
+    await bare.close()
+    sink = ListSink()
+    logged = EventBus([sink], build, observe=observe, flush_s=60)
+    for n in range(3):
+        logged.emit(finished(n))
+    await logged.close()
+    assert seen == [([b"req-0", b"req-1", b"req-2"], None),
+                    ([b"req-0", b"req-1", b"req-2"], ["req-0", None, "req-2"])]  # aligned; a failed build is None
+    assert sink.ids == ["req-0", "req-2"] and logged.build_failures == 1
+
+
 async def test_flushes_on_the_timer() -> None:
     sink = ListSink()
     bus = EventBus([sink], build_event, batch_size=100, flush_s=0.02)
