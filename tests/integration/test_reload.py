@@ -7,6 +7,7 @@ import threading
 import time
 
 import httpx
+import pytest
 
 from tests.servers import MASTER_KEY, gateway_env, start_gateway, write_config
 
@@ -31,9 +32,10 @@ def deployment(url: str) -> str:
     return response.headers["x-llmgate-deployment"]
 
 
-def test_sighup_reload_under_load(upstream: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("mode", [(), ("--single-process",)], ids=["supervised", "single-process"])
+def test_sighup_reload_under_load(upstream: str, tmp_path, mode: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
     path = write_config(tmp_path, config(upstream, "one"))
-    with start_gateway(gateway_env(upstream), "--config", path) as gw:
+    with start_gateway(gateway_env(upstream), "--config", path, *mode) as gw:
         assert deployment(gw.url) == "one/m"
         failures: list[str] = []
         done = threading.Event()

@@ -42,6 +42,12 @@ def test_server_env_overrides() -> None:
     assert settings.master_key == "sk-master"
 
 
+def test_single_process_serves_one_worker() -> None:
+    assert load_settings({"LLMGATE_SINGLE_PROCESS": "1"}).server.single_process
+    with pytest.raises(ConfigError, match=r"server.single_process: serves one worker in this process; got workers = 2"):
+        load_settings({"LLMGATE_SINGLE_PROCESS": "1", "LLMGATE_WORKERS": "2"})
+
+
 def test_bad_env_number_names_the_variable() -> None:
     with pytest.raises(ConfigError, match=r"LLMGATE_PORT='eighty': expected an integer"):
         load_settings({"LLMGATE_PORT": "eighty"})
