@@ -145,7 +145,7 @@ async def _try_route(call: Call, route: Route, failure: Failure | None = None) -
     if entries is None:
         return failure
     exclude: list[Deployment] = []
-    while not call.attempts or not _out_of_budget(call):  # a request's first attempt is always in budget
+    while not _out_of_budget(call):
         now = _clock()
         pick = choose(entries, now, exclude, random.random)
         if pick is None:
@@ -157,8 +157,6 @@ async def _try_route(call: Call, route: Route, failure: Failure | None = None) -
         if route.hedge is not None and call.may_retry:
             opened = await open_hedged(call, route, pick, entries, exclude, _open, _clock,
                                        lambda f: record_failure(f, _clock(), call.routing))
-        elif call.guard is None:
-            opened = await open_buffered(call, *pick)
         else:
             opened = await _open(call, *pick)
         if isinstance(opened, Opened):

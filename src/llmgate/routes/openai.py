@@ -193,7 +193,7 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState
         if entry is not None:  # a virtual token: the model, then its limits (counting the request)
             await state.tokens.check_request(entry, model, time.time())
         exchange.route_s = time.monotonic() - exchange.started_at - exchange.auth_s
-        if route.translates and route.dialect(capability) == "anthropic":
+        if route.dialect(capability) == "anthropic":
             if path != "/chat/completions" or not isinstance(body, bytes):
                 raise InvalidRequest(f"/v1{path} is not available for models served by an Anthropic provider; "
                                      "use /v1/chat/completions or /v1/messages.")

@@ -108,7 +108,7 @@ Entry = tuple[Deployment, float]  # a deployment and its weight in one alias
 class Route:
     """An alias: its deployments (with weights) per capability, its fallbacks and hedging."""
 
-    __slots__ = ("_dialects", "by_capability", "counts_tokens", "entries", "fallbacks", "hedge", "name", "translates")
+    __slots__ = ("_dialects", "by_capability", "counts_tokens", "entries", "fallbacks", "hedge", "name")
 
     def __init__(self, name: str, entries: Sequence[Entry], hedge: HedgeConfig | None = None) -> None:
         self.name = name
@@ -125,8 +125,6 @@ class Route:
         self.hedge = HedgeState(hedge) if hedge is not None else None
         self._dialects = {capability: entries[0][0].provider.config.kind
                           for capability, entries in self.by_capability.items() if entries}
-        self.translates = "anthropic" in self._dialects.values()
-        """Some capability is served in Anthropic's dialect: OpenAI-format requests for it are translated."""
 
     def dialect(self, capability: str | None) -> str:
         """The provider kind of the first deployment serving `capability`: `anthropic` means translate."""
