@@ -49,6 +49,13 @@ def _has_usage_object(data: bytes) -> bool:
     return b'"usage":{' in data or b'"usage": {' in data
 
 
+def _find_usage_object(data: bytes, start: int) -> int:
+    """Where the next usage object at or after `start` is, or -1."""
+    found = data.find(b'"usage":{', start)
+    spaced = data.find(b'"usage": {', start)
+    return spaced if found < 0 or 0 <= spaced < found else found
+
+
 def _without_nulls(events: bytes) -> bytes:
     """Whole events without the `"usage":null` OpenAI adds to every chunk of a stream that asked for usage."""
     return events.replace(b',"usage":null', b"") if b'"usage":null' in events else events
@@ -90,13 +97,30 @@ class StreamTap:
             return b""
         end += len(sep)
         complete, self._held = data[:end], data[end:]
-        complete = _without_nulls(complete)
-        if _has_usage_object(complete):
-            events = complete.split(sep)
-            complete = sep.join(event for event in events if not _is_usage_event(event))
-        return complete
+        return _without_usage_events(_without_nulls(complete), sep)
 
     def end(self) -> bytes:
         """What is still held when the stream ends (sent as it is)."""
         held, self._held = self._held, b""
         return held
+
+
+def _without_usage_events(events: bytes, sep: bytes) -> bytes:
+    """Whole `events` without the usage chunks, found by searching for usage objects rather than by looking at
+    every event (a stream often arrives as one network chunk of ~20 events)."""
+    at = _find_usage_object(events, 0)
+    if at < 0:
+        return events
+    kept: list[bytes] = []
+    start = 0
+    while at >= 0:
+        begin = events.rfind(sep, start, at)
+        begin = start if begin < 0 else begin + len(sep)
+        end = events.find(sep, at)
+        end = len(events) if end < 0 else end + len(sep)
+        if _is_usage_event(events[begin:end]):
+            kept.append(events[start:begin])
+            start = end
+        at = _find_usage_object(events, end)
+    kept.append(events[start:])
+    return b"".join(kept)

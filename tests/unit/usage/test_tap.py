@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
 import msgspec
 import pytest
 
 from llmgate.usage.meter import UsageMeter
-from llmgate.usage.tap import StreamTap, ask_for_usage
+from llmgate.usage.tap import StreamTap, _without_usage_events, ask_for_usage
 
 CHUNKS = [
     b'data: {"id":"c1","choices":[{"index":0,"delta":{"content":"Hel"}}],"usage":null}\n\n',
@@ -78,3 +80,18 @@ def test_ask_for_usage() -> None:
     assert msgspec.json.decode(merged)["stream_options"] == {"include_usage": True, "x": 1}
     assert ask_for_usage(b'{"model":"m","stream_options":{"include_usage":true}}') is None
     assert ask_for_usage(b"[1]") is None
+
+
+USAGE_EVENT = b'data: {"choices":[],"usage":{"total_tokens":3}}'
+SPACED_USAGE_EVENT = b'data: {"choices": [], "usage": {"total_tokens": 3}}'
+CONTENT_WITH_USAGE = b'data: {"choices":[{"delta":{}}],"usage":{"total_tokens":3}}'
+
+
+@pytest.mark.parametrize("sep", [b"\n\n", b"\r\n\r\n"])
+@pytest.mark.parametrize("order", list(itertools.product(
+    [b'data: {"choices":[{"delta":{"content":"a"}}]}', USAGE_EVENT, SPACED_USAGE_EVENT, CONTENT_WITH_USAGE,
+     b"data: [DONE]"], repeat=3)))
+def test_usage_events_are_removed_wherever_they_are(sep: bytes, order: tuple[bytes, ...]) -> None:
+    events = sep.join(order) + sep
+    expected = b"".join(event + sep for event in order if event not in (USAGE_EVENT, SPACED_USAGE_EVENT))
+    assert _without_usage_events(events, sep) == expected
