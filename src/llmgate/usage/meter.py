@@ -9,6 +9,7 @@ Anthropic (`input_tokens` + cache writes + cache reads, `output_tokens`; split o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import msgspec
@@ -74,6 +75,16 @@ def _usage_of(data: bytes) -> _Usage | None:
     return inner.usage if inner is not None else None
 
 
+def _lines_with_usage(data: bytes) -> Iterator[bytes]:
+    """The lines of `data` that mention `"usage"`, last first (found by searching, not by splitting it all)."""
+    end = len(data)
+    while (at := data.rfind(b'"usage"', 0, end)) >= 0:
+        start = data.rfind(b"\n", 0, at) + 1
+        stop = data.find(b"\n", at)
+        yield data[start:stop if stop >= 0 else len(data)]
+        end = start
+
+
 def body_usage(body: bytes) -> TokenUsage | None:
     """The usage in a JSON response body; None when it has none or is not JSON."""
     usage = _usage_of(body)
@@ -131,8 +142,8 @@ class UsageMeter:
     def _find_usage(self) -> TokenUsage | None:
         if self._body is not None:
             return body_usage(self._body)
-        for line in reversed(self._tail.split(b"\n")):
-            if line.startswith(b"data: {") and b'"usage"' in line:
+        for line in _lines_with_usage(self._tail):
+            if line.startswith(b"data: {"):
                 usage = _usage_of(line[6:])
                 if usage is None:
                     continue
