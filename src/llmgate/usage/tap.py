@@ -26,11 +26,18 @@ _decode_view = msgspec.json.Decoder(_StreamOptionsView).decode
 _decode_top_level = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
 _decode_object = msgspec.json.Decoder(dict[str, object]).decode
 _encode = msgspec.json.Encoder().encode
+_ASK = b'{"stream_options":{"include_usage":true}'
 
 
 def ask_for_usage(raw: bytes) -> bytes | None:
     """The request body with `stream_options.include_usage` set; None when the client already asked for it
     (or the body is not a JSON object, which the upstream will refuse anyway)."""
+    if b'"stream_options"' not in raw and b"\\u" not in raw:  # no such key, even escaped: add it, parse nothing
+        body = raw.lstrip()
+        if body[:1] != b"{":
+            return None
+        rest = body[1:]
+        return _ASK + (rest if rest.lstrip()[:1] == b"}" else b"," + rest)
     try:
         options = _decode_view(raw).stream_options
         if options is not None and options.include_usage is True:

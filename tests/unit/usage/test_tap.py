@@ -95,3 +95,20 @@ def test_usage_events_are_removed_wherever_they_are(sep: bytes, order: tuple[byt
     events = sep.join(order) + sep
     expected = b"".join(event + sep for event in order if event not in (USAGE_EVENT, SPACED_USAGE_EVENT))
     assert _without_usage_events(events, sep) == expected
+
+
+@pytest.mark.parametrize("body", [
+    b'{"model":"m","stream":true}',
+    b'  \n{ "model": "m", "stream": true }',
+    b"{}",
+    b'{"model":"m","messages":[{"role":"user","content":"what is stream_options?"}]}',
+    b'{"model":"m","messages":[{"role":"user","content":"caf\\u00e9"}]}',
+])
+def test_asking_for_usage_keeps_every_field(body: bytes) -> None:
+    asked = ask_for_usage(body)
+    assert asked is not None
+    assert msgspec.json.decode(asked) == {**msgspec.json.decode(body), "stream_options": {"include_usage": True}}
+
+
+def test_an_escaped_stream_options_key_is_seen() -> None:
+    assert ask_for_usage(b'{"model":"m","stream\\u005foptions":{"include_usage":true}}') is None
