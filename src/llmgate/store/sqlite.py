@@ -7,6 +7,7 @@ One connection and one lock: SQLite allows one writer at a time anyway, and each
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -37,6 +38,13 @@ from llmgate.usage.event import UsageEvent
 
 _P_COLS = ", ".join(PROJECT_COLUMNS)
 _T_COLS = ", ".join(TOKEN_COLUMNS)
+
+# The sqlite3 module binds only exact int, float, str and bytes directly: None and bool go through its adapter
+# lookup, which for want of an adapter raises and clears an exception per value (~0.5 µs each; a usage row holds
+# ~8 of them, ~40% of its insert). A registered C-level adapter makes the lookup a dict hit; what gets bound is
+# unchanged (NULL, and 0/1).
+sqlite3.register_adapter(type(None), {}.get)  # {}.get(None) is None: binds NULL
+sqlite3.register_adapter(bool, int)
 
 
 class SqliteStore:

@@ -60,3 +60,25 @@ def test_percentile_matches_percentile_cont() -> None:
     assert percentile([4.0], 0.95) == 4.0
     assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
     assert percentile([float(n) for n in range(1, 21)], 0.95) == pytest.approx(19.05)
+
+
+def test_sqlite_stores_none_as_null_and_booleans_as_integers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The sqlite3 adapters registered for speed (store/sqlite.py) must not change what is stored."""
+    import asyncio
+    import sqlite3
+
+    from llmgate.store.sqlite import SqliteStore
+
+    backend = SqliteStore(str(tmp_path / "llmgate.db"))
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(backend.open())
+        loop.run_until_complete(backend.insert_usage([event("p", 1, stream=True, estimated=False, cost=None,
+                                                            token_id=None)]))
+        loop.run_until_complete(backend.close())
+    finally:
+        loop.close()
+    row = sqlite3.connect(tmp_path / "llmgate.db").execute(
+        "SELECT stream, typeof(stream), estimated, typeof(estimated), typeof(cost), typeof(token_id), "
+        "typeof(error) FROM usage").fetchone()
+    assert row == (1, "integer", 0, "integer", "null", "null", "null")
