@@ -82,3 +82,24 @@ def test_sqlite_stores_none_as_null_and_booleans_as_integers(tmp_path) -> None: 
         "SELECT stream, typeof(stream), estimated, typeof(estimated), typeof(cost), typeof(token_id), "
         "typeof(error) FROM usage").fetchone()
     assert row == (1, "integer", 0, "integer", "null", "null", "null")
+
+
+def test_sqlite_project_and_token_filters_use_their_partial_indexes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The project/token indexes skip master-key rows (migration 0004); a filter by either still uses its index."""
+    import asyncio
+    import sqlite3
+
+    from llmgate.store.sqlite import SqliteStore
+
+    backend = SqliteStore(str(tmp_path / "llmgate.db"))
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(backend.open())
+        loop.run_until_complete(backend.close())
+    finally:
+        loop.close()
+    db = sqlite3.connect(tmp_path / "llmgate.db")
+    for column, index in (("project_id", "usage_project_time"), ("token_id", "usage_token_time")):
+        plan = " ".join(str(row) for row in db.execute(
+            f"EXPLAIN QUERY PLAN SELECT COUNT(*) FROM usage WHERE {column} = ? AND time >= ?", ("x", 0.0)))
+        assert index in plan, plan
