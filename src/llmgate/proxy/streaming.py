@@ -42,7 +42,9 @@ class StreamGuard:
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.current_task()
         self._send = send
-        self._headers = headers
+        self._headers: Callable[[], Headers] | None = headers
+        """The response start a keep-alive sends: the call's bound method, dropped by `stop()` (the call holds
+        the guard too, and the cycle would leave both, the request's closures with them, to the cyclic GC)."""
         self._keepalive_s = keepalive_s
         self._next_keepalive = self._loop.time() + keepalive_s
         self._pending: asyncio.Task[None] | None = None
@@ -107,10 +109,13 @@ class StreamGuard:
     async def _keepalive(self) -> None:
         if not self.started:
             self.started = True
+            assert self._headers is not None, "a keep-alive after stop()"
             await self._send({"type": "http.response.start", "status": 200, "headers": self._headers()})
         await self._send({"type": "http.response.body", "body": KEEPALIVE_COMMENT, "more_body": True})
 
     def stop(self) -> None:
+        """No more deadline or keep-alive (the guard's state stays readable)."""
+        self._headers = None
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
