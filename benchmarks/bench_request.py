@@ -185,3 +185,22 @@ def test_whole_streamed_request_in_process(record: Callable[..., None], inproc: 
     answer = inproc.loop.run_until_complete(inproc.request(STREAM_BODY))
     assert answer.endswith(b"data: [DONE]\n\n") and answer.count(b"data: ") == 22
     record(lambda: inproc.loop.run_until_complete(inproc.request(STREAM_BODY)), reference="direct_upstream_call")
+
+
+@pytest.mark.parametrize("body", [BODY, STREAM_BODY], ids=["whole", "stream"])
+def test_requests_leave_no_reference_cycles(inproc: InProcess, body: bytes) -> None:
+    """Not a timing: a request's objects must be freed by reference counting. Objects left in cycles wait for the
+    cyclic GC, whose collections then cost CPU under load (a stream once left 26, and gen1 collected ~220k objects
+    per 18k streams)."""
+    inproc.loop.run_until_complete(inproc.request(body))  # warm: first-use caches are not garbage
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(20):
+            inproc.loop.run_until_complete(inproc.request(body))
+        gc.collect()
+        left = [type(obj).__qualname__ for obj in gc.garbage]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert left == []
