@@ -53,8 +53,10 @@ def ask_for_usage(raw: bytes) -> bytes | None:
 
 _USAGE_KEY = b'"usage":'
 _NULL_USAGE = b',"usage":null'
-# Searching JSON for a needle that starts with `"` visits most of its bytes (quotes are everywhere), so each
-# search of a ~3.5 KB stream chunk costs ~20k instructions: the tap does as few as it can (one replace, one find).
+# A search of JSON for a needle starting with `"` or `,` visits most of its bytes (~20k instructions for a ~3.5 KB
+# chunk, which is how a fast stream arrives: every event in one read). So the tap looks for the usage event from
+# the end, where OpenAI puts it, stops looking once it has removed it (there is one), and removes nulls only
+# from a stream whose first event has one.
 
 
 def _usage_object_at(data: bytes, at: int) -> bool:
@@ -63,22 +65,35 @@ def _usage_object_at(data: bytes, at: int) -> bool:
     return value[:1] == b"{" or value == b" {"
 
 
-def _without_nulls(events: bytes) -> bytes:
-    """Whole events without the `"usage":null` OpenAI adds to every chunk of a stream that asked for usage (the
-    same object back when there is none)."""
-    return events.replace(_NULL_USAGE, b"")
-
-
 def _is_usage_event(event: bytes) -> bool:
     """OpenAI's extra usage chunk (given an event holding a usage object): no choices."""
     return b'"choices":[]' in event or b'"choices": []' in event
 
 
-class StreamTap:
-    """Feeds every chunk to the meter; with `strip`, drops the usage chunk the gateway asked for. A partial SSE
-    event at a chunk's end is held back until its end arrives (upstreams write whole events, so rarely)."""
+def without_usage_event(events: bytes, sep: bytes) -> tuple[bytes, bool]:
+    """Whole `events` without the (last) usage-only event, and whether there was one; events that carry usage
+    beside their choices stay. Searched from the end, where the usage event comes."""
+    until = len(events)
+    while (at := events.rfind(_USAGE_KEY, 0, until)) >= 0:
+        if not _usage_object_at(events, at):
+            until = at
+            continue
+        begin = events.rfind(sep, 0, at)
+        begin = 0 if begin < 0 else begin + len(sep)
+        end = events.find(sep, at)
+        end = len(events) if end < 0 else end + len(sep)
+        if _is_usage_event(events[begin:end]):
+            return events[:begin] + events[end:], True
+        until = begin
+    return events, False
 
-    __slots__ = ("_held", "_sep", "meter", "strip")
+
+class StreamTap:
+    """Feeds every chunk to the meter; with `strip`, drops the usage chunk the gateway asked for (and the
+    `"usage":null` OpenAI then adds to every other chunk). A partial SSE event at a chunk's end is held back
+    until its end arrives (upstreams write whole events, so rarely)."""
+
+    __slots__ = ("_held", "_nulls", "_removed", "_sep", "meter", "strip")
 
     def __init__(self, meter: UsageMeter, strip: bool = False) -> None:
         self.meter = meter
@@ -86,6 +101,10 @@ class StreamTap:
         """Set per delivered attempt: whether its body asked for the usage the client did not."""
         self._held = b""
         self._sep = b"\n\n"
+        self._nulls: bool | None = None
+        """Whether this upstream writes `"usage":null` into its chunks; known from the first whole event."""
+        self._removed = False
+        """The usage event has been removed: nothing more to look for."""
 
     def feed(self, chunk: bytes) -> bytes:
         """The bytes to send on for `chunk` (all of it unless stripping)."""
@@ -93,7 +112,7 @@ class StreamTap:
         if not self.strip:
             return chunk
         if not self._held and chunk.endswith(self._sep):  # the common case: whole events
-            return _without_usage_events(_without_nulls(chunk), self._sep)
+            return self._strip(chunk, self._sep)
         data = self._held + chunk if self._held else chunk
         sep = self._sep
         end = data.rfind(sep)
@@ -105,33 +124,19 @@ class StreamTap:
             return b""
         end += len(sep)
         complete, self._held = data[:end], data[end:]
-        return _without_usage_events(_without_nulls(complete), sep)
+        return self._strip(complete, sep)
+
+    def _strip(self, events: bytes, sep: bytes) -> bytes:
+        """Whole `events` as the client gets them."""
+        if self._nulls is None:
+            self._nulls = _NULL_USAGE[1:] in events[:events.find(sep)]
+        if self._nulls:
+            events = events.replace(_NULL_USAGE, b"")
+        if not self._removed:
+            events, self._removed = without_usage_event(events, sep)
+        return events
 
     def end(self) -> bytes:
         """What is still held when the stream ends (sent as it is)."""
         held, self._held = self._held, b""
         return held
-
-
-def _without_usage_events(events: bytes, sep: bytes) -> bytes:
-    """Whole `events` (their `"usage":null`s removed) without the usage chunks, found by searching for the usage
-    key rather than by looking at every event (a stream often arrives as one network chunk of ~20 events)."""
-    at = events.find(_USAGE_KEY)
-    if at < 0:
-        return events
-    kept: list[bytes] = []
-    start = 0
-    while at >= 0:
-        after = at + len(_USAGE_KEY)
-        if _usage_object_at(events, at):
-            begin = events.rfind(sep, start, at)
-            begin = start if begin < 0 else begin + len(sep)
-            end = events.find(sep, at)
-            end = len(events) if end < 0 else end + len(sep)
-            if _is_usage_event(events[begin:end]):
-                kept.append(events[start:begin])
-                start = end
-            after = end
-        at = events.find(_USAGE_KEY, after)
-    kept.append(events[start:])
-    return b"".join(kept)

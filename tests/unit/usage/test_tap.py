@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from llmgate.usage.meter import UsageMeter
-from llmgate.usage.tap import StreamTap, _without_usage_events, ask_for_usage
+from llmgate.usage.tap import StreamTap, ask_for_usage, without_usage_event
 
 CHUNKS = [
     b'data: {"id":"c1","choices":[{"index":0,"delta":{"content":"Hel"}}],"usage":null}\n\n',
@@ -91,10 +91,11 @@ CONTENT_WITH_USAGE = b'data: {"choices":[{"delta":{}}],"usage":{"total_tokens":3
 @pytest.mark.parametrize("order", list(itertools.product(
     [b'data: {"choices":[{"delta":{"content":"a"}}]}', USAGE_EVENT, SPACED_USAGE_EVENT, CONTENT_WITH_USAGE,
      b"data: [DONE]"], repeat=3)))
-def test_usage_events_are_removed_wherever_they_are(sep: bytes, order: tuple[bytes, ...]) -> None:
+def test_the_usage_event_is_found_wherever_it_is(sep: bytes, order: tuple[bytes, ...]) -> None:
     events = sep.join(order) + sep
-    expected = b"".join(event + sep for event in order if event not in (USAGE_EVENT, SPACED_USAGE_EVENT))
-    assert _without_usage_events(events, sep) == expected
+    usage_at = [i for i, event in enumerate(order) if event in (USAGE_EVENT, SPACED_USAGE_EVENT)]
+    kept = [event for i, event in enumerate(order) if not usage_at or i != usage_at[-1]]
+    assert without_usage_event(events, sep) == (b"".join(event + sep for event in kept), bool(usage_at))
 
 
 @pytest.mark.parametrize("body", [
@@ -112,3 +113,18 @@ def test_asking_for_usage_keeps_every_field(body: bytes) -> None:
 
 def test_an_escaped_stream_options_key_is_seen() -> None:
     assert ask_for_usage(b'{"model":"m","stream\\u005foptions":{"include_usage":true}}') is None
+
+
+def test_nulls_are_removed_only_from_a_stream_that_has_them() -> None:
+    # The first whole event says whether this upstream writes `"usage":null` (OpenAI does in every chunk once
+    # usage is asked for); a stream without it is not searched for it again.
+    first = b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n'
+    later = b'data: {"choices":[{"delta":{"content":"b"}}],"usage":null}\n\n'
+    tap = StreamTap(UsageMeter(), strip=True)
+    assert relay(tap, [first, later, b"data: [DONE]\n\n"]) == first + later + b"data: [DONE]\n\n"
+
+
+def test_nothing_is_searched_once_the_usage_event_is_removed() -> None:
+    tap = StreamTap(UsageMeter(), strip=True)
+    late = b'data: {"choices":[],"usage":{"total_tokens":9}}\n\n'  # no upstream sends two; were one to, it passes
+    assert relay(tap, [CHUNKS[2], late]) == late
