@@ -101,6 +101,7 @@ class GatewayState:
         """A virtual token's cost, for its cost budget, priced as the request ends."""
         # /metrics counts every request from its exchange; usage events are built only for the usage sinks.
         self.bus = EventBus(self._sinks(spill), self.accounting, observe=self.metrics.record,
+                            prepare=self.accounting.prepare,
                             max_queue=server.usage_queue_size, batch_size=server.usage_batch_size,
                             flush_s=server.usage_flush_s, spill_path=spill)
         self.sampler = StateSampler(self.metrics, lambda: self.router.table, self.bus, self.lag)
@@ -108,7 +109,6 @@ class GatewayState:
         self.reloads = 0
         self._reload_lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
-        self._warming: asyncio.Task[None] | None = None
         self._warming_streams: asyncio.Future[object] | None = None
 
     def _sinks(self, spill_path: str) -> list[Sink]:
@@ -158,14 +158,10 @@ class GatewayState:
         self.lag.start()
         self.sampler.start()
         self._warming_streams = warm_streaming()
-        if self.settings.server.usage_log:
-            self._warming = asyncio.create_task(self.accounting.warm())
 
     async def close(self) -> None:
         await self.sampler.stop()
         await self.lag.stop()
-        if self._warming is not None:
-            await self._warming
         if self._warming_streams is not None:
             await self._warming_streams
         await self.bus.close()  # every queued event reaches its sinks (the store is still open)

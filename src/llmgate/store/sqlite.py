@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 
@@ -43,7 +43,7 @@ _T_COLS = ", ".join(TOKEN_COLUMNS)
 # lookup, which for want of an adapter raises and clears an exception per value (~0.5 µs each; a usage row holds
 # ~8 of them, ~40% of its insert). A registered C-level adapter makes the lookup a dict hit; what gets bound is
 # unchanged (NULL, and 0/1).
-sqlite3.register_adapter(type(None), {}.get)  # {}.get(None) is None: binds NULL
+sqlite3.register_adapter(type(None), cast("Callable[[None], None]", {}.get))  # {}.get(None) is None: NULL
 sqlite3.register_adapter(bool, int)
 
 

@@ -20,7 +20,7 @@ import asyncio
 import collections
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -46,6 +46,8 @@ class Sink(Protocol):
 
 
 BuildEvent = Callable[[Exchange], UsageEvent]
+Prepare = Callable[[Sequence[Exchange]], Awaitable[None]]
+"""Runs before a batch's events are built (account.py: loads the tiktoken encodings it will need)."""
 Observe = Callable[[Sequence[Exchange], Sequence[UsageEvent | None] | None], None]
 """Sees every batch of exchanges, with their events when sinks made the bus build them (the metrics)."""
 
@@ -54,10 +56,11 @@ class EventBus:
     """Bounded queue + one background writer fanning batches out to the sinks (see the module docstring)."""
 
     def __init__(self, sinks: Sequence[Sink], build: BuildEvent, *, observe: Observe | None = None,
-                 max_queue: int = 10_000, batch_size: int = 500, flush_s: float = 1.0,
-                 spill_path: str | None = None) -> None:
+                 prepare: Prepare | None = None, max_queue: int = 10_000, batch_size: int = 500,
+                 flush_s: float = 1.0, spill_path: str | None = None) -> None:
         self.sinks = list(sinks)
         self._build = build
+        self._prepare = prepare
         self._observe = observe
         self.max_queue = max_queue
         self.batch_size = batch_size
@@ -131,6 +134,11 @@ class EventBus:
         while queue:
             count = min(len(queue), self.batch_size)
             batch = [queue.popleft() for _ in range(count)]
+            if self.sinks and self._prepare is not None:
+                try:
+                    await self._prepare(batch)
+                except Exception:  # building goes on; an estimate that needs what failed to load fails alone
+                    logger.exception("could not prepare a batch of {} usage event(s)", count)
             events = self._events(batch) if self.sinks else None
             if self._observe is not None:
                 try:

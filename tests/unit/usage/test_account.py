@@ -65,3 +65,40 @@ def test_upstream_model_of_a_deployment() -> None:
     assert upstream_model("azure/org/model") == "org/model"
     assert upstream_model("openai") is None
     assert upstream_model(None) is None
+
+
+def test_prepare_loads_in_a_thread_only_the_encodings_estimates_need(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tiktoken is not loaded at start-up: `prepare` loads an encoding, off the event loop, the first time a
+    batch holds an answer without usage, and never for answers that report it."""
+    import asyncio
+
+    from llmgate.usage import account, counting
+
+    loaded_in_thread: list[str] = []
+
+    async def to_thread(function, *args):  # type: ignore[no-untyped-def]
+        assert function is counting.encoding_for_model
+        loaded_in_thread.extend(args)
+        return function(*args)
+
+    monkeypatch.setattr(account.asyncio, "to_thread", to_thread)
+    monkeypatch.setattr(counting, "encoding_is_loaded", lambda model: False)
+    builder = EventBuilder(lambda: PRICES)
+    reported = exchange(double.chat_body("gpt-4o-mini"))
+    head, deltas, tail = double.chat_frames("gpt-4", 2, False)
+    unreported = exchange(None, stream_chunks=[head, *deltas, tail], model="gpt-4")
+    failed = exchange(None, status=502)
+
+    asyncio.run(builder.prepare([reported, failed]))
+    assert loaded_in_thread == []
+    asyncio.run(builder.prepare([reported, unreported, failed]))
+    assert loaded_in_thread == ["gpt-4"]
+    assert builder(unreported).estimated is True
+
+
+def test_an_encodings_python_ranks_are_released_once_loaded() -> None:
+    from llmgate.usage.counting import encoding_for_model
+
+    encoding = encoding_for_model("gpt-4o")
+    assert encoding._mergeable_ranks == {}  # the Rust core holds its own copy
+    assert encoding.decode(encoding.encode("hello world")) == "hello world"

@@ -173,6 +173,28 @@ async def test_without_sinks_nothing_is_built() -> None:
     assert built == [] and bus.depth == 0
 
 
+async def test_each_batch_is_prepared_before_it_is_built_and_a_failed_preparation_does_not_lose_it() -> None:
+    steps: list[str] = []
+
+    async def prepare(batch: Sequence[Exchange]) -> None:
+        steps.append(f"prepare {len(batch)}")
+        if len(steps) == 1:
+            raise RuntimeError("an encoding failed to load")
+
+    def build(exchange: Exchange) -> UsageEvent:
+        steps.append("build")
+        return build_event(exchange)
+
+    sink = ListSink()
+    bus = EventBus([sink], build, prepare=prepare, batch_size=2, flush_s=60)
+    bus.start()
+    for n in range(4):
+        bus.emit(finished(n))
+    await bus.close()
+    assert steps == ["prepare 2", "build", "build", "prepare 2", "build", "build"]
+    assert sink.ids == ["req-0", "req-1", "req-2", "req-3"]
+
+
 def exchange(n: int) -> Exchange:
     ex = Exchange(b"req-%d" % n, "POST", "/v1/chat/completions")
     ex.status, ex.ended_at = 200, ex.started_at
