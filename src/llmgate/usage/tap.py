@@ -102,7 +102,7 @@ class StreamTap:
         self._held = b""
         self._sep = b"\n\n"
         self._nulls: bool | None = None
-        """Whether this upstream writes `"usage":null` into its chunks; known from the first whole event."""
+        """Whether this upstream writes `"usage":null` into its chunks; known from its first data event."""
         self._removed = False
         """The usage event has been removed: nothing more to look for."""
 
@@ -128,9 +128,11 @@ class StreamTap:
 
     def _strip(self, events: bytes, sep: bytes) -> bytes:
         """Whole `events` as the client gets them."""
-        if self._nulls is None:
-            self._nulls = _NULL_USAGE[1:] in events[:events.find(sep)]
-        if self._nulls:
+        if self._nulls is None:  # decided on the first data event (some upstreams send SSE comments first)
+            first = events.find(b"data:")
+            if first >= 0:
+                self._nulls = _NULL_USAGE[1:] in events[first:events.find(sep, first)]
+        if self._nulls is not False:
             events = events.replace(_NULL_USAGE, b"")
         if not self._removed:
             events, self._removed = without_usage_event(events, sep)

@@ -128,3 +128,9 @@ def test_nothing_is_searched_once_the_usage_event_is_removed() -> None:
     tap = StreamTap(UsageMeter(), strip=True)
     late = b'data: {"choices":[],"usage":{"total_tokens":9}}\n\n'  # no upstream sends two; were one to, it passes
     assert relay(tap, [CHUNKS[2], late]) == late
+
+
+def test_nulls_are_looked_for_in_the_first_data_event_after_comments() -> None:
+    comment = b": PROCESSING\n\n"  # OpenRouter, for one, sends comments before the first event
+    tap = StreamTap(UsageMeter(), strip=True)
+    assert relay(tap, [comment, *CHUNKS]) == comment + WITHOUT_USAGE
