@@ -139,10 +139,11 @@ class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
-    single_process: bool = False
-    """Serve in `llmgate serve`'s own process (granian's embedded server, one worker): no supervisor process
-    (~35 MB less resident memory), but a crashed worker is not respawned and granian calls the mode
-    experimental. Needs workers = 1."""
+    single_process: bool | None = None
+    """Serve in `llmgate serve`'s own process (granian's embedded server): no supervisor process, ~35 MB less
+    resident memory, the same throughput; a crash ends the process (restarting it is the container runtime's or
+    systemd's job) and granian calls the mode experimental. Unset (the default): one process when workers = 1,
+    granian's supervisor (which respawns a crashed worker) for more. false: the supervisor for one worker too."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     """Largest request body accepted on /v1; bigger ones get 413."""
     cors_origins: tuple[str, ...] = ()

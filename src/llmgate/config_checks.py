@@ -13,7 +13,7 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"server.port: expected 1-65535, got {server.port}")
     if server.workers < 1:
         raise ConfigError(f"server.workers: expected at least 1, got {server.workers}")
-    if server.single_process and server.workers != 1:
+    if server.single_process is True and server.workers != 1:
         raise ConfigError(f"server.single_process: serves one worker in this process; got workers = {server.workers}")
     if server.max_body_bytes < 1024:
         raise ConfigError(f"server.max_body_bytes: expected at least 1024, got {server.max_body_bytes}")

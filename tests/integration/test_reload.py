@@ -32,7 +32,7 @@ def deployment(url: str) -> str:
     return response.headers["x-llmgate-deployment"]
 
 
-@pytest.mark.parametrize("mode", [(), ("--single-process",)], ids=["supervised", "single-process"])
+@pytest.mark.parametrize("mode", [("--no-single-process",), ()], ids=["supervised", "single-process"])
 def test_sighup_reload_under_load(upstream: str, tmp_path, mode: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
     path = write_config(tmp_path, config(upstream, "one"))
     with start_gateway(gateway_env(upstream), "--config", path, *mode) as gw:

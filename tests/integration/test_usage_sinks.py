@@ -34,14 +34,14 @@ def send(url: str, count: int) -> list[str]:
     return ids
 
 
-@pytest.mark.parametrize("mode", [(), ("--single-process",)], ids=["supervised", "single-process"])
+@pytest.mark.parametrize("mode", [("--no-single-process",), ()], ids=["supervised", "single-process"])
 def test_sigterm_writes_every_queued_event(upstream: str, tmp_path: Path, mode: tuple[str, ...]) -> None:
     """Nothing is flushed while serving (a 60 s flush interval); stopping the server writes all N rows. In
     single-process mode the gateway serves from `llmgate serve`'s own process, with no worker under it."""
     env = gateway_env(upstream, LLMGATE_USAGE_LOG="1", LLMGATE_USAGE_FLUSH_S="60", LLMGATE_DATA_DIR=str(tmp_path))
     with start_gateway(env, *mode) as gw:
         workers = Path(f"/proc/{gw.proc.pid}/task/{gw.proc.pid}/children").read_text().split()
-        assert (len(workers) == 0) == bool(mode), workers
+        assert (len(workers) == 0) == (not mode), workers
         ids = send(gw.url, 60)
         assert usage_rows(tmp_path) == []  # still queued in memory
         stop_process(gw.proc)  # SIGTERM, as a supervisor would

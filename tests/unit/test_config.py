@@ -43,7 +43,12 @@ def test_server_env_overrides() -> None:
 
 
 def test_single_process_serves_one_worker() -> None:
-    assert load_settings({"LLMGATE_SINGLE_PROCESS": "1"}).server.single_process
+    from llmgate.cli.serve import serves_in_process
+
+    assert serves_in_process(load_settings({}))  # the default for one worker
+    assert serves_in_process(load_settings({"LLMGATE_SINGLE_PROCESS": "1"}))
+    assert not serves_in_process(load_settings({"LLMGATE_SINGLE_PROCESS": "0"}))  # granian's supervisor
+    assert not serves_in_process(load_settings({"LLMGATE_WORKERS": "2"}))
     with pytest.raises(ConfigError, match=r"server.single_process: serves one worker in this process; got workers = 2"):
         load_settings({"LLMGATE_SINGLE_PROCESS": "1", "LLMGATE_WORKERS": "2"})
 

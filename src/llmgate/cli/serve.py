@@ -18,9 +18,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument("--host", help="address to bind (env LLMGATE_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (env LLMGATE_PORT, default 8000)")
     serve.add_argument("--workers", type=int, help="worker processes (env LLMGATE_WORKERS, default 1)")
-    serve.add_argument("--single-process", action="store_true", default=None,
-                       help="serve in this process, without granian's supervisor (one worker, ~35 MB less; a "
-                            "crash is not respawned) (env LLMGATE_SINGLE_PROCESS=1)")
+    serve.add_argument("--single-process", action=argparse.BooleanOptionalAction, default=None,
+                       help="serve in this process, without granian's supervisor (~35 MB less; a crash is not "
+                            "respawned): the default for one worker; --no-single-process keeps the supervisor "
+                            "(env LLMGATE_SINGLE_PROCESS=1/0)")
     serve.add_argument("--config", help="TOML config file (env LLMGATE_CONFIG)")
     serve.set_defaults(run=run_serve)
 
@@ -32,7 +33,7 @@ def run_serve(args: argparse.Namespace) -> int:
                       ("config", "LLMGATE_CONFIG"), ("single_process", "LLMGATE_SINGLE_PROCESS")):
         value = getattr(args, flag)
         if value is not None:
-            os.environ[var] = "1" if value is True else str(value)
+            os.environ[var] = ("1" if value else "0") if isinstance(value, bool) else str(value)
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -46,12 +47,18 @@ def run_serve(args: argparse.Namespace) -> int:
     _log_start(settings)
     from llmgate.observe.multiproc import metrics_dir
 
-    if settings.server.single_process:
+    if serves_in_process(settings):
         _run_embedded(settings)
         return 0
     with metrics_dir(settings.server.workers):  # several workers share their metrics through it
         _run_granian(settings)
     return 0
+
+
+def serves_in_process(settings: Settings) -> bool:
+    """One process (granian's embedded server) unless asked otherwise or serving several workers."""
+    single = settings.server.single_process
+    return single if single is not None else settings.server.workers == 1
 
 
 def _run_embedded(settings: Settings) -> None:
@@ -67,8 +74,10 @@ def _run_embedded(settings: Settings) -> None:
     from llmgate.app import create_app
 
     async def serve() -> None:
+        # granian's only warning here would be "Embedded server is experimental!", at every start: llmgate's own
+        # start-up line says how it serves, and README/.env.example say what granian calls the mode.
         server = EmbeddedServer(create_app, factory=True, address=settings.server.host, port=settings.server.port,
-                                interface=Interfaces.ASGI, log_level=LogLevels.warning, log_access=False)
+                                interface=Interfaces.ASGI, log_level=LogLevels.error, log_access=False)
         loop = asyncio.get_running_loop()
         for stop in (signal.SIGINT, signal.SIGTERM):  # the embedded server installs no handlers of its own
             loop.add_signal_handler(stop, server.stop)
@@ -101,8 +110,9 @@ def _log_start(settings: Settings) -> None:
                 without_password(settings.redis_url) if settings.redis_url else "off (no LLMGATE_REDIS_URL)")
     logger.info("management API /manage: {}", "on" if settings.management_token else
                 "off (set LLMGATE_MANAGEMENT_TOKEN to enable it)")
-    logger.info("llmgate {} listening on http://{}:{} with {} worker(s)", __version__, server.host, server.port,
-                server.workers)
+    how = "in this process (no supervisor: LLMGATE_SINGLE_PROCESS=0 for granian's)" if serves_in_process(settings) \
+        else f"with {server.workers} worker(s) under granian's supervisor"
+    logger.info("llmgate {} listening on http://{}:{} {}", __version__, server.host, server.port, how)
 
 
 def without_password(url: str) -> str:
