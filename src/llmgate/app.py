@@ -26,9 +26,10 @@ from llmgate.admin.usage import UsageController
 from llmgate.config import Settings, load_settings
 from llmgate.errors import GatewayError
 from llmgate.log import known_secrets, setup_logging
+from llmgate.routes.front import v1_first
 from llmgate.routes.health import HealthController
 from llmgate.routes.metrics import metrics
-from llmgate.routes.openai import v1_handler
+from llmgate.routes.openai import serve_v1, v1_handler
 from llmgate.state import GatewayState
 
 
@@ -70,8 +71,9 @@ def create_app(settings: Settings | None = None, *, middleware: Sequence[Middlew
                     guards=[require_management_token],
                     exception_handlers={GatewayError: gateway_error, ValidationException: validation_error,
                                         HTTPException: http_error})
-    return Litestar(
-        route_handlers=[v1_handler(state), HealthController, metrics, manage],
+    v1 = serve_v1(state)
+    app = Litestar(
+        route_handlers=[v1_handler(v1), HealthController, metrics, manage],
         dependencies={"gateway": Provide(lambda: state, use_cache=True, sync_to_thread=False)},
         lifespan=[lifespan],
         middleware=list(middleware),
@@ -84,4 +86,7 @@ def create_app(settings: Settings | None = None, *, middleware: Sequence[Middlew
         logging_config=None,  # Litestar's default turns on per-request INFO lines from httpx
         debug=False,
     )
+    if not cors and not middleware:  # /v1 skips Litestar's router (routes/front.py)
+        app.asgi_handler = v1_first(v1, app.asgi_handler)
+    return app
 

@@ -72,9 +72,18 @@ def test_query_string_is_forwarded(gateway: Gateway, upstream: str) -> None:
     assert seen(upstream)["last_path"] == "/v1/chat/completions?api-version=2024-10-21"
 
 
-def test_trailing_slash_is_the_same_route(gateway: Gateway) -> None:
-    response = httpx.post(f"{gateway.url}/v1/chat/completions/", json={"model": "m"}, headers=AUTH)
+@pytest.mark.parametrize("path", ["/v1/chat/completions/", "/v1//chat/completions", "//v1/chat/completions"])
+def test_trailing_and_double_slashes_are_the_same_route(gateway: Gateway, path: str) -> None:
+    response = httpx.post(f"{gateway.url}{path}", json={"model": "m"}, headers=AUTH)
     assert response.status_code == 200
+
+
+def test_a_host_header_no_url_could_hold_is_400(gateway: Gateway) -> None:
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", json={"model": "m"},
+                          headers={**AUTH, "host": "evil.example/path?x"})
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert "Host header" in response.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(("method", "path", "status"), [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 from collections.abc import Iterator
 
@@ -38,6 +39,20 @@ def test_request_ids_are_unique_hex() -> None:
     ids = {new_request_id() for _ in range(1000)}
     assert len(ids) == 1000
     assert all(len(i) == 24 and int(i, 16) >= 0 for i in ids)
+
+
+def test_request_ids_differ_in_a_forked_worker() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, to the parent
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.close(write)
+    mine = new_request_id()
+    child = os.read(read, 64).decode()
+    os.waitpid(pid, 0)
+    os.close(read)
+    assert len(child) == 24 and child != mine
 
 
 def test_scrubber_masks_known_secrets_key_shapes_and_bearers() -> None:

@@ -9,6 +9,7 @@ upstream's `x-request-id` is renamed `x-upstream-request-id` because `x-request-
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 # RFC 9110 §7.6.1 connection-specific fields, plus the ones llmgate sets itself.
@@ -30,9 +31,10 @@ _DROP_UP = frozenset(
 class InboundHeaders:
     """What the hot path needs from the client's headers, found in one pass."""
 
-    __slots__ = ("content_length", "content_type", "credential", "forward", "request_id")
+    __slots__ = ("content_length", "content_type", "credential", "forward", "host", "request_id")
 
     def __init__(self) -> None:
+        self.host: bytes = b""
         self.credential: str | None = None
         self.request_id: bytes | None = None
         self.content_length: int | None = None
@@ -62,7 +64,18 @@ def split_request_headers(raw: Iterable[tuple[bytes, bytes]]) -> InboundHeaders:
             found.request_id = value
         elif name == b"content-length":
             found.content_length = int(value) if value.isdigit() else None
+        elif name == b"host":
+            found.host = value
     return found
+
+
+_HOST = re.compile(rb"[0-9A-Za-z!$&'()*+,;=\-._~:\[\]@%]*")
+"""What RFC 3986 allows in a host and port (Litestar checks the same before its routes)."""
+
+
+def valid_host(host: bytes) -> bool:
+    """False for a Host header no URL could hold (header injection)."""
+    return _HOST.fullmatch(host) is not None
 
 
 def upstream_request_headers(inbound: InboundHeaders, auth: tuple[tuple[str, str], ...], request_id: bytes,

@@ -35,6 +35,7 @@ from llmgate.log import current_request, new_request_id
 from llmgate.providers.base import ENDPOINT_CAPABILITIES
 from llmgate.proxy.asgi import (
     JSON_CONTENT_TYPE,
+    ASGIApp,
     ClientDisconnected,
     Receive,
     Scope,
@@ -47,7 +48,7 @@ from llmgate.proxy.asgi import (
 )
 from llmgate.proxy.client import Body
 from llmgate.proxy.forward import Call, forward
-from llmgate.proxy.headers import InboundHeaders, split_request_headers
+from llmgate.proxy.headers import InboundHeaders, split_request_headers, valid_host
 from llmgate.routes.anthropic import ANTHROPIC_PATHS, serve_anthropic
 from llmgate.routes.shedding import shed, shed_after_s
 from llmgate.routes.token_count import serve_token_count
@@ -99,12 +100,16 @@ def build_routes(extra_routes: tuple[str, ...]) -> dict[str, dict[str, Endpoint]
     return routes
 
 
-def v1_handler(state: GatewayState) -> ASGIRouteHandler:
-    """The `/v1` mount, bound to the gateway's state."""
+def v1_handler(v1: ASGIApp) -> ASGIRouteHandler:
+    """`serve_v1`'s app as Litestar's `/v1` mount."""
+    return asgi("/v1", is_mount=True, copy_scope=False)(v1)
+
+
+def serve_v1(state: GatewayState) -> ASGIApp:
+    """The `/v1` ASGI app, bound to the gateway's state; `scope["path"]` is relative to /v1."""
     routes = build_routes(state.settings.server.extra_routes)
     max_lag_s = shed_after_s(state.settings.server)
 
-    @asgi("/v1", is_mount=True, copy_scope=False)
     async def v1(scope: Scope, receive: Receive, send: Send) -> None:
         inbound = split_request_headers(scope["headers"])
         request_id = inbound.request_id or new_request_id().encode()
@@ -113,6 +118,8 @@ def v1_handler(state: GatewayState) -> ASGIRouteHandler:
         exchange = Exchange(request_id, method, "/v1" + path, state.lag.lag_s)
         current_request.set(exchange)  # every line logged from here on carries the request ids
         try:
+            if not valid_host(inbound.host):
+                raise InvalidRequest("The Host header is not a valid host name.")
             if exchange.lag_s > max_lag_s:  # the loop is behind: answer 503 now rather than queue
                 await shed(send, exchange, path in ANTHROPIC_PATHS)
                 return
