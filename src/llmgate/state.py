@@ -22,6 +22,7 @@ from llmgate.config import ConfigError, ProviderConfig, Settings, load_settings
 from llmgate.observe.lag import LoopLag
 from llmgate.observe.metrics import GatewayMetrics
 from llmgate.observe.state_metrics import StateSampler
+from llmgate.proxy.asgi import WatchList
 from llmgate.proxy.client import UpstreamClient, warm_streaming
 from llmgate.proxy.forward import fetch_model_list
 from llmgate.routing.catalog import ModelCatalog
@@ -32,6 +33,11 @@ from llmgate.usage.account import EventBuilder
 from llmgate.usage.bus import EventBus, Sink
 from llmgate.usage.prices import Pricing
 
+WATCH_AFTER_S = 0.25
+"""A request is watched for its client leaving only once it has lasted this long: most whole answers and short
+streams are done sooner, and an abandoned long generation, the one worth cancelling, is still cut within a
+quarter second."""
+
 if TYPE_CHECKING:
     from llmgate.store.redis import SharedLimits
     from llmgate.usage.raw import RawLogSink
@@ -40,7 +46,7 @@ if TYPE_CHECKING:
 class Router:
     """One configuration generation: routing table, upstream clients (one pool per provider), model catalog."""
 
-    __slots__ = ("_closing", "active", "catalog", "clients", "retired", "settings", "table")
+    __slots__ = ("_closing", "active", "catalog", "clients", "retired", "settings", "table", "watches")
 
     table: RoutingTable
     catalog: ModelCatalog
@@ -57,6 +63,8 @@ class Router:
         self.retired: list[UpstreamClient] | None = None
         """Set on reload: clients to close once `active` drops to zero."""
         self._closing: asyncio.Future[None] | None = None
+        self.watches = WatchList(WATCH_AFTER_S)
+        """The disconnect watches of this Router's requests that have not started yet."""
 
     async def _fetch_models(self, provider_name: str) -> list[dict[str, Any]]:
         provider = self.table.providers[provider_name]

@@ -43,10 +43,6 @@ from llmgate.usage.event import CLIENT_CLOSED
 __all__ = ["Call", "fetch_model_list", "forward", "upstream_error"]
 
 _clock = time.monotonic
-WATCH_AFTER_S = 0.25
-"""A request is watched for its client leaving only once it has taken this long: most whole answers and short
-streams are done sooner (the watch costs ~11-15 CPU-µs, measured end to end), and an abandoned long generation,
-the one worth cancelling, is still cut within a quarter second."""
 _ATTEMPTS = tuple(b"%d" % n for n in range(64))
 
 
@@ -65,7 +61,7 @@ def upstream_error(exc: BaseException, client: UpstreamClient, secret: str = "")
 
 async def forward(call: Call, route: Route) -> None:
     """Serve `call` from `route` (then its fallbacks); answer the client exactly once."""
-    watch = DisconnectWatch(call.receive, WATCH_AFTER_S) if isinstance(call.body, bytes) else None
+    watch = DisconnectWatch(call.receive, call.router.watches) if isinstance(call.body, bytes) else None
     guard = StreamGuard(call.send, call.keepalive_s, call.keepalive_headers, call.error_frame) if call.stream else None
     call.guard = guard
     failure: Failure | None = None
