@@ -3,8 +3,9 @@ into `UsageEvent`s and writes them, in batches, to every sink.
 
 - `emit()` never blocks or awaits: it appends to a bounded in-memory queue (a deque) and at most wakes the
   writer when a batch is full.
-- The writer wakes every `flush_s` or when `batch_size` exchanges are queued, builds the events, and hands the
-  batch to all sinks at once; a sink that raises is logged and counted, and the others still get the batch.
+- The writer wakes every `flush_s` (and writes all that is queued) or when `batch_size` exchanges are queued
+  (and writes whole batches), builds the events, and hands each batch to all sinks at once; a sink that
+  raises is logged and counted, and the others still get the batch.
   The observer (the metrics) sees every batch of exchanges, with their events when there are sinks; with no
   sink, no event is built.
 - When the queue is full (sinks slower than traffic for a long while), an arriving event is written straight to
@@ -119,32 +120,46 @@ class EventBus:
         assert self._wake is not None
         wake = self._wake
         while not self._closing:
-            with contextlib.suppress(TimeoutError):
+            try:
                 async with asyncio.timeout(self.flush_s):
                     await wake.wait()
+                full = True  # woken by a full batch: write whole batches; the rest waits to fill the next one
+            except TimeoutError:
+                full = False  # the flush is due: everything queued goes
             wake.clear()
-            await self._drain()
+            queued = len(self._queue)
+            await self._write(queued - queued % self.batch_size if full else queued)
         await self._drain()
 
     async def _drain(self) -> None:
-        """Write what is queued, batch by batch. Events are built only for sinks: the observer (metrics) reads
-        the exchanges themselves, so a gateway that logs no usage builds none (measured: building was ~27k
-        instructions of a ~400k-instruction request)."""
+        """Write everything queued, including what arrives meanwhile (closing)."""
+        while self._queue:
+            await self._write(len(self._queue))
+
+    async def _write(self, count: int) -> None:
+        """Write the `count` oldest queued exchanges, batch by batch. What arrives while the sinks write waits for
+        the next wake-up: draining it at once made, under load, a transaction of a few rows for every one that
+        was written (measured: ~3 rows per SQLite transaction, ~50 CPU-µs per row instead of ~7).
+
+        Events are built only for sinks: the observer (metrics) reads the exchanges themselves, so a gateway
+        that logs no usage builds none (measured: building was ~27k instructions of a ~400k-instruction
+        request)."""
         queue = self._queue
-        while queue:
-            count = min(len(queue), self.batch_size)
-            batch = [queue.popleft() for _ in range(count)]
+        while count > 0 and queue:
+            size = min(len(queue), self.batch_size, count)
+            count -= size
+            batch = [queue.popleft() for _ in range(size)]
             if self.sinks and self._prepare is not None:
                 try:
                     await self._prepare(batch)
                 except Exception:  # building goes on; an estimate that needs what failed to load fails alone
-                    logger.exception("could not prepare a batch of {} usage event(s)", count)
+                    logger.exception("could not prepare a batch of {} usage event(s)", size)
             events = self._events(batch) if self.sinks else None
             if self._observe is not None:
                 try:
                     self._observe(batch, events)
                 except Exception:
-                    logger.exception("could not count a batch of {} request(s) into the metrics", count)
+                    logger.exception("could not count a batch of {} request(s) into the metrics", size)
             written = [event for event in events if event is not None] if events else None
             if written:
                 await self._fan_out(written)

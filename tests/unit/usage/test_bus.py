@@ -59,9 +59,10 @@ async def test_batches_by_size_and_fans_out_to_every_sink() -> None:
     bus.start()
     for n in range(25):
         bus.emit(finished(n))
-    await asyncio.sleep(0.05)  # a full batch woke the writer (timer: 60 s), which drains all, batch by batch
+    await asyncio.sleep(0.05)  # a full batch woke the writer (timer: 60 s): whole batches go, the rest waits
+    assert [len(batch) for batch in first.batches] == [10, 10]
+    await bus.close()  # closing writes the rest
     assert [len(batch) for batch in first.batches] == [10, 10, 5]
-    await bus.close()
     assert first.ids == second.ids == [f"req-{n}" for n in range(25)]
     assert first.closed and second.closed
     assert bus.written == 25 and bus.depth == 0
@@ -133,6 +134,28 @@ async def test_without_a_spill_file_overflow_is_counted_as_dropped(tmp_path: Pat
     bus.emit(finished(2))
     assert bus.dropped == 1 and bus.spilled == 0
     await bus.close()
+
+
+async def test_what_arrives_while_a_batch_is_written_waits_for_a_full_batch_or_the_flush() -> None:
+    sink = ListSink(delay_s=0.05)
+    bus = EventBus([sink], build_event, batch_size=10, flush_s=0.4)
+    bus.start()
+    for n in range(10):
+        bus.emit(finished(n))
+    await asyncio.sleep(0.01)  # the first batch is being written
+    for n in range(10, 13):
+        bus.emit(finished(n))
+    await asyncio.sleep(0.1)  # written; the three that came meanwhile are not a batch of their own yet
+    assert [len(batch) for batch in sink.batches] == [10]
+    for n in range(13, 20):
+        bus.emit(finished(n))
+    await asyncio.sleep(0.1)
+    assert [len(batch) for batch in sink.batches] == [10, 10]
+    bus.emit(finished(20))
+    await asyncio.sleep(0.6)  # the flush timer writes what is left
+    assert [len(batch) for batch in sink.batches] == [10, 10, 1]
+    await bus.close()
+    assert sink.ids == [f"req-{n}" for n in range(21)]
 
 
 async def test_close_drains_what_a_slow_sink_has_not_written_yet() -> None:
