@@ -12,7 +12,7 @@ Run one server per client, each pinned to the gateway's CPU, and compare CPU per
 (benchmarks/README.md, "Streaming: every well-maintained client measured"):
 
     uv run --with curl-cffi --with rnet --with aiosonic env CLIENT=aiohttp taskset -c 0 \\
-        granian --interface asgi --loop uvloop --port 8200 --app-dir benchmarks stream_clients:app
+        granian --interface asgi --loop uvloop --port 8200 --working-dir benchmarks stream_clients:app
 
 Only aiohttp and pyreqwest are llmgate dependencies; the others load only when chosen.
 """

@@ -130,8 +130,6 @@ class UpstreamClient:
     def __init__(self, provider: ProviderConfig) -> None:
         self.provider = provider
         self.base_url = provider.base_url
-        # A non-streamed response arrives whole when the model is done, so first_byte_s bounds it entirely.
-        self._buffered_timeout = timedelta(seconds=provider.timeouts.first_byte_s)
         self._buffered: Client | None = None
         self._streaming: aiohttp.ClientSession | None = None
         self._client_error: type[Exception] = Exception
@@ -146,6 +144,8 @@ class UpstreamClient:
             .gzip(False).brotli(False).zstd(False).deflate(False)
             .follow_redirects(False)
             .tcp_nodelay(True)
+            # A whole answer comes when the model is done: first_byte_s bounds all of it (set once for the pool).
+            .timeout(timedelta(seconds=self.provider.timeouts.first_byte_s))
         )
         self._buffered = await builder.build().__aenter__()
 
@@ -181,7 +181,7 @@ class UpstreamClient:
                 builder = builder.body_bytes(body)
         else:
             builder = builder.body_stream(body)
-        response = await builder.timeout(self._buffered_timeout).build().send()
+        response = await builder.build().send()
         # names arrive lower-cased (the http crate's HeaderName)
         raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
         return response.status, raw, bytes(await response.bytes())
