@@ -115,6 +115,11 @@ class StreamedReply:
         except self._client_error as exc:
             raise _stream_error(exc) from exc  # type: ignore[arg-type]
 
+    def ended(self) -> bool:
+        """The whole body has been read: `next_chunk()` would return b"" (the end arrived with the last bytes)."""
+        assert self._response is not None
+        return self._response.content.at_eof()
+
     async def next_chunk(self) -> bytes:
         """Whatever has arrived since the last call (waiting for at least one byte); b"" at the end."""
         assert self._response is not None

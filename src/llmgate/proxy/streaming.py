@@ -138,10 +138,13 @@ async def relay_body(send: Send, reply: StreamedReply, first: bytes, guard: Stre
         if not guard.started:
             guard.started = True
             await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-        next_chunk = reply.next_chunk
+        next_chunk, ended = reply.next_chunk, reply.ended
         chunk = first
         while chunk:
             out = chunk if tap is None else tap.feed(chunk)
+            if ended():  # the upstream's end came with these bytes: they end the response (one send fewer)
+                await send({"type": "http.response.body", "body": out + tap.end() if tap is not None else out})
+                return None
             if out:
                 await send({"type": "http.response.body", "body": out, "more_body": True})
             guard.progress()  # after the send: a slow client must not look like a silent upstream
