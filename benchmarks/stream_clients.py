@@ -5,13 +5,14 @@ for each candidate client; a stream is relayed as it arrives (every read is sent
 `pyreqwest`, ref_gw's own buffering read (64 KiB before the first byte: the floor the issue measures against).
 
     CLIENT: aiohttp (readany), pyreqwest (buffered, as ref_gw), pyreqwest_chunk (read_chunk, no pre-buffer),
-            curl (curl_cffi AsyncSession), rnet, aiosonic
+            curl (curl_cffi AsyncSession), rnet, aiosonic, httptools (`_HttptoolsConnection` below: the least
+            a hand-written HTTP/1.1 client on an asyncio protocol can do: plain HTTP, keep-alive, no timeouts)
     UPSTREAM: the upstream double's base URL (default http://127.0.0.1:18080)
 
 Run one server per client, each pinned to the gateway's CPU, and compare CPU per request under wrk
 (benchmarks/README.md, "Streaming: every well-maintained client measured"):
 
-    uv run --with curl-cffi --with rnet --with aiosonic env CLIENT=aiohttp taskset -c 0 \\
+    uv run --with curl-cffi --with rnet --with aiosonic --with httptools env CLIENT=aiohttp taskset -c 0 \\
         granian --interface asgi --loop uvloop --port 8200 --working-dir benchmarks stream_clients:app
 
 Only aiohttp and pyreqwest are llmgate dependencies; the others load only when chosen.
@@ -19,6 +20,7 @@ Only aiohttp and pyreqwest are llmgate dependencies; the others load only when c
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -43,6 +45,92 @@ _decode = msgspec.json.Decoder(_Head).decode
 _state: dict[str, Any] = {}
 
 
+class _HttptoolsConnection(asyncio.Protocol):
+    """One keep-alive connection to the double, its response parsed by httptools (llhttp, in C): each body
+    piece costs one Python callback, and `read()` hands over everything that has arrived, joined."""
+
+    def __init__(self, idle: list[_HttptoolsConnection]) -> None:
+        import httptools
+
+        self.idle = idle
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.pieces: list[bytes] = []
+        self.waiter: asyncio.Future[None] | None = None
+        self.status = 0
+        self.complete = self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("the upstream closed the connection"))
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        self.pieces.append(body)
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait(self) -> None:
+        self.waiter = asyncio.get_running_loop().create_future()
+        await self.waiter
+
+    async def post(self, request: bytes) -> None:
+        self.status, self.complete = 0, False
+        assert self.transport is not None
+        self.transport.write(request)
+        while not self.status:
+            await self._wait()
+
+    async def read(self) -> bytes:
+        """What has arrived since the last read; b"" at the end (the connection then goes back to the pool)."""
+        while not self.pieces:
+            if self.complete:
+                if self.parser.should_keep_alive() and not self.closed:
+                    self.idle.append(self)
+                elif self.transport is not None:
+                    self.transport.close()
+                return b""
+            await self._wait()
+        pieces = self.pieces
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        pieces.clear()
+        return data
+
+
+async def _httptools_post(body: bytes) -> _HttptoolsConnection:
+    idle: list[_HttptoolsConnection] = _state["client"]
+    while idle:
+        connection = idle.pop()
+        if not connection.closed:
+            break
+    else:
+        host, _, port = UPSTREAM.removeprefix("http://").partition(":")
+        _, connection = await asyncio.get_running_loop().create_connection(
+            lambda: _HttptoolsConnection(idle), host, int(port or 80))
+    head = "".join(f"{name}: {value}\r\n" for name, value in HEADERS.items())
+    await connection.post(f"POST {PATH} HTTP/1.1\r\nhost: {UPSTREAM.removeprefix('http://')}\r\n{head}"
+                          f"content-length: {len(body)}\r\n\r\n".encode() + body)
+    return connection
+
+
 async def startup() -> None:
     if CLIENT == "aiohttp":
         import aiohttp
@@ -53,6 +141,8 @@ async def startup() -> None:
         from pyreqwest.client import ClientBuilder
 
         _state["client"] = await ClientBuilder().build().__aenter__()
+    elif CLIENT == "httptools":
+        _state["client"] = []  # the idle connections
     elif CLIENT == "curl":
         from curl_cffi.requests import AsyncSession
 
@@ -96,6 +186,19 @@ async def _stream(send: Send, body: bytes) -> None:
                 while (chunk := await read()) is not None:
                     yield bytes(chunk)
             await _relay(send, response.status, chunks())
+    else:
+        await _stream_other(send, body, client)
+
+
+async def _stream_other(send: Send, body: bytes, client: Any) -> None:
+    """The clients that are not llmgate dependencies."""
+    if CLIENT == "httptools":
+        connection = await _httptools_post(body)
+
+        async def reads() -> AsyncIterator[bytes]:
+            while data := await connection.read():
+                yield data
+        await _relay(send, connection.status, reads())
     elif CLIENT == "curl":
         response = await client.request("POST", URL, data=body, headers=HEADERS, stream=True)
         try:
