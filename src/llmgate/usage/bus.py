@@ -12,6 +12,9 @@ into `UsageEvent`s and writes them, in batches, to every sink.
   the spill file (JSONL, one line, no fsync) instead of being queued: never dropped silently. Only when there
   is no spill file, or writing it fails, is it dropped; both are counted (`spilled`, `dropped`) and warned
   about at most every 10 s.
+- A batch is built and observed `_SLICE` exchanges at a time, the writer yielding to the event loop between
+  slices: a batch of 500 is ~4 ms of CPU, which requests arriving meanwhile would otherwise wait out (p99 at
+  c=1 went from ~0.5 ms over the usage log off to ~4 ms with it on). The sinks still get whole batches.
 - `close()` drains the queue into the sinks before it returns (graceful shutdown loses nothing).
 """
 
@@ -31,6 +34,8 @@ from llmgate.usage.event import Exchange, UsageEvent
 
 _encode = msgspec.json.Encoder().encode
 _WARN_EVERY_S = 10.0
+_SLICE = 50
+"""Exchanges built and observed between two yields to the event loop (~0.4 ms of CPU)."""
 
 
 class Sink(Protocol):
@@ -153,13 +158,19 @@ class EventBus:
                     await self._prepare(batch)
                 except Exception:  # building goes on; an estimate that needs what failed to load fails alone
                     logger.exception("could not prepare a batch of {} usage event(s)", size)
-            events = self._events(batch) if self.sinks else None
-            if self._observe is not None:
-                try:
-                    self._observe(batch, events)
-                except Exception:
-                    logger.exception("could not count a batch of {} request(s) into the metrics", size)
-            written = [event for event in events if event is not None] if events else None
+            written: list[UsageEvent] = []
+            for start in range(0, size, _SLICE):
+                if start:
+                    await asyncio.sleep(0)  # let the requests that came meanwhile run (module docstring)
+                part = batch[start:start + _SLICE]
+                events = self._events(part) if self.sinks else None
+                if self._observe is not None:
+                    try:
+                        self._observe(part, events)
+                    except Exception:
+                        logger.exception("could not count a batch of {} request(s) into the metrics", len(part))
+                if events:
+                    written += [event for event in events if event is not None]
             if written:
                 await self._fan_out(written)
 

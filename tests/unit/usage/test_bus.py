@@ -249,3 +249,33 @@ def test_with_real_sinks_a_full_queue_spills_and_a_full_disk_does_not_stop_the_o
     assert ids(tmp_path / "good.jsonl") == ["req-0", "req-1", "req-2", "req-5"]
     assert (bus.emitted, bus.spilled, bus.dropped, bus.written) == (6, 2, 0, 4)
     assert bus.sink_failures == {"full-disk": 3, "jsonl": 0}  # batches [0, 1], [2], [5]
+
+
+async def test_a_batch_is_built_in_slices_that_let_requests_run_between_them() -> None:
+    """Building 500 events is milliseconds of CPU: requests must not wait for all of it. The sink still gets the
+    whole batch in one write, and the metrics see every exchange once."""
+    order: list[str] = []
+    observed: list[int] = []
+
+    def build(exchange: Exchange) -> UsageEvent:
+        order.append("build")
+        return build_event(exchange)
+
+    sink = ListSink()
+    bus = EventBus([sink], build, observe=lambda batch, events: observed.append(len(batch)), batch_size=200,
+                   flush_s=60)
+    bus.start()
+    for n in range(200):
+        bus.emit(finished(n))
+
+    async def request() -> None:  # a request arriving while the writer works
+        for _ in range(3):
+            order.append("request")
+            await asyncio.sleep(0)
+
+    await asyncio.gather(request(), asyncio.sleep(0.05))
+    await bus.close()
+    between = [i for i, step in enumerate(order) if step == "request" and 0 < order[:i].count("build") < 200]
+    assert between, order  # a request ran while the batch was being built
+    assert order.count("build") == 200 and sum(observed) == 200 and max(observed) <= 50
+    assert [len(batch) for batch in sink.batches] == [200]
