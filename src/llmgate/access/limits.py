@@ -60,7 +60,8 @@ def admit(limits: Limits, counters: Counters, now: float) -> Refusal | None:
     if limits.budget_cost is not None and counters.cost_used >= limits.budget_cost:
         return Refusal("cost_budget", f"This token has spent its budget of {limits.budget_cost:g} "
                        f"(spent: {counters.cost_used:.6g}).", None, _headers(limits, counters, now))
-    _trim(counters, now)
+    if limits.rpm is not None or limits.tpm is not None:  # the windows are kept only for these
+        _trim(counters, now)
     if limits.rpm is not None and len(counters.request_times) >= limits.rpm:
         wait = counters.request_times[len(counters.request_times) - limits.rpm] + WINDOW_S - now
         return Refusal("requests", f"Rate limit reached: {limits.rpm} requests per minute. "

@@ -188,13 +188,14 @@ class TokenCache:
         entry.unflushed_requests += 1
         self._used.add(entry)
 
-    async def check_request(self, entry: TokenEntry, model: str | None, now: float) -> None:
-        """All of a request's checks: the model, then the limits (counting it here or in Redis)."""
+    def check_request(self, entry: TokenEntry, model: str | None, now: float) -> bool:
+        """A request's checks: the model, then, without Redis, the limits (counting it). True when the limits are
+        shared: the caller then awaits `admit_shared` (synchronous otherwise: no coroutine on the hot path)."""
         entry.check_model(model)
-        if self.shared is None:
-            self.admit(entry, now)
-        else:
-            await self.admit_shared(entry, now)
+        if self.shared is not None:
+            return True
+        self.admit(entry, now)
+        return False
 
     async def admit_shared(self, entry: TokenEntry, now: float) -> None:
         """The same, with rpm/tpm/max_requests counted in Redis across instances (the budget stays local).
@@ -234,11 +235,6 @@ class TokenCache:
         entry.unflushed_tokens += tokens
         self._used.add(entry)
         return self.shared is not None and entry.has_tpm
-
-    async def settle(self, entry: TokenEntry, tokens: int, now: float, cost: float = 0.0) -> None:
-        """A request ended: record the LLM tokens (and cost) it used here, and in Redis when limits are shared."""
-        if self.record_usage(entry, tokens, now, cost):
-            await self.record_shared_usage(entry, tokens)
 
     async def record_shared_usage(self, entry: TokenEntry, tokens: int) -> None:
         assert self.shared is not None

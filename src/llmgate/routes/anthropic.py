@@ -91,8 +91,8 @@ async def _route(scope: Scope, receive: Receive, send: Send, state: GatewayState
         if entry is not None:  # a virtual token: its model and limits (counting tokens is free: not counted)
             if path == COUNT_TOKENS:
                 entry.check_model(view.model)
-            else:
-                await state.tokens.check_request(entry, view.model, time.time())
+            elif state.tokens.check_request(entry, view.model, now := time.time()):  # limits shared in Redis
+                await state.tokens.admit_shared(entry, now)
         exchange.route_s = time.monotonic() - exchange.started_at - exchange.auth_s
         usage_log = state.settings.server.usage_log
         if native:

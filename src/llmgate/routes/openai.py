@@ -197,8 +197,9 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState
         route = _route(router, model, path, endpoint)
         capability = endpoint.capability
         entry = principal.entry
-        if entry is not None:  # a virtual token: the model, then its limits (counting the request)
-            await state.tokens.check_request(entry, model, time.time())
+        # A virtual token: the model, then its limits (counting the request; in Redis when they are shared).
+        if entry is not None and state.tokens.check_request(entry, model, now := time.time()):
+            await state.tokens.admit_shared(entry, now)
         exchange.route_s = time.monotonic() - exchange.started_at - exchange.auth_s
         if route.dialect(capability) == "anthropic":
             if path != "/chat/completions" or not isinstance(body, bytes):
@@ -235,7 +236,8 @@ async def settle(state: GatewayState, entry: TokenEntry, exchange: Exchange) -> 
     if usage is None:
         return
     cost = state.pricing.cost(exchange.model, exchange.deployment, usage)
-    await state.tokens.settle(entry, usage.total, time.time(), cost or 0.0)
+    if state.tokens.record_usage(entry, usage.total, time.time(), cost or 0.0):  # and Redis's tpm window
+        await state.tokens.record_shared_usage(entry, usage.total)
 
 
 _ASKS_FOR_USAGE = frozenset({"/chat/completions", "/completions"})

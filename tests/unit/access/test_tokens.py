@@ -151,9 +151,9 @@ def test_cost_counts_towards_the_cost_budget_and_is_written_back(tmp_path: Path)
         store, cache, clock, secret, _ = await setup(tmp_path, budget_cost=0.01)
         entry = await cache.load(hash_secret(secret))
         cache.admit(entry, clock.now)
-        await cache.settle(entry, 10, clock.now, cost=0.004)
+        cache.record_usage(entry, 10, clock.now, cost=0.004)
         cache.admit(entry, clock.now)
-        await cache.settle(entry, 10, clock.now, cost=0.006)
+        cache.record_usage(entry, 10, clock.now, cost=0.006)
         with pytest.raises(QuotaExhausted) as info:
             cache.admit(entry, clock.now)
         assert info.value.code == "cost_budget_exhausted"
