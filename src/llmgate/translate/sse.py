@@ -29,7 +29,7 @@ class SSEParser:
     def feed(self, chunk: bytes) -> list[Event]:
         """The events completed by `chunk`."""
         buffer = self._buffer + chunk
-        if b"\r" in buffer:
+        if buffer.find(b"\r") >= 0:
             # a CR at the very end may be the first half of a CRLF: keep it for the next chunk
             keep_cr = buffer.endswith(b"\r")
             buffer = (buffer[:-1] if keep_cr else buffer).replace(b"\r\n", b"\n").replace(b"\r", b"\n")

@@ -143,7 +143,7 @@ class UsageMeter:
                 if usage is None:
                     continue
                 found = usage.read()
-                if b'"message_delta"' in data:  # Anthropic: the input side came in message_start
+                if data.find(b'"message_delta"') >= 0:  # Anthropic: the input side came in message_start
                     started = self._anthropic_start()
                     if started is not None:
                         return TokenUsage(started.prompt, found.completion, started.prompt + found.completion,
@@ -158,7 +158,7 @@ class UsageMeter:
     def _anthropic_start(self) -> TokenUsage | None:
         """The input side of an Anthropic stream's `message_start` event (its first)."""
         for line in (self._head or b"").split(b"\n"):
-            if line.startswith(b"data: {") and b'"message_start"' in line:
+            if line.startswith(b"data: {") and line.find(b'"message_start"') >= 0:
                 usage = _usage_of(line[6:])
                 return usage.read() if usage is not None else None
         return None

@@ -32,7 +32,7 @@ _ASK = b'{"stream_options":{"include_usage":true}'
 def ask_for_usage(raw: bytes) -> bytes | None:
     """The request body with `stream_options.include_usage` set; None when the client already asked for it
     (or the body is not a JSON object, which the upstream will refuse anyway)."""
-    if b'"stream_options"' not in raw and b"\\u" not in raw:  # no such key, even escaped: add it, parse nothing
+    if raw.find(b'"stream_options"') < 0 and raw.find(b"\\u") < 0:  # no such key, even escaped: add it, parse nothing
         body = raw.lstrip()
         if body[:1] != b"{":
             return None
@@ -53,10 +53,13 @@ def ask_for_usage(raw: bytes) -> bytes | None:
 
 _USAGE_KEY = b'"usage":'
 _NULL_USAGE = b',"usage":null'
+_NULL_VALUE = _NULL_USAGE[1:]
 # A search of JSON for a needle starting with `"` or `,` visits most of its bytes (~20k instructions for a ~3.5 KB
 # chunk, which is how a fast stream arrives: every event in one read). So the tap looks for the usage event from
 # the end, where OpenAI puts it, stops looking once it has removed it (there is one), and removes nulls only
 # from a stream whose first event has one.
+# Substrings are looked for with `find`, not `in`: CPython 3.11 first tries a bytes `in` operand as an integer, and
+# raising (and clearing) that TypeError costs ~2k instructions, more than the search (measured with callgrind).
 
 
 def _usage_object_at(data: bytes, at: int) -> bool:
@@ -67,7 +70,7 @@ def _usage_object_at(data: bytes, at: int) -> bool:
 
 def _is_usage_event(event: bytes) -> bool:
     """OpenAI's extra usage chunk (given an event holding a usage object): no choices."""
-    return b'"choices":[]' in event or b'"choices": []' in event
+    return event.find(b'"choices":[]') >= 0 or event.find(b'"choices": []') >= 0
 
 
 def without_usage_event(events: bytes, sep: bytes) -> tuple[bytes, bool]:
@@ -116,7 +119,7 @@ class StreamTap:
         data = self._held + chunk if self._held else chunk
         sep = self._sep
         end = data.rfind(sep)
-        if end < 0 and b"\r\n\r\n" in data:  # an upstream that ends its lines with CRLF
+        if end < 0 and data.find(b"\r\n\r\n") >= 0:  # an upstream that ends its lines with CRLF
             sep = self._sep = b"\r\n\r\n"
             end = data.rfind(sep)
         if end < 0:
@@ -131,7 +134,7 @@ class StreamTap:
         if self._nulls is None:  # decided on the first data event (some upstreams send SSE comments first)
             first = events.find(b"data:")
             if first >= 0:
-                self._nulls = _NULL_USAGE[1:] in events[first:events.find(sep, first)]
+                self._nulls = events.find(_NULL_VALUE, first, events.find(sep, first)) >= 0
         if self._nulls is not False:  # split + join scans once; replace() scans twice (count, then copy)
             events = b"".join(events.split(_NULL_USAGE))
         if not self._removed:
