@@ -50,9 +50,9 @@ class EventBuilder:
 
     def __call__(self, exchange: Exchange) -> UsageEvent:
         event = build_event(exchange)
-        if needs_estimate(exchange):
+        if event.total_tokens is None and needs_estimate(exchange):
             self._estimate(exchange, event)
-        if event.total_tokens is not None:
+        if event.total_tokens is not None and self._pricing.priced():
             event.cost = self.cost(event)
         if self.raw is not None:
             self.raw.capture(exchange, event)

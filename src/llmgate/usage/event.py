@@ -58,7 +58,7 @@ class Exchange(msgspec.Struct, gc=False):
     """Kept only for the raw body log: the client's headers as forwarded (no credentials)."""
 
 
-class UsageEvent(msgspec.Struct, kw_only=True, gc=False):
+class UsageEvent(msgspec.Struct, gc=False):
     """One `/v1` request, as the sinks store it (never a secret: ids only)."""
 
     request_id: str
@@ -92,38 +92,30 @@ class UsageEvent(msgspec.Struct, kw_only=True, gc=False):
     error: str | None = None
 
 
-def _ms(seconds: float) -> float:
-    """Milliseconds, to the microsecond (for durations, >= 0; `round(x, 3)` costs twice as much)."""
-    return int(seconds * 1_000_000 + 0.5) / 1000
-
-
 def build_event(exchange: Exchange) -> UsageEvent:
-    """The event of a finished request: times in ms, tokens as the provider reported them."""
+    """The event of a finished request: times in ms, tokens as the provider reported them.
+
+    Its fields are passed by position, in their order: msgspec matches keyword arguments to fields one by one,
+    which made building the event ~6x dearer (0.95 µs against 0.17 µs; tests/unit/usage/test_event.py checks
+    that every field gets its value).
+    """
     duration = exchange.ended_at - exchange.started_at
     upstream = exchange.upstream_s
-    event = UsageEvent(
-        request_id=exchange.request_id.decode("latin-1"),
-        time=exchange.started,
-        method=exchange.method,
-        endpoint=exchange.endpoint,
-        status=exchange.status,
-        stream=exchange.stream,
-        model=exchange.model,
-        deployment=exchange.deployment,
-        provider=exchange.provider,
-        project_id=exchange.project_id,
-        token_id=exchange.token_id,
-        attempts=exchange.attempts,
-        duration_ms=_ms(duration),
-        upstream_ttfb_ms=_ms(exchange.ttfb_s) if exchange.ttfb_s is not None else None,
-        upstream_ms=_ms(upstream),
-        overhead_ms=_ms(max(0.0, duration - upstream) + exchange.lag_s),
-        upstream_request_id=exchange.upstream_request_id.decode("latin-1")
-        if exchange.upstream_request_id is not None else None,
-        error=exchange.error,
-    )
-    usage = exchange.meter.usage() if exchange.meter is not None and exchange.status == 200 else None
-    if usage is not None:
-        event.prompt_tokens, event.completion_tokens = usage.prompt, usage.completion
-        event.total_tokens, event.cached_tokens = usage.total, usage.cached
-    return event
+    ttfb = exchange.ttfb_s
+    upstream_id = exchange.upstream_request_id
+    meter = exchange.meter
+    usage = meter.usage() if meter is not None and exchange.status == 200 else None
+    return UsageEvent(
+        exchange.request_id.decode("latin-1"), exchange.started, exchange.method, exchange.endpoint, exchange.status,
+        exchange.stream, exchange.model, exchange.deployment, exchange.provider, exchange.project_id,
+        exchange.token_id, exchange.attempts,
+        # ms to the µs, inline (a function's call costs more than its arithmetic, `round(x, 3)` twice as much);
+        # overhead: what the gateway added, and the time the request waited for the loop
+        int(duration * 1e6 + 0.5) / 1000, int(ttfb * 1e6 + 0.5) / 1000 if ttfb is not None else None,
+        int(upstream * 1e6 + 0.5) / 1000, int((max(0.0, duration - upstream) + exchange.lag_s) * 1e6 + 0.5) / 1000,
+        *((usage.prompt, usage.completion, usage.total, usage.cached) if usage is not None else _NO_USAGE),
+        False, None,  # estimated, cost: set by the EventBuilder
+        upstream_id.decode("latin-1") if upstream_id is not None else None, exchange.error)
+
+
+_NO_USAGE = (None, None, None, None)

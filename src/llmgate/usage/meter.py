@@ -92,12 +92,13 @@ class UsageMeter:
     the head of the stream, output tokens in `message_delta` at its tail. Keeps only the first and last 8 KiB
     of a stream unless `keep_all` (to count the completion with tiktoken when no usage comes)."""
 
-    __slots__ = ("_body", "_chunks", "_head", "_read", "_tail")
+    __slots__ = ("_body", "_chunks", "_event", "_head", "_read", "_tail")
 
     def __init__(self, keep_all: bool = False) -> None:
         self._tail = b""
         self._head: bytes | None = None
         self._body: bytes | None = None
+        self._event: bytes | None = None
         self._chunks: list[bytes] | None = [] if keep_all else None
         self._read: TokenUsage | object | None = _UNREAD
         """`usage()`'s answer, kept: a virtual token's settlement and the metrics both ask for it."""
@@ -115,6 +116,11 @@ class UsageMeter:
         tail = self._tail + chunk
         self._tail = tail[-_TAIL_BYTES:] if len(tail) > _TAIL_BYTES else tail
 
+    def usage_event(self, event: bytes) -> None:
+        """The stream's usage event, as the tap found it (so it is not searched for again)."""
+        self._event = event
+        self._read = _UNREAD
+
     @property
     def body(self) -> bytes | None:
         """The whole response: the body, or every chunk of a stream when kept."""
@@ -131,6 +137,10 @@ class UsageMeter:
     def _find_usage(self) -> TokenUsage | None:
         if self._body is not None:
             return body_usage(self._body)
+        if self._event is not None:
+            usage = _usage_of(self._event[self._event.find(b"{"):])
+            if usage is not None:
+                return usage.read()
         tail = self._tail
         end = len(tail)
         # The lines that mention "usage", last first: found by searching back, not by splitting the tail.

@@ -93,6 +93,10 @@ class Pricing:
         self._prices = prices
         self._table = PriceTable({})
 
+    def priced(self) -> bool:
+        """Whether any price is configured (else no cost is worth computing)."""
+        return bool(self._prices())
+
     def cost(self, alias: str | None, deployment: str | None, usage: TokenUsage) -> float | None:
         """None when no price applies (none configured for the alias or the deployment's upstream model)."""
         prices = self._prices()

@@ -73,9 +73,20 @@ def _is_usage_event(event: bytes) -> bool:
     return event.find(b'"choices":[]') >= 0 or event.find(b'"choices": []') >= 0
 
 
-def without_usage_event(events: bytes, sep: bytes) -> tuple[bytes, bool]:
-    """Whole `events` without the (last) usage-only event, and whether there was one; events that carry usage
-    beside their choices stay. Searched from the end, where the usage event comes."""
+_DONE_EVENTS = {b"\n\n": b"data: [DONE]\n\n", b"\r\n\r\n": b"data: [DONE]\r\n\r\n"}
+
+
+def without_usage_event(events: bytes, sep: bytes) -> tuple[bytes, bytes | None]:
+    """Whole `events` without the (last) usage-only event, and that event (None when there was none); events
+    that carry usage beside their choices stay. Searched from the end, where the usage event comes."""
+    done = _DONE_EVENTS[sep]
+    if events.endswith(done):  # where OpenAI puts it, just before [DONE]: looked at first, with fewer searches
+        end = len(events) - len(done)
+        begin = events.rfind(sep, 0, end - len(sep))
+        begin = 0 if begin < 0 else begin + len(sep)
+        event = events[begin:end]
+        if _is_usage_event(event) and (event.find(b'"usage":{') >= 0 or event.find(b'"usage": {') >= 0):
+            return events[:begin] + done, event
     until = len(events)
     while (at := events.rfind(_USAGE_KEY, 0, until)) >= 0:
         if not _usage_object_at(events, at):
@@ -85,10 +96,11 @@ def without_usage_event(events: bytes, sep: bytes) -> tuple[bytes, bool]:
         begin = 0 if begin < 0 else begin + len(sep)
         end = events.find(sep, at)
         end = len(events) if end < 0 else end + len(sep)
-        if _is_usage_event(events[begin:end]):
-            return events[:begin] + events[end:], True
+        event = events[begin:end]
+        if _is_usage_event(event):
+            return events[:begin] + events[end:], event
         until = begin
-    return events, False
+    return events, None
 
 
 class StreamTap:
@@ -138,7 +150,10 @@ class StreamTap:
         if self._nulls is not False:  # split + join scans once; replace() scans twice (count, then copy)
             events = b"".join(events.split(_NULL_USAGE))
         if not self._removed:
-            events, self._removed = without_usage_event(events, sep)
+            events, removed = without_usage_event(events, sep)
+            if removed is not None:  # the meter reads it from here rather than search its tail for it again
+                self._removed = True
+                self.meter.usage_event(removed)
         return events
 
     def end(self) -> bytes:

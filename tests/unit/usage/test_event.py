@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from llmgate.usage.event import Exchange, build_event
 from llmgate.usage.meter import UsageMeter
 
@@ -36,3 +38,23 @@ def test_an_error_answer_carries_no_tokens_and_overhead_is_never_negative() -> N
     exchange.meter.whole(b'{"usage":{"total_tokens":7}}')
     event = build_event(exchange)
     assert event.total_tokens is None and event.overhead_ms == 0.0 and event.error == "rate_limit_exceeded"
+
+
+def test_every_field_gets_its_own_value() -> None:
+    # build_event passes the fields by position (cheaper): each must land in its own field.
+    exchange = Exchange(b"rid", "PUT", "/v1/embeddings", lag_s=0.004)
+    exchange.started = 1_700_000_000.25
+    exchange.ended_at = exchange.started_at + 0.5
+    exchange.upstream_s, exchange.ttfb_s = 0.25, 0.125
+    exchange.status, exchange.stream, exchange.model, exchange.attempts = 200, True, "alias", 3
+    exchange.deployment, exchange.provider, exchange.error = "dep", "prov", "err"
+    exchange.project_id, exchange.token_id, exchange.upstream_request_id = "proj", "tok", b"up"
+    exchange.meter = UsageMeter()
+    exchange.meter.whole(b'{"usage":{"prompt_tokens":5,"completion_tokens":6,"total_tokens":12,'
+                         b'"prompt_tokens_details":{"cached_tokens":2}}}')
+    assert msgspec.structs.asdict(build_event(exchange)) == {
+        "request_id": "rid", "time": 1_700_000_000.25, "method": "PUT", "endpoint": "/v1/embeddings", "status": 200,
+        "stream": True, "model": "alias", "deployment": "dep", "provider": "prov", "project_id": "proj",
+        "token_id": "tok", "attempts": 3, "duration_ms": 500.0, "upstream_ttfb_ms": 125.0, "upstream_ms": 250.0,
+        "overhead_ms": 254.0, "prompt_tokens": 5, "completion_tokens": 6, "total_tokens": 12, "cached_tokens": 2,
+        "estimated": False, "cost": None, "upstream_request_id": "up", "error": "err"}
