@@ -105,6 +105,8 @@ def build_event(exchange: Exchange) -> UsageEvent:
     upstream_id = exchange.upstream_request_id
     meter = exchange.meter
     usage = meter.usage() if meter is not None and exchange.status == 200 else None
+    prompt, completion, total, cached = (usage.prompt, usage.completion, usage.total, usage.cached) \
+        if usage is not None else _NO_USAGE
     return UsageEvent(
         exchange.request_id.decode("latin-1"), exchange.started, exchange.method, exchange.endpoint, exchange.status,
         exchange.stream, exchange.model, exchange.deployment, exchange.provider, exchange.project_id,
@@ -113,9 +115,9 @@ def build_event(exchange: Exchange) -> UsageEvent:
         # overhead: what the gateway added, and the time the request waited for the loop
         int(duration * 1e6 + 0.5) / 1000, int(ttfb * 1e6 + 0.5) / 1000 if ttfb is not None else None,
         int(upstream * 1e6 + 0.5) / 1000, int((max(0.0, duration - upstream) + exchange.lag_s) * 1e6 + 0.5) / 1000,
-        *((usage.prompt, usage.completion, usage.total, usage.cached) if usage is not None else _NO_USAGE),
+        prompt, completion, total, cached,
         False, None,  # estimated, cost: set by the EventBuilder
         upstream_id.decode("latin-1") if upstream_id is not None else None, exchange.error)
 
 
-_NO_USAGE = (None, None, None, None)
+_NO_USAGE: tuple[None, None, None, None] = (None, None, None, None)
