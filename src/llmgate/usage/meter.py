@@ -74,6 +74,29 @@ def _usage_of(data: bytes) -> _Usage | None:
     return inner.usage if inner is not None else None
 
 
+class _UsageOnlyEvent(msgspec.Struct):
+    choices: list[msgspec.Raw] | None = None
+    usage: _Usage | None = None
+
+
+_decode_usage_only = msgspec.json.Decoder(_UsageOnlyEvent).decode
+
+
+def usage_only_event(event: bytes) -> TokenUsage | None:
+    """The usage of an OpenAI stream's usage event (`data: {"choices":[],"usage":{...}}`); None for any other
+    event."""
+    start = event.find(b"{")
+    if start < 0:
+        return None
+    try:
+        found = _decode_usage_only(event[start:])  # the SSE separator after it is JSON whitespace
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    if found.choices is None or found.choices or found.usage is None:
+        return None
+    return found.usage.read()
+
+
 def body_usage(body: bytes) -> TokenUsage | None:
     """The usage in a JSON response body; None when it has none or is not JSON."""
     usage = _usage_of(body)
@@ -92,13 +115,13 @@ class UsageMeter:
     the head of the stream, output tokens in `message_delta` at its tail. Keeps only the first and last 8 KiB
     of a stream unless `keep_all` (to count the completion with tiktoken when no usage comes)."""
 
-    __slots__ = ("_body", "_chunks", "_event", "_head", "_read", "_tail")
+    __slots__ = ("_body", "_chunks", "_head", "_read", "_reported", "_tail")
 
     def __init__(self, keep_all: bool = False) -> None:
         self._tail = b""
         self._head: bytes | None = None
         self._body: bytes | None = None
-        self._event: bytes | None = None
+        self._reported: TokenUsage | None = None
         self._chunks: list[bytes] | None = [] if keep_all else None
         self._read: TokenUsage | object | None = _UNREAD
         """`usage()`'s answer, kept: a virtual token's settlement and the metrics both ask for it."""
@@ -116,10 +139,9 @@ class UsageMeter:
         tail = self._tail + chunk
         self._tail = tail[-_TAIL_BYTES:] if len(tail) > _TAIL_BYTES else tail
 
-    def usage_event(self, event: bytes) -> None:
-        """The stream's usage event, as the tap found it (so it is not searched for again)."""
-        self._event = event
-        self._read = _UNREAD
+    def reported(self, usage: TokenUsage) -> None:
+        """The usage of the stream's usage event, read by the tap that removed it (so the tail is not searched)."""
+        self._reported = usage
 
     @property
     def body(self) -> bytes | None:
@@ -137,10 +159,8 @@ class UsageMeter:
     def _find_usage(self) -> TokenUsage | None:
         if self._body is not None:
             return body_usage(self._body)
-        if self._event is not None:
-            usage = _usage_of(self._event[self._event.find(b"{"):])
-            if usage is not None:
-                return usage.read()
+        if self._reported is not None:
+            return self._reported
         tail = self._tail
         end = len(tail)
         # The lines that mention "usage", last first: found by searching back, not by splitting the tail.

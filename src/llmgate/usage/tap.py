@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import msgspec
 
-from llmgate.usage.meter import UsageMeter
+from llmgate.usage.meter import UsageMeter, usage_only_event
 
 
 class _Options(msgspec.Struct):
@@ -79,14 +79,6 @@ _DONE_EVENTS = {b"\n\n": b"data: [DONE]\n\n", b"\r\n\r\n": b"data: [DONE]\r\n\r\
 def without_usage_event(events: bytes, sep: bytes) -> tuple[bytes, bytes | None]:
     """Whole `events` without the (last) usage-only event, and that event (None when there was none); events
     that carry usage beside their choices stay. Searched from the end, where the usage event comes."""
-    done = _DONE_EVENTS[sep]
-    if events.endswith(done):  # where OpenAI puts it, just before [DONE]: looked at first, with fewer searches
-        end = len(events) - len(done)
-        begin = events.rfind(sep, 0, end - len(sep))
-        begin = 0 if begin < 0 else begin + len(sep)
-        event = events[begin:end]
-        if _is_usage_event(event) and (event.find(b'"usage":{') >= 0 or event.find(b'"usage": {') >= 0):
-            return events[:begin] + done, event
     until = len(events)
     while (at := events.rfind(_USAGE_KEY, 0, until)) >= 0:
         if not _usage_object_at(events, at):
@@ -150,10 +142,27 @@ class StreamTap:
         if self._nulls is not False:  # split + join scans once; replace() scans twice (count, then copy)
             events = b"".join(events.split(_NULL_USAGE))
         if not self._removed:
-            events, removed = without_usage_event(events, sep)
-            if removed is not None:  # the meter reads it from here rather than search its tail for it again
+            events = self._remove_usage_event(events, sep)
+        return events
+
+    def _remove_usage_event(self, events: bytes, sep: bytes) -> bytes:
+        """`events` without the usage event, whose usage goes to the meter (so it does not search its tail)."""
+        done = _DONE_EVENTS[sep]
+        if events.endswith(done):  # where OpenAI puts it, just before [DONE]: one search and one decode
+            end = len(events) - len(done)
+            begin = events.rfind(sep, 0, end - len(sep))
+            begin = 0 if begin < 0 else begin + len(sep)
+            usage = usage_only_event(events[begin:end])
+            if usage is not None:
                 self._removed = True
-                self.meter.usage_event(removed)
+                self.meter.reported(usage)
+                return events[:begin] + done
+        events, removed = without_usage_event(events, sep)
+        if removed is not None:
+            self._removed = True
+            usage = usage_only_event(removed)
+            if usage is not None:
+                self.meter.reported(usage)
         return events
 
     def end(self) -> bytes:
