@@ -3,32 +3,105 @@
 One whole chat request through the app in process (the `bench_request.py` harness: one uvloop loop, the
 in-process upstream, ASGI messages in and out), N times; `valgrind --tool=cachegrind --cache-sim=no` counts
 the instructions of the run with N and with 0 requests, and the difference / N is the figure. Run to run it
-varies by ~±3% (the event loop's idle iterations differ), so compare variants several times each.
+varies by ~±3% (the event loop's idle iterations differ), so compare variants several times each. Streams
+(aiohttp, no thread) vary least, ~±0.3%; whole answers go through pyreqwest, whose Rust threads make their
+figure move with wall time under valgrind.
 
     uv run python benchmarks/count_instructions.py                 # llmgate
     uv run python benchmarks/count_instructions.py --ref ../shared/bench/ref_gw.py   # the floor, same harness
+    uv run python benchmarks/count_instructions.py --stream [--token] [--usage-log]  # a 20-chunk stream, with
+        # a virtual token (created through /manage) or the usage log on; the upstream then answers
+        # `include_usage` with a usage event before [DONE], as the Node double does
 
-Needs valgrind (Debian `valgrind`). Session 3's figures are in benchmarks/README.md.
+Needs valgrind (Debian `valgrind`). Figures: benchmarks/README.md (sessions 3 and 7).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import gc
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
 
-def run(requests: int, ref: str | None) -> None:
+_MANAGEMENT_TOKEN = "mt-count-instructions-0123"
+
+
+def _answer_usage_when_asked(bench_request: Any) -> None:
+    """The harness's upstream, answering a stream that asks for `include_usage` with its usage event."""
+    from llmgate.upstream_double import chat_frames
+
+    head, deltas, tail = chat_frames("gpt-4o-mini", 20, False)
+    usage_event = chat_frames("gpt-4o-mini", 20, True)[2].split(b"\n\n")[1] + b"\n\n"
+    with_usage = bench_request.STREAM_ANSWER.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n" + bench_request._chunked(
+        (head, deltas, tail.replace(b"data: [DONE]", usage_event + b"data: [DONE]")))
+
+    def data_received(self: Any, data: bytes) -> None:
+        self.buf += data
+        while (end := self.buf.find(b"\r\n\r\n")) >= 0:
+            head = self.buf[:end].lower()
+            length = int(head.split(b"content-length:", 1)[1].split(b"\r\n", 1)[0]) if b"content-length:" in head \
+                else 0
+            if len(self.buf) < end + 4 + length:
+                return
+            body, self.buf = self.buf[end + 4:end + 4 + length], self.buf[end + 4 + length:]
+            if b'"include_usage":true' in body:
+                self.transport.write(with_usage)
+            else:
+                self.transport.write(bench_request.STREAM_ANSWER if b'"stream": true' in body else bench_request.ANSWER)
+
+    bench_request.Upstream.data_received = data_received
+
+
+def _create_token(harness: Any) -> str:
+    """A project and an unlimited virtual token, through the management API in process; the token's secret."""
+    async def call(path: str, body: dict[str, str]) -> dict[str, Any]:
+        raw = json.dumps(body).encode()
+        messages = iter([{"type": "http.request", "body": raw, "more_body": False}])
+        sent: list[bytes] = []
+
+        async def receive() -> dict[str, Any]:
+            return next(messages, {"type": "http.disconnect"})
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                sent.append(message.get("body", b""))
+
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                 "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+                 "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000), "state": {},
+                 "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"),
+                             (b"authorization", f"Bearer {_MANAGEMENT_TOKEN}".encode()),
+                             (b"content-length", str(len(raw)).encode())]}
+        await harness.app(scope, receive, send)
+        answer: dict[str, Any] = json.loads(b"".join(sent))
+        return answer
+
+    project = harness.loop.run_until_complete(call("/manage/projects", {"name": "count-instructions"}))
+    token = harness.loop.run_until_complete(call("/manage/tokens", {"project_id": project["id"]}))
+    return str(token["secret"])
+
+
+def run(requests: int, ref: str | None, stream: bool = False, token: bool = False, usage_log: bool = False) -> None:
     """The measured program (inside valgrind): warm up, then `requests` requests, then exit at once."""
     sys.path.insert(0, str(HERE))
     import bench_request
 
+    load_settings = bench_request.load_settings
+    extra = {"LLMGATE_MANAGEMENT_TOKEN": _MANAGEMENT_TOKEN, **({"LLMGATE_USAGE_LOG": "1"} if usage_log else {})}
+    bench_request.load_settings = lambda env: load_settings({**env, **extra})
+    _answer_usage_when_asked(bench_request)
     harness = bench_request.InProcess()
+    if token:
+        bench_request.MASTER = _create_token(harness)  # the header `request()` sends
     if ref:  # ref_gw's @asgi handler on the same harness and upstream
         port = harness.server.sockets[0].getsockname()[1]
         os.environ.update(UPSTREAM=f"http://127.0.0.1:{port}", HANDLER="asgi", CLIENT="pyreqwest")
@@ -39,18 +112,23 @@ def run(requests: int, ref: str | None) -> None:
         harness.app = ref_gw.app
         bench_request.MASTER = "sk-test"
 
+    body = bench_request.STREAM_BODY if stream else bench_request.BODY
+
     async def many(n: int) -> None:
         for _ in range(n):
-            await harness.request(bench_request.BODY)
+            await harness.request(body)
 
-    harness.loop.run_until_complete(many(200))
+    harness.loop.run_until_complete(many(300))
+    gc.collect()
+    gc.disable()  # a full collection falling in one run and not the other would swamp the difference
     harness.loop.run_until_complete(many(requests))
+    harness.loop.run_until_complete(asyncio.sleep(1.5))  # the usage bus writes what it holds (every 1 s)
     os._exit(0)  # no teardown: it would be counted
 
 
-def count(requests: int, ref: str | None) -> int:
+def count(requests: int, ref: str | None, flags: list[str]) -> int:
     command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-               sys.executable, __file__, "--inner", str(requests), *(["--ref", ref] if ref else [])]
+               sys.executable, __file__, "--inner", str(requests), *(["--ref", ref] if ref else []), *flags]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stderr
     found = re.search(r"I\s+refs:\s+([\d,]+)", out)
     if found is None:
@@ -62,13 +140,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--ref", help="path of ref_gw.py: count the floor reference instead of llmgate")
+    parser.add_argument("--stream", action="store_true", help="a 20-chunk stream instead of a whole answer")
+    parser.add_argument("--token", action="store_true", help="with a virtual token instead of the master key")
+    parser.add_argument("--usage-log", action="store_true", help="with LLMGATE_USAGE_LOG=1 (SQLite)")
     parser.add_argument("--inner", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner is not None:
-        run(args.inner, args.ref)
+        run(args.inner, args.ref, args.stream, args.token, args.usage_log)
         return
-    per_request = (count(args.requests, args.ref) - count(0, args.ref)) / args.requests
-    print(f"{'ref_gw' if args.ref else 'llmgate'}: {per_request:,.0f} instructions per request")
+    flags = [f for f, on in (("--stream", args.stream), ("--token", args.token), ("--usage-log", args.usage_log))
+             if on]
+    per_request = (count(args.requests, args.ref, flags) - count(0, args.ref, flags)) / args.requests
+    name = "ref_gw" if args.ref else " ".join(["llmgate", *flags])
+    print(f"{name}: {per_request:,.0f} instructions per request")
 
 
 if __name__ == "__main__":
