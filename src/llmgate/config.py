@@ -144,6 +144,13 @@ class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     resident memory, the same throughput; a crash ends the process (restarting it is the container runtime's or
     systemd's job) and granian calls the mode experimental. Unset (the default): one process when workers = 1,
     granian's supervisor (which respawns a crashed worker) for more. false: the supervisor for one worker too."""
+    max_connections: int = 10_000
+    """Client connections one worker holds open at once (granian's `backpressure`, which counts connections, idle
+    keep-alive ones too, not requests in flight); past it, new connections wait in the backlog. Every stream holds
+    one for its whole length. granian's embedded server defaults to 128: a client pool of 200 connections stalled
+    the ones past 128 until others closed."""
+    backlog: int = 2048
+    """Connections the kernel queues for accepting (capped by net.core.somaxconn)."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     """Largest request body accepted on /v1; bigger ones get 413."""
     cors_origins: tuple[str, ...] = ()
@@ -257,6 +264,8 @@ SERVER_ENV: dict[str, tuple[str, type]] = {
     "LLMGATE_PORT": ("port", int),
     "LLMGATE_WORKERS": ("workers", int),
     "LLMGATE_SINGLE_PROCESS": ("single_process", bool),
+    "LLMGATE_MAX_CONNECTIONS": ("max_connections", int),
+    "LLMGATE_BACKLOG": ("backlog", int),
     "LLMGATE_MAX_BODY_BYTES": ("max_body_bytes", int),
     "LLMGATE_CORS_ORIGINS": ("cors_origins", tuple),
     "LLMGATE_MODELS_CACHE_TTL_S": ("models_cache_ttl_s", float),

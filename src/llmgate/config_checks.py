@@ -15,6 +15,10 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"server.workers: expected at least 1, got {server.workers}")
     if server.single_process is True and server.workers != 1:
         raise ConfigError(f"server.single_process: serves one worker in this process; got workers = {server.workers}")
+    if server.max_connections < 1:
+        raise ConfigError(f"server.max_connections: expected at least 1, got {server.max_connections}")
+    if server.backlog < 128:
+        raise ConfigError(f"server.backlog: expected at least 128, got {server.backlog}")
     if server.max_body_bytes < 1024:
         raise ConfigError(f"server.max_body_bytes: expected at least 1024, got {server.max_body_bytes}")
     if server.models_cache_ttl_s < 0:

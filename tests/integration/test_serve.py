@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -95,3 +96,16 @@ def test_no_line_per_request_and_no_secret_in_logs(upstream: str) -> None:
 def test_cli_basics(flag: str) -> None:
     result = run_cli({}, flag)
     assert result.returncode == 0 and "llmgate" in result.stdout
+
+
+def test_more_open_connections_than_granian_defaults_to_are_all_served(gateway: Gateway) -> None:
+    # granian's embedded server holds 128 connections by default and counts idle keep-alive ones: the 129th
+    # client connection then waited for one of the first 128 to close (here: never, they stay pooled).
+    async def run() -> list[int]:
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=300), timeout=20) as client:
+            calls = [client.post(f"{gateway.url}/v1/chat/completions", json={"model": "m", "messages": []},
+                                 headers={"authorization": f"Bearer {MASTER_KEY}", "x-mock-delay-ms": "500"})
+                     for _ in range(300)]
+            return [response.status_code for response in await asyncio.gather(*calls)]
+
+    assert asyncio.run(run()) == [200] * 300

@@ -45,6 +45,11 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"llmgate: refusing to start: {problem}", file=sys.stderr)
         return 2
     _log_start(settings)
+    short = raise_open_files_limit(open_files_wanted(settings.server.max_connections))
+    if short is not None:
+        from loguru import logger
+
+        logger.warning(short)
     from llmgate.observe.multiproc import metrics_dir
 
     if serves_in_process(settings):
@@ -77,13 +82,36 @@ def _run_embedded(settings: Settings) -> None:
         # granian's only warning here would be "Embedded server is experimental!", at every start: llmgate's own
         # start-up line says how it serves, and README/.env.example say what granian calls the mode.
         server = EmbeddedServer(create_app, factory=True, address=settings.server.host, port=settings.server.port,
-                                interface=Interfaces.ASGI, log_level=LogLevels.error, log_access=False)
+                                interface=Interfaces.ASGI, log_level=LogLevels.error, log_access=False,
+                                backlog=settings.server.backlog, backpressure=settings.server.max_connections)
         loop = asyncio.get_running_loop()
         for stop in (signal.SIGINT, signal.SIGTERM):  # the embedded server installs no handlers of its own
             loop.add_signal_handler(stop, server.stop)
         await server.serve()
 
     uvloop.run(serve())
+
+
+def open_files_wanted(max_connections: int) -> int:
+    """File descriptors a worker may need: each client connection, an upstream connection for each, and a margin
+    for the store, logs and the interpreter."""
+    return 2 * max_connections + 256
+
+
+def raise_open_files_limit(wanted: int) -> str | None:
+    """Raise the soft open-files limit to `wanted` (never past the hard limit; worker processes inherit it).
+    Returns a warning when the hard limit is lower: past it, accepting a connection fails."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        return (f"the open-files limit is {hard}, below the {wanted} that LLMGATE_MAX_CONNECTIONS may need: raise it "
+                "(ulimit -n, LimitNOFILE= in systemd, --ulimit nofile= for containers) or lower "
+                "LLMGATE_MAX_CONNECTIONS")
+    return None
 
 
 def check_exposure(settings: Settings) -> str | None:
@@ -152,4 +180,6 @@ def _run_granian(settings: Settings) -> None:
         log_level=LogLevels.warning,
         log_access=False,
         respawn_failed_workers=True,
+        backlog=server.backlog,
+        backpressure=server.max_connections,  # per worker
     ).serve()
