@@ -92,23 +92,24 @@ def _run_embedded(settings: Settings) -> None:
     uvloop.run(serve())
 
 
-def open_files_wanted(max_connections: int) -> int:
-    """File descriptors a worker may need: each client connection, an upstream connection for each, and a margin
-    for the store, logs and the interpreter."""
-    return 2 * max_connections + 256
+def open_files_wanted(max_connections: int) -> tuple[int, int]:
+    """File descriptors a worker may use, and those it cannot do without: at most an upstream connection for each
+    client connection (idle keep-alive ones have none), plus a margin for the store, logs and the interpreter."""
+    return 2 * max_connections + 256, max_connections + 256
 
 
-def raise_open_files_limit(wanted: int) -> str | None:
-    """Raise the soft open-files limit to `wanted` (never past the hard limit; worker processes inherit it).
-    Returns a warning when the hard limit is lower: past it, accepting a connection fails."""
+def raise_open_files_limit(wanted: tuple[int, int]) -> str | None:
+    """Raise the soft open-files limit to `wanted[0]` (never past the hard limit; worker processes inherit it).
+    Returns a warning when the hard limit is below `wanted[1]`: past it, accepting a connection fails."""
     import resource
 
+    best, needed = wanted
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    target = best if hard == resource.RLIM_INFINITY else min(best, hard)
     if soft != resource.RLIM_INFINITY and soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    if hard != resource.RLIM_INFINITY and hard < wanted:
-        return (f"the open-files limit is {hard}, below the {wanted} that LLMGATE_MAX_CONNECTIONS may need: raise it "
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        return (f"the open-files limit is {hard}, below the {needed} that LLMGATE_MAX_CONNECTIONS needs: raise it "
                 "(ulimit -n, LimitNOFILE= in systemd, --ulimit nofile= for containers) or lower "
                 "LLMGATE_MAX_CONNECTIONS")
     return None
