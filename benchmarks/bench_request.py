@@ -73,7 +73,11 @@ class Upstream(asyncio.Protocol):
             if len(self.buf) < end + 4 + length:
                 return
             body, self.buf = self.buf[end + 4:end + 4 + length], self.buf[end + 4 + length:]
-            self.transport.write(STREAM_ANSWER if b"\"stream\": true" in body else ANSWER)
+            self.transport.write(self.answer(body))
+
+    def answer(self, body: bytes) -> bytes:
+        """The whole HTTP answer to a request with `body` (count_instructions.py answers `include_usage` too)."""
+        return STREAM_ANSWER if b"\"stream\": true" in body else ANSWER
 
 
 class InProcess:

@@ -44,21 +44,12 @@ def _answer_usage_when_asked(bench_request: Any) -> None:
     with_usage = bench_request.STREAM_ANSWER.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n" + bench_request._chunked(
         (head, deltas, tail.replace(b"data: [DONE]", usage_event + b"data: [DONE]")))
 
-    def data_received(self: Any, data: bytes) -> None:
-        self.buf += data
-        while (end := self.buf.find(b"\r\n\r\n")) >= 0:
-            head = self.buf[:end].lower()
-            length = int(head.split(b"content-length:", 1)[1].split(b"\r\n", 1)[0]) if b"content-length:" in head \
-                else 0
-            if len(self.buf) < end + 4 + length:
-                return
-            body, self.buf = self.buf[end + 4:end + 4 + length], self.buf[end + 4 + length:]
-            if b'"include_usage":true' in body:
-                self.transport.write(with_usage)
-            else:
-                self.transport.write(bench_request.STREAM_ANSWER if b'"stream": true' in body else bench_request.ANSWER)
+    def answer(self: Any, body: bytes) -> bytes:
+        if b'"include_usage":true' in body:
+            return with_usage
+        return bench_request.STREAM_ANSWER if b'"stream": true' in body else bench_request.ANSWER
 
-    bench_request.Upstream.data_received = data_received
+    bench_request.Upstream.answer = answer
 
 
 def _create_token(harness: Any) -> str:
