@@ -107,8 +107,9 @@ class InProcess:
 
         return tempfile.mkdtemp(prefix="llmgate-bench-request-")
 
-    async def request(self, body: bytes) -> bytes:
-        """One POST /v1/chat/completions through the app; the answer's body bytes."""
+    async def request(self, body: bytes, path: str = "/v1/chat/completions", credential: str | None = None,
+                      expect: int = 200) -> bytes:
+        """One POST through the app (by default a chat completion with the master key); the answer's body bytes."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[dict[str, Any]] = loop.create_future()
         sent: list[bytes] = []
@@ -133,14 +134,14 @@ class InProcess:
                     done.set_result({"type": "http.disconnect"})
 
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-                 "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
+                 "scheme": "http", "path": path, "raw_path": path.encode(),
                  "query_string": b"", "root_path": "", "client": ("127.0.0.1", 50000),
                  "server": ("127.0.0.1", 8000), "state": {},
                  "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"),
-                             (b"authorization", f"Bearer {MASTER}".encode()),
+                             (b"authorization", f"Bearer {credential or MASTER}".encode()),
                              (b"content-length", str(len(body)).encode())]}
         await self.app(scope, receive, send)  # type: ignore[arg-type]
-        assert status == [200], (status, b"".join(sent)[:300])
+        assert status == [expect], (status, b"".join(sent)[:300])
         return b"".join(sent)
 
     async def direct(self) -> bytes:

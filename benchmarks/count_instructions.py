@@ -54,31 +54,14 @@ def _answer_usage_when_asked(bench_request: Any) -> None:
 
 def _create_token(harness: Any) -> str:
     """A project and an unlimited virtual token, through the management API in process; the token's secret."""
-    async def call(path: str, body: dict[str, str]) -> dict[str, Any]:
-        raw = json.dumps(body).encode()
-        messages = iter([{"type": "http.request", "body": raw, "more_body": False}])
-        sent: list[bytes] = []
+    def manage(path: str, body: dict[str, str]) -> dict[str, Any]:
+        answer = harness.loop.run_until_complete(harness.request(
+            json.dumps(body).encode(), path=path, credential=_MANAGEMENT_TOKEN, expect=201))
+        created: dict[str, Any] = json.loads(answer)
+        return created
 
-        async def receive() -> dict[str, Any]:
-            return next(messages, {"type": "http.disconnect"})
-
-        async def send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.body":
-                sent.append(message.get("body", b""))
-
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-                 "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-                 "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000), "state": {},
-                 "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"),
-                             (b"authorization", f"Bearer {_MANAGEMENT_TOKEN}".encode()),
-                             (b"content-length", str(len(raw)).encode())]}
-        await harness.app(scope, receive, send)
-        answer: dict[str, Any] = json.loads(b"".join(sent))
-        return answer
-
-    project = harness.loop.run_until_complete(call("/manage/projects", {"name": "count-instructions"}))
-    token = harness.loop.run_until_complete(call("/manage/tokens", {"project_id": project["id"]}))
-    return str(token["secret"])
+    project = manage("/manage/projects", {"name": "count-instructions"})
+    return str(manage("/manage/tokens", {"project_id": project["id"]})["secret"])
 
 
 def run(requests: int, ref: str | None, stream: bool = False, token: bool = False, usage_log: bool = False) -> None:
