@@ -9,9 +9,10 @@ figure move with wall time under valgrind.
 
     uv run python benchmarks/count_instructions.py                 # llmgate
     uv run python benchmarks/count_instructions.py --ref ../shared/bench/ref_gw.py   # the floor, same harness
-    uv run python benchmarks/count_instructions.py --stream [--token] [--usage-log]  # a 20-chunk stream, with
-        # a virtual token (created through /manage) or the usage log on; the upstream then answers
-        # `include_usage` with a usage event before [DONE], as the Node double does
+    uv run python benchmarks/count_instructions.py --stream [--token | --token-budget] [--usage-log]
+        # a 20-chunk stream, with a virtual token (created through /manage; unlimited, or with a token budget,
+        # which meters its answers) or the usage log on; the upstream then answers `include_usage` with a usage
+        # event before [DONE], as the Node double does
 
 Needs valgrind (Debian `valgrind`). Figures: benchmarks/README.md (sessions 3 and 7).
 """
@@ -52,19 +53,20 @@ def _answer_usage_when_asked(bench_request: Any) -> None:
     bench_request.Upstream.answer = answer
 
 
-def _create_token(harness: Any) -> str:
-    """A project and an unlimited virtual token, through the management API in process; the token's secret."""
-    def manage(path: str, body: dict[str, str]) -> dict[str, Any]:
+def _create_token(harness: Any, limits: dict[str, int]) -> str:
+    """A project and a virtual token, through the management API in process; the token's secret."""
+    def manage(path: str, body: dict[str, Any]) -> dict[str, Any]:
         answer = harness.loop.run_until_complete(harness.request(
             json.dumps(body).encode(), path=path, credential=_MANAGEMENT_TOKEN, expect=201))
         created: dict[str, Any] = json.loads(answer)
         return created
 
     project = manage("/manage/projects", {"name": "count-instructions"})
-    return str(manage("/manage/tokens", {"project_id": project["id"]})["secret"])
+    return str(manage("/manage/tokens", {"project_id": project["id"], **limits})["secret"])
 
 
-def run(requests: int, ref: str | None, stream: bool = False, token: bool = False, usage_log: bool = False) -> None:
+def run(requests: int, ref: str | None, stream: bool = False, token: bool = False, usage_log: bool = False,
+        token_budget: bool = False) -> None:
     """The measured program (inside valgrind): warm up, then `requests` requests, then exit at once."""
     sys.path.insert(0, str(HERE))
     import bench_request
@@ -74,8 +76,8 @@ def run(requests: int, ref: str | None, stream: bool = False, token: bool = Fals
     bench_request.load_settings = lambda env: load_settings({**env, **extra})
     _answer_usage_when_asked(bench_request)
     harness = bench_request.InProcess()
-    if token:
-        bench_request.MASTER = _create_token(harness)  # the header `request()` sends
+    if token or token_budget:  # the header `request()` sends
+        bench_request.MASTER = _create_token(harness, {"budget_tokens": 10**15} if token_budget else {})
     if ref:  # ref_gw's @asgi handler on the same harness and upstream
         port = harness.server.sockets[0].getsockname()[1]
         os.environ.update(UPSTREAM=f"http://127.0.0.1:{port}", HANDLER="asgi", CLIENT="pyreqwest")
@@ -116,14 +118,16 @@ def main() -> None:
     parser.add_argument("--ref", help="path of ref_gw.py: count the floor reference instead of llmgate")
     parser.add_argument("--stream", action="store_true", help="a 20-chunk stream instead of a whole answer")
     parser.add_argument("--token", action="store_true", help="with a virtual token instead of the master key")
+    parser.add_argument("--token-budget", action="store_true",
+                        help="with a virtual token that has a token budget (its answers are metered)")
     parser.add_argument("--usage-log", action="store_true", help="with LLMGATE_USAGE_LOG=1 (SQLite)")
     parser.add_argument("--inner", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner is not None:
-        run(args.inner, args.ref, args.stream, args.token, args.usage_log)
+        run(args.inner, args.ref, args.stream, args.token, args.usage_log, args.token_budget)
         return
-    flags = [f for f, on in (("--stream", args.stream), ("--token", args.token), ("--usage-log", args.usage_log))
-             if on]
+    flags = [f for f, on in (("--stream", args.stream), ("--token", args.token), ("--token-budget", args.token_budget),
+                             ("--usage-log", args.usage_log)) if on]
     per_request = (count(args.requests, args.ref, flags) - count(0, args.ref, flags)) / args.requests
     name = "ref_gw" if args.ref else " ".join(["llmgate", *flags])
     print(f"{name}: {per_request:,.0f} instructions per request")

@@ -175,6 +175,12 @@ class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     takes effect here within this time (on the revoking instance, and with Redis everywhere, at once)."""
     token_negative_ttl_s: float = 1.0
     """How long an unknown token is remembered as unknown (so guesses do not reach the store)."""
+    meter_every_token: bool = False
+    """Count the LLM tokens of every virtual token's answers into its `tokens_used`. Off, they are counted only for
+    a token with a token budget, a cost budget or a tpm limit (and for all, the master key included, while the
+    usage log is on): counting a stream means asking the upstream for its usage chunk and removing it again, ~7%
+    of a stream request's CPU, which an unlimited token then does not pay. Its streams pass through untouched, as
+    the master key's do."""
     usage_flush_s: float = 1.0
     """How often counted requests and tokens are written back to the store, in one batch; also the longest a
     usage event waits in the event bus before it is written to the sinks."""
@@ -278,6 +284,7 @@ SERVER_ENV: dict[str, tuple[str, type]] = {
     "LLMGATE_TOKEN_NEGATIVE_TTL_S": ("token_negative_ttl_s", float),
     "LLMGATE_USAGE_FLUSH_S": ("usage_flush_s", float),
     "LLMGATE_USAGE_LOG": ("usage_log", bool),
+    "LLMGATE_METER_EVERY_TOKEN": ("meter_every_token", bool),
     "LLMGATE_USAGE_QUEUE_SIZE": ("usage_queue_size", int),
     "LLMGATE_USAGE_BATCH_SIZE": ("usage_batch_size", int),
     "LLMGATE_USAGE_SPILL_PATH": ("usage_spill_path", str),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -215,6 +216,32 @@ def test_streamed_usage_counts_when_the_request_does_not_ask_and_the_client_sees
     # the same bytes the upstream sends for the client's own request (ids and timestamps are fixed in the double)
     assert through.content == direct and b'"usage":{' not in through.content
     assert chat(gw, token["secret"]).json()["error"]["code"] == "token_budget_exhausted"
+
+
+def _stored_after_write_back(gw: Gateway, token_id: str, requests: int) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + 5
+    while (stored := manage(gw, "GET", f"/tokens/{token_id}").json())["request_count"] != requests:
+        assert time.monotonic() < deadline, stored
+        time.sleep(0.05)
+    return stored  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("every", [False, True])
+def test_a_token_without_token_limits_is_metered_only_with_meter_every_token(upstream: str, every: bool) -> None:
+    env = gateway_env(upstream, LLMGATE_MANAGEMENT_TOKEN=MANAGEMENT_TOKEN, LLMGATE_USAGE_FLUSH_S="0.05",
+                      LLMGATE_METER_EVERY_TOKEN="1" if every else "0")
+    body = {"model": "gpt-4o-mini", "messages": [], "stream": True}
+    with start_gateway(env) as gateway:
+        token = new_token(gateway, rpm_limit=1000, max_requests=1000)  # limits, but none on LLM tokens
+        assert chat(gateway, token["secret"]).status_code == 200
+        streamed = httpx.post(f"{gateway.url}/v1/chat/completions", json=body,
+                              headers={"authorization": f"Bearer {token['secret']}"})
+        assert streamed.status_code == 200 and b"[DONE]" in streamed.content
+        sent_upstream = json.loads(httpx.get(f"{upstream}/_seen").json()["last_body"])
+        stored = _stored_after_write_back(gateway, token["id"], 2)
+    # metered, the stream was asked for its usage chunk; not metered, it went to the upstream as the client sent it
+    assert ("stream_options" in sent_upstream) is every
+    assert stored["tokens_used"] == (35 + 31 if every else 0)  # the double's answer and stream: 35 and 31 tokens
 
 
 @pytest.mark.parametrize("stream", [False, True])

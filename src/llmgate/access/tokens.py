@@ -64,6 +64,7 @@ class TokenEntry:
     __slots__ = (
         "allowed_models",
         "counters",
+        "counts_tokens",
         "expires_at",
         "has_tpm",
         "idle_flushes",
@@ -95,6 +96,8 @@ class TokenEntry:
         self.limits = Limits(token.max_requests, token.rpm_limit, token.tpm_limit, token.budget_tokens,
                              token.budget_cost)
         self.has_tpm = token.tpm_limit is not None
+        self.counts_tokens = self.has_tpm or token.budget_tokens is not None or token.budget_cost is not None
+        """Something depends on the LLM tokens this token's answers use (see ServerConfig.meter_every_token)."""
         project_models = frozenset(project.allowed_models) if project else frozenset()
         own = frozenset(token.allowed_models)
         self.allowed_models = (own & project_models if own and project_models else own or project_models) or None

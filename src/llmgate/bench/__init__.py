@@ -2,7 +2,7 @@
 
     cli.py        the `llmgate bench` options; imports nothing heavy (the gateway's CLI loads it)
     session.py    one invocation: the double, the targets, measure → report → --json/--plot → --gate
-    scenarios.py  direct, llmgate per scenario (passthrough, routing, token, usage-log), other URLs
+    scenarios.py  direct, llmgate per scenario (passthrough, routing, token, token-budget, usage-log), other URLs
     runner.py     rounds, targets interleaved; start-up, warm-up, one load run per case, memory, idle CPU
     loadgen.py    wrk when installed, else asyncload.py (the built-in generator); CPU of each side
     summary.py    medians, ratios to direct paired per round, the JSON document

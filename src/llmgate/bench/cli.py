@@ -15,7 +15,7 @@ from typing import Any
 
 # Named here, not imported from scenarios.py: `llmgate serve` imports this module (the CLI's parser), so it must
 # stay light (importing scenarios.py pulled in http.client and subprocess: +88 ms to every `llmgate` command).
-SCENARIOS = ("passthrough", "routing", "token", "usage-log")
+SCENARIOS = ("passthrough", "routing", "token", "token-budget", "usage-log")
 DEFAULT_KINDS = "nonstream,stream"
 
 

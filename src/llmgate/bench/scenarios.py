@@ -4,7 +4,10 @@ Scenarios (each a fresh llmgate in front of the same double; streaming is a requ
 
   passthrough   the master key, no config file: one provider, every model passed through
   routing       an alias over two deployments with three keys each (TOML config)
-  token         a virtual token (a project and a token created through /manage after start-up)
+  token         a virtual token (a project and a token created through /manage after start-up), unlimited: its
+                answers are not metered, as the master key's are not
+  token-budget  a virtual token with a (never reached) token budget: its answers are metered, streams asked for
+                their usage chunk, which is removed again
   usage-log     the master key with usage logging on (`LLMGATE_USAGE_LOG=1`, the store sink)
 """
 
@@ -16,6 +19,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from llmgate.bench.cli import SCENARIOS
@@ -73,15 +77,16 @@ def base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("LLMGATE_", "OPENAI_"))}
 
 
-def create_token(target: Target) -> None:
-    """The token scenario's set-up: a project and an unlimited virtual token, through the management API."""
+def create_token(target: Target, limits: dict[str, int] | None = None) -> None:
+    """The token scenarios' set-up: a project and a virtual token (unlimited by default), through the management
+    API."""
     status, body = http_call(target.url, "POST", "/manage/projects", json.dumps({"name": "bench"}).encode(),
                              MANAGEMENT_TOKEN)
     if status != 201:
         raise BenchError(f"{target.name}: creating a project answered {status}: {body[:300]!r}")
     project = json.loads(body)["id"]
-    status, body = http_call(target.url, "POST", "/manage/tokens", json.dumps({"project_id": project}).encode(),
-                             MANAGEMENT_TOKEN)
+    token = {"project_id": project, **(limits or {})}
+    status, body = http_call(target.url, "POST", "/manage/tokens", json.dumps(token).encode(), MANAGEMENT_TOKEN)
     if status != 201:
         raise BenchError(f"{target.name}: creating a token answered {status}: {body[:300]!r}")
     target.key = json.loads(body)["secret"]
@@ -99,6 +104,9 @@ def llmgate_target(scenario: str, upstream: str, workdir: Path, app: str | None,
     elif scenario == "token":
         env["LLMGATE_MANAGEMENT_TOKEN"] = MANAGEMENT_TOKEN
         prepare = create_token
+    elif scenario == "token-budget":
+        env["LLMGATE_MANAGEMENT_TOKEN"] = MANAGEMENT_TOKEN
+        prepare = partial(create_token, limits={"budget_tokens": 10**15})
     elif scenario == "usage-log":
         env["LLMGATE_USAGE_LOG"] = "1"
     elif scenario != "passthrough":

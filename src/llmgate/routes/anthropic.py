@@ -78,7 +78,7 @@ async def serve_anthropic(scope: Scope, receive: Receive, send: Send, state: Gat
 
 async def _route(scope: Scope, receive: Receive, send: Send, state: GatewayState, inbound: InboundHeaders,
                  exchange: Exchange, path: str, entry: TokenEntry | None) -> None:
-    from llmgate.routes.openai import decode_view, meter_translated, meter_usage, settle
+    from llmgate.routes.openai import counts_usage, decode_view, meter_translated, meter_usage, settle
 
     request_id = exchange.request_id
     router = state.router  # held for the whole request: a reload meanwhile does not change it
@@ -94,7 +94,7 @@ async def _route(scope: Scope, receive: Receive, send: Send, state: GatewayState
             elif state.tokens.check_request(entry, view.model, now := time.time()):  # limits shared in Redis
                 await state.tokens.admit_shared(entry, now)
         exchange.route_s = time.monotonic() - exchange.started_at - exchange.auth_s
-        usage_log = state.settings.server.usage_log
+        server = state.settings.server
         if native:
             query = scope.get("query_string", b"")  # older Anthropic SDKs' beta client sent ?beta=true
             call = Call(router, send, receive, "POST", path, query.decode("latin-1") if query else "", inbound, raw,
@@ -102,8 +102,8 @@ async def _route(scope: Scope, receive: Receive, send: Send, state: GatewayState
             call.error_frame = anthropic_error_frame
             if entry is not None:
                 call.own_keys = entry.upstream_keys
-            if (entry is not None or usage_log or route.counts_tokens) and path != COUNT_TOKENS:
-                meter_usage(call, usage_log, route)
+            if (route.counts_tokens or counts_usage(entry, server)) and path != COUNT_TOKENS:
+                meter_usage(call, server.usage_log, route)
             await forward(call, route)
             if entry is not None:
                 await settle(state, entry, exchange)
@@ -114,8 +114,8 @@ async def _route(scope: Scope, receive: Receive, send: Send, state: GatewayState
             return
         from llmgate.routes.translating import messages_via_openai
 
-        if entry is not None or usage_log:
-            meter_translated(exchange, raw, inbound, state.settings.server)
+        if counts_usage(entry, server):
+            meter_translated(exchange, raw, inbound, server)
         await messages_via_openai(send, receive, router, route, inbound, raw, exchange,
                                   entry.upstream_keys if entry is not None else None)
         if entry is not None:

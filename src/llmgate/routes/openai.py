@@ -207,7 +207,7 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState
                                      "use /v1/chat/completions or /v1/messages.")
             from llmgate.routes.translating import chat_via_anthropic
 
-            if entry is not None or state.settings.server.usage_log:
+            if counts_usage(entry, state.settings.server):
                 meter_translated(exchange, body, inbound, state.settings.server)
             await chat_via_anthropic(send, receive, router, route, inbound, body, exchange,
                                      entry.upstream_keys if entry is not None else None)
@@ -220,13 +220,19 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState
                     is_json=endpoint.body == "json" or (endpoint.body == "raw" and b"json" in inbound.content_type))
         if entry is not None:  # its project's own upstream keys
             call.own_keys = entry.upstream_keys
-        if entry is not None or state.settings.server.usage_log or route.counts_tokens:  # count its tokens
+        if route.counts_tokens or counts_usage(entry, state.settings.server):  # count its tokens
             meter_usage(call, state.settings.server.usage_log, route)
         await forward(call, route)
         if entry is not None:
             await settle(state, entry, exchange)
     finally:
         router.leave()
+
+
+def counts_usage(entry: TokenEntry | None, server: ServerConfig) -> bool:
+    """Whether the LLM tokens of a request's answer are counted for its caller: for the usage log, or for a
+    virtual token whose limits need them (or every token's, with `meter_every_token`)."""
+    return server.usage_log or (entry is not None and (entry.counts_tokens or server.meter_every_token))
 
 
 async def settle(state: GatewayState, entry: TokenEntry, exchange: Exchange) -> None:

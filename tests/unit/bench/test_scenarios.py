@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,9 @@ def test_routing_writes_an_alias_over_two_deployments_with_three_keys_each(tmp_p
 def test_token_and_usage_log_scenarios(tmp_path: Path) -> None:
     token = llmgate_target("token", UP, tmp_path, None, {})
     assert token.env["LLMGATE_MANAGEMENT_TOKEN"] and token.prepare is create_token
+    budget = llmgate_target("token-budget", UP, tmp_path, None, {})
+    assert budget.env["LLMGATE_MANAGEMENT_TOKEN"] and isinstance(budget.prepare, partial)
+    assert budget.prepare.func is create_token and budget.prepare.keywords == {"limits": {"budget_tokens": 10**15}}
     assert llmgate_target("usage-log", UP, tmp_path, None, {}).env["LLMGATE_USAGE_LOG"] == "1"
     with pytest.raises(ValueError, match="unknown scenario"):
         llmgate_target("nope", UP, tmp_path, None, {})

@@ -1,10 +1,21 @@
-"""The pure parts of the /v1 handler: routing-field decoding, multipart sniffing, the route allowlist."""
+"""The pure parts of the /v1 handler: routing-field decoding, multipart sniffing, the route allowlist, what is
+metered."""
 
 import pytest
 
-from llmgate.config import ConfigError
+from llmgate.access.tokens import TokenEntry
+from llmgate.config import ConfigError, ServerConfig
 from llmgate.errors import InvalidRequest
-from llmgate.routes.openai import DEFAULT_ROUTES, FirstChunk, build_routes, decode_view, sniff_multipart_fields
+from llmgate.routes.openai import (
+    DEFAULT_ROUTES,
+    FirstChunk,
+    build_routes,
+    counts_usage,
+    decode_view,
+    sniff_multipart_fields,
+)
+from llmgate.store.base import Project, Token
+from llmgate.store.crypto import KeyBox
 
 
 def test_decode_view_reads_only_model_and_stream() -> None:
@@ -61,3 +72,25 @@ def test_replace_model_keeps_everything_else() -> None:
     body = b'{"messages": [{"role": "user", "content": "\\"model\\": x"}], "model": "alias", "n": 1}'
     assert replace_model(body, "up/name") == \
         b'{"messages":[{"role": "user", "content": "\\"model\\": x"}],"model":"up/name","n":1}'
+
+
+def _entry(**limits: int | float) -> TokenEntry:
+    token = Token(id="t", project_id="p", prefix="lg-…abcd", secret_hash="h", created_at=0.0, updated_at=0.0, **limits)
+    return TokenEntry(token, Project(id="p", name="p", created_at=0.0, updated_at=0.0), KeyBox(None), 0.0)
+
+
+@pytest.mark.parametrize(("limits", "counted"), [
+    ({}, False),
+    ({"max_requests": 5, "rpm_limit": 5}, False),  # limits on requests need no token counts
+    ({"tpm_limit": 1000}, True),
+    ({"budget_tokens": 1000}, True),
+    ({"budget_cost": 1.0}, True),
+])
+def test_a_tokens_answers_are_metered_when_its_limits_count_llm_tokens(limits: dict[str, float],
+                                                                       counted: bool) -> None:
+    entry = _entry(**limits)
+    assert counts_usage(entry, ServerConfig()) is counted
+    assert counts_usage(entry, ServerConfig(meter_every_token=True)) is True
+    assert counts_usage(entry, ServerConfig(usage_log=True)) is True
+    assert counts_usage(None, ServerConfig()) is False  # the master key: only for the usage log
+    assert counts_usage(None, ServerConfig(usage_log=True)) is True
