@@ -5,7 +5,8 @@
 # request costs in that regime (batching and all) without the machine's noise. ~1 min a run; compare variants
 # several times each (they move ~±1%).
 #
-#   benchmarks/callgrind_load.sh [master|token|usage-log] [wrk script] [seconds]
+#   benchmarks/callgrind_load.sh [master|token|token-budget|usage-log] [wrk script] [seconds]
+#   (token: an unlimited virtual token; token-budget: one with a token budget, so its answers are metered)
 #   e.g. benchmarks/callgrind_load.sh token ../shared/bench/stream.lua 20
 #
 # Needs valgrind, wrk and an upstream on $UPSTREAM (default: the Node double, http://127.0.0.1:18080).
@@ -24,10 +25,11 @@ VG=$!
 trap 'kill $VG 2>/dev/null; wait $VG 2>/dev/null || true' EXIT
 for _ in $(seq 300); do curl -s -o /dev/null "http://127.0.0.1:$PORT/health" && break; sleep 0.5; done
 KEY=sk-test
-if [[ $MODE == token ]]; then
+if [[ $MODE == token* ]]; then
+  limits=""; [[ $MODE == token-budget ]] && limits=',"budget_tokens":1000000000000000'
   manage() { curl -s -X POST -H "authorization: Bearer $MT" -H 'content-type: application/json' -d "$2" "http://127.0.0.1:$PORT/manage/$1"; }
   project=$(manage projects '{"name":"callgrind"}' | python3 -c 'import sys, json; print(json.load(sys.stdin)["id"])')
-  KEY=$(manage tokens "{\"project_id\":\"$project\"}" | python3 -c 'import sys, json; print(json.load(sys.stdin)["secret"])')
+  KEY=$(manage tokens "{\"project_id\":\"$project\"$limits}" | python3 -c 'import sys, json; print(json.load(sys.stdin)["secret"])')
 fi
 load() { WRK_KEY=$KEY taskset -c 1 wrk -t1 -c32 -d"$1"s -s "$SCRIPT" "http://127.0.0.1:$PORT/v1/chat/completions"; }
 load 10 > /dev/null  # warm-up, not counted
