@@ -177,10 +177,10 @@ class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     """How long an unknown token is remembered as unknown (so guesses do not reach the store)."""
     meter_every_token: bool = False
     """Count the LLM tokens of every virtual token's answers into its `tokens_used`. Off, they are counted only for
-    a token with a token budget, a cost budget or a tpm limit (and for all, the master key included, while the
-    usage log is on): counting a stream means asking the upstream for its usage chunk and removing it again, ~7%
-    of a stream request's CPU, which an unlimited token then does not pay. Its streams pass through untouched, as
-    the master key's do."""
+    a token with a token budget, a cost budget or a tpm limit, and for every request while the usage log is on.
+    Counting a stream means asking the upstream for its usage chunk and removing it again, 6-8% of a stream
+    request's CPU; a token without such limits does not pay it: its streams pass through untouched, as the
+    master key's do."""
     usage_flush_s: float = 1.0
     """How often counted requests and tokens are written back to the store, in one batch; also the longest a
     usage event waits in the event bus before it is written to the sinks."""
