@@ -82,6 +82,11 @@ class TokenUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     allowed_models: list[ModelName] | UnsetType = UNSET
 
 
+_METERED = ("LLM tokens (cost) of the answers counted for this token: while it has a tpm_limit, budget_tokens or "
+            "budget_cost, or while the gateway logs usage or runs with LLMGATE_METER_EVERY_TOKEN=1; otherwise its "
+            "answers are not metered.")
+
+
 class TokenOut(msgspec.Struct, kw_only=True):
     id: str
     object: Literal["token"] = "token"
@@ -95,9 +100,9 @@ class TokenOut(msgspec.Struct, kw_only=True):
     rpm_limit: int | None
     tpm_limit: int | None
     budget_tokens: int | None
-    tokens_used: int
+    tokens_used: Annotated[int, Meta(description=_METERED)]
     budget_cost: float | None
-    cost_used: float
+    cost_used: Annotated[float, Meta(description=_METERED)]
     allowed_models: list[str]
     created_at: float
     updated_at: float
