@@ -45,10 +45,10 @@ def _answer_usage_when_asked(bench_request: Any) -> None:
     with_usage = bench_request.STREAM_ANSWER.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n" + bench_request._chunked(
         (head, deltas, tail.replace(b"data: [DONE]", usage_event + b"data: [DONE]")))
 
+    usual = bench_request.Upstream.answer
+
     def answer(self: Any, body: bytes) -> bytes:
-        if b'"include_usage":true' in body:
-            return with_usage
-        return bench_request.STREAM_ANSWER if b'"stream": true' in body else bench_request.ANSWER
+        return with_usage if b'"include_usage":true' in body else usual(self, body)
 
     bench_request.Upstream.answer = answer
 
