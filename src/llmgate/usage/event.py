@@ -92,6 +92,9 @@ class UsageEvent(msgspec.Struct, gc=False):
     error: str | None = None
 
 
+_NO_USAGE: tuple[None, None, None, None] = (None, None, None, None)
+
+
 def build_event(exchange: Exchange) -> UsageEvent:
     """The event of a finished request: times in ms, tokens as the provider reported them.
 
@@ -119,5 +122,3 @@ def build_event(exchange: Exchange) -> UsageEvent:
         False, None,  # estimated, cost: set by the EventBuilder
         upstream_id.decode("latin-1") if upstream_id is not None else None, exchange.error)
 
-
-_NO_USAGE: tuple[None, None, None, None] = (None, None, None, None)
