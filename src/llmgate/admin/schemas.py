@@ -82,9 +82,9 @@ class TokenUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     allowed_models: list[ModelName] | UnsetType = UNSET
 
 
-_METERED = ("LLM tokens (cost) of the answers counted for this token: while it has a tpm_limit, budget_tokens or "
-            "budget_cost, or while the gateway logs usage or runs with LLMGATE_METER_EVERY_TOKEN=1; otherwise its "
-            "answers are not metered.")
+_METERED = ("LLM tokens (cost) of this token's answers, counted while it has a tpm_limit, budget_tokens or "
+            "budget_cost, while the gateway logs usage or runs with LLMGATE_METER_EVERY_TOKEN=1, and when a "
+            "deployment with a tpm limit serves it; other answers are not metered.")
 
 
 class TokenOut(msgspec.Struct, kw_only=True):
