@@ -103,7 +103,7 @@ async def _route(scope: Scope, receive: Receive, send: Send, state: GatewayState
             if entry is not None:
                 call.own_keys = entry.upstream_keys
             if (route.counts_tokens or counts_usage(entry, server)) and path != COUNT_TOKENS:
-                meter_usage(call, server.usage_log, route)
+                meter_usage(call, server.usage_log)
             await forward(call, route)
             if entry is not None:
                 await settle(state, entry, exchange)

@@ -18,6 +18,7 @@ import msgspec
 from litestar import asgi
 from litestar.handlers import ASGIRouteHandler
 from loguru import logger
+from msgspec import UnsetType
 
 from llmgate.access.authenticate import Principal
 from llmgate.config import ServerConfig
@@ -181,6 +182,7 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState
         limit = state.settings.server.max_body_bytes
         body: Body
         model: str | None
+        stream_options: msgspec.Raw | UnsetType | None = None  # the body's own (UNSET: none), when decoded
         if endpoint.body == "multipart":
             first = await read_first_chunk(receive, limit, inbound.content_length)
             model, stream = sniff_multipart_fields(first)
@@ -189,7 +191,7 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState
             raw = await read_body(receive, limit, inbound.content_length)
             if endpoint.body == "json":
                 view = decode_view(raw)
-                model, stream = view.model, view.stream is True
+                model, stream, stream_options = view.model, view.stream is True, view.stream_options
             else:
                 model, stream = _lenient_model(raw, inbound.content_type), False
             body = raw
@@ -221,7 +223,7 @@ async def _proxy(scope: Scope, receive: Receive, send: Send, state: GatewayState
         if entry is not None:  # its project's own upstream keys
             call.own_keys = entry.upstream_keys
         if route.counts_tokens or counts_usage(entry, state.settings.server):  # count its tokens
-            meter_usage(call, state.settings.server.usage_log, route)
+            meter_usage(call, state.settings.server.usage_log, stream_options)
         await forward(call, route)
         if entry is not None:
             await settle(state, entry, exchange)
@@ -250,24 +252,27 @@ _ASKS_FOR_USAGE = frozenset({"/chat/completions", "/completions"})
 """OpenAI streams that carry usage only when asked (`stream_options.include_usage`)."""
 
 
-def meter_usage(call: Call, usage_log: bool, route: Route) -> None:
+def meter_usage(call: Call, usage_log: bool, stream_options: msgspec.Raw | UnsetType | None = None) -> None:
     """Count the tokens of `call`'s answer: for a virtual token's budget and limits, a deployment's tpm, and
     the usage log.
 
     An OpenAI chat/completions stream is asked for its usage chunk, which is removed again from what the client
-    receives unless it asked for it too. With the usage log on, the request body and a stream's chunks are kept
-    (to count tokens with tiktoken should no usage come).
+    receives unless it asked for it too (`stream_options`: the body's own, as decoded for routing; UNSET when
+    it has none). With the usage log on, the request body and a stream's chunks are kept (to count tokens with
+    tiktoken should no usage come).
     """
     exchange = call.exchange
-    meter = exchange.meter = UsageMeter(keep_all=usage_log and call.stream)
-    if usage_log and isinstance(call.body, bytes):
-        exchange.request_body = call.body
+    stream = call.stream
+    meter = exchange.meter = UsageMeter(usage_log and stream)
+    body = call.body
+    if usage_log and isinstance(body, bytes):
+        exchange.request_body = body
         if call.router.settings.server.raw_log:  # the raw body log wants the headers too (no credentials)
             exchange.request_headers = call.inbound.forward
-    if not call.stream:
+    if not stream:
         return
-    if call.path in _ASKS_FOR_USAGE and isinstance(call.body, bytes):
-        call.usage_body = ask_for_usage(call.body)
+    if call.path in _ASKS_FOR_USAGE and isinstance(body, bytes):
+        call.usage_body = ask_for_usage(body, stream_options)
     call.tap = StreamTap(meter)
 
 

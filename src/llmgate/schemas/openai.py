@@ -10,6 +10,9 @@ class RoutingView(msgspec.Struct, frozen=True):
 
     model: str
     stream: bool | None = None
+    stream_options: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    """Kept raw, unread: whether the body has any tells the usage meter how to ask for a stream's usage
+    (usage/tap.py `ask_for_usage`) without searching the body again."""
 
 
 decode_routing_view = msgspec.json.Decoder(RoutingView).decode

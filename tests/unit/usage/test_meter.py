@@ -88,3 +88,12 @@ def test_keep_all_keeps_the_whole_stream_for_estimates() -> None:
         tail_only.feed(b"data: %d\n\n" % i)
     assert kept.body is not None and kept.body.startswith(b"data: 0\n\n") and kept.body.endswith(b"data: 2999\n\n")
     assert tail_only.body is None
+
+
+def test_a_long_stream_is_trimmed_to_its_head_and_tail() -> None:
+    meter = UsageMeter()
+    for i in range(5000):
+        meter.feed(b"data: %d\n\n" % i)
+    kept = b"".join(meter._chunks)
+    assert len(kept) <= 2 * 8192 and kept.endswith(b"data: 4999\n\n")
+    assert meter._head is not None and meter._head.startswith(b"data: 0\n\n") and len(meter._head) == 8192

@@ -135,3 +135,42 @@ def test_nulls_are_looked_for_in_the_first_data_event_after_comments() -> None:
     comment = b": PROCESSING\n\n"  # OpenRouter, for one, sends comments before the first event
     tap = StreamTap(UsageMeter(), strip=True)
     assert relay(tap, [comment, *CHUNKS]) == comment + WITHOUT_USAGE
+
+
+def test_a_whole_stream_in_one_read_takes_the_last_events_path() -> None:
+    # How a fast stream arrives: every event in one read, the usage event right before [DONE].
+    for chunks, expected in ((CHUNKS, WITHOUT_USAGE),
+                             ([c.replace(b',"usage":null', b"") for c in CHUNKS], WITHOUT_USAGE)):
+        tap = StreamTap(UsageMeter(), strip=True)
+        assert relay(tap, [b"".join(chunks)]) == expected
+        assert tap.meter.usage() is not None and tap.meter.tokens() == 6
+
+
+@pytest.mark.parametrize("tail", [
+    b'data: {"choices":[],"usage":{"total_tokens":6}}\n\ndata: [DONE]\n\n',  # the usage event first: no event before
+    b'data: {"choices":[{"delta":{}}],"usage":{"total_tokens":6}}\n\ndata: [DONE]\n\n',  # usage on a content chunk
+    b'event: x\ndata: {"choices":[],"usage":{"total_tokens":6}}\n\ndata: [DONE]\n\n',  # a named event (removed)
+])
+def test_last_reads_of_other_shapes_go_the_general_way(tail: bytes) -> None:
+    first = CHUNKS[0].replace(b',"usage":null', b"")
+    tap = StreamTap(UsageMeter(), strip=True)
+    out = relay(tap, [first + tail])
+    assert out.endswith(b"data: [DONE]\n\n") and out.startswith(first)
+    kept_usage = b'"choices":[{' in tail
+    assert (b'"usage":{' in out) == kept_usage  # only a usage-only `data:` event is removed
+    assert tap.meter.tokens() == 6
+
+
+def test_ask_for_usage_given_the_routing_views_stream_options() -> None:
+    from llmgate.schemas.openai import decode_routing_view
+
+    body = b'{"model":"m","stream":true}'
+    asked = ask_for_usage(body, decode_routing_view(body).stream_options)  # UNSET: prepended, no search
+    assert asked == b'{"stream_options":{"include_usage":true},"model":"m","stream":true}'
+    for body in (b'{"model":"m","stream_options":null}', b'{"model":"m","stream_options":{"include_usage":false}}',
+                 b'{"model":"m","stream_opti\\u006fns":{"x":1}}'):  # present, even escaped: merged, never doubled
+        asked = ask_for_usage(body, decode_routing_view(body).stream_options)
+        assert asked is not None and msgspec.json.decode(asked)["stream_options"]["include_usage"] is True
+        assert asked.count(b"stream_options") == 1
+    body = b'{"model":"m","stream_options":{"include_usage":true}}'
+    assert ask_for_usage(body, decode_routing_view(body).stream_options) is None
