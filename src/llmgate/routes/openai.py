@@ -263,11 +263,12 @@ def meter_usage(call: Call, usage_log: bool, stream_options: msgspec.Raw | Unset
     """
     exchange = call.exchange
     stream = call.stream
-    meter = exchange.meter = UsageMeter(usage_log and stream)
+    raw_log = usage_log and call.router.settings.server.raw_log
+    meter = exchange.meter = UsageMeter(usage_log and stream, raw_log)
     body = call.body
     if usage_log and isinstance(body, bytes):
         exchange.request_body = body
-        if call.router.settings.server.raw_log:  # the raw body log wants the headers too (no credentials)
+        if raw_log:  # the raw body log wants the headers too (no credentials)
             exchange.request_headers = call.inbound.forward
     if not stream:
         return

@@ -32,6 +32,8 @@ class EventBuilder:
         self._pricing = Pricing(prices)
         """At the current prices (read each batch, so a config reload changes them)."""
         self.raw = raw
+        self._priced = True
+        """Whether any price is configured: read once a batch (`prepare`), not once an event."""
         self.estimated = 0
         self.estimate_failures = 0
 
@@ -43,6 +45,7 @@ class EventBuilder:
         """
         from llmgate.usage.counting import encoding_for_model, encoding_is_loaded
 
+        self._priced = self._pricing.priced()
         models = {exchange.model or "" for exchange in batch if needs_estimate(exchange)}
         for model in models:
             if not encoding_is_loaded(model):
@@ -52,7 +55,7 @@ class EventBuilder:
         event = build_event(exchange)
         if event.total_tokens is None and needs_estimate(exchange):
             self._estimate(exchange, event)
-        if event.total_tokens is not None and self._pricing.priced():
+        if event.total_tokens is not None and self._priced:
             event.cost = self.cost(event)
         if self.raw is not None:
             self.raw.capture(exchange, event)

@@ -125,6 +125,8 @@ class UsageMeter(msgspec.Struct, gc=False):
     """
 
     keep_all: bool = False
+    keeps_body: bool = False
+    """The raw log wants the whole answer: `keep_all` holds even once the provider's usage has come."""
     _chunks: list[bytes] = msgspec.field(default_factory=list)
     """The stream's chunks since the last trim (every chunk with `keep_all`)."""
     _size: int = 0
@@ -155,8 +157,14 @@ class UsageMeter(msgspec.Struct, gc=False):
         self._chunks, self._size = [tail], len(tail)
 
     def reported(self, usage: TokenUsage) -> None:
-        """The usage of the stream's usage event, read by the tap that removed it (so the tail is not searched)."""
+        """The usage of the stream's usage event, read by the tap that removed it (so the tail is not searched).
+
+        What was kept for an estimate is let go (unless the raw log wants it): an exchange waits up to a second
+        in the usage bus's queue, and a stream's bytes with it."""
         self._reported = usage
+        if self.keep_all and not self.keeps_body:
+            self.keep_all = False
+            self._chunks, self._size = [], 0
 
     @property
     def body(self) -> bytes | None:

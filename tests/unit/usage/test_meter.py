@@ -97,3 +97,16 @@ def test_a_long_stream_is_trimmed_to_its_head_and_tail() -> None:
     kept = b"".join(meter._chunks)
     assert len(kept) <= 2 * 8192 and kept.endswith(b"data: 4999\n\n")
     assert meter._head is not None and meter._head.startswith(b"data: 0\n\n") and len(meter._head) == 8192
+
+
+def test_a_reported_usage_lets_go_of_what_was_kept_for_an_estimate() -> None:
+    from llmgate.usage.meter import TokenUsage
+
+    for_estimate, for_raw_log = UsageMeter(keep_all=True), UsageMeter(keep_all=True, keeps_body=True)
+    for meter in (for_estimate, for_raw_log):
+        meter.feed(b'data: {"choices":[]}\n\n')
+        meter.reported(TokenUsage(1, 2, 3))
+        meter.feed(b"data: [DONE]\n\n")
+        assert meter.tokens() == 3
+    assert for_estimate.body is None
+    assert for_raw_log.body == b'data: {"choices":[]}\n\ndata: [DONE]\n\n'
