@@ -162,6 +162,7 @@ class UsageMeter(msgspec.Struct, gc=False):
         What was kept for an estimate is let go (unless the raw log wants it): an exchange waits up to a second
         in the usage bus's queue, and a stream's bytes with it."""
         self._reported = usage
+        self._read = _UNREAD
         if self.keep_all and not self.keeps_body:
             self.keep_all = False
             self._chunks, self._size = [], 0

@@ -135,14 +135,14 @@ class StreamTap(msgspec.Struct, gc=False):
 
     def feed(self, chunk: bytes) -> bytes:
         """The bytes to send on for `chunk` (all of it unless stripping)."""
-        self.meter.feed(chunk)
-        if not self.strip:
-            return chunk
-        if not self._held and not self._removed and chunk.endswith(_DONE_LF):
+        if self.strip and not self._held and not self._removed and chunk.endswith(_DONE_LF):
             # the stream's last read, often all of it: its usage event, then [DONE] (where OpenAI puts them)
             out = self._last_events(chunk)
             if out is not None:
                 return out
+        self.meter.feed(chunk)
+        if not self.strip:
+            return chunk
         if not self._held and chunk.endswith(self._sep):  # whole events
             return self._strip(chunk, self._sep)
         data = self._held + chunk if self._held else chunk
@@ -160,23 +160,24 @@ class StreamTap(msgspec.Struct, gc=False):
 
     def _last_events(self, events: bytes) -> bytes | None:
         """Whole LF-separated `events` ending with the usage event and [DONE], without the usage event (whose
-        usage goes to the meter); None when they are not so (the general path then takes them).
+        usage goes to the meter, which then needs none of these bytes unless the raw log keeps them); None,
+        having changed nothing, when they are not so (the general path then takes them).
 
         One `rsplit` finds both events: each bytes method call costs ~1-3k instructions in CPython 3.11, most
         of it parsing its arguments, so this path makes as few as it can (measured with cachegrind)."""
         if self._nulls is None:
             self._nulls = _has_null_usage(events, b"\n\n")
-        if self._nulls:
-            events = b"".join(events.split(_NULL_USAGE))
-        parts = events.rsplit(_LAST_EVENT_LF, 2)
+        stripped = b"".join(events.split(_NULL_USAGE)) if self._nulls else events
+        parts = stripped.rsplit(_LAST_EVENT_LF, 2)
         if len(parts) == 3 and parts[2] == _DONE_DATA_LF:
             usage = usage_only_json(parts[1])
             if usage is not None:
                 self._removed = True
-                self.meter.reported(usage)
+                meter = self.meter
+                if meter.keeps_body:
+                    meter.feed(events)
+                meter.reported(usage)
                 return parts[0] + _END_LF
-        if self._nulls:  # already stripped of its nulls: only the usage event is left to find
-            return self._remove_usage_event(events, b"\n\n")
         return None
 
     def _strip(self, events: bytes, sep: bytes) -> bytes:

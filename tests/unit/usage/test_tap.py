@@ -174,3 +174,13 @@ def test_ask_for_usage_given_the_routing_views_stream_options() -> None:
         assert asked.count(b"stream_options") == 1
     body = b'{"model":"m","stream_options":{"include_usage":true}}'
     assert ask_for_usage(body, decode_routing_view(body).stream_options) is None
+
+
+def test_the_raw_log_keeps_the_upstreams_bytes_of_a_stripped_last_read() -> None:
+    whole = b"".join(CHUNKS)
+    kept, let_go = UsageMeter(keep_all=True, keeps_body=True), UsageMeter(keep_all=True)
+    for meter in (kept, let_go):
+        assert relay(StreamTap(meter, strip=True), [whole]) == WITHOUT_USAGE
+        assert meter.tokens() == 6
+    assert kept.body == whole  # what the upstream sent, usage chunk included
+    assert let_go.body is None
