@@ -68,7 +68,6 @@ class SqliteStore:
         await self._db.execute("PRAGMA synchronous=NORMAL")
         self.applied_on_open = await self.migrate()
         self._usage_rows = UsageRowWriter(self.path, _INSERT_USAGE)
-        await self._usage_rows.open()
 
     async def close(self) -> None:
         if self._usage_rows is not None:

@@ -26,7 +26,8 @@ BUSY_TIMEOUT_MS = 5000
 
 class UsageRowWriter:
     """Inserts batches of usage rows in one transaction each, on one worker thread (apsw releases the GIL
-    while SQLite runs)."""
+    while SQLite runs). It connects with its first batch: a gateway that logs no usage (the default) never
+    imports apsw nor starts the thread, and start-up pays for neither."""
 
     def __init__(self, path: str, insert_sql: str) -> None:
         self.path = path
@@ -34,15 +35,11 @@ class UsageRowWriter:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="llmgate-usage-rows")
         self._db: apsw.Connection | None = None
 
-    async def open(self) -> None:
-        """Connect (after the store's migrations: the table must exist, and WAL mode is kept in the file)."""
-        await self._run(self._connect)
-
     async def insert(self, rows: Sequence[tuple[Any, ...]]) -> None:
         await self._run(self._insert, rows)
 
     async def close(self) -> None:
-        if self._db is not None:
+        if self._db is not None:  # the worker thread's own, closed there
             await self._run(self._db.close)
             self._db = None
         self._executor.shutdown(wait=True)
@@ -50,17 +47,18 @@ class UsageRowWriter:
     async def _run(self, function: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
-    def _connect(self) -> None:
-        import apsw  # only the SQLite store needs it
+    def _connect(self) -> apsw.Connection:
+        """The connection (opened after the store's migrations: the table exists, WAL mode is kept in the file)."""
+        import apsw  # only a SQLite store that logs usage needs it
 
         db = apsw.Connection(self.path)
         db.set_busy_timeout(BUSY_TIMEOUT_MS)
         db.execute("PRAGMA synchronous=NORMAL")  # per connection, as the store's own
         self._db = db
+        return db
 
     def _insert(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        db = self._db
-        assert db is not None, "usage row writer is not open"
+        db = self._db if self._db is not None else self._connect()
         db.execute("BEGIN IMMEDIATE")
         try:
             db.executemany(self.insert_sql, rows)
