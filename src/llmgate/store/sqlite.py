@@ -34,7 +34,7 @@ from llmgate.store.base import (
 )
 from llmgate.store.migrations import migrations, statements
 from llmgate.store.usage import UsageGroup, UsageQuery, event_rows, insert_sql, latency_sql, summary_groups, summary_sql
-from llmgate.store.usage_rows import UsageRowWriter
+from llmgate.store.usage_rows import ROWS_PER_STATEMENT, UsageRowWriter
 from llmgate.usage.event import UsageEvent
 
 _P_COLS = ", ".join(PROJECT_COLUMNS)
@@ -67,7 +67,7 @@ class SqliteStore:
         await self._db.execute("PRAGMA busy_timeout=5000")
         await self._db.execute("PRAGMA synchronous=NORMAL")
         self.applied_on_open = await self.migrate()
-        self._usage_rows = UsageRowWriter(self.path, _INSERT_USAGE)
+        self._usage_rows = UsageRowWriter(self.path, _INSERT_USAGE, _INSERT_USAGE_MANY)
 
     async def close(self) -> None:
         if self._usage_rows is not None:
@@ -220,6 +220,7 @@ class SqliteStore:
 
 
 _INSERT_USAGE = insert_sql("?")
+_INSERT_USAGE_MANY = insert_sql("?", ROWS_PER_STATEMENT)
 
 
 def _marks(columns: Sequence[str]) -> str:

@@ -59,10 +59,14 @@ def event_rows(events: Sequence[UsageEvent]) -> list[tuple[Any, ...]]:
     return [msgspec.structs.astuple(event) for event in events]
 
 
-def insert_sql(mark: str) -> str:
-    """`mark`: "?" (SQLite) or "$" (PostgreSQL, numbered)."""
-    marks = ", ".join("?" if mark == "?" else f"${i}" for i in range(1, len(USAGE_COLUMNS) + 1))
-    return f"INSERT INTO usage ({', '.join(USAGE_COLUMNS)}) VALUES ({marks})"
+def insert_sql(mark: str, rows: int = 1) -> str:
+    """The insert of `rows` rows, their values one after the other; `mark`: "?" (SQLite) or "$" (PostgreSQL,
+    numbered)."""
+    width = len(USAGE_COLUMNS)
+    values = ", ".join(
+        "(" + ", ".join("?" if mark == "?" else f"${row * width + i}" for i in range(1, width + 1)) + ")"
+        for row in range(rows))
+    return f"INSERT INTO usage ({', '.join(USAGE_COLUMNS)}) VALUES {values}"
 
 
 def group_key(query: UsageQuery, dialect: str) -> str:
