@@ -9,10 +9,11 @@ figure move with wall time under valgrind.
 
     uv run python benchmarks/count_instructions.py                 # llmgate
     uv run python benchmarks/count_instructions.py --ref ../shared/bench/ref_gw.py   # the floor, same harness
-    uv run python benchmarks/count_instructions.py --stream [--token | --token-budget] [--usage-log]
+    uv run python benchmarks/count_instructions.py --stream [--token | --token-budget] [--usage-log [--nulls]]
         # a 20-chunk stream, with a virtual token (created through /manage; unlimited, or with a token budget,
         # which meters its answers) or the usage log on; the upstream then answers `include_usage` with a usage
-        # event before [DONE], as the Node double does
+        # event before [DONE], as the Node double does; with --nulls, also `"usage":null` in every other chunk,
+        # as OpenAI and llmgate.upstream_double do
 
 Needs valgrind (Debian `valgrind`). Figures: benchmarks/README.md (sessions 3 and 7).
 """
@@ -36,14 +37,16 @@ HERE = Path(__file__).resolve().parent
 _MANAGEMENT_TOKEN = "mt-count-instructions-0123"
 
 
-def _answer_usage_when_asked(bench_request: Any) -> None:
-    """The harness's upstream, answering a stream that asks for `include_usage` with its usage event."""
+def _answer_usage_when_asked(bench_request: Any, nulls: bool = False) -> None:
+    """The harness's upstream, answering a stream that asks for `include_usage` with its usage event (and, with
+    `nulls`, `"usage":null` in every other chunk, as OpenAI and llmgate's Python double do)."""
     from llmgate.upstream_double import chat_frames
 
     head, deltas, tail = chat_frames("gpt-4o-mini", 20, False)
     usage_event = chat_frames("gpt-4o-mini", 20, True)[2].split(b"\n\n")[1] + b"\n\n"
-    with_usage = bench_request.STREAM_ANSWER.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n" + bench_request._chunked(
-        (head, deltas, tail.replace(b"data: [DONE]", usage_event + b"data: [DONE]")))
+    frames = chat_frames("gpt-4o-mini", 20, True) if nulls else (
+        head, deltas, tail.replace(b"data: [DONE]", usage_event + b"data: [DONE]"))
+    with_usage = bench_request.STREAM_ANSWER.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n" + bench_request._chunked(frames)
 
     usual = bench_request.Upstream.answer
 
@@ -66,7 +69,7 @@ def _create_token(harness: Any, limits: dict[str, int]) -> str:
 
 
 def run(requests: int, ref: str | None, stream: bool = False, token: bool = False, usage_log: bool = False,
-        token_budget: bool = False) -> None:
+        token_budget: bool = False, nulls: bool = False) -> None:
     """The measured program (inside valgrind): warm up, then `requests` requests, then exit at once."""
     sys.path.insert(0, str(HERE))
     import bench_request
@@ -74,7 +77,7 @@ def run(requests: int, ref: str | None, stream: bool = False, token: bool = Fals
     load_settings = bench_request.load_settings
     extra = {"LLMGATE_MANAGEMENT_TOKEN": _MANAGEMENT_TOKEN, **({"LLMGATE_USAGE_LOG": "1"} if usage_log else {})}
     bench_request.load_settings = lambda env: load_settings({**env, **extra})
-    _answer_usage_when_asked(bench_request)
+    _answer_usage_when_asked(bench_request, nulls)
     harness = bench_request.InProcess()
     if token or token_budget:  # the header `request()` sends
         bench_request.MASTER = _create_token(harness, {"budget_tokens": 10**15} if token_budget else {})
@@ -121,13 +124,15 @@ def main() -> None:
     parser.add_argument("--token-budget", action="store_true",
                         help="with a virtual token that has a token budget (its answers are metered)")
     parser.add_argument("--usage-log", action="store_true", help="with LLMGATE_USAGE_LOG=1 (SQLite)")
+    parser.add_argument("--nulls", action="store_true",
+                        help='the usage-asking stream carries `"usage":null` in every chunk, as OpenAI\'s does')
     parser.add_argument("--inner", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner is not None:
-        run(args.inner, args.ref, args.stream, args.token, args.usage_log, args.token_budget)
+        run(args.inner, args.ref, args.stream, args.token, args.usage_log, args.token_budget, args.nulls)
         return
     flags = [f for f, on in (("--stream", args.stream), ("--token", args.token), ("--token-budget", args.token_budget),
-                             ("--usage-log", args.usage_log)) if on]
+                             ("--usage-log", args.usage_log), ("--nulls", args.nulls)) if on]
     per_request = (count(args.requests, args.ref, flags) - count(0, args.ref, flags)) / args.requests
     name = "ref_gw" if args.ref else " ".join(["llmgate", *flags])
     print(f"{name}: {per_request:,.0f} instructions per request")

@@ -64,17 +64,9 @@ _NULL_VALUE = _NULL_USAGE[1:]
 # A search of JSON for a needle starting with `"` or `,` visits most of its bytes (~20k instructions for a ~3.5 KB
 # chunk, which is how a fast stream arrives: every event in one read). So the tap looks for the usage event from
 # the end, where OpenAI puts it, stops looking once it has removed it (there is one), and removes nulls only
-# from a stream whose first event has one.
+# from a stream whose first data read has one (the split that removes them is the search that finds them).
 # Substrings are looked for with `find`, not `in`: CPython 3.11 first tries a bytes `in` operand as an integer, and
 # raising (and clearing) that TypeError costs ~2k instructions, more than the search (measured with callgrind).
-
-
-def _has_null_usage(events: bytes, sep: bytes) -> bool | None:
-    """Whether the first data event of whole `events` carries `"usage":null`; None when they hold none."""
-    first = events.find(b"data:")
-    if first < 0:
-        return None
-    return events.find(_NULL_VALUE, first, events.find(sep, first)) >= 0
 
 
 def _usage_object_at(data: bytes, at: int) -> bool:
@@ -129,7 +121,7 @@ class StreamTap(msgspec.Struct, gc=False):
     _held: bytes = b""
     _sep: bytes = b"\n\n"
     _nulls: bool | None = None
-    """Whether this upstream writes `"usage":null` into its chunks; known from its first data event."""
+    """Whether this upstream writes `"usage":null` into its chunks; known from its first read with data."""
     _removed: bool = False
     """The usage event has been removed: nothing more to look for."""
 
@@ -165,10 +157,7 @@ class StreamTap(msgspec.Struct, gc=False):
 
         One `rsplit` finds both events: each bytes method call costs ~1-3k instructions in CPython 3.11, most
         of it parsing its arguments, so this path makes as few as it can (measured with cachegrind)."""
-        if self._nulls is None:
-            self._nulls = _has_null_usage(events, b"\n\n")
-        stripped = b"".join(events.split(_NULL_USAGE)) if self._nulls else events
-        parts = stripped.rsplit(_LAST_EVENT_LF, 2)
+        parts = events.rsplit(_LAST_EVENT_LF, 2)
         if len(parts) == 3 and parts[2] == _DONE_DATA_LF:
             usage = usage_only_json(parts[1])
             if usage is not None:
@@ -177,16 +166,23 @@ class StreamTap(msgspec.Struct, gc=False):
                 if meter.keeps_body:
                     meter.feed(events)
                 meter.reported(usage)
-                return parts[0] + _END_LF
+                if self._nulls is False:
+                    return parts[0] + _END_LF
+                pieces = parts[0].split(_NULL_USAGE)  # the nulls go in the same copy as the usage event
+                pieces.append(_END_LF)
+                return b"".join(pieces)
         return None
 
     def _strip(self, events: bytes, sep: bytes) -> bytes:
         """Whole `events` as the client gets them."""
-        if self._nulls is None:  # decided on the first data event (some upstreams send SSE comments first)
-            self._nulls = _has_null_usage(events, sep)
-        if self._nulls:  # split + join scans once; replace() scans twice (count, then copy)
-            events = b"".join(events.split(_NULL_USAGE))
-        if not self._removed:
+        if self._nulls is not False:  # split + join scans once; replace() scans twice (count, then copy)
+            pieces = events.split(_NULL_USAGE)
+            if len(pieces) > 1:
+                self._nulls = True
+                events = b"".join(pieces)
+            elif self._nulls is None and events.find(b"data:") >= 0:  # (some upstreams send SSE comments first)
+                self._nulls = False
+        if not self._removed and events.rfind(_USAGE_KEY) >= 0:  # no key left: no usage event in these
             events = self._remove_usage_event(events, sep)
         return events
 

@@ -117,8 +117,8 @@ def test_an_escaped_stream_options_key_is_seen() -> None:
 
 
 def test_nulls_are_removed_only_from_a_stream_that_has_them() -> None:
-    # The first whole event says whether this upstream writes `"usage":null` (OpenAI does in every chunk once
-    # usage is asked for); a stream without it is not searched for it again.
+    # The first read with a data event says whether this upstream writes `"usage":null` (OpenAI does in every
+    # chunk once usage is asked for); a stream without it is not searched for it again.
     first = b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n'
     later = b'data: {"choices":[{"delta":{"content":"b"}}],"usage":null}\n\n'
     tap = StreamTap(UsageMeter(), strip=True)
@@ -131,7 +131,7 @@ def test_nothing_is_searched_once_the_usage_event_is_removed() -> None:
     assert relay(tap, [CHUNKS[2], late]) == late
 
 
-def test_nulls_are_looked_for_in_the_first_data_event_after_comments() -> None:
+def test_nulls_are_looked_for_in_the_first_read_with_data_after_comments() -> None:
     comment = b": PROCESSING\n\n"  # OpenRouter, for one, sends comments before the first event
     tap = StreamTap(UsageMeter(), strip=True)
     assert relay(tap, [comment, *CHUNKS]) == comment + WITHOUT_USAGE
