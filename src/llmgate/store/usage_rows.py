@@ -11,7 +11,7 @@ Two more cuts bring a row to 15.0k (same measure):
 - Rows go `ROWS_PER_STATEMENT` to an INSERT (its VALUES one after the other): a statement's step, reset and
   clearing of bindings is paid once for twenty rows, and apsw releases and takes back the GIL around each step,
   so a batch of 500 hands the GIL over 25 times instead of 500 (each time it waits for the event loop's
-  thread to let go of it). 10 and 50 rows a statement cost within 3% of 20.
+  thread to let go of it). 10 and 50 rows a statement cost within 4% of 20.
 - The connection is opened without SQLite's own mutex (`SQLITE_OPEN_NOMUTEX`): every bind took and released it,
   24 times a row. Safe here because only the writer's one thread ever touches the connection.
 

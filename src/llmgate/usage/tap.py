@@ -60,7 +60,6 @@ def ask_for_usage(raw: bytes, stream_options: msgspec.Raw | UnsetType | None = N
 
 _USAGE_KEY = b'"usage":'
 _NULL_USAGE = b',"usage":null'
-_NULL_VALUE = _NULL_USAGE[1:]
 # A search of JSON for a needle starting with `"` or `,` visits most of its bytes (~20k instructions for a ~3.5 KB
 # chunk, which is how a fast stream arrives: every event in one read). So the tap looks for the usage event from
 # the end, where OpenAI puts it, stops looking once it has removed it (there is one), and removes nulls only
