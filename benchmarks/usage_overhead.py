@@ -73,14 +73,24 @@ def wrk(url: str, script: Path, duration: int, connections: int) -> tuple[float,
 Series = dict[tuple[str, str], list[float]]
 
 
+def other_pct(busy0: int, wall: float, accounted_s: float) -> float:
+    """The machine's busy CPU since `busy0` that the gateways, the double and wrk (`accounted_s`) did not use, in %
+    of one core."""
+    return float(max(0.0, (machine_busy_ticks() - busy0) / CLK_TCK - accounted_s) / wall * 100)
+
+
+def record(series: tuple[Series, Series, Series], key: tuple[str, str], *values: float) -> None:
+    """Append one run's CPU µs per request, rps and other CPU to their series."""
+    for one, value in zip(series, values, strict=True):
+        one.setdefault(key, []).append(value)
+
+
 def measure_rounds(urls: dict[str, str], pids: dict[str, int], double_pid: int, args: argparse.Namespace,
                    label: str = "") -> tuple[Series, Series, Series]:
     """Each round: every case on every variant (order alternating by round). CPU µs per request of the gateway's
     process tree, its throughput and the rest of the machine's busy CPU (% of a core), by (case, variant);
     prints each run."""
-    cpu: Series = {}
-    rps: Series = {}
-    busy: Series = {}
+    series: tuple[Series, Series, Series] = ({}, {}, {})
     others: list[float] = []
     names = list(urls)
     for round_ in range(args.rounds):
@@ -92,17 +102,15 @@ def measure_rounds(urls: dict[str, str], pids: dict[str, int], double_pid: int, 
                 wall = time.monotonic() - t0
                 gw_s = (ticks(pids[name]) - gw0) / CLK_TCK
                 dbl_s = (ticks(double_pid) - dbl0) / CLK_TCK
-                other = max(0.0, (machine_busy_ticks() - busy0) / CLK_TCK - gw_s - dbl_s - wrk_s) / wall * 100
+                other = other_pct(busy0, wall, gw_s + dbl_s + wrk_s)
                 us = gw_s / requests * 1e6
-                cpu.setdefault((case, name), []).append(us)
-                rps.setdefault((case, name), []).append(r)
-                busy.setdefault((case, name), []).append(other)
+                record(series, (case, name), us, r, other)
                 others.append(other)
                 print(f"round {round_ + 1} {case:6} {label}{name:8} {r:8.1f} rps  {us:6.1f} us CPU/request  "
                       f"gateway {gw_s / wall * 100:5.1f}%  other {other:5.1f}%", flush=True)
     print(f"\nload average at the end: {Path('/proc/loadavg').read_text().split()[:3]}; "
           f"other CPU per run: median {statistics.median(others):.1f}%, max {max(others):.1f}% of one core")
-    return cpu, rps, busy
+    return series
 
 
 def measure_together(urls: dict[str, str], pids: dict[str, int], double_pid: int,
@@ -113,9 +121,7 @@ def measure_together(urls: dict[str, str], pids: dict[str, int], double_pid: int
     moved the figures of one variant measured alone by up to 50% here. Their throughputs are not compared: the
     scheduler shares the core between threads, and the usage writer's thread gives the "on" gateway a larger
     share while it runs. The same series as `measure_rounds`."""
-    cpu: Series = {}
-    rps: Series = {}
-    busy: Series = {}
+    series: tuple[Series, Series, Series] = ({}, {}, {})
     for round_ in range(args.rounds):
         for case, script in CASES.items():
             before = {name: ticks(pid) for name, pid in pids.items()}
@@ -128,16 +134,14 @@ def measure_together(urls: dict[str, str], pids: dict[str, int], double_pid: int
             wrk_s = ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime
             gw_s = {name: (ticks(pid) - before[name]) / CLK_TCK for name, pid in pids.items()}
             dbl_s = (ticks(double_pid) - dbl0) / CLK_TCK
-            other = max(0.0, (machine_busy_ticks() - busy0) / CLK_TCK - sum(gw_s.values()) - dbl_s - wrk_s) / wall * 100
+            other = other_pct(busy0, wall, sum(gw_s.values()) + dbl_s + wrk_s)
             line = []
             for name, (r, requests) in results.items():
                 us = gw_s[name] / requests * 1e6
-                cpu.setdefault((case, name), []).append(us)
-                rps.setdefault((case, name), []).append(r)
-                busy.setdefault((case, name), []).append(other)
+                record(series, (case, name), us, r, other)
                 line.append(f"{name} {r:7.1f} rps {us:6.1f} us CPU/request {gw_s[name] / wall * 100:5.1f}%")
             print(f"round {round_ + 1} {case:6} together: {'; '.join(line)}; other {other:5.1f}%", flush=True)
-    return cpu, rps, busy
+    return series
 
 
 def paired_medians(off: list[float], on: list[float], quiet: list[bool]) -> tuple[float, float | None]:
