@@ -184,10 +184,11 @@ class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     usage_flush_s: float = 1.0
     """How often counted requests and tokens are written back to the store, in one batch; also the longest a
     usage event waits in the event bus before it is written to the sinks."""
-    usage_log: bool = False
+    usage_log: bool = True
     """Log one usage event per /v1 request (tokens, cost, latency) to the store and any other configured sink.
-    On, streams are read for their usage chunk (OpenAI streams are asked for one, which the client does not see
-    unless it asked for it too); off, streams stay on the zero-parse path."""
+    On (the default: a gateway that hands out tokens is asked who used what), streams are read for their usage
+    chunk (OpenAI streams are asked for one, which the client does not see unless it asked for it too); off
+    (`LLMGATE_USAGE_LOG=0`, a pure pass-through edge), streams stay on the zero-parse path."""
     usage_queue_size: int = 10_000
     """Usage events held in memory waiting for the sinks; past it, events spill to `usage_spill_path`."""
     usage_batch_size: int = 500

@@ -98,7 +98,8 @@ class GatewayState:
             self.shared = SharedLimits(settings.redis_url)
         self.tokens = TokenCache(self.store, self.keybox, server.token_cache_ttl_s, server.token_negative_ttl_s,
                                  time.time, self.shared)
-        self.authenticator = Authenticator(settings.master_key, self.tokens)
+        self.authenticator = Authenticator(settings.master_key, self.tokens,
+                                           has_management_token=settings.management_token is not None)
         self.router = Router(settings, {p.name: UpstreamClient(p) for p in settings.providers})
         self.lag = LoopLag()
         self.metrics = GatewayMetrics()
@@ -157,6 +158,13 @@ class GatewayState:
         """Open the store (migrating it), one pooled client per provider, and start the usage write-back, the
         event bus and the loop-lag monitor."""
         await self.store.open()
+        self.authenticator.has_tokens = await self.store.has_tokens()
+        mode = self.authenticator.access_mode()
+        if self.authenticator.is_open:
+            logger.warning("!!! /v1 access: {} -- every local process can use this gateway. Set "
+                           "LLMGATE_MASTER_KEY or create a token to close it. !!!", mode)
+        else:
+            logger.info("/v1 access: {}", mode)
         for client in self.router.clients.values():
             await client.open()
         if self.shared is not None:
@@ -193,12 +201,22 @@ class GatewayState:
                 except Exception as exc:  # the change is stored; others catch up within the cache TTL
                     logger.warning("could not broadcast a token invalidation: {}", exc)
 
+    async def check_access(self) -> None:
+        """Ask the store whether it holds a virtual token: at start, then while /v1 is open, so that a token
+        issued elsewhere (another instance on the same store) closes it within a write-back interval."""
+        has_tokens = await self.store.has_tokens()
+        if has_tokens and self.authenticator.is_open:
+            logger.info("/v1 access: a virtual token exists; closed from now on")
+        self.authenticator.has_tokens = has_tokens
+
     async def _flush_forever(self) -> None:
         interval = self.settings.server.usage_flush_s
         while True:
             await asyncio.sleep(interval)
             try:
                 await self.tokens.flush()
+                if self.authenticator.is_open:
+                    await self.check_access()
             except Exception:
                 logger.exception("token usage write-back failed")
 

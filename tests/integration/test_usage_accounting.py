@@ -173,12 +173,13 @@ def test_manage_usage_and_the_cli(usage_gw: tuple[Gateway, Path]) -> None:
         event_of(jsonl, headers["x-request-id"])
     time.sleep(0.2)  # the store sink got the same batch as the JSONL sink
     manage = {"authorization": f"Bearer {MT}"}
-    groups = httpx.get(f"{gw.url}/manage/usage", params={"group_by": "model"}, headers=manage).json()
-    cheap = next(g for g in groups if g["group"] == "cheap")
+    summary = httpx.get(f"{gw.url}/manage/usage", params={"group_by": "model"}, headers=manage).json()
+    assert summary["recording"] is True and summary["note"] is None
+    cheap = next(g for g in summary["data"] if g["group"] == "cheap")
     assert cheap["requests"] >= 2 and cheap["errors"] == 0 and cheap["total_tokens"] >= 70
     assert cheap["cost"] > 0 and cheap["latency_p95_ms"] >= cheap["latency_p50_ms"] > 0
     only = httpx.get(f"{gw.url}/manage/usage", params={"model": "cheap", "from": "2020-01-01"}, headers=manage)
-    assert [g["requests"] for g in only.json()] == [cheap["requests"]]
+    assert [g["requests"] for g in only.json()["data"]] == [cheap["requests"]]
     for params, param in (({"group_by": "week"}, "group_by"), ({"from": "yesterday"}, "from"),
                           ({"from": "2030-01-01", "to": "2020-01-01"}, "from")):
         bad = httpx.get(f"{gw.url}/manage/usage", params=params, headers=manage)

@@ -228,8 +228,9 @@ def _stored_after_write_back(gw: Gateway, token_id: str, requests: int) -> dict:
 
 @pytest.mark.parametrize("every", [False, True])
 def test_a_token_without_token_limits_is_metered_only_with_meter_every_token(upstream: str, every: bool) -> None:
+    # with the usage log off: it meters every request
     env = gateway_env(upstream, LLMGATE_MANAGEMENT_TOKEN=MANAGEMENT_TOKEN, LLMGATE_USAGE_FLUSH_S="0.05",
-                      LLMGATE_METER_EVERY_TOKEN="1" if every else "0")
+                      LLMGATE_METER_EVERY_TOKEN="1" if every else "0", LLMGATE_USAGE_LOG="0")
     body = {"model": "gpt-4o-mini", "messages": [], "stream": True}
     with start_gateway(env) as gateway:
         token = new_token(gateway, rpm_limit=1000, max_requests=1000)  # limits, but none on LLM tokens

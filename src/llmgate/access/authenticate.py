@@ -2,6 +2,10 @@
 
 `authenticate` is synchronous and answers from memory; it returns None only when a virtual token is not
 cached (or its entry is too old), and the caller then awaits `load`.
+
+`/v1` is open (any caller, no credential) only while nothing could tell callers apart: no master key, no
+management token and no virtual token in the store. Whoever hands out tokens expects them to be required, so
+the first token closes it, and nothing opens it again short of a restart with an empty store.
 """
 
 from __future__ import annotations
@@ -31,14 +35,32 @@ _MISSING = ("You didn't provide an API key. Provide it in the Authorization head
 
 
 class Authenticator:
-    """Checks a request's credential; with no master key configured, callers without a token are let in
-    (loopback only), and virtual tokens are still checked."""
+    """Checks a request's credential: the master key or a virtual token; anyone while the gateway is open."""
 
-    __slots__ = ("_master_key", "tokens")
+    __slots__ = ("_master_key", "has_management_token", "has_tokens", "tokens")
 
-    def __init__(self, master_key: str | None, tokens: TokenCache | None = None) -> None:
+    def __init__(self, master_key: str | None, tokens: TokenCache | None = None, *,
+                 has_management_token: bool = False, has_tokens: bool = True) -> None:
         self._master_key = master_key.encode() if master_key else None
         self.tokens = tokens
+        self.has_management_token = has_management_token
+        self.has_tokens = has_tokens
+        """Whether the store holds a virtual token (revoked ones count); True until the store has said
+        otherwise, so a gateway is never open by mistake."""
+
+    @property
+    def is_open(self) -> bool:
+        """No credential is needed: no master key, no management token, no virtual token."""
+        return self._master_key is None and not self.has_management_token and not self.has_tokens
+
+    def access_mode(self) -> str:
+        """How /v1 is guarded, and why, for the start-up log and /health."""
+        if self.is_open:
+            return "open: no master key, no management token, no tokens"
+        reasons = [what for what, present in (("a master key", self._master_key is not None),
+                                              ("a management token", self.has_management_token),
+                                              ("virtual tokens", self.has_tokens)) if present]
+        return "closed: " + ", ".join(reasons)
 
     def authenticate(self, credential: str | None, now: float) -> Principal | None:
         """The caller's Principal; None when the store must be asked; `Unauthorized` when refused."""
@@ -49,7 +71,9 @@ class Authenticator:
             entry.check(now)
             return Principal("token", entry)
         if self._master_key is None:
-            return OPEN
+            if self.is_open:
+                return OPEN
+            raise Unauthorized(WRONG_KEY if credential else _MISSING)
         if not credential:
             raise Unauthorized(_MISSING)
         # compare_digest takes time independent of where the strings differ (not of their lengths)
@@ -61,5 +85,6 @@ class Authenticator:
         """A virtual token that was not cached: ask the store once, then check it."""
         assert self.tokens is not None
         entry = await self.tokens.load(hash_secret(credential))
+        self.has_tokens = True  # another instance (or the CLI's store) issued it: closed from now on
         entry.check(now)
         return Principal("token", entry)

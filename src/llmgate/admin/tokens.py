@@ -31,6 +31,7 @@ class TokenController(Controller):
                       allowed_models=tuple(dict.fromkeys(data.allowed_models)),
                       created_at=now, updated_at=now)
         await gateway.store.create_token(token)
+        gateway.authenticator.has_tokens = True  # an open /v1 closes at once
         gateway.tokens.forget_unknown(token.secret_hash)
         return token_out(token, secret)  # type: ignore[return-value]
 

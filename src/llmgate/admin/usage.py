@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, get_args
 
+import msgspec
 from litestar import Controller, get
 from litestar.params import Parameter, QueryParameter
 
@@ -13,6 +14,28 @@ from llmgate.state import GatewayState
 from llmgate.store.usage import GroupBy, UsageGroup, UsageQuery
 
 GROUP_BY: tuple[str, ...] = get_args(GroupBy)
+
+
+class UsageSummary(msgspec.Struct, kw_only=True, frozen=True):
+    """The usage table's groups, and whether this gateway is adding to it (an empty list means no traffic only
+    when it is)."""
+
+    recording: bool
+    """Whether this gateway writes a usage row for each /v1 request (the usage log on, with the store sink)."""
+    note: str | None = None
+    """Why nothing new is recorded, when `recording` is false."""
+    data: list[UsageGroup]
+
+
+def recording_note(usage_log: bool, usage_store: bool) -> str | None:
+    """What an operator reading usage must know when this gateway records none, else None."""
+    if not usage_log:
+        return ("The usage log is off on this gateway (LLMGATE_USAGE_LOG=0): requests are not recorded, so "
+                "these figures stop at when it was turned off.")
+    if not usage_store:
+        return ("The usage log does not write to the store on this gateway (LLMGATE_USAGE_STORE=0): requests are "
+                "recorded only to the other sinks.")
+    return None
 
 
 class UsageController(Controller):
@@ -30,9 +53,10 @@ class UsageController(Controller):
             "when no offset is given)"))] = None,
         to: Annotated[str | None, Parameter(description="until this time (exclusive), as `from`")] = None,
         group_by: Annotated[str | None, Parameter(description="day, hour, model, project or token")] = None,
-    ) -> list[UsageGroup]:
+    ) -> UsageSummary:
         """Requests, errors, tokens, cost and p50/p95 latency and overhead per group (one group, `all`, when
-        not grouped); groups with no request are not listed."""
+        not grouped) in `data`; groups with no request are not listed. `recording` says whether this gateway
+        adds to them (with `note` saying why not)."""
         if group_by is not None and group_by not in GROUP_BY:
             raise InvalidRequest(f"Invalid `group_by`: expected one of {', '.join(GROUP_BY)}, got {group_by!r}.",
                                  param="group_by")
@@ -41,7 +65,9 @@ class UsageController(Controller):
             raise InvalidRequest("Invalid time range: `from` is after `to`.", param="from")
         query = UsageQuery(project_id=project, token_id=token, model=model, from_time=from_time, to_time=to_time,
                            group_by=group_by)  # type: ignore[arg-type]  # checked against GROUP_BY above
-        return await gateway.store.summarize_usage(query)
+        server = gateway.settings.server
+        note = recording_note(server.usage_log, server.usage_store)
+        return UsageSummary(recording=note is None, note=note, data=await gateway.store.summarize_usage(query))
 
 
 def parse_time(value: str | None, param: str) -> float | None:

@@ -168,11 +168,26 @@ def _call(args: argparse.Namespace, method: str, path: str, body: Any, columns: 
         return 1
     if args.json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
-    else:
-        print(render_table(data if isinstance(data, list) else [data], columns))
-        if isinstance(data, dict) and data.get("secret"):
-            print(f"\nsecret (shown once, store it now): {data['secret']}")
+        return 0
+    if path == "/usage":
+        return _print_usage(data, columns)
+    print(render_table(data if isinstance(data, list) else [data], columns))
+    if isinstance(data, dict) and data.get("secret"):
+        print(f"\nsecret (shown once, store it now): {data['secret']}")
     return 0
+
+
+def _print_usage(summary: dict[str, Any], columns: tuple[str, ...]) -> int:
+    """The usage groups; when the gateway records no usage, say so instead of an empty table that would read
+    as "no traffic" (exit 1 when there is nothing to show)."""
+    rows = summary.get("data", [])
+    if summary.get("recording", True):
+        print(render_table(rows, columns))
+        return 0
+    if rows:
+        print(render_table(rows, columns))
+    print(f"llmgate: {summary.get('note') or 'this gateway records no usage.'}", file=sys.stderr)
+    return 0 if rows else 1
 
 
 def render_table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:

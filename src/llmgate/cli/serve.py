@@ -116,32 +116,43 @@ def raise_open_files_limit(wanted: tuple[int, int]) -> str | None:
 
 
 def check_exposure(settings: Settings) -> str | None:
-    """Why the gateway must not start as configured, or None: no master key is fine on loopback only."""
+    """Why the gateway must not start as configured, or None. Bound beyond loopback, /v1 must be closed whatever
+    the store holds: a master key, or a management token (then only virtual tokens get in)."""
     host = settings.server.host
-    if settings.master_key or is_loopback(host):
+    if settings.master_key or settings.management_token or is_loopback(host):
         return None
-    return (f"LLMGATE_MASTER_KEY is not set and the gateway would listen on {host}, reachable from other "
-            "machines, letting anyone spend the provider keys. Set LLMGATE_MASTER_KEY, or bind to 127.0.0.1.")
+    return (f"neither LLMGATE_MASTER_KEY nor LLMGATE_MANAGEMENT_TOKEN is set and the gateway would listen on "
+            f"{host}, reachable from other machines, letting anyone spend the provider keys. Set "
+            "LLMGATE_MASTER_KEY (or LLMGATE_MANAGEMENT_TOKEN and issue virtual tokens), or bind to 127.0.0.1.")
 
 
 def _log_start(settings: Settings) -> None:
     from loguru import logger
 
     server = settings.server
-    if not settings.master_key:
-        logger.warning("!!! LLMGATE_MASTER_KEY is not set: /v1 is OPEN to every local process on "
-                       "{}:{}. Set LLMGATE_MASTER_KEY before exposing this gateway. !!!", server.host, server.port)
     for provider in settings.providers:
         logger.info("provider {} → {} (key {}, models: {})", provider.name, provider.base_url,
                     mask_secret(provider.api_key), ", ".join(provider.models) or "any")
     store = without_password(settings.database_url) if settings.database_url else f"SQLite {server.data_dir}/llmgate.db"
     logger.info("store: {}; shared limits and revocations: {}", store,
                 without_password(settings.redis_url) if settings.redis_url else "off (no LLMGATE_REDIS_URL)")
+    logger.info("usage log: {}", usage_log_line(settings))
     logger.info("management API /manage: {}", "on" if settings.management_token else
                 "off (set LLMGATE_MANAGEMENT_TOKEN to enable it)")
     how = "in this process (no supervisor: LLMGATE_SINGLE_PROCESS=0 for granian's)" if serves_in_process(settings) \
         else f"with {server.workers} worker(s) under granian's supervisor"
     logger.info("llmgate {} listening on http://{}:{} {}", __version__, server.host, server.port, how)
+
+
+def usage_log_line(settings: Settings) -> str:
+    """Whether usage is recorded, and where to."""
+    server = settings.server
+    if not server.usage_log:
+        return "off (LLMGATE_USAGE_LOG=0): no usage is recorded"
+    sinks = [name for name, on in (("the store", server.usage_store), ("JSONL " + server.usage_jsonl_path,
+                                   bool(server.usage_jsonl_path)), ("HTTP " + server.usage_http_url,
+                                   bool(server.usage_http_url))) if on]
+    return f"on, to {', '.join(sinks) or 'no sink'} (LLMGATE_USAGE_LOG=0 turns it off)"
 
 
 def without_password(url: str) -> str:

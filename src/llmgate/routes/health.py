@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 
@@ -24,6 +25,8 @@ class Health(msgspec.Struct, kw_only=True, frozen=True):
     """This worker's event-loop lag, latest sample: how long a request arriving now waits for its handler."""
     loop_lag_peak_ms: float
     """The worst sample of the last ~10 s."""
+    access: str
+    """`open` (no credential needed on /v1) or `closed`; the start-up log says why."""
 
 
 class HealthController(Controller):
@@ -34,14 +37,18 @@ class HealthController(Controller):
         """Status, version, uptime and event-loop lag."""
         lag = gateway.lag
         return Health(status="ok", version=__version__, uptime_s=round(time.monotonic() - gateway.started_at, 3),
-                      loop_lag_ms=round(lag.lag_s * 1000, 3), loop_lag_peak_ms=round(lag.peak_s * 1000, 3))
+                      loop_lag_ms=round(lag.lag_s * 1000, 3), loop_lag_peak_ms=round(lag.peak_s * 1000, 3),
+                      access="open" if gateway.authenticator.is_open else "closed")
 
     @get("/deployments", include_in_schema=False)
     async def deployments(self, gateway: GatewayState, request: Request[Any, Any, Any]) -> dict[str, Any]:
         """This worker's view of every deployment (each worker process keeps its own)."""
-        # Deployment health (masked keys, error counts) is for the operator: the master key, not a virtual token.
-        principal = gateway.authenticator.authenticate(split_request_headers(request.scope["headers"]).credential,
-                                                       time.time())
-        if principal is None or principal.kind == "token":
-            raise Unauthorized("GET /health/deployments needs the master key.")
+        # Deployment health (masked keys, error counts) is for the operator: the master key or the management
+        # token, not a virtual token.
+        credential = split_request_headers(request.scope["headers"]).credential
+        token = gateway.settings.management_token
+        if not (token and credential and hmac.compare_digest(credential.encode(), token.encode())):
+            principal = gateway.authenticator.authenticate(credential, time.time())
+            if principal is None or principal.kind == "token":
+                raise Unauthorized("GET /health/deployments needs the master key or the management token.")
         return {"reloads": gateway.reloads, "deployments": deployments_health(gateway.router.table, time.monotonic())}

@@ -115,6 +115,9 @@ class Store(Protocol):
     async def find_token(self, secret_hash: str) -> Token | None:
         """The token whose secret hashes to `secret_hash`, active or not."""
 
+    async def has_tokens(self) -> bool:
+        """Whether any token exists, revoked or not."""
+
     async def list_tokens(self, project_id: str | None = None, is_active: bool | None = None) -> list[Token]: ...
 
     async def update_token(self, token_id: str, changes: Mapping[str, Any], now: float) -> Token | None:

@@ -127,6 +127,9 @@ class PostgresStore:
         row = await self.pool.fetchrow(f"SELECT {_T_COLS} FROM tokens WHERE secret_hash = $1", secret_hash)
         return token_from_row(dict(row)) if row else None
 
+    async def has_tokens(self) -> bool:
+        return await self.pool.fetchval("SELECT EXISTS (SELECT 1 FROM tokens)") is True
+
     async def list_tokens(self, project_id: str | None = None, is_active: bool | None = None) -> list[Token]:
         clauses, args = [], []
         for column, value in (("project_id", project_id), ("is_active", is_active)):

@@ -160,6 +160,10 @@ class SqliteStore:
             rows = await _fetch(db, f"SELECT {_T_COLS} FROM tokens WHERE {column} = ?", (value,))
         return token_from_row(dict(rows[0])) if rows else None
 
+    async def has_tokens(self) -> bool:
+        async with self._tx(write=False) as db:
+            return bool(await _fetch(db, "SELECT 1 FROM tokens LIMIT 1"))
+
     async def list_tokens(self, project_id: str | None = None, is_active: bool | None = None) -> list[Token]:
         where, args = _token_filter(project_id, is_active, "?")
         async with self._tx(write=False) as db:

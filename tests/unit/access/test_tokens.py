@@ -78,6 +78,20 @@ def test_a_steady_stream_makes_one_store_lookup(tmp_path: Path) -> None:
     asyncio.run(run())
 
 
+def test_a_token_from_the_store_closes_an_open_gateway(tmp_path: Path) -> None:
+    async def run() -> None:
+        store, cache, clock, secret, _ = await setup(tmp_path)
+        auth = Authenticator(None, cache, has_tokens=False)  # as if the store had been empty at start
+        assert auth.authenticate(None, clock.now) is not None and auth.is_open
+        assert (await auth.load(secret, clock.now)).entry is not None
+        assert not auth.is_open
+        with pytest.raises(Unauthorized):
+            auth.authenticate(None, clock.now)
+        await store.close()
+
+    asyncio.run(run())
+
+
 def test_unknown_secrets_are_remembered_briefly(tmp_path: Path) -> None:
     async def run() -> None:
         store, cache, clock, _, _ = await setup(tmp_path)

@@ -89,8 +89,10 @@ def _entry(**limits: int | float) -> TokenEntry:
 def test_a_tokens_answers_are_metered_when_its_limits_count_llm_tokens(limits: dict[str, float],
                                                                        counted: bool) -> None:
     entry = _entry(**limits)
-    assert counts_usage(entry, ServerConfig()) is counted
-    assert counts_usage(entry, ServerConfig(meter_every_token=True)) is True
+    no_log = ServerConfig(usage_log=False)
+    assert counts_usage(entry, no_log) is counted
+    assert counts_usage(entry, ServerConfig(usage_log=False, meter_every_token=True)) is True
     assert counts_usage(entry, ServerConfig(usage_log=True)) is True
-    assert counts_usage(None, ServerConfig()) is False  # the master key: only for the usage log
+    assert counts_usage(None, no_log) is False  # the master key: only for the usage log
     assert counts_usage(None, ServerConfig(usage_log=True)) is True
+    assert ServerConfig().usage_log is True  # the default: usage is counted

@@ -55,6 +55,17 @@ def test_project_round_trip(store: Store) -> None:
     assert run(store, store.get_project("missing")) is None
 
 
+def test_has_tokens_counts_revoked_ones(store: Store) -> None:
+    assert run(store, store.has_tokens()) is False
+    p = project()
+    run(store, store.create_project(p))
+    t = token(p.id)
+    run(store, store.create_token(t))
+    assert run(store, store.has_tokens()) is True
+    run(store, store.revoke_token(t.id, NOW))
+    assert run(store, store.has_tokens()) is True
+
+
 def test_project_names_are_unique(store: Store) -> None:
     run(store, store.create_project(project("same")))
     with pytest.raises(Conflict):
