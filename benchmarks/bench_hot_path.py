@@ -14,8 +14,8 @@ import pytest
 
 from llmgate.access.authenticate import Authenticator
 from llmgate.access.tokens import TokenCache, TokenEntry, hash_secret
+from llmgate.pipeline.read import decode_view
 from llmgate.proxy.headers import downstream_headers, split_request_headers, upstream_request_headers
-from llmgate.routes.openai import decode_view
 from llmgate.store.base import Project, Token
 from llmgate.store.crypto import KeyBox
 from llmgate.upstream_double import chat_frames

@@ -15,13 +15,13 @@ from llmgate.config import load_settings
 from llmgate.proxy.attempt import Call
 from llmgate.proxy.headers import split_request_headers
 from llmgate.routing.select import choose
-from llmgate.state import Router
+from llmgate.upstreams import Upstreams
 
 HEADERS = [(b"host", b"gw"), (b"authorization", b"Bearer sk-master"), (b"content-type", b"application/json"),
            (b"content-length", b"95"), (b"user-agent", b"OpenAI/Python 1.0"), (b"accept", b"application/json")]
 
 
-def steps(router: Router, model: str) -> None:
+def steps(router: Upstreams, model: str) -> None:
     inbound = split_request_headers(HEADERS)
     route = router.table.resolve(model, "/chat/completions")
     call = Call(router, None, None, "POST", "/chat/completions", "", inbound, b"{}", b"rid", model,  # type: ignore[arg-type]
@@ -43,8 +43,8 @@ def baseline() -> None:  # what the pre-routing code did in their place
 
 
 def main() -> None:
-    plain = Router(load_settings({"OPENAI_API_KEY": "sk-up"}), {})
-    routed = Router(load_settings({}, "benchmarks/routed.toml"), {})
+    plain = Upstreams(load_settings({"OPENAI_API_KEY": "sk-up"}), {})
+    routed = Upstreams(load_settings({}, "benchmarks/routed.toml"), {})
     n = 200_000
     base = min(timeit.repeat(baseline, number=n, repeat=7)) / n * 1e6
     for name, router, model in (("passthrough", plain, "gpt-4o-mini"), ("routed", routed, "gpt-4o-mini")):

@@ -1,6 +1,7 @@
 """llmgate: an OpenAI-compatible LLM API gateway.
 
-    routes/     HTTP in, HTTP out: /v1 (raw ASGI, the hot path), /v1/messages, /health
+    pipeline/   /v1 (raw ASGI, the hot path): its steps in order in pipeline/v1.py, one module a step
+    routes/     Litestar controllers: /health, /metrics; the /v1 shortcut
     access/     who may call: master key, virtual tokens (cached), limits (pure)
     routing/    which upstream answers: aliases, deployments, keys, breakers (pure)
     providers/  per upstream dialect: URLs, auth headers, capabilities (pure)
@@ -8,7 +9,8 @@
     translate/  OpenAI chat <-> Anthropic Messages (pure; imported only when a request needs it)
     store/      the only SQL: projects and tokens on SQLite or PostgreSQL; Redis for shared limits
     admin/      the management API · cli/  the `llmgate` command · usage/  token counting and metering
-    config.py   settings from env and TOML · state.py  what the request path needs · errors.py  one error table
+    config.py   settings from env and TOML · errors.py  one error table
+    services.py the composition root · upstreams.py  one configuration generation · reload.py  swaps it
 """
 
 from __future__ import annotations

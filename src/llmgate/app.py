@@ -26,11 +26,11 @@ from llmgate.admin.usage import UsageController
 from llmgate.config import Settings, load_settings
 from llmgate.errors import GatewayError
 from llmgate.log import known_secrets, setup_logging
-from llmgate.routes.front import v1_first
+from llmgate.pipeline.v1 import serve_v1
+from llmgate.routes.front import v1_first, v1_handler
 from llmgate.routes.health import HealthController
 from llmgate.routes.metrics import metrics
-from llmgate.routes.openai import serve_v1, v1_handler
-from llmgate.state import GatewayState
+from llmgate.services import Services
 
 
 def create_app(settings: Settings | None = None, *, middleware: Sequence[Middleware] = ()) -> Litestar:
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, *, middleware: Sequence[Middlew
     `middleware` is for tests only (e.g. the perf gate's deliberately slowed build); no setting reaches it."""
     settings = settings or load_settings()
     setup_logging(settings.server.log_level, settings.server.log_json, known_secrets(settings))
-    state = GatewayState(settings)
+    state = Services(settings)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, *, middleware: Sequence[Middlew
         reloads: set[asyncio.Task[bool]] = set()
 
         def on_sighup() -> None:  # reload the config; in-flight requests keep the old one
-            task = loop.create_task(state.reload_or_keep())
+            task = loop.create_task(state.reloader.reload_or_keep())
             reloads.add(task)
             task.add_done_callback(reloads.discard)
 
@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None, *, middleware: Sequence[Middlew
                     guards=[require_management_token],
                     exception_handlers={GatewayError: gateway_error, ValidationException: validation_error,
                                         HTTPException: http_error})
-    v1 = serve_v1(state)
+    v1 = serve_v1(state.v1_services())
     app = Litestar(
         route_handlers=[v1_handler(v1), HealthController, metrics, manage],
         dependencies={"gateway": Provide(lambda: state, use_cache=True, sync_to_thread=False)},

@@ -2,5 +2,6 @@
 
     authenticate.py   credential from the request headers → Principal (master key | virtual token), cached
     tokens.py         virtual tokens: secrets and hashes, the in-process cache, batched usage write-back
+    lifecycle.py      a token's life: issue, update, revoke, rotate (store, caches, other instances)
     limits.py         rpm / tpm / max_requests / budget checks; pure, the clock passed in
 """

@@ -10,7 +10,7 @@ from litestar import Controller, delete, get, patch, post
 
 from llmgate.admin.schemas import Deleted, ProjectCreate, ProjectOut, ProjectUpdate, changes_of, project_out
 from llmgate.errors import Conflict, InvalidRequest, NotFound
-from llmgate.state import GatewayState
+from llmgate.services import Services
 from llmgate.store import base
 from llmgate.store.base import Project
 from llmgate.store.crypto import KeyBox, SecretKeyMissing
@@ -21,7 +21,7 @@ class ProjectController(Controller):
     tags = ["projects"]  # noqa: RUF012 - Litestar reads it as a plain class attribute
 
     @post("/", status_code=201)
-    async def create_project(self, gateway: GatewayState, data: ProjectCreate) -> ProjectOut:
+    async def create_project(self, gateway: Services, data: ProjectCreate) -> ProjectOut:
         now = time.time()
         project = Project(id=f"proj_{secrets.token_hex(8)}", name=data.name, description=data.description,
                           metadata=data.metadata, allowed_models=tuple(dict.fromkeys(data.allowed_models)),
@@ -34,15 +34,15 @@ class ProjectController(Controller):
         return project_out(project, gateway.keybox.decrypt)
 
     @get("/")
-    async def list_projects(self, gateway: GatewayState) -> list[ProjectOut]:
+    async def list_projects(self, gateway: Services) -> list[ProjectOut]:
         return [project_out(p, gateway.keybox.decrypt) for p in await gateway.store.list_projects()]
 
     @get("/{project_id:str}")
-    async def get_project(self, gateway: GatewayState, project_id: str) -> ProjectOut:
+    async def get_project(self, gateway: Services, project_id: str) -> ProjectOut:
         return project_out(await find_project(gateway, project_id), gateway.keybox.decrypt)
 
     @patch("/{project_id:str}")
-    async def update_project(self, gateway: GatewayState, project_id: str, data: ProjectUpdate) -> ProjectOut:
+    async def update_project(self, gateway: Services, project_id: str, data: ProjectUpdate) -> ProjectOut:
         changes: dict[str, Any] = changes_of(data)
         if "upstream_keys" in changes:
             changes["upstream_keys"] = encrypt_keys(gateway.keybox, changes["upstream_keys"])
@@ -58,19 +58,19 @@ class ProjectController(Controller):
             raise NotFound(f"No project with id {project_id!r}.")
         # its tokens' allowances (models, keys) changed: reload them everywhere
         tokens = await gateway.store.list_tokens(project_id=project_id)
-        await gateway.invalidate(*(t.secret_hash for t in tokens))
+        await gateway.token_lifecycle.invalidate(*(t.secret_hash for t in tokens))
         return project_out(project, gateway.keybox.decrypt)
 
     @delete("/{project_id:str}", status_code=200)
-    async def delete_project(self, gateway: GatewayState, project_id: str) -> Deleted:
+    async def delete_project(self, gateway: Services, project_id: str) -> Deleted:
         revoked = await gateway.store.delete_project(project_id, time.time())
         if revoked is None:
             raise NotFound(f"No project with id {project_id!r}.")
-        await gateway.invalidate(*(t.secret_hash for t in revoked))
+        await gateway.token_lifecycle.invalidate(*(t.secret_hash for t in revoked))
         return Deleted(id=project_id, object="project", revoked_tokens=len(revoked))
 
 
-async def find_project(gateway: GatewayState, project_id: str) -> Project:
+async def find_project(gateway: Services, project_id: str) -> Project:
     project = await gateway.store.get_project(project_id)
     if project is None:
         raise NotFound(f"No project with id {project_id!r}.", param="project_id")

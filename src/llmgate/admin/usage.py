@@ -10,7 +10,7 @@ from litestar import Controller, get
 from litestar.params import Parameter, QueryParameter
 
 from llmgate.errors import InvalidRequest
-from llmgate.state import GatewayState
+from llmgate.services import Services
 from llmgate.store.usage import GroupBy, UsageGroup, UsageQuery
 
 GROUP_BY: tuple[str, ...] = get_args(GroupBy)
@@ -44,7 +44,7 @@ class UsageController(Controller):
 
     @get("/")
     async def usage_summary(
-        self, gateway: GatewayState,
+        self, gateway: Services,
         project: Annotated[str | None, Parameter(description="only this project id's requests")] = None,
         token: Annotated[str | None, Parameter(description="only this token id's requests")] = None,
         model: Annotated[str | None, Parameter(description="only requests for this model (alias)")] = None,

@@ -22,7 +22,7 @@ def run_upgrade(_: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"llmgate: configuration error: {exc}", file=sys.stderr)
         return 2
-    from llmgate.store.base import open_store  # only this command needs the store
+    from llmgate.store.backend import open_store  # only this command needs the store
 
     store = open_store(settings.database_url, settings.server.data_dir)
 

@@ -4,7 +4,7 @@ state says (breakers, key cooldowns, the event queue, loop lag).
 Nothing here runs on the request path:
 - per-request metrics come from each request's `Exchange`, counted by `GatewayMetrics.record`, the event bus's
   observer, in the bus's background task, a batch at a time (no usage event is built for them);
-- state metrics are sampled from `GatewayState` (`StateSampler`, observe/state_metrics.py) when /metrics is
+- state metrics are sampled from the gateway's services (`StateSampler`, observe/state_metrics.py) when /metrics is
   scraped, and every `SAMPLE_EVERY_S` in each worker when there are several.
 
 Several workers (`llmgate serve --workers N`): prometheus_client's multiprocess mode. `llmgate serve` points

@@ -3,8 +3,11 @@
     asgi.py       read the request body under a limit, send responses, watch for a client disconnect
     headers.py    rewrite headers both ways (pure)
     client.py     the pooled upstream HTTP clients (pyreqwest whole, aiohttp streamed), behind a small interface
-    attempt.py    Call (one request through its attempts), Opened / Failure (how an attempt ended)
+    attempt.py    Call (one request through its attempts), Opened / Failure (how an attempt ended), and
+                  ClientPools, what the loop needs of the configuration
     forward.py    the attempt loop: retries, fallbacks, backoff; upstream client errors → gateway errors
+    relay.py      the passthrough's delivery: the answer as it came, a stream chunk by chunk
+    models.py     a provider's own model list (for /v1/models)
     hedge.py      opt-in hedged attempts
     streaming.py  byte-for-byte stream relay; first-byte/idle deadlines and keep-alive comments
     translated.py the same guards for answers translated into the other dialect (whole or streamed)

@@ -7,14 +7,15 @@ An attempt ends `Opened` (an answer to deliver: a success, or a 4xx that is the 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from llmgate.config import RoutingConfig
 from llmgate.errors import GatewayError
-from llmgate.proxy.asgi import Headers, Receive, Send
-from llmgate.proxy.client import Body, RawHeaders, StreamedReply
+from llmgate.proxy.asgi import Headers, Receive, Send, WatchList
+from llmgate.proxy.client import Body, RawHeaders, StreamedReply, UpstreamClient
 from llmgate.proxy.headers import InboundHeaders, upstream_request_headers
+from llmgate.proxy.relay import relay
 from llmgate.proxy.streaming import openai_error_frame
 from llmgate.routing.keys import KeyState
 from llmgate.routing.select import Deployment
@@ -25,10 +26,29 @@ from llmgate.usage.tap import StreamTap
 if TYPE_CHECKING:
     from llmgate.proxy.streaming import StreamGuard
     from llmgate.proxy.translated import Translation
-    from llmgate.state import Router
 
 FailureKind = Literal["rate_limited", "bad_key", "server", "transport", "timeout", "done"]
 _SSE_START: Headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+
+
+class ClientPools(Protocol):
+    """What the attempt loop needs of the gateway's current configuration (llmgate.upstreams.Upstreams)."""
+
+    @property
+    def clients(self) -> Mapping[str, UpstreamClient]:
+        """The upstream client of each provider, by name."""
+
+    @property
+    def routing(self) -> RoutingConfig:
+        """Attempts, budget, backoff, cooldowns, breakers."""
+
+    @property
+    def keepalive_s(self) -> float:
+        """How long a stream waits for its first byte before a keep-alive comment goes out."""
+
+    @property
+    def watches(self) -> WatchList:
+        """Where a request's disconnect watch waits until it is worth starting."""
 
 
 def failure_kind(status: int) -> FailureKind | None:
@@ -68,21 +88,21 @@ class Call:
         "query",
         "receive",
         "request_id",
-        "router",
         "routing",
         "send",
         "started_at",
         "stream",
         "tap",
         "translation",
+        "upstreams",
         "usage_body",
     )
 
-    def __init__(self, router: Router, send: Send, receive: Receive, method: str, path: str, query: str,
+    def __init__(self, upstreams: ClientPools, send: Send, receive: Receive, method: str, path: str, query: str,
                  inbound: InboundHeaders, body: Body, exchange: Exchange, model: str | None, stream: bool,
                  capability: str | None, is_json: bool = True) -> None:
-        self.router = router
-        self.routing: RoutingConfig = router.table.routing
+        self.upstreams = upstreams
+        self.routing: RoutingConfig = upstreams.routing
         self.send, self.receive = send, receive
         self.method, self.path, self.query = method, path, query
         self.inbound, self.body = inbound, body
@@ -94,7 +114,7 @@ class Call:
         """The body is a JSON object whose `model` can be renamed for a deployment."""
         self.may_retry = isinstance(body, bytes)  # a body streaming up can be sent once only
         self.max_attempts = self.routing.max_attempts if self.may_retry else 1
-        self.keepalive_s = router.settings.server.stream_keepalive_s
+        self.keepalive_s = upstreams.keepalive_s
         self.started_at = time.monotonic()
         self.attempts = 0
         self.hedges = 0
@@ -134,6 +154,11 @@ class Call:
     def asked_for_usage(self, deployment: Deployment) -> bool:
         """The body sent to `deployment` asked for a usage chunk the client did not (to remove from the stream)."""
         return self.usage_body is not None and deployment.provider.config.stream_usage
+
+    async def deliver(self, opened: Opened, extra: Headers) -> GatewayError | None:
+        """Send `opened` to the client with the gateway's `extra` headers; a stream's failure mid-way is
+        returned (the caller tells routing)."""
+        return await relay(self, opened, extra)
 
     def keepalive_headers(self) -> Headers:
         """The response start a keep-alive sends before any upstream has answered."""

@@ -16,31 +16,28 @@ import random
 import time
 from typing import Any
 
-import msgspec
 from loguru import logger
 
 from llmgate.errors import (
     GatewayError,
     NoHealthyDeployment,
     RateLimited,
-    UpstreamError,
     UpstreamTimeout,
     UpstreamUnreachable,
     error_body,
 )
 from llmgate.log import mask_secret
 from llmgate.observe.timing import server_timing
-from llmgate.proxy.asgi import DisconnectWatch, Headers, send_response, uncancel
+from llmgate.proxy.asgi import DisconnectWatch, Headers, uncancel
 from llmgate.proxy.attempt import Call, Failure, Opened, failure_kind
 from llmgate.proxy.client import TRANSPORT_ERRORS, UpstreamClient, is_connect_timeout, is_timeout
-from llmgate.proxy.headers import downstream_headers
 from llmgate.proxy.hedge import open_hedged
-from llmgate.proxy.streaming import StreamGuard, end_with_error, relay_body
+from llmgate.proxy.streaming import StreamGuard, end_with_error
 from llmgate.routing.keys import KeyState, cool_down, disable, retry_after_s
 from llmgate.routing.select import Deployment, Route, choose, choose_last_resort
 from llmgate.usage.event import CLIENT_CLOSED
 
-__all__ = ["Call", "fetch_model_list", "forward", "upstream_error"]
+__all__ = ["Call", "forward", "upstream_error"]
 
 _clock = time.monotonic
 _ATTEMPTS = tuple(b"%d" % n for n in range(64))
@@ -61,7 +58,7 @@ def upstream_error(exc: BaseException, client: UpstreamClient, secret: str = "")
 
 async def forward(call: Call, route: Route) -> None:
     """Serve `call` from `route` (then its fallbacks); answer the client exactly once."""
-    watch = DisconnectWatch(call.receive, call.router.watches) if isinstance(call.body, bytes) else None
+    watch = DisconnectWatch(call.receive, call.upstreams.watches) if isinstance(call.body, bytes) else None
     guard = StreamGuard(call.send, call.keepalive_s, call.keepalive_headers, call.error_frame) if call.stream else None
     call.guard = guard
     failure: Failure | None = None
@@ -185,7 +182,7 @@ async def _open(call: Call, deployment: Deployment, key: KeyState) -> Opened | F
 
 async def open_buffered(call: Call, deployment: Deployment, key: KeyState) -> Opened | Failure:
     """Send the request and read the whole answer (the provider's first-byte timeout bounds it)."""
-    client = call.router.clients[deployment.provider.name]
+    client = call.upstreams.clients[deployment.provider.name]
     exchange = call.exchange
     sent_at = _clock()
     try:
@@ -208,7 +205,7 @@ async def open_buffered(call: Call, deployment: Deployment, key: KeyState) -> Op
 
 async def open_stream(call: Call, deployment: Deployment, key: KeyState) -> Opened | Failure:
     """Send the request and wait for the answer's first chunk: until then a failure can still be retried."""
-    client = call.router.clients[deployment.provider.name]
+    client = call.upstreams.clients[deployment.provider.name]
     exchange = call.exchange
     sent_at = _clock()
     reply = client.stream(call.method, call.upstream_path(deployment), call.upstream_headers(deployment, key),
@@ -286,12 +283,7 @@ async def _deliver(call: Call, opened: Opened, succeeded: bool = True) -> None:
     extra.append((b"server-timing", server_timing(exchange, _clock(), opened.sent_at if opened.reply else None)))
     reply = opened.reply
     try:
-        if call.translation is not None:
-            from llmgate.proxy.translated import deliver_translated
-
-            error = await deliver_translated(call, opened, extra)  # type: ignore[arg-type]
-        else:
-            error = await _relay(call, opened, extra)
+        error = await call.deliver(opened, extra)
     finally:
         if reply is not None:
             await reply.__aexit__(None, None, None)
@@ -304,28 +296,6 @@ async def _deliver(call: Call, opened: Opened, succeeded: bool = True) -> None:
         deployment.breaker.record_success(_clock())
     if deployment.tpm is not None and exchange.status == 200 and exchange.meter is not None:
         deployment.record_tokens(exchange.meter.tokens(), _clock())  # a deployment with a tpm limit
-
-
-async def _relay(call: Call, opened: Opened, extra: Headers) -> GatewayError | None:
-    """The passthrough: the upstream's answer as it came, with our headers; a mid-stream failure is returned."""
-    exchange = call.exchange
-    headers, exchange.upstream_request_id = downstream_headers(opened.headers, call.request_id)
-    headers.extend(extra)
-    ok = opened.status == 200
-    if opened.reply is None:
-        await send_response(call.send, opened.status, headers, opened.body)
-        if exchange.meter is not None:  # an error's body too: the raw log keeps it (usage is read from 200s only)
-            exchange.meter.whole(opened.body)
-        return None
-    guard = call.guard
-    assert guard is not None
-    if guard.started and opened.status >= 400:  # keep-alives went out as a 200: say it the SSE way
-        await end_with_error(call.send, guard, opened.body + await opened.reply.read())
-        return None
-    tap = call.tap if ok else None
-    if tap is not None:
-        tap.strip = call.asked_for_usage(opened.deployment)
-    return await relay_body(call.send, opened.reply, opened.body, guard, headers, tap)
 
 
 async def _answer_failure(call: Call, route: Route, failure: Failure | None) -> None:
@@ -364,21 +334,3 @@ def _nothing_available(call: Call, route: Route) -> GatewayError:
         return RateLimited(f"Every API key for `{route.name}` is rate limited; retry in {wait} s.",
                            headers={"retry-after": str(wait)})
     return NoHealthyDeployment(f"No healthy deployment can serve `{route.name}` right now.")
-
-
-class _ModelList(msgspec.Struct):
-    data: list[dict[str, Any]]
-
-
-async def fetch_model_list(client: UpstreamClient, path: str, headers: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """`GET {base_url}{path}` (the provider's model list): the model objects it lists."""
-    try:
-        status, _, data = await client.fetch("GET", path, headers, b"")
-    except TRANSPORT_ERRORS as exc:
-        raise upstream_error(exc, client) from exc
-    if status != 200:
-        raise UpstreamError(f"The upstream provider `{client.provider.name}` answered {status} to GET /models.")
-    try:
-        return msgspec.json.decode(data, type=_ModelList).data
-    except msgspec.MsgspecError:
-        raise UpstreamError(f"The upstream provider `{client.provider.name}` sent an unreadable model list.") from None

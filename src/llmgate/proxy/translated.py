@@ -15,7 +15,7 @@ import msgspec
 
 from llmgate.errors import GatewayError
 from llmgate.proxy.asgi import Headers, Receive, Send, send_response
-from llmgate.proxy.attempt import Call, Opened
+from llmgate.proxy.attempt import Call, ClientPools, Opened
 from llmgate.proxy.client import TRANSPORT_ERRORS
 from llmgate.proxy.headers import InboundHeaders, downstream_headers
 from llmgate.proxy.streaming import broken_stream, end_with_error
@@ -24,7 +24,6 @@ from llmgate.usage.event import Exchange
 if TYPE_CHECKING:
     from llmgate.routing.keys import KeyState
     from llmgate.routing.select import Deployment
-    from llmgate.state import Router
 
 RawHeaders = list[tuple[bytes, bytes]]
 TranslateBody = Callable[[int, bytes], tuple[int, bytes]]
@@ -70,9 +69,9 @@ class TranslatedCall(Call):
 
     __slots__ = ("_bodies",)
 
-    def __init__(self, router: Router, send: Send, receive: Receive, inbound: InboundHeaders, body: bytes,
+    def __init__(self, upstreams: ClientPools, send: Send, receive: Receive, inbound: InboundHeaders, body: bytes,
                  exchange: Exchange, model: str, translation: Translation) -> None:
-        super().__init__(router, send, receive, "POST", translation.path, "", inbound, body, exchange, model,
+        super().__init__(upstreams, send, receive, "POST", translation.path, "", inbound, body, exchange, model,
                          translation.stream is not None, "chat", is_json=False)
         self.translation: Translation = translation
         self._bodies: dict[str, bytes] = {}
@@ -89,6 +88,9 @@ class TranslatedCall(Call):
         auth = provider.auth_headers(own) if own else key.auth_headers
         return translated_request_headers(self.inbound, self.translation.drop, self.request_id,
                                           (*provider.default_headers, *auth))
+
+    async def deliver(self, opened: Opened, extra: Headers) -> GatewayError | None:
+        return await deliver_translated(self, opened, extra)
 
     def upstream_body(self, deployment: Deployment) -> bytes:
         model = self.model_for(deployment)

@@ -5,13 +5,15 @@ ASGIRouter's path normalisation, route lookup and ScopeState) runs ~490 bytecode
 for /v1, which answers every error itself. Everything else (/manage, /health, /metrics, the admin UI) goes to
 Litestar as before, and so does /v1 whenever the shortcut could change more than speed: CORS or extra middleware
 configured (they must see /v1 too; `create_app` then does not install this), a `root_path`, or a path Litestar
-would normalise (`//`). Litestar's Host header check is kept (routes/openai.py).
+would normalise (`//`). Litestar's Host header check is kept (pipeline/screen.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from litestar import asgi
+from litestar.handlers import ASGIRouteHandler
 from litestar.types import ASGIApp as LitestarApp
 
 from llmgate.proxy.asgi import ASGIApp
@@ -30,3 +32,8 @@ def v1_first(v1: ASGIApp, litestar: LitestarApp) -> LitestarApp:
         await litestar(scope, receive, send)
 
     return front
+
+
+def v1_handler(v1: ASGIApp) -> ASGIRouteHandler:
+    """The /v1 app as Litestar's `/v1` mount, for when the shortcut is not installed (CORS, middleware)."""
+    return asgi("/v1", is_mount=True, copy_scope=False)(v1)

@@ -14,7 +14,7 @@ from llmgate import __version__
 from llmgate.errors import Unauthorized
 from llmgate.proxy.headers import split_request_headers
 from llmgate.routing.health import deployments_health
-from llmgate.state import GatewayState
+from llmgate.services import Services
 
 
 class Health(msgspec.Struct, kw_only=True, frozen=True):
@@ -33,7 +33,7 @@ class HealthController(Controller):
     path = "/health"
 
     @get(include_in_schema=False)
-    async def health(self, gateway: GatewayState) -> Health:
+    async def health(self, gateway: Services) -> Health:
         """Status, version, uptime and event-loop lag."""
         lag = gateway.lag
         return Health(status="ok", version=__version__, uptime_s=round(time.monotonic() - gateway.started_at, 3),
@@ -41,7 +41,7 @@ class HealthController(Controller):
                       access="open" if gateway.authenticator.is_open else "closed")
 
     @get("/deployments", include_in_schema=False)
-    async def deployments(self, gateway: GatewayState, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def deployments(self, gateway: Services, request: Request[Any, Any, Any]) -> dict[str, Any]:
         """This worker's view of every deployment (each worker process keeps its own)."""
         # Deployment health (masked keys, error counts) is for the operator: the master key or the management
         # token, not a virtual token.
@@ -51,4 +51,5 @@ class HealthController(Controller):
             principal = gateway.authenticator.authenticate(credential, time.time())
             if principal is None or principal.kind == "token":
                 raise Unauthorized("GET /health/deployments needs the master key or the management token.")
-        return {"reloads": gateway.reloads, "deployments": deployments_health(gateway.router.table, time.monotonic())}
+        return {"reloads": gateway.reloader.count,
+                "deployments": deployments_health(gateway.upstreams.table, time.monotonic())}

@@ -9,11 +9,11 @@ from litestar import Request, Response, get
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from llmgate.errors import Unauthorized
-from llmgate.state import GatewayState
+from llmgate.services import Services
 
 
 @get("/metrics", include_in_schema=False, sync_to_thread=False)
-def metrics(gateway: GatewayState, request: Request[Any, Any, Any]) -> Response[bytes]:
+def metrics(gateway: Services, request: Request[Any, Any, Any]) -> Response[bytes]:
     """This worker's state sampled now, then every metric (of every worker, with several)."""
     expected = gateway.settings.metrics_token
     if expected:

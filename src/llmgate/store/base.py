@@ -169,20 +169,3 @@ def check_changes(changes: Mapping[str, Any], allowed: frozenset[str]) -> None:
     unknown = set(changes) - allowed
     if unknown:
         raise ValueError(f"cannot update {sorted(unknown)}")
-
-
-def open_store(database_url: str | None, data_dir: str) -> Store:
-    """The backend for `database_url` (postgres:// or postgresql://), else SQLite under `data_dir`."""
-    if database_url and database_url.startswith(("postgres://", "postgresql://")):
-        from llmgate.store.postgres import PostgresStore
-
-        return PostgresStore(database_url)
-    if database_url and not database_url.startswith("sqlite:"):
-        raise ValueError(f"LLMGATE_DATABASE_URL: expected postgresql://... or sqlite:///path, got "
-                         f"{database_url.split(':', 1)[0]}://...")
-    from llmgate.store.sqlite import SqliteStore
-
-    if database_url:
-        return SqliteStore(database_url.removeprefix("sqlite:").removeprefix("///").removeprefix("//") or
-                           f"{data_dir}/llmgate.db")
-    return SqliteStore(f"{data_dir}/llmgate.db")

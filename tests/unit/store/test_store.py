@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from llmgate.store.base import Conflict, Project, Store, Token, UsageDelta, open_store
+from llmgate.store.backend import open_store
+from llmgate.store.base import Conflict, Project, Store, Token, UsageDelta
 
 NOW = 1_700_000_000.0
 

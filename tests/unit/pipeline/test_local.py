@@ -1,11 +1,11 @@
-"""routes/token_count.count_prompt: validation and the encoding it reports (no server needed)."""
+"""pipeline/local.count_prompt (/v1/token-count): validation and the encoding it reports (no server needed)."""
 
 from __future__ import annotations
 
 import pytest
 
 from llmgate.errors import InvalidRequest
-from llmgate.routes.token_count import count_prompt
+from llmgate.pipeline.local import count_prompt
 from llmgate.usage.counting import count_text_tokens
 
 

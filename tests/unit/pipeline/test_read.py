@@ -1,4 +1,4 @@
-"""The pure parts of the /v1 handler: routing-field decoding, multipart sniffing, the route allowlist, what is
+"""The pure parts of /v1's steps: routing-field decoding, multipart sniffing, the route allowlist, what is
 metered."""
 
 import pytest
@@ -6,14 +6,9 @@ import pytest
 from llmgate.access.tokens import TokenEntry
 from llmgate.config import ConfigError, ServerConfig
 from llmgate.errors import InvalidRequest
-from llmgate.routes.openai import (
-    DEFAULT_ROUTES,
-    FirstChunk,
-    build_routes,
-    counts_usage,
-    decode_view,
-    sniff_multipart_fields,
-)
+from llmgate.pipeline.endpoints import DEFAULT_ENDPOINTS, build_endpoints
+from llmgate.pipeline.meter import counts_usage
+from llmgate.pipeline.read import FirstChunk, decode_view, sniff_multipart_fields
 from llmgate.store.base import Project, Token
 from llmgate.store.crypto import KeyBox
 
@@ -55,15 +50,16 @@ def test_sniff_multipart_fields() -> None:
 
 
 def test_routes_allowlist_extends_from_config() -> None:
-    routes = build_routes(("POST /v1/moderations", "GET /v1/files/"))
-    assert set(routes) == set(DEFAULT_ROUTES) | {"/moderations", "/files"}
-    assert routes["/moderations"]["POST"].body == "raw"
-    assert "/moderations" not in DEFAULT_ROUTES  # the defaults are not mutated
+    routes = build_endpoints(("POST /v1/moderations", "GET /v1/files/", "POST /v1/chat/completions"))
+    assert set(routes) == set(DEFAULT_ENDPOINTS) | {"/moderations", "/files"}
+    assert routes["/moderations"].methods["POST"].body == "raw"
+    assert "/moderations" not in DEFAULT_ENDPOINTS  # the defaults are not mutated
+    assert routes["/chat/completions"].methods["POST"].body == "view"  # an extra route never replaces a default
 
 
 def test_routes_reject_bad_extra_route() -> None:
     with pytest.raises(ConfigError):
-        build_routes(("DELETE moderations",))
+        build_endpoints(("DELETE moderations",))
 
 
 def test_replace_model_keeps_everything_else() -> None:

@@ -7,9 +7,9 @@ import json
 
 from llmgate.config import ProviderConfig
 from llmgate.errors import UpstreamTimeout, error_body
+from llmgate.pipeline.dialects import anthropic_error_frame
 from llmgate.providers.anthropic import DEFAULT_ANTHROPIC_VERSION, Anthropic
 from llmgate.proxy.headers import split_request_headers, upstream_request_headers
-from llmgate.routes.anthropic import anthropic_error_frame
 
 PROVIDER = Anthropic(ProviderConfig(name="claude", base_url="https://api.anthropic.com", kind="anthropic"))
 

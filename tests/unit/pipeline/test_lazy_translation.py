@@ -7,8 +7,8 @@ import sys
 
 
 def test_app_import_loads_no_translation_or_tokenizer() -> None:
-    code = ("import sys, llmgate.app, llmgate.routes.openai, llmgate.routes.anthropic; "
-            "print(sorted(m for m in sys.modules if m.startswith(('llmgate.translate', 'llmgate.routes.translating',"
+    code = ("import sys, llmgate.app, llmgate.pipeline.v1; "
+            "print(sorted(m for m in sys.modules if m.startswith(('llmgate.translate', 'llmgate.pipeline.translate',"
             " 'llmgate.usage.counting', 'tiktoken'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -1,0 +1,25 @@
+"""Who is calling: the master key, a virtual token (whose project then pays), or anyone on an open gateway."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from llmgate.access.authenticate import Authenticator
+    from llmgate.pipeline.request import V1Request
+
+
+async def authenticate(authenticator: Authenticator, request: V1Request) -> None:
+    """Set `request.entry` (a virtual token's, else None) and stamp the exchange; 401 when refused. Answers from
+    memory; only a virtual token not cached yet waits for the store."""
+    now = time.time()
+    credential = request.inbound.credential
+    principal = authenticator.authenticate(credential, now)
+    if principal is None:
+        principal = await authenticator.load(credential or "", now)
+    exchange = request.exchange
+    entry = request.entry = principal.entry
+    if entry is not None:
+        exchange.project_id, exchange.token_id = entry.project_id, entry.token_id
+    exchange.auth_s = time.monotonic() - exchange.started_at

@@ -1,0 +1,71 @@
+"""The one object a `/v1` request carries through the pipeline, and the services the steps are given."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
+
+import msgspec
+from msgspec import UnsetType
+
+from llmgate.pipeline.dialects import OPENAI, Dialect
+from llmgate.proxy.asgi import Receive, Scope, Send
+from llmgate.proxy.client import Body
+from llmgate.proxy.headers import InboundHeaders
+
+if TYPE_CHECKING:
+    from llmgate.access.authenticate import Authenticator
+    from llmgate.access.tokens import TokenCache, TokenEntry
+    from llmgate.config import ServerConfig
+    from llmgate.observe.lag import LoopLag
+    from llmgate.upstreams import Upstreams
+    from llmgate.usage.event import Exchange
+    from llmgate.usage.prices import Pricing
+
+
+class V1Services(NamedTuple):
+    """What the pipeline's steps use, each handed only the ones it needs (built by llmgate.services)."""
+
+    server: ServerConfig
+    authenticator: Authenticator
+    tokens: TokenCache
+    pricing: Pricing
+    upstreams: Callable[[], Upstreams]
+    """The current configuration generation; a request keeps the one it started with (a reload swaps it)."""
+    emit: Callable[[Exchange], None]
+    """Hands a finished request to the usage bus (metrics, usage log)."""
+    lag: LoopLag
+
+
+class V1Request:
+    """One `/v1` request: the ASGI triple, and what the steps learn about it, in the order they learn it."""
+
+    __slots__ = ("body", "dialect", "entry", "exchange", "inbound", "method", "model", "path", "receive", "scope",
+                 "send", "stream", "stream_options")
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send, inbound: InboundHeaders, exchange: Exchange,
+                 path: str) -> None:
+        self.scope, self.receive, self.send = scope, receive, send
+        self.inbound = inbound
+        self.exchange = exchange
+        """What the request leaves behind for the usage event, metrics and Server-Timing."""
+        self.path = path
+        """Relative to /v1, without a trailing slash."""
+        self.method: str = scope["method"]
+        self.dialect: Dialect = OPENAI
+        self.entry: TokenEntry | None = None
+        """The caller's virtual token; None for the master key or an open gateway."""
+        self.body: Body = b""
+        self.model: str | None = None
+        self.stream = False
+        self.stream_options: msgspec.Raw | UnsetType | None = None
+        """The body's own `stream_options` as decoded for routing (UNSET: it has none; None: not decoded)."""
+
+    @property
+    def request_id(self) -> bytes:
+        return self.exchange.request_id
+
+    @property
+    def query(self) -> str:
+        query: bytes = self.scope.get("query_string", b"")
+        return query.decode("latin-1") if query else ""

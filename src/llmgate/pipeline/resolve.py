@@ -1,0 +1,93 @@
+"""Which deployments serve a request, and how: passed through in the caller's dialect, translated into the
+other one, or (Anthropic's `count_tokens` for an OpenAI-compatible provider) answered here. Pure: no I/O."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal, NamedTuple
+
+from llmgate.errors import InvalidRequest, ModelNotFound
+from llmgate.pipeline.dialects import ANTHROPIC
+from llmgate.pipeline.local import answer_count_tokens
+from llmgate.proxy.attempt import Call
+
+if TYPE_CHECKING:
+    from llmgate.pipeline.endpoints import Answer, Endpoint
+    from llmgate.pipeline.request import V1Request
+    from llmgate.routing.select import Route
+    from llmgate.upstreams import Upstreams
+
+COUNT_TOKENS = "/messages/count_tokens"
+
+
+Admission = Literal["request", "model", "none"]
+"""What a virtual token is checked for: its model and limits (the request counted); its model alone (counting
+tokens is free); nothing (the model list, /v1/token-count)."""
+
+
+class Forwarded(NamedTuple):
+    """Served by `call` on `route`'s deployments (retries, failover, fallbacks)."""
+
+    route: Route
+    call: Call
+    admit: Admission = "request"
+
+
+class Answered(NamedTuple):
+    """Answered by llmgate itself."""
+
+    answer: Answer
+    admit: Admission = "none"
+
+
+Plan = Forwarded | Answered
+
+
+def resolve(request: V1Request, endpoint: Endpoint, upstreams: Upstreams) -> Plan:
+    """The plan for `request` on `endpoint`; 404 when no deployment serves its model (for this endpoint)."""
+    if endpoint.answer is not None:
+        return Answered(endpoint.answer)
+    if request.dialect is ANTHROPIC:
+        return _resolve_messages(request, upstreams)
+    table = upstreams.table
+    model, path = request.model, request.path
+    route = table.default_route if model is None else table.resolve(model, "" if endpoint.body == "raw" else path)
+    if route.dialect(endpoint.capability) != "anthropic":
+        return Forwarded(route, passthrough(request, endpoint, upstreams))
+    if path != "/chat/completions" or not isinstance(request.body, bytes):
+        raise InvalidRequest(f"/v1{path} is not available for models served by an Anthropic provider; "
+                             "use /v1/chat/completions or /v1/messages.")
+    from llmgate.pipeline.translate import chat_via_anthropic  # only translated requests load the translators
+
+    return Forwarded(route, chat_via_anthropic(request, upstreams))
+
+
+def _resolve_messages(request: V1Request, upstreams: Upstreams) -> Plan:
+    """`/v1/messages*`: native on Anthropic deployments, else translated to chat (or counted here)."""
+    model, path = request.model or "", request.path
+    try:
+        route = upstreams.table.resolve(model, path)
+        native = route.dialect("messages") == "anthropic"
+    except ModelNotFound:
+        route, native = upstreams.table.resolve(model, "/chat/completions"), False
+    if native:
+        call = passthrough(request, None, upstreams, capability="messages")
+        return Forwarded(route, call, admit="model" if path == COUNT_TOKENS else "request")
+    if path == COUNT_TOKENS:
+        return Answered(answer_count_tokens, admit="model")
+    from llmgate.pipeline.translate import messages_via_openai
+
+    return Forwarded(route, messages_via_openai(request, upstreams))
+
+
+def passthrough(request: V1Request, endpoint: Endpoint | None, upstreams: Upstreams,
+                capability: str | None = None) -> Call:
+    """A call that forwards the caller's bytes (the model renamed where a deployment needs it)."""
+    kind = endpoint.body if endpoint is not None else "view"
+    call = Call(upstreams, request.send, request.receive, request.method, request.path, request.query,
+                request.inbound, request.body, request.exchange, request.model, request.stream,
+                endpoint.capability if endpoint is not None else capability,
+                is_json=kind == "view" or (kind == "raw" and b"json" in request.inbound.content_type))
+    call.error_frame = request.dialect.error_frame
+    if request.entry is not None:  # its project's own upstream keys
+        call.own_keys = request.entry.upstream_keys
+    return call

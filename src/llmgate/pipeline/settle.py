@@ -1,0 +1,26 @@
+"""A virtual token's request ended: the LLM tokens its answer used (and, at the configured prices, their cost)
+go to its budgets and tpm window; Redis's shared window too when limits are shared."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from llmgate.access.tokens import TokenCache
+    from llmgate.pipeline.request import V1Request
+    from llmgate.usage.prices import Pricing
+
+
+async def settle(tokens: TokenCache, pricing: Pricing, request: V1Request) -> None:
+    """Count what a successful answer used against the caller's token; nothing for the master key."""
+    entry, exchange = request.entry, request.exchange
+    meter = exchange.meter
+    if entry is None or meter is None or exchange.status != 200:
+        return
+    usage = meter.usage()
+    if usage is None:
+        return
+    cost = pricing.cost(exchange.model, exchange.deployment, usage)
+    if tokens.record_usage(entry, usage.total, time.time(), cost or 0.0):
+        await tokens.record_shared_usage(entry, usage.total)
