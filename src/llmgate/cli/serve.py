@@ -44,6 +44,12 @@ def run_serve(args: argparse.Namespace) -> int:
     if problem:
         print(f"llmgate: refusing to start: {problem}", file=sys.stderr)
         return 2
+    from llmgate.cli.data_paths import unwritable
+
+    problem = unwritable(settings)  # here, not as a traceback from the app's lifespan under granian
+    if problem:
+        print(f"llmgate: {problem}", file=sys.stderr)
+        return 2
     _log_start(settings)
     short = raise_open_files_limit(open_files_wanted(settings.server.max_connections))
     if short is not None:
