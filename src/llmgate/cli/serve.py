@@ -137,9 +137,10 @@ def _log_start(settings: Settings) -> None:
     if not settings.master_key:
         logger.warning("!!! LLMGATE_MASTER_KEY is not set: /v1 is OPEN to every local process on "
                        "{}:{}. Set LLMGATE_MASTER_KEY before exposing this gateway. !!!", server.host, server.port)
+    served = models_served(settings)
     for provider in settings.providers:
         logger.info("provider {} → {} (key {}, models: {})", provider.name, provider.base_url,
-                    mask_secret(provider.api_key), ", ".join(provider.models) or "any")
+                    mask_secret(provider.api_key), served[provider.name])
     store = without_password(settings.database_url) if settings.database_url else f"SQLite {server.data_dir}/llmgate.db"
     logger.info("store: {}; shared limits and revocations: {}", store,
                 without_password(settings.redis_url) if settings.redis_url else "off (no LLMGATE_REDIS_URL)")
@@ -148,6 +149,29 @@ def _log_start(settings: Settings) -> None:
     how = "in this process (no supervisor: LLMGATE_SINGLE_PROCESS=0 for granian's)" if serves_in_process(settings) \
         else f"with {server.workers} worker(s) under granian's supervisor"
     logger.info("llmgate {} listening on http://{}:{} {}", __version__, server.host, server.port, how)
+
+
+def models_served(settings: Settings) -> dict[str, str]:
+    """Provider name → the models it serves, as the start-up log says it: those it declares, the aliases that use
+    it, and "any" for the catch-all only (routing/table.py: a provider an alias uses is not one)."""
+    from llmgate.routing.table import catch_all_provider
+
+    catch_all = catch_all_provider(settings.providers, settings.models)
+    aliases: dict[str, list[str]] = {}
+    for model in settings.models:
+        for deployment in model.deployments:
+            names = aliases.setdefault(deployment.provider, [])
+            if model.name not in names:
+                names.append(model.name)
+    served = {}
+    for provider in settings.providers:
+        parts = [", ".join(provider.models)] if provider.models else []
+        if provider.name in aliases:
+            parts.append("via aliases " + ", ".join(aliases[provider.name]))
+        if provider.name == catch_all:
+            parts.append("any (the catch-all: every model no alias or provider declares, as asked)")
+        served[provider.name] = "; ".join(parts) or f"none (no alias uses it; {catch_all} is the catch-all)"
+    return served
 
 
 def without_password(url: str) -> str:
