@@ -37,7 +37,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        print(f"llmgate: configuration error: {exc}", file=sys.stderr)
+        print(f"llmgate: {exc.report()}", file=sys.stderr)
         return 2
     setup_logging(settings.server.log_level, settings.server.log_json, known_secrets(settings))
     problem = check_exposure(settings)
