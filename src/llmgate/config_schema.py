@@ -210,7 +210,8 @@ class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     """When the event loop lags more than this (ms), `/v1` requests get 503 with `retry-after` at once instead of
     queueing behind the backlog; 0: never shed."""
     data_dir: str = "./data"
-    """Where the embedded SQLite store keeps its file (`llmgate.db`) when LLMGATE_DATABASE_URL is not set."""
+    """Where the embedded SQLite store (`llmgate.db`, when LLMGATE_DATABASE_URL is not set) and the usage spill
+    file live; it must be writable by the user llmgate runs as (`llmgate serve` checks it before it starts)."""
     token_cache_ttl_s: Seconds = 5.0
     """How long a virtual token is trusted from memory; without Redis, a revocation made on another instance
     takes effect here within this time (on the revoking instance, and with Redis everywhere, at once)."""
