@@ -4,7 +4,8 @@
     python3 scripts/run.py serve [llmgate serve flags]   # start the gateway (embedded default)
     python3 scripts/run.py test  [pytest flags]          # run the whole test suite
 
-Installs uv with pip when it is missing, syncs the locked environment (`uv sync --frozen`), then runs.
+Installs uv with pip when it is missing, syncs the locked environment (`uv sync --frozen`), then runs: `serve`
+replaces this process with the gateway (exec), so signals sent to its pid reach the gateway itself.
 """
 
 from __future__ import annotations
@@ -41,8 +42,25 @@ def main(argv: list[str]) -> int:
     synced = subprocess.run([*uv, "sync", "--frozen", "--quiet", "--compile-bytecode"], cwd=ROOT, env=env)
     if synced.returncode != 0:
         return synced.returncode
-    command = ["llmgate", "serve", *argv[1:]] if argv[0] == "serve" else ["pytest", *argv[1:]]
-    return subprocess.run([*uv, "run", "--frozen", "--no-sync", *command], cwd=ROOT, env=env).returncode
+    if argv[0] == "serve":
+        serve(argv[1:], env)  # does not return
+    return subprocess.run([*uv, "run", "--frozen", "--no-sync", "pytest", *argv[1:]], cwd=ROOT, env=env).returncode
+
+
+def serve(args: list[str], env: dict[str, str]) -> None:
+    """Become `llmgate serve` from the synced environment (exec, from the repository root as before): the pid
+    the user started is the gateway's, so `kill -HUP` reloads it and `kill -TERM` drains it. Run as a child
+    (of this script, or of `uv run`), a signal would end the wrapper and leave the gateway orphaned, serving."""
+    venv = Path(env.get("UV_PROJECT_ENVIRONMENT") or ".venv")
+    venv = venv if venv.is_absolute() else ROOT / venv
+    llmgate = venv / "bin" / "llmgate"
+    # What `uv run` would set for the command.
+    env = {**env, "VIRTUAL_ENV": str(venv), "PATH": os.pathsep.join(filter(None, (str(venv / "bin"),
+                                                                                  env.get("PATH"))))}
+    os.chdir(ROOT)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(llmgate, [str(llmgate), "serve", *args], env)
 
 
 if __name__ == "__main__":

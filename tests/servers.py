@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
@@ -47,10 +47,20 @@ def gateway_env(upstream: str, **extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def start_gateway(env: dict[str, str], *args: str, timeout_s: float = 15.0) -> Iterator[Gateway]:
-    """Run `python -m llmgate serve` on a free port; yield once GET /health answers 200."""
+def start_gateway(env: dict[str, str], *args: str, timeout_s: float = 15.0, **popen: Any) -> Iterator[Gateway]:
+    """Run `python -m llmgate serve` on a free port; yield once GET /health answers 200. `popen`: more arguments
+    for subprocess.Popen (cwd, user, ...)."""
     port = free_port()
-    with _serve([sys.executable, "-m", "llmgate", "serve", "--port", str(port), *args], port, env, timeout_s) as gw:
+    with _serve([sys.executable, "-m", "llmgate", "serve", "--port", str(port), *args], port, env, timeout_s,
+                **popen) as gw:
+        yield gw
+
+
+@contextlib.contextmanager
+def start_command(cmd: list[str], port: int, env: dict[str, str], timeout_s: float = 15.0,
+                  **popen: Any) -> Iterator[Gateway]:
+    """Run `cmd`, which serves a gateway on `port`; yield once GET /health answers 200."""
+    with _serve(cmd, port, env, timeout_s, **popen) as gw:
         yield gw
 
 
@@ -66,9 +76,9 @@ def start_test_app(env: dict[str, str], target: str, timeout_s: float = 15.0) ->
 
 
 @contextlib.contextmanager
-def _serve(cmd: list[str], port: int, env: dict[str, str], timeout_s: float) -> Iterator[Gateway]:
+def _serve(cmd: list[str], port: int, env: dict[str, str], timeout_s: float, **popen: Any) -> Iterator[Gateway]:
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, env=env, stdout=err, stderr=err, start_new_session=True)
+        proc = subprocess.Popen(cmd, env=env, stdout=err, stderr=err, start_new_session=True, **popen)
         gateway = Gateway(f"http://127.0.0.1:{port}", proc, err)
         try:
             deadline = time.monotonic() + timeout_s

@@ -49,13 +49,14 @@ def test_wrong_config_stops_startup_naming_the_key(tmp_path: Path, upstream: str
     config = write_config(tmp_path, '[[providers]]\nname = "a"\nbase_url = "http://x"\ntimeouts = { idle_s = "x" }\n')
     result = run_cli(gateway_env(upstream), "serve", "--config", config)
     assert result.returncode == 2
-    assert "providers[0].timeouts.idle_s: Expected `float`, got `str`" in result.stderr
+    assert f'llmgate: configuration error: {config}:4: providers[0].timeouts.idle_s: expected a number, got "x"' \
+        in result.stderr
 
 
 def test_env_config_variable_is_read(tmp_path: Path, upstream: str) -> None:
     config = write_config(tmp_path, "[server]\nworkers = 0\n")
     result = run_cli(gateway_env(upstream, LLMGATE_CONFIG=config), "serve")
-    assert result.returncode == 2 and "server.workers: expected at least 1" in result.stderr
+    assert result.returncode == 2 and f"{config}:2: server.workers: expected an integer >= 1, got 0" in result.stderr
 
 
 def test_health_needs_no_auth(gateway: Gateway) -> None:

@@ -18,7 +18,7 @@ def test_every_variable_is_documented_and_nothing_else() -> None:
 
 def test_documented_defaults_are_the_real_ones() -> None:
     defaults = ServerConfig()
-    for var, (key, _) in SERVER_ENV.items():
+    for var, key in SERVER_ENV.items():
         value = getattr(defaults, key)
         if isinstance(value, bool):
             expected = "1" if value else "0"

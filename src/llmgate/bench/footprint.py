@@ -66,7 +66,7 @@ def tree_size_mb(path: Path) -> float:
 
 
 def installed_mb() -> float:
-    """Size of this environment's site-packages (what `pip install llmgate` put there, and dev tools if any)."""
+    """Size of this environment's site-packages (what installing llmgate put there, and dev tools if any)."""
     return tree_size_mb(Path(sysconfig.get_paths()["purelib"]))
 
 

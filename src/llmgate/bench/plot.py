@@ -15,7 +15,8 @@ def plot_cdfs(doc: dict[str, Any], path: Path) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise RuntimeError("--plot needs matplotlib: pip install 'llmgate[bench]'") from exc
+        raise RuntimeError("--plot needs matplotlib, llmgate's `bench` extra (from a checkout: "
+                           "uv tool install '.[bench]')") from exc
     cases = [(case, rows) for case, rows in doc["cases"].items() if any(r["cdf_ms"] for r in rows.values())]
     if not cases:
         raise RuntimeError("no latency distribution to plot")

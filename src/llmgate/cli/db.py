@@ -20,7 +20,7 @@ def run_upgrade(_: argparse.Namespace) -> int:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        print(f"llmgate: configuration error: {exc}", file=sys.stderr)
+        print(f"llmgate: {exc.report()}", file=sys.stderr)
         return 2
     from llmgate.store.backend import open_store  # only this command needs the store
 

@@ -37,12 +37,18 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        print(f"llmgate: configuration error: {exc}", file=sys.stderr)
+        print(f"llmgate: {exc.report()}", file=sys.stderr)
         return 2
     setup_logging(settings.server.log_level, settings.server.log_json, known_secrets(settings))
     problem = check_exposure(settings)
     if problem:
         print(f"llmgate: refusing to start: {problem}", file=sys.stderr)
+        return 2
+    from llmgate.cli.data_paths import unwritable
+
+    problem = unwritable(settings)  # here, not as a traceback from the app's lifespan under granian
+    if problem:
+        print(f"llmgate: {problem}", file=sys.stderr)
         return 2
     _log_start(settings)
     short = raise_open_files_limit(open_files_wanted(settings.server.max_connections))
@@ -130,9 +136,10 @@ def _log_start(settings: Settings) -> None:
     from loguru import logger
 
     server = settings.server
+    served = models_served(settings)
     for provider in settings.providers:
         logger.info("provider {} → {} (key {}, models: {})", provider.name, provider.base_url,
-                    mask_secret(provider.api_key), ", ".join(provider.models) or "any")
+                    mask_secret(provider.api_key), served[provider.name])
     store = without_password(settings.database_url) if settings.database_url else f"SQLite {server.data_dir}/llmgate.db"
     logger.info("store: {}; shared limits and revocations: {}", store,
                 without_password(settings.redis_url) if settings.redis_url else "off (no LLMGATE_REDIS_URL)")
@@ -153,6 +160,29 @@ def usage_log_line(settings: Settings) -> str:
                                    bool(server.usage_jsonl_path)), ("HTTP " + server.usage_http_url,
                                    bool(server.usage_http_url))) if on]
     return f"on, to {', '.join(sinks) or 'no sink'} (LLMGATE_USAGE_LOG=0 turns it off)"
+
+
+def models_served(settings: Settings) -> dict[str, str]:
+    """Provider name → the models it serves, as the start-up log says it: those it declares, the aliases that use
+    it, and "any" for the catch-all only (routing/table.py: a provider an alias uses is not one)."""
+    from llmgate.routing.table import catch_all_provider
+
+    catch_all = catch_all_provider(settings.providers, settings.models)
+    aliases: dict[str, list[str]] = {}
+    for model in settings.models:
+        for deployment in model.deployments:
+            names = aliases.setdefault(deployment.provider, [])
+            if model.name not in names:
+                names.append(model.name)
+    served = {}
+    for provider in settings.providers:
+        parts = [", ".join(provider.models)] if provider.models else []
+        if provider.name in aliases:
+            parts.append("via aliases " + ", ".join(aliases[provider.name]))
+        if provider.name == catch_all:
+            parts.append("any (the catch-all: every model no alias or provider declares, as asked)")
+        served[provider.name] = "; ".join(parts) or f"none (no alias uses it; {catch_all} is the catch-all)"
+    return served
 
 
 def without_password(url: str) -> str:

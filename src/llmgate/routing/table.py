@@ -18,6 +18,13 @@ from llmgate.routing.keys import KeyRing, KeyState
 from llmgate.routing.select import Deployment, Route
 
 
+def catch_all_provider(providers: Sequence[ProviderConfig], models: Sequence[ModelConfig]) -> str | None:
+    """The provider that serves every model nothing else claims: the first that declares no models and that no
+    alias uses (a provider an alias uses serves that alias's upstream models, not every name a client sends)."""
+    used = {d.provider for m in models for d in m.deployments}
+    return next((p.name for p in providers if not p.models and p.name not in used), None)
+
+
 class RoutingTable:
     """Resolves a model name (and the capability the endpoint needs) to the Route that serves it."""
 
@@ -33,7 +40,6 @@ class RoutingTable:
         self._prefixes: list[tuple[str, Route]] = []
         for model in models:
             self._exact[model.name] = self._alias(model, previous)
-        used = {d.provider for m in models for d in m.deployments}
         for config in providers:
             for name in config.models:
                 route = Route(name, [(self._passthrough(config.name, previous), 1.0)])
@@ -45,7 +51,7 @@ class RoutingTable:
             route = self._exact[model.name]
             route.fallbacks = tuple(self._exact[f] for f in model.fallbacks if f in self._exact)
             route.counts_tokens = route.counts_tokens or any(f.counts_tokens for f in route.fallbacks)
-        catch_all = next((p.name for p in providers if not p.models and p.name not in used), None)
+        catch_all = catch_all_provider(providers, models)
         self._catch_all = Route("*", [(self._passthrough(catch_all, previous), 1.0)]) if catch_all else None
 
     def resolve(self, model: str, path: str) -> Route:

@@ -1,9 +1,73 @@
 """`llmgate serve`: what it logs at start."""
 
-from llmgate.cli.serve import without_password
+from pathlib import Path
+
+from loguru import logger
+
+from llmgate.cli.serve import _log_start, models_served, without_password
+from llmgate.config import DeploymentConfig, ModelConfig, ProviderConfig, ServerConfig, Settings, load_settings
+from llmgate.routing.table import RoutingTable
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_urls_are_logged_without_their_password() -> None:
     assert without_password("postgresql://app:s3cr3t@db:5432/llm") == "postgresql://app:****@db:5432/llm"
     assert without_password("redis://:pw@cache:6379/0") == "redis://:****@cache:6379/0"
     assert without_password("redis://cache:6379/0") == "redis://cache:6379/0"
+
+
+def readme_alias_example(tmp_path: Path) -> Settings:
+    """The TOML example of the README's "Providers, aliases and routing", loaded as `llmgate serve` loads it."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Providers, aliases and routing"):]
+    example = section[section.index("```toml\n") + len("```toml\n"):section.index("```\n\n")]
+    path = tmp_path / "llmgate.toml"
+    path.write_text(example)
+    keys = ("OPENAI_KEY_1", "OPENAI_KEY_2", "AZURE_OPENAI_KEY", "ANTHROPIC_API_KEY")
+    return load_settings({key: f"sk-{key.lower()}-0123456789" for key in keys}, str(path))
+
+
+def start_up_lines(settings: Settings) -> list[str]:
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(message.record["message"]), level="INFO")
+    try:
+        _log_start(settings)
+    finally:
+        logger.remove(sink)
+    return lines
+
+
+def test_the_readme_alias_example_serves_every_other_model_too(tmp_path: Path) -> None:
+    settings = readme_alias_example(tmp_path)
+    table = RoutingTable(settings.providers, settings.models, settings.routing)
+    assert table.resolve("gpt-4o", "/chat/completions").name == "gpt-4o"
+    assert [d.name for d, _ in table.resolve("o3-mini", "/chat/completions").entries] == ["openai-any"]
+    assert [d.name for d, _ in table.resolve("claude-haiku-4-5", "/messages").entries] == ["anthropic"]
+
+
+def test_only_the_catch_all_is_logged_as_serving_any_model(tmp_path: Path) -> None:
+    lines = [line for line in start_up_lines(readme_alias_example(tmp_path)) if line.startswith("provider ")]
+    assert [line.split(" → ")[0] for line in lines] == [
+        "provider openai", "provider azure-eu", "provider anthropic", "provider openai-any"]
+    assert [line.split("models: ", 1)[1] for line in lines] == [
+        "via aliases gpt-4o, gpt-4o-mini)",
+        "via aliases gpt-4o)",
+        "claude-*)",
+        "any (the catch-all: every model no alias or provider declares, as asked))"]
+
+
+def test_what_each_provider_serves() -> None:
+    one = ProviderConfig(name="one", base_url="http://one")
+    two = ProviderConfig(name="two", base_url="http://two", models=("m2",))
+    three = ProviderConfig(name="three", base_url="http://three")
+    four = ProviderConfig(name="four", base_url="http://four")
+    alias = ModelConfig(name="a", deployments=(DeploymentConfig(provider="one"), DeploymentConfig(provider="two"),
+                                               DeploymentConfig(provider="one", model="other")))
+    settings = Settings(server=ServerConfig(), providers=(one, two, three, four), models=(alias,))
+    assert models_served(settings) == {
+        "one": "via aliases a", "two": "m2; via aliases a",
+        "three": "any (the catch-all: every model no alias or provider declares, as asked)",
+        "four": "none (no alias uses it; three is the catch-all)"}
+    nothing_else = Settings(server=ServerConfig(), providers=(one,), models=(alias,))
+    assert models_served(nothing_else) == {"one": "via aliases a"}

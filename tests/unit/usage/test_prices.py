@@ -41,10 +41,10 @@ def test_prices_from_the_config_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("toml", "message"), [
-    ('[prices."gpt-4o"]\ninput_per_mtok = "a lot"\n', 'prices."gpt-4o".input_per_mtok: Expected `float'),
-    ('[prices."gpt-4o"]\ninput_per_mtok = -1\n', 'prices."gpt-4o".input_per_mtok: Expected `float` >= 0'),
-    ('[prices."gpt-4o"]\ninput_per_mtoken = 1\n', 'prices."gpt-4o": Object contains unknown field `input_per_mtoken`'),
-    ('[prices]\n"gpt-4o" = 3\n', 'prices."gpt-4o": Expected `object`, got `int`'),
+    ('[prices."gpt-4o"]\ninput_per_mtok = "a lot"\n', 'prices."gpt-4o".input_per_mtok: expected a number, got "a lot"'),
+    ('[prices."gpt-4o"]\ninput_per_mtok = -1\n', 'prices."gpt-4o".input_per_mtok: expected a number >= 0, got -1'),
+    ('[prices."gpt-4o"]\ninput_per_mtoken = 1\n', 'prices."gpt-4o".input_per_mtoken: unknown key'),
+    ('[prices]\n"gpt-4o" = 3\n', 'prices."gpt-4o": expected a table, got 3'),
     ('[prices."*"]\ninput_per_mtok = 1\n', 'prices."*": expected a model name'),
     ('[prices."gpt-*-mini"]\ninput_per_mtok = 1\n', 'prices."gpt-*-mini": expected a model name'),
 ])

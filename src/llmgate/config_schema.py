@@ -1,0 +1,307 @@
+"""The config's schema: msgspec Structs whose types and `Meta` constraints say what each key accepts (ranges,
+enumerations, URL shapes); `config.py` loads and checks them, `config_checks.py` adds what types cannot say."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from llmgate.usage.prices import Price
+
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com"
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+
+ProviderKind = Literal["openai", "azure", "anthropic"]
+Capability = Literal["chat", "completions", "embeddings", "images", "audio", "responses", "messages"]
+
+
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(ValueError):
+    """The configuration is wrong: one line per problem, each naming where (file and line, or environment
+    variable), the key and what was expected."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__(*problems)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        return "\n".join(self.problems)
+
+    def report(self) -> str:
+        """For a terminal: `configuration error: ...`, or `configuration errors:` and one indented line each."""
+        if len(self.problems) == 1:
+            return f"configuration error: {self.problems[0]}"
+        return "configuration errors:\n" + "\n".join(f"  {problem}" for problem in self.problems)
+
+
+# Constrained types: what a key accepts, checked when the config is decoded. `extra["expected"]` is how an error
+# says what was wanted when the value has the right type but breaks the constraint.
+Port = Annotated[int, Meta(ge=1, le=65535)]
+Count = Annotated[int, Meta(ge=1)]
+"""At least one."""
+Retained = Annotated[int, Meta(ge=0)]
+"""Zero or more (backups kept, retries)."""
+FileSize = Annotated[int, Meta(ge=1024)]
+"""Bytes; a smaller limit is a mistake (a unit forgotten)."""
+Seconds = Annotated[float, Meta(gt=0, extra={"expected": "a number of seconds > 0"})]
+Millis = Annotated[float, Meta(ge=0)]
+"""Milliseconds, zero or more."""
+Ratio = Annotated[float, Meta(gt=0, le=1)]
+"""A share in (0, 1]."""
+HttpUrl = Annotated[str, Meta(pattern=r"^https?://", extra={"expected": "an http:// or https:// URL"})]
+OptionalHttpUrl = Annotated[str, Meta(pattern=r"^(https?://|$)", extra={"expected": "an http:// or https:// URL"})]
+LogLevel = Annotated[str, Meta(pattern=f"(?i)^({'|'.join(LOG_LEVELS)})$",
+                               extra={"expected": f"one of {', '.join(LOG_LEVELS)} (any case)"})]
+Route = Annotated[str, Meta(pattern=r"^\s*(?i:get|post|put|patch|delete) \s*/v1/",
+                            extra={"expected": '"METHOD /v1/path" (e.g. "POST /v1/moderations")'})]
+"""Matches exactly what `config_checks.parse_route` accepts."""
+ModelName = Annotated[str, Meta(min_length=1, extra={"expected": "a model name"})]
+ModelPattern = Annotated[str, Meta(pattern=r"^[^*]+\*?$",
+                                   extra={"expected": "a model name, optionally ending with one `*`"})]
+DatabaseUrl = Annotated[str, Meta(pattern=r"^(postgres://|postgresql://|sqlite:)",
+                                  extra={"expected": "postgresql://... or sqlite:///path", "secret": True})]
+RedisUrl = Annotated[str, Meta(pattern=r"^(redis://|rediss://|unix://)",
+                               extra={"expected": "redis://..., rediss://... or unix://...", "secret": True})]
+
+
+class Timeouts(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Upstream timeouts, in seconds."""
+
+    connect_s: Seconds = 10.0
+    """Time to open a connection (TCP and TLS) to the upstream."""
+    first_byte_s: Seconds = 600.0
+    """Time from sending the request to the first byte of the response (a long non-streaming completion
+    produces nothing until it is done, hence the generous default)."""
+    idle_s: Seconds = 120.0
+    """Longest silence between two chunks of a response body."""
+
+
+class ProviderConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """One upstream API: where it is, how to authenticate, what it can do."""
+
+    name: str
+    """Unique name, used in logs, metrics and deployment names."""
+    base_url: HttpUrl
+    """`openai`: the base URL with its version prefix, e.g. `https://api.openai.com/v1`; `azure`: the resource,
+    e.g. `https://my-resource.openai.azure.com`; `anthropic`: e.g. `https://api.anthropic.com`."""
+    kind: ProviderKind = "openai"
+    """`openai` for any OpenAI-compatible API (OpenAI, OpenRouter, Groq, Together, vLLM, Ollama, ...), `azure` for
+    Azure OpenAI's deployment paths and `api-key` header, `anthropic` for Anthropic's `x-api-key` auth."""
+    api_key: str = ""
+    """The provider's key, or `env:VAR` to read it from the environment variable VAR."""
+    api_keys: tuple[str, ...] = ()
+    """More keys (each may be `env:VAR`), rotated least-recently-used first; `api_key` is the first when set."""
+    api_version: str = ""
+    """`azure`: the `api-version` query parameter (default 2024-10-21); `anthropic`: the `anthropic-version`
+    header sent when the caller sends none (default 2023-06-01)."""
+    models: tuple[str, ...] = ()
+    """Model names this provider serves as they are (a trailing `*` matches a prefix, e.g. `claude-*`); a
+    provider that declares none and that no `[[models]]` alias uses passes every other model through."""
+    capabilities: tuple[Capability, ...] | None = None
+    """What the provider can serve (chat, completions, embeddings, images, audio, responses, messages); default:
+    all but `messages` for openai and azure, `messages` and `chat` for anthropic."""
+    timeouts: Timeouts = Timeouts()
+    stream_usage: bool = True
+    """With the usage log on, ask this provider's chat/completions streams for their usage chunk
+    (`stream_options.include_usage`, removed again from what the client gets); turn off for an upstream that
+    rejects `stream_options` (tokens are then estimated with tiktoken)."""
+
+
+class DeploymentConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """One place an alias can be served: a provider and the model name it knows."""
+
+    provider: str
+    """The `name` of a provider."""
+    model: str = ""
+    """The model name sent upstream (the Azure deployment name for `azure`); default: the alias itself."""
+    weight: Annotated[float, Meta(gt=0)] = 1.0
+    """Share of the alias's traffic among its healthy deployments."""
+    rpm: Count | None = None
+    """Requests per minute this deployment may receive (per worker process); at it, the deployment is skipped
+    until its minute is over."""
+    tpm: Count | None = None
+    """Tokens per minute (per worker process), counted from each answer's usage: answers on an alias whose
+    deployments have a tpm are read for it (streams are asked for their usage chunk, which a client that did
+    not ask for it does not see); at it, the deployment is skipped until its minute is over."""
+
+
+class HedgeConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Opt-in hedging: a second attempt when the first has produced no byte by a deadline."""
+
+    after_ms: Millis | None = None
+    """The deadline; default: the alias's recent p95 time to first byte (with a 1 s floor until known)."""
+    max_ratio: Ratio = 0.05
+    """Hedged requests at most this share of the alias's requests."""
+
+
+class ModelConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """A public model name (alias) and the deployments that serve it, in order of preference."""
+
+    name: ModelName
+    deployments: Annotated[tuple[DeploymentConfig, ...],
+                           Meta(min_length=1, extra={"expected": "at least one deployment"})]
+    fallbacks: tuple[str, ...] = ()
+    """Aliases tried, in order, when every deployment of this one failed or is unavailable."""
+    hedge: HedgeConfig | None = None
+
+
+class RoutingConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """The `[routing]` table: retries, cooldowns and circuit breakers."""
+
+    max_attempts: Count = 4
+    """Upstream attempts per request, hedges excluded."""
+    budget_s: Seconds = 30.0
+    """No new attempt starts once this long has passed since the request came."""
+    backoff_base_ms: Millis = 25.0
+    """Wait before retry n: base * 2**(n-1), capped by backoff_max_ms, times a random factor in [0.5, 1]."""
+    backoff_max_ms: Millis = 1000.0
+    cooldown_s: Seconds = 30.0
+    """How long a key rests after a 429 that says nothing (no retry-after / x-ratelimit-reset-*)."""
+    max_cooldown_s: Seconds = 3600.0
+    """Cap on what an upstream's retry-after can ask for."""
+    breaker_failures: Count = 5
+    """Consecutive failures (5xx, connection errors, timeouts) that open a deployment's breaker."""
+    breaker_error_rate: Ratio = 0.5
+    """... or this failure rate over the window, once it holds breaker_min_requests."""
+    breaker_min_requests: Count = 20
+    breaker_window_s: Seconds = 30.0
+    breaker_open_s: Seconds = 15.0
+    """How long an open breaker waits before letting one probe request through (half-open)."""
+
+
+class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """The `[server]` table of the config file; each key also has an `LLMGATE_*` environment variable."""
+
+    host: str = "127.0.0.1"
+    port: Port = 8000
+    workers: Count = 1
+    single_process: bool | None = None
+    """Serve in `llmgate serve`'s own process (granian's embedded server): no supervisor process, ~35 MB less
+    resident memory, the same throughput; a crash ends the process (restarting it is the container runtime's or
+    systemd's job) and granian calls the mode experimental. Unset (the default): one process when workers = 1,
+    granian's supervisor (which respawns a crashed worker) for more. false: the supervisor for one worker too."""
+    max_connections: Count = 10_000
+    """Client connections one worker holds open at once (granian's `backpressure`, which counts connections, idle
+    keep-alive ones too, not requests in flight); past it, new connections wait in the backlog. Every stream holds
+    one for its whole length. granian's embedded server defaults to 128: a client pool of 200 connections stalled
+    the ones past 128 until others closed."""
+    backlog: Annotated[int, Meta(ge=128)] = 2048
+    """Connections the kernel queues for accepting (capped by net.core.somaxconn)."""
+    max_body_bytes: FileSize = DEFAULT_MAX_BODY_BYTES
+    """Largest request body accepted on /v1; bigger ones get 413."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins allowed by CORS; CORS is off when empty."""
+    extra_routes: tuple[Route, ...] = ()
+    """More `/v1` routes to pass through, as `"METHOD /v1/path"`, e.g. `"POST /v1/moderations"`."""
+    models_cache_ttl_s: Annotated[float, Meta(ge=0)] = 60.0
+    """How long the upstream's model list is cached for `GET /v1/models`."""
+    stream_keepalive_s: Seconds = 15.0
+    """While a stream waits this long for the upstream's first byte, send `: keep-alive` SSE comments."""
+    log_level: LogLevel = "INFO"
+    log_json: bool = False
+    """Log JSON lines (one object a line: time, level, message, request_id, upstream_request_id, ...) instead of
+    the human format."""
+    shed_lag_ms: Millis = 0.0
+    """When the event loop lags more than this (ms), `/v1` requests get 503 with `retry-after` at once instead of
+    queueing behind the backlog; 0: never shed."""
+    data_dir: str = "./data"
+    """Where the embedded SQLite store (`llmgate.db`, when LLMGATE_DATABASE_URL is not set) and the usage spill
+    file live; it must be writable by the user llmgate runs as (`llmgate serve` checks it before it starts)."""
+    token_cache_ttl_s: Seconds = 5.0
+    """How long a virtual token is trusted from memory; without Redis, a revocation made on another instance
+    takes effect here within this time (on the revoking instance, and with Redis everywhere, at once)."""
+    token_negative_ttl_s: Seconds = 1.0
+    """How long an unknown token is remembered as unknown (so guesses do not reach the store)."""
+    meter_every_token: bool = False
+    """Count the LLM tokens of every virtual token's answers into its `tokens_used`. Off, they are counted only for
+    a token with a token budget, a cost budget or a tpm limit, and for every request while the usage log is on.
+    Counting a stream means asking the upstream for its usage chunk and removing it again, 6-8% of a stream
+    request's CPU; a token without such limits does not pay it: its streams pass through untouched, as the
+    master key's do."""
+    usage_flush_s: Seconds = 1.0
+    """How often counted requests and tokens are written back to the store, in one batch; also the longest a
+    usage event waits in the event bus before it is written to the sinks."""
+    usage_log: bool = True
+    """Log one usage event per /v1 request (tokens, cost, latency) to the store and any other configured sink.
+    On (the default: a gateway that hands out tokens is asked who used what), streams are read for their usage
+    chunk (OpenAI streams are asked for one, which the client does not see unless it asked for it too); off
+    (`LLMGATE_USAGE_LOG=0`, a pure pass-through edge), streams stay on the zero-parse path."""
+    usage_queue_size: Count = 10_000
+    """Usage events held in memory waiting for the sinks; past it, events spill to `usage_spill_path`."""
+    usage_batch_size: Count = 500
+    """Usage events written to the sinks in one batch at most; smaller batches hold a one-core gateway's CPU for
+    less at a time (lower p99) at the cost of more transactions (benchmarks/README.md)."""
+    usage_spill_path: str = ""
+    """JSONL file the events go to when the queue is full, and where the HTTP sink puts a batch it gave up on;
+    default `<data_dir>/usage-spill.jsonl`."""
+    usage_store: bool = True
+    """With the usage log on, write the events to the store's `usage` table (what `GET /manage/usage` reads)."""
+    usage_jsonl_path: str = ""
+    """Also write usage events to this JSONL file (one event a line); setting it turns the usage log on."""
+    usage_jsonl_max_bytes: FileSize = 100 * 1024 * 1024
+    """Rotate the usage JSONL file before a write would take it past this size (`file.1`, `file.2`, ...)."""
+    usage_jsonl_backups: Retained = 5
+    """Rotated usage JSONL files kept; the oldest is deleted."""
+    usage_jsonl_fsync: bool = True
+    """fsync the usage JSONL file after each batch (at most one fsync per `usage_flush_s`); off, a crash of the
+    machine (not of llmgate) can lose the last batches the OS had not written yet."""
+    usage_http_url: OptionalHttpUrl = ""
+    """POST usage events, a JSON array per batch, to this URL; setting it turns the usage log on."""
+    usage_http_retries: Retained = 3
+    """Retries of a failed POST (exponential backoff from 0.5 s); then the batch goes to the spill file."""
+    usage_http_timeout_s: Seconds = 10.0
+    """Timeout of one POST to `usage_http_url`."""
+    raw_log: bool = False
+    """Log every /v1 request and response body in full (stream chunks included) to `raw_log_path`; secrets in
+    headers are never written, and keys found in bodies are masked. For debugging: bodies hold user data.
+    Turns the usage log on (the raw lines are written with the usage events)."""
+    raw_log_path: str = ""
+    """The raw log's JSONL file; default `<data_dir>/raw.jsonl`."""
+    raw_log_max_bytes: FileSize = 100 * 1024 * 1024
+    """Rotate the raw log before a write would take it past this size."""
+    raw_log_backups: Retained = 3
+    """Rotated raw log files kept."""
+
+
+class FileConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """The whole TOML config file."""
+
+    server: ServerConfig = ServerConfig()
+    routing: RoutingConfig = RoutingConfig()
+    providers: tuple[ProviderConfig, ...] = ()
+    models: tuple[ModelConfig, ...] = ()
+    prices: dict[ModelPattern, Price] = {}
+    """Model name (a trailing `*` matches a prefix) → its price: `[prices."gpt-4o"]` (usage/prices.py)."""
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    """Everything llmgate runs with, resolved: secrets read, defaults applied."""
+
+    server: ServerConfig
+    providers: tuple[ProviderConfig, ...]
+    """Keys resolved: `api_keys` holds every key (secrets, no `env:`), `api_key` the first."""
+    models: tuple[ModelConfig, ...] = ()
+    routing: RoutingConfig = RoutingConfig()
+    master_key: str | None = None
+    """`LLMGATE_MASTER_KEY`: required as a bearer (or x-api-key) on every /v1 request when set."""
+    config_path: str | None = None
+    has_config_file: bool = False
+    management_token: str | None = None
+    """`LLMGATE_MANAGEMENT_TOKEN`: the bearer the /manage API requires; the API is disabled when unset."""
+    secret_key: str | None = None
+    """`LLMGATE_SECRET_KEY`: encrypts per-project upstream keys at rest; without it they cannot be stored."""
+    database_url: DatabaseUrl | None = None
+    """`LLMGATE_DATABASE_URL`: postgresql://... to share projects and tokens between instances (else SQLite)."""
+    redis_url: RedisUrl | None = None
+    """`LLMGATE_REDIS_URL`: redis://... to share rate limits and revocations between instances."""
+    prices: dict[str, Price] = {}
+    """Per-model prices from the config file, for the usage events' `cost`."""
+    usage_http_token: str | None = None
+    """`LLMGATE_USAGE_HTTP_TOKEN`: sent as `Authorization: Bearer ...` with the HTTP usage sink's POSTs."""
+    metrics_token: str | None = None
+    """`LLMGATE_METRICS_TOKEN`: when set, `GET /metrics` requires it as `Authorization: Bearer ...`."""
