@@ -45,13 +45,13 @@ def create_app(settings: Settings | None = None, *, middleware: Sequence[Middlew
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await state.open()
         # Everything alive now lives as long as the process: move it out of the cyclic GC's reach, so a full
-        # collection scans only what requests allocate (measured: 63k objects, ~30 ms a full pass, which
-        # showed up as a 45-55 ms p99 at c=32).
+        # collection scans only what requests allocate: a full pass over every start-up object showed up in
+        # the p99 latency under load.
         gc.collect()
         gc.freeze()
         # A request leaves no cyclic garbage (benchmarks/bench_request.py checks it), so a young-generation
-        # collection every 700 allocations only rescans live request objects: every 10,000 measured +1% chat and
-        # +5-8% streams at c=32, p99 unchanged (50,000 was no better).
+        # collection every 700 allocations only rescans live request objects; every 10,000 gains throughput,
+        # streams most, with the same p99 (benchmarks/README.md).
         gc.set_threshold(10_000, *gc.get_threshold()[1:])
         loop = asyncio.get_running_loop()
         reloads: set[asyncio.Task[bool]] = set()

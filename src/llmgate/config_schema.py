@@ -181,10 +181,10 @@ class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     port: Port = 8000
     workers: Count = 1
     single_process: bool | None = None
-    """Serve in `llmgate serve`'s own process (granian's embedded server): no supervisor process, ~35 MB less
-    resident memory, the same throughput; a crash ends the process (restarting it is the container runtime's or
-    systemd's job) and granian calls the mode experimental. Unset (the default): one process when workers = 1,
-    granian's supervisor (which respawns a crashed worker) for more. false: the supervisor for one worker too."""
+    """Serve in `llmgate serve`'s own process (granian's embedded server): no supervisor process, less resident memory,
+    the same throughput (benchmarks/README.md); a crash ends the process (restarting it is the container runtime's or
+    systemd's job) and granian calls the mode experimental. Unset (the default): one process when workers = 1, granian's
+    supervisor (which respawns a crashed worker) for more. false: the supervisor for one worker too."""
     max_connections: Count = 10_000
     """Client connections one worker holds open at once (granian's `backpressure`, which counts connections, idle
     keep-alive ones too, not requests in flight); past it, new connections wait in the backlog. Every stream holds
@@ -218,10 +218,10 @@ class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     token_negative_ttl_s: Seconds = 1.0
     """How long an unknown token is remembered as unknown (so guesses do not reach the store)."""
     meter_every_token: bool = False
-    """Count the LLM tokens of every virtual token's answers into its `tokens_used`. Off, they are counted only for
-    a token with a token budget, a cost budget or a tpm limit, and for every request while the usage log is on.
-    Counting a stream means asking the upstream for its usage chunk and removing it again, 6-8% of a stream
-    request's CPU; a token without such limits does not pay it: its streams pass through untouched, as the
+    """Count the LLM tokens of every virtual token's answers into its `tokens_used`. Off, they are counted only for a
+    token with a token budget, a cost budget or a tpm limit, and for every request while the usage log is on. Counting a
+    stream means asking the upstream for its usage chunk and removing it again, a few percent of a stream request's CPU
+    (benchmarks/README.md); a token without such limits does not pay it: its streams pass through untouched, as the
     master key's do."""
     usage_flush_s: Seconds = 1.0
     """How often counted requests and tokens are written back to the store, in one batch; also the longest a

@@ -119,9 +119,9 @@ class GatewayMetrics:
 
         Tokens come from `events` when the bus built them for its sinks (aligned with `exchanges`; they hold
         tiktoken's estimates too), else from each answer's metered usage. The batch is tallied in plain Python
-        first (a bucket found by bisect), then each series gets one update per batch: `Histogram.observe` costs
-        ~2.7 µs an event (a lock and a Python loop over the buckets; in multiprocess mode a file write per call),
-        which four histograms a request made a measurable share of the gateway's CPU.
+        first (a bucket found by bisect), then each series gets one update per batch: `Histogram.observe` takes a
+        lock and loops over the buckets in Python (in multiprocess mode it writes a file), which four histograms
+        a request made a measurable share of the gateway's CPU (benchmarks/bench_metrics.py).
         """
         tally = _Tally()
         series, by_status, overhead = self._series, self._by_status, self._overhead

@@ -1,7 +1,7 @@
 """Raw ASGI plumbing for the hot path: read a body under a limit, send a response, watch for a disconnect.
 
-The /v1 handlers speak ASGI messages directly (no Request/Response objects): measured in
-shared/bench/ref_gw.py at 1.45x (non-streaming) and 1.65x (streaming) the throughput of a Litestar @post handler.
+The /v1 pipeline speaks ASGI messages directly (no Request/Response objects): markedly more throughput than a
+Litestar handler, streaming most (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ async def read_body(receive: Receive, limit: int, content_length: int | None) ->
     message = await receive()
     body: bytes = message.get("body", b"")
     # Granian sends a body as `more_body=True` and then an empty last message; once content-length bytes are
-    # in, that last message is not awaited (measured: ~15 us a request). DisconnectWatch reads it later.
+    # in, that last message is not awaited (a wait per request for nothing). DisconnectWatch reads it later.
     if not message.get("more_body", False) or len(body) == content_length:
         if len(body) > limit:
             raise PayloadTooLarge(too_large_message(limit))
@@ -96,12 +96,12 @@ class DisconnectWatch:
 
     Granian's `send()` silently drops data after a disconnect, so without this an abandoned request would keep
     the upstream generating (and billing) until it ends. Start it only once the request body has been read.
-    Granian's `receive()` returns a future, so watching costs a done-callback, not a task (measured: a task
-    per request cost 17% of non-streaming throughput); other servers' coroutines are wrapped in a task.
+    Granian's `receive()` returns a future, so watching costs a done-callback, not a task (a task per request
+    cost a sizeable share of non-streaming throughput); other servers' coroutines are wrapped in a task.
 
-    Given a `WatchList`, the watch starts only once the request has lasted the list's delay: granian's pending
-    receive still cost ~11 CPU-µs a whole answer and ~40 a stream (measured end to end), which a request done
-    sooner need not pay; a client that left meanwhile is seen as soon as the watch starts.
+    Given a `WatchList`, the watch starts only once the request has lasted the list's delay: granian's pending receive
+    still has a cost, streams most, which a request done sooner need not pay; a client that left meanwhile is seen as
+    soon as the watch starts.
     """
 
     __slots__ = ("_list", "_pending", "_receive", "_target", "disconnected")

@@ -40,10 +40,10 @@ from llmgate.usage.event import UsageEvent
 _P_COLS = ", ".join(PROJECT_COLUMNS)
 _T_COLS = ", ".join(TOKEN_COLUMNS)
 
-# The sqlite3 module binds only exact int, float, str and bytes directly: None and bool go through its adapter
-# lookup, which for want of an adapter raises and clears an exception per value (~0.5 µs each; a usage row holds
-# ~8 of them, ~40% of its insert). A registered C-level adapter makes the lookup a dict hit; what gets bound is
-# unchanged (NULL, and 0/1). Usage rows, the one insert made per request, skip sqlite3 altogether (usage_rows.py).
+# The sqlite3 module binds only exact int, float, str and bytes directly: None and bool go through its adapter lookup,
+# which for want of an adapter raises and clears an exception per value. A registered C-level adapter makes the lookup a
+# dict hit; what gets bound is unchanged (NULL, and 0/1). Usage rows, the one insert made per request, skip sqlite3
+# altogether (usage_rows.py).
 sqlite3.register_adapter(type(None), cast("Callable[[None], None]", {}.get))  # {}.get(None) is None: NULL
 sqlite3.register_adapter(bool, int)
 

@@ -1,19 +1,14 @@
 """The SQLite usage table's batched inserts, through apsw on a connection and a thread of their own.
 
-Every logged request becomes a row, so the insert's cost per row is the usage log's largest single cost. The
-sqlite3 module (under aiosqlite) binds each value through its adapter protocol when it is not an exact int,
-float, str or bytes: every None and bool of a row builds a key tuple, looks it up and calls the adapter
-(~1.3k instructions each, ~7 a row), and its executemany spends ~20k of a row's ~35.7k instructions before
-SQLite itself runs. apsw binds None, bool, int, float and str directly: 20.9k instructions a row for the same
-24 columns and indexes (cachegrind, 20,000 rows in batches of 500; benchmarks/README.md).
-
-Two more cuts bring a row to 15.0k (same measure):
+Every logged request becomes a row, so the insert's cost per row is the usage log's largest single cost
+(benchmarks/README.md has the figures):
+- apsw binds None, bool, int, float and str directly, where the sqlite3 module (under aiosqlite) sends every
+  None and bool through its adapter protocol.
 - Rows go `ROWS_PER_STATEMENT` to an INSERT (its VALUES one after the other): a statement's step, reset and
-  clearing of bindings is paid once for twenty rows, and apsw releases and takes back the GIL around each step,
-  so a batch of 500 hands the GIL over 25 times instead of 500 (each time it waits for the event loop's
-  thread to let go of it). 10 and 50 rows a statement cost within 4% of 20.
-- The connection is opened without SQLite's own mutex (`SQLITE_OPEN_NOMUTEX`): every bind took and released it,
-  24 times a row. Safe here because only the writer's one thread ever touches the connection.
+  clearing of bindings is paid once for many rows, and apsw hands the GIL over once a statement rather than
+  once a row (each time waiting for the event loop's thread to let go of it).
+- The connection is opened without SQLite's own mutex (`SQLITE_OPEN_NOMUTEX`), which every bind would take and
+  release: safe because only the writer's one thread ever touches the connection.
 
 The rest of the store stays on aiosqlite. Both connections use the same file in WAL mode; each write is a
 `BEGIN IMMEDIATE` transaction with a busy timeout, so a writer waits for the other instead of failing.

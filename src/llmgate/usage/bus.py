@@ -13,9 +13,8 @@ into `UsageEvent`s and writes them, in batches, to every sink.
   is no spill file, or writing it fails, is it dropped; both are counted (`spilled`, `dropped`) and warned
   about at most every 10 s.
 - A batch is built and observed `_SLICE` exchanges at a time, the writer yielding to the event loop between
-  slices: a batch of 500 is ~4 ms of CPU, which requests arriving meanwhile would otherwise wait out (with the
-  usage log on, p99 at c=1 was ~5.7 ms, against ~0.9 ms with it off; ~3.2 ms since). The sinks still get whole
-  batches.
+  slices: a whole batch is milliseconds of CPU, which requests arriving meanwhile would otherwise wait out (the
+  tail latency with the usage log on; benchmarks/README.md). The sinks still get whole batches.
 - `close()` drains the queue into the sinks before it returns (graceful shutdown loses nothing).
 """
 
@@ -36,7 +35,7 @@ from llmgate.usage.event import Exchange, UsageEvent
 _encode = msgspec.json.Encoder().encode
 _WARN_EVERY_S = 10.0
 _SLICE = 50
-"""Exchanges built and observed between two yields to the event loop (~0.4 ms of CPU)."""
+"""Exchanges built and observed between two yields to the event loop (a fraction of a millisecond of CPU)."""
 
 
 class Sink(Protocol):
@@ -143,12 +142,11 @@ class EventBus:
 
     async def _write(self, count: int) -> None:
         """Write the `count` oldest queued exchanges, batch by batch. What arrives while the sinks write waits for
-        the next wake-up: draining it at once made, under load, a transaction of a few rows for every one that
-        was written (measured: ~3 rows per SQLite transaction, ~50 CPU-µs per row instead of ~7).
+        the next wake-up: draining it at once would, under load, make a transaction of a few rows for every
+        batch written, and a transaction costs far more than a row.
 
         Events are built only for sinks: the observer (metrics) reads the exchanges themselves, so a gateway
-        that logs no usage builds none (measured: building was ~27k instructions of a ~400k-instruction
-        request)."""
+        that logs no usage builds none."""
         queue = self._queue
         while count > 0 and queue:
             size = min(len(queue), self.batch_size, count)

@@ -60,12 +60,12 @@ def ask_for_usage(raw: bytes, stream_options: msgspec.Raw | UnsetType | None = N
 
 _USAGE_KEY = b'"usage":'
 _NULL_USAGE = b',"usage":null'
-# A search of JSON for a needle starting with `"` or `,` visits most of its bytes (~20k instructions for a ~3.5 KB
-# chunk, which is how a fast stream arrives: every event in one read). So the tap looks for the usage event from
+# A search of JSON for a needle starting with `"` or `,` visits most of its bytes (and a fast stream arrives as a
+# few large reads). So the tap looks for the usage event from
 # the end, where OpenAI puts it, stops looking once it has removed it (there is one), and removes nulls only
 # from a stream whose first data read has one (the split that removes them is the search that finds them).
 # Substrings are looked for with `find`, not `in`: CPython 3.11 first tries a bytes `in` operand as an integer, and
-# raising (and clearing) that TypeError costs ~2k instructions, more than the search (measured with callgrind).
+# raising (and clearing) that TypeError costs more than the search itself.
 
 
 def _usage_object_at(data: bytes, at: int) -> bool:
@@ -154,8 +154,8 @@ class StreamTap(msgspec.Struct, gc=False):
         usage goes to the meter, which then needs none of these bytes unless the raw log keeps them); None,
         having changed nothing, when they are not so (the general path then takes them).
 
-        One `rsplit` finds both events: each bytes method call costs ~1-3k instructions in CPython 3.11, most
-        of it parsing its arguments, so this path makes as few as it can (measured with cachegrind)."""
+        One `rsplit` finds both events: a bytes method call costs more in parsing its arguments than in its
+        work on a short input, so this path makes as few as it can."""
         parts = events.rsplit(_LAST_EVENT_LF, 2)
         if len(parts) == 3 and parts[2] == _DONE_DATA_LF:
             usage = usage_only_json(parts[1])

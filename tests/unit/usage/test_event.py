@@ -41,7 +41,7 @@ def test_an_error_answer_carries_no_tokens_and_overhead_is_never_negative() -> N
 
 
 def test_every_field_gets_its_own_value() -> None:
-    # build_event passes the fields by position (cheaper): each must land in its own field.
+    # every field of the event gets its own value, none another's
     exchange = Exchange(b"rid", "PUT", "/v1/embeddings", lag_s=0.004)
     exchange.started = 1_700_000_000.25
     exchange.ended_at = exchange.started_at + 0.5
