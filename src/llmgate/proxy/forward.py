@@ -4,7 +4,8 @@ errors become ours.
     forward()   the attempt loop: routing picks (deployment, key); an attempt that fails before the first byte
                 went to the client (connect error, timeout, 429, 401/403, 5xx) is retried on the next pick,
                 then on the alias's fallbacks, with exponential backoff and jitter, within the attempt and time
-                budget. Other 4xx pass through at once. Every outcome goes back to routing (cooldown, breaker).
+                budget. Other 4xx pass through at once. Every outcome goes back to routing (cooldown, the breaker
+                of the model asked).
     open_*()    one attempt, up to its first byte (the whole answer when not streaming)
     deliver     the chosen answer to the client, with `x-llmgate-deployment` and `x-llmgate-attempts`
 """
@@ -110,14 +111,16 @@ async def _try_chain(call: Call, route: Route) -> Failure | None:
 
 def _release_probe(call: Call) -> None:
     """The request ended before its attempt's outcome was known: a half-open probe it held is free again."""
-    if call.deployment is not None and call.deployment.breaker.state == "half_open":
-        call.deployment.breaker.release()
+    if call.deployment is not None:
+        breaker = call.deployment.breaker_for(call.model)
+        if breaker.state == "half_open":
+            breaker.release()
 
 
 async def _last_resort(call: Call, route: Route) -> Failure | None:
     """Nothing was available: try a resting key once rather than refuse (see routing.select.choose_last_resort)."""
     entries = route.by_capability.get(call.capability)
-    pick = choose_last_resort(entries, _clock()) if entries is not None else None
+    pick = choose_last_resort(entries, call.model, _clock()) if entries is not None else None
     if pick is None:
         return None
     call.attempts += 1
@@ -126,7 +129,7 @@ async def _last_resort(call: Call, route: Route) -> Failure | None:
     if isinstance(opened, Opened):
         await _deliver(call, opened)
         return _DONE
-    record_failure(opened, _clock(), call.routing)
+    record_failure(opened, call.model, _clock(), call.routing)
     return opened
 
 
@@ -142,8 +145,7 @@ async def _try_route(call: Call, route: Route, failure: Failure | None = None) -
         return failure
     exclude: list[Deployment] = []
     while not _out_of_budget(call):
-        now = _clock()
-        pick = choose(entries, now, exclude, random.random)
+        pick = choose(entries, call.model, _clock(), exclude, random.random)
         if pick is None:
             return failure
         if call.attempts:
@@ -152,14 +154,14 @@ async def _try_route(call: Call, route: Route, failure: Failure | None = None) -
         call.deployment = pick[0]
         if route.hedge is not None and call.may_retry:
             opened = await open_hedged(call, route, pick, entries, exclude, _open, _clock,
-                                       lambda f: record_failure(f, _clock(), call.routing))
+                                       lambda f: record_failure(f, call.model, _clock(), call.routing))
         else:
             opened = await _open(call, *pick)
         if isinstance(opened, Opened):
             await _deliver(call, opened)
             return _DONE
         failure = opened
-        if record_failure(failure, _clock(), call.routing):
+        if record_failure(failure, call.model, _clock(), call.routing):
             exclude.append(failure.deployment)  # type: ignore[arg-type]
         if not call.may_retry:
             return failure
@@ -249,25 +251,27 @@ def _backoff_s(call: Call) -> float:
     return ceiling * (0.5 + random.random() / 2)
 
 
-def record_failure(failure: Failure, now: float, routing: Any) -> bool:
-    """Tell routing what went wrong; True when the deployment itself failed (try another one)."""
+def record_failure(failure: Failure, model: str | None, now: float, routing: Any) -> bool:
+    """Tell routing what went wrong for a request for `model`; True when the deployment itself failed (a 5xx,
+    connection error or timeout, counted by its breaker for that model: try another one)."""
     deployment, key = failure.deployment, failure.key
     assert deployment is not None and key is not None
+    breaker = deployment.breaker_for(model)
     if failure.kind == "rate_limited":
         asked = retry_after_s(failure.headers) if failure.headers else None
         cool_down(key, now, min(asked, routing.max_cooldown_s) if asked is not None else routing.cooldown_s)
-        deployment.breaker.release()
+        breaker.release()
         return False
     if failure.kind == "bad_key":
         if disable(key):
             logger.error("provider {} rejected key {} with {}: key disabled until the next reload",
                          deployment.provider.name, key.masked, failure.status)
-        deployment.breaker.release()
+        breaker.release()
         return False
     key.failures += 1
-    if deployment.breaker.record_failure(now):
-        logger.warning("deployment {} circuit breaker opened ({} consecutive failures)", deployment.name,
-                       deployment.breaker.consecutive)
+    if breaker.record_failure(now):
+        logger.warning("deployment {} circuit breaker opened for {} ({} consecutive failures)", deployment.name,
+                       model or "requests naming no model", breaker.consecutive)
     return True
 
 
@@ -297,11 +301,12 @@ async def _deliver(call: Call, opened: Opened, succeeded: bool = True) -> None:
             await reply.__aexit__(None, None, None)
             exchange.upstream_s += _clock() - opened.sent_at
     if error is not None:
-        if deployment.breaker.record_failure(_clock()):
-            logger.warning("deployment {} circuit breaker opened (mid-stream failure)", deployment.name)
+        if deployment.breaker_for(call.model).record_failure(_clock()):
+            logger.warning("deployment {} circuit breaker opened for {} (mid-stream failure)", deployment.name,
+                           call.model or "requests naming no model")
         return
     if succeeded:
-        deployment.breaker.record_success(_clock())
+        deployment.breaker_for(call.model).record_success(_clock())
     if deployment.tpm is not None and exchange.status == 200 and exchange.meter is not None:
         deployment.record_tokens(exchange.meter.tokens(), _clock())  # a deployment with a tpm limit
 
@@ -352,18 +357,20 @@ async def _answer_failure(call: Call, route: Route, failure: Failure | None) -> 
 
 
 def _nothing_available(call: Call, route: Route) -> GatewayError:
-    """Every deployment is resting: 429 when keys are cooling down (with when to come back), else 503."""
+    """Every deployment is resting: 429 when keys are cooling down (with when to come back), else 503. The
+    message names the model the client asked for (a catch-all or prefix route's name is a pattern)."""
     now = _clock()
     returns = []
     for deployment, _ in route.entries:
         back = deployment.keys.next_available_at()
-        if back is not None and back > now and deployment.breaker.allows(now):
+        if back is not None and back > now and deployment.breaker_for(call.model).allows(now):
             returns.append(back)
+    asked = f"`{call.model}`" if call.model else "this request"
     if returns:
         wait = max(1, int(min(returns) - now + 0.999))
-        return RateLimited(f"Every API key for `{route.name}` is rate limited; retry in {wait} s.",
+        return RateLimited(f"Every API key for {asked} is rate limited; retry in {wait} s.",
                            headers={"retry-after": str(wait)})
-    return NoHealthyDeployment(f"No healthy deployment can serve `{route.name}` right now.")
+    return NoHealthyDeployment(f"No healthy deployment can serve {asked} right now.")
 
 
 class _ModelList(msgspec.Struct):
