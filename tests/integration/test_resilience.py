@@ -145,3 +145,35 @@ def test_one_models_failures_rest_only_that_model(upstream: str, tmp_path: Path)
     assert models["model-b"]["breaker"]["state"] == "closed" and models["model-b"]["healthy"]
     assert models["text-embedding-3-small"]["recent"] == {"errors": 0, "requests": 1}
 
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_5xx_on_the_only_deployment_is_retried_on_another_key(upstream: str, tmp_path: Path,
+                                                                   stream: bool) -> None:
+    keys = ("sk-bad-0000000000001", "sk-bad-0000000000002", "sk-good-000000000003")
+    config = _catch_all(upstream, tmp_path, keys)
+    with start_gateway(gateway_env(upstream), "--config", config) as gw:
+        httpx.post(f"{upstream}/_reset")
+        response = _chat(gw, "gpt-4o", stream, **{"x-mock-fail-key": "sk-bad"})
+        used = [r["auth"] for r in httpx.get(f"{upstream}/_seen").json()["recent"]]
+    assert response.status_code == 200 and response.headers["x-llmgate-attempts"] == "3"
+    assert used == [f"Bearer {k}" for k in keys]  # each retry on a key this request had not tried yet
+
+
+def test_every_attempt_failing_ends_with_the_upstreams_answer(upstream: str, tmp_path: Path) -> None:
+    keys = ("sk-one-000000000001", "sk-two-000000000002", "sk-three-00000000003")
+    config = _catch_all(upstream, tmp_path, keys)
+    with start_gateway(gateway_env(upstream), "--config", config) as gw:
+        httpx.post(f"{upstream}/_reset")
+        response = _chat(gw, "gpt-4o", **{"x-mock-status": "503"})
+        used = [r["auth"] for r in httpx.get(f"{upstream}/_seen").json()["recent"]]
+    assert response.status_code == 503 and response.json()["error"]["message"] == "mock error 503"
+    assert response.headers["x-llmgate-attempts"] == "4"  # max_attempts
+    assert used == [f"Bearer {k}" for k in (*keys, keys[0])]  # every key once, then the same ones again
+
+
+def test_a_connection_error_on_the_only_deployment_is_retried(upstream: str, tmp_path: Path) -> None:
+    config = _catch_all(upstream, tmp_path, ("sk-one-000000000001",), f"http://127.0.0.1:{free_port()}/v1")
+    with start_gateway(gateway_env(upstream), "--config", config) as gw:
+        response = _chat(gw, "gpt-4o")
+    assert response.status_code == 502 and response.headers["x-llmgate-attempts"] == "4"
+    assert response.json()["error"]["message"] == "Could not reach the upstream provider `only`."

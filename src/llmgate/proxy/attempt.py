@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from llmgate.state import Router
 
 FailureKind = Literal["rate_limited", "bad_key", "server", "transport", "timeout", "done"]
+TRANSIENT: frozenset[FailureKind] = frozenset(("server", "transport", "timeout"))
+"""Failures of the deployment, not of the key: retried on the same deployment when nothing else can take them."""
 _SSE_START: Headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
 
@@ -75,6 +77,7 @@ class Call:
         "stream",
         "tap",
         "translation",
+        "tried_keys",
         "usage_body",
     )
 
@@ -108,6 +111,8 @@ class Call:
         """The body asking for the stream's usage chunk the client did not ask for (usage log on)."""
         self.tap: StreamTap | None = None
         """Sees a successful stream's chunks on their way out, for its usage (a virtual token's, or logged)."""
+        self.tried_keys: list[KeyState] | None = None
+        """The keys this request's failed attempts used, so that a retry prefers another (None until one fails)."""
         self.own_keys: dict[str, str] = {}
         """The caller's project's own upstream keys, by provider name: used instead of the provider's."""
 

@@ -3,9 +3,10 @@ errors become ours.
 
     forward()   the attempt loop: routing picks (deployment, key); an attempt that fails before the first byte
                 went to the client (connect error, timeout, 429, 401/403, 5xx) is retried on the next pick,
-                then on the alias's fallbacks, with exponential backoff and jitter, within the attempt and time
-                budget. Other 4xx pass through at once. Every outcome goes back to routing (cooldown, the breaker
-                of the model asked).
+                then on the alias's fallbacks; when nothing else can take it, a transient failure (5xx,
+                connection error, timeout) is retried on the same deployments, another key first. With
+                exponential backoff and jitter, within the attempt and time budget. Other 4xx pass through at
+                once. Every outcome goes back to routing (cooldown, the breaker of the model asked).
     open_*()    one attempt, up to its first byte (the whole answer when not streaming)
     deliver     the chosen answer to the client, with `x-llmgate-deployment` and `x-llmgate-attempts`
 """
@@ -32,7 +33,7 @@ from llmgate.errors import (
 from llmgate.log import mask_secret
 from llmgate.observe.timing import server_timing
 from llmgate.proxy.asgi import DisconnectWatch, Headers, send_response, uncancel
-from llmgate.proxy.attempt import Call, Failure, Opened, failure_kind
+from llmgate.proxy.attempt import TRANSIENT, Call, Failure, Opened, failure_kind
 from llmgate.proxy.client import TRANSPORT_ERRORS, UpstreamClient, is_connect_timeout, is_timeout
 from llmgate.proxy.headers import downstream_headers
 from llmgate.proxy.hedge import open_hedged
@@ -95,17 +96,24 @@ _DONE = Failure(None, None, "done")
 
 
 async def _try_chain(call: Call, route: Route) -> Failure | None:
-    """The alias, then its fallbacks, then (when nothing at all was available) a resting key."""
-    failure = await _try_route(call, route)
+    """The alias, then its fallbacks; for a transient failure (nothing else could take it) the same again; then
+    (when nothing at all was available) a resting key."""
+    failure = await _try_route(call, route, None, again=False)
     if failure is not _DONE:
-        for fallback in route.fallbacks:
-            if _out_of_budget(call):
-                break
-            failure = await _try_route(call, fallback, failure)
-            if failure is _DONE:
-                break
-    if failure is None:
-        failure = await _last_resort(call, route)
+        failure = await _try_fallbacks(call, route, failure, again=False)
+        if failure is not None and failure.kind in TRANSIENT:
+            failure = await _try_route(call, route, failure, again=True)
+            failure = await _try_fallbacks(call, route, failure, again=True)
+        if failure is None:
+            failure = await _last_resort(call, route)
+    return failure
+
+
+async def _try_fallbacks(call: Call, route: Route, failure: Failure | None, again: bool) -> Failure | None:
+    for fallback in route.fallbacks:
+        if failure is _DONE or _out_of_budget(call):
+            break
+        failure = await _try_route(call, fallback, failure, again)
     return failure
 
 
@@ -129,7 +137,7 @@ async def _last_resort(call: Call, route: Route) -> Failure | None:
     if isinstance(opened, Opened):
         await _deliver(call, opened)
         return _DONE
-    record_failure(opened, call.model, _clock(), call.routing)
+    _record(call, opened)
     return opened
 
 
@@ -138,14 +146,16 @@ def _out_of_budget(call: Call) -> bool:
     return call.attempts >= call.max_attempts or _clock() - call.started_at >= routing.budget_s
 
 
-async def _try_route(call: Call, route: Route, failure: Failure | None = None) -> Failure | None:
-    """Attempts on one alias until one is delivered (→ _DONE) or none is left (→ the last failure)."""
+async def _try_route(call: Call, route: Route, failure: Failure | None, again: bool) -> Failure | None:
+    """Attempts on one alias until one is delivered (→ _DONE) or none is left (→ the last failure). A deployment
+    that failed is left out for the rest of the pass, unless `again` (the retry pass: nothing else can take it,
+    and its breaker for the model says when to stop)."""
     entries = route.by_capability.get(call.capability)
     if entries is None:
         return failure
     exclude: list[Deployment] = []
     while not _out_of_budget(call):
-        pick = choose(entries, call.model, _clock(), exclude, random.random)
+        pick = choose(entries, call.model, _clock(), exclude, random.random, call.tried_keys or ())
         if pick is None:
             return failure
         if call.attempts:
@@ -153,15 +163,14 @@ async def _try_route(call: Call, route: Route, failure: Failure | None = None) -
         call.attempts += 1
         call.deployment = pick[0]
         if route.hedge is not None and call.may_retry:
-            opened = await open_hedged(call, route, pick, entries, exclude, _open, _clock,
-                                       lambda f: record_failure(f, call.model, _clock(), call.routing))
+            opened = await open_hedged(call, route, pick, entries, exclude, _open, _clock, lambda f: _record(call, f))
         else:
             opened = await _open(call, *pick)
         if isinstance(opened, Opened):
             await _deliver(call, opened)
             return _DONE
         failure = opened
-        if record_failure(failure, call.model, _clock(), call.routing):
+        if _record(call, failure) and not again:
             exclude.append(failure.deployment)  # type: ignore[arg-type]
         if not call.may_retry:
             return failure
@@ -249,6 +258,16 @@ def _backoff_s(call: Call) -> float:
     routing = call.routing
     ceiling = min(routing.backoff_max_ms, routing.backoff_base_ms * 2.0 ** (call.attempts - 1)) / 1000
     return ceiling * (0.5 + random.random() / 2)
+
+
+def _record(call: Call, failure: Failure) -> bool:
+    """Tell routing about a failed attempt of `call` and remember its key (a retry tries another first)."""
+    assert failure.key is not None
+    if call.tried_keys is None:
+        call.tried_keys = [failure.key]
+    else:
+        call.tried_keys.append(failure.key)
+    return record_failure(failure, call.model, _clock(), call.routing)
 
 
 def record_failure(failure: Failure, model: str | None, now: float, routing: Any) -> bool:

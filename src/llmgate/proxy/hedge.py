@@ -70,9 +70,9 @@ async def open_hedged(call: Call, route: Route, pick: Pick, entries: tuple[Entry
 def _second_pick(call: Call, route: Route, pick: Pick, entries: tuple[Entry, ...], exclude: list[Deployment],
                  waited_s: float) -> Pick | None:
     """Another deployment if one is available, else another key of the same one; counted as a hedge."""
-    now, model = time.monotonic(), call.model
-    second = choose(entries, model, now, [*exclude, pick[0]], random.random) or \
-        choose(entries, model, now, exclude, random.random)
+    now, model, tried = time.monotonic(), call.model, call.tried_keys or ()
+    second = choose(entries, model, now, [*exclude, pick[0]], random.random, tried) or \
+        choose(entries, model, now, exclude, random.random, (*tried, pick[1]))
     if second is None or route.hedge is None:
         return None
     route.hedge.hedges += 1

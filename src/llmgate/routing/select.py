@@ -151,9 +151,9 @@ Pick = tuple[Deployment, KeyState]
 
 
 def choose(entries: tuple[Entry, ...], model: str | None, now: float, exclude: Sequence[Deployment],
-           random: Callable[[], float]) -> Pick | None:
+           random: Callable[[], float], tried: Sequence[KeyState] = ()) -> Pick | None:
     """A deployment by weight among those not in `exclude` that are available for `model`, and its least recently
-    used key."""
+    used key (one not in `tried` if it has any left)."""
     if len(entries) == 1:  # the common case, kept cheap: no list, no random draw
         deployment = entries[0][0]
         if deployment in exclude:
@@ -161,7 +161,7 @@ def choose(entries: tuple[Entry, ...], model: str | None, now: float, exclude: S
         breaker = deployment.breaker_for(model)
         if not breaker.allows(now) or not deployment.under_limits(now):
             return None
-        key = deployment.keys.choose(now)
+        key = deployment.keys.choose(now, tried)
         if key is None:
             return None
         deployment.claim(now, breaker)
@@ -172,7 +172,7 @@ def choose(entries: tuple[Entry, ...], model: str | None, now: float, exclude: S
     while candidates:
         index = _weighted_index(candidates, random())
         deployment = candidates[index][0]
-        key = deployment.keys.choose(now)
+        key = deployment.keys.choose(now, tried)
         if key is not None:
             deployment.claim(now, deployment.breaker_for(model))
             return deployment, key

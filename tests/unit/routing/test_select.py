@@ -129,3 +129,16 @@ def test_an_alias_deployment_has_one_breaker_whatever_the_model_asked() -> None:
     a = deployment("a")
     assert a.breaker_for("m") is a.breaker_for("x") is a.breaker_for(None) is a.breaker
 
+
+def test_a_retry_on_the_same_deployment_prefers_an_untried_key() -> None:
+    only = deployment("only", keys=3)
+    entries = Route("r", [(only, 1.0)]).entries
+    first = choose(entries, "m", 0.0, [], lambda: 0.0)
+    assert first is not None
+    tried = [first[1]]
+    for _ in range(2):
+        pick = choose(entries, "m", 0.0, [], lambda: 0.0, tried)
+        assert pick is not None and pick[1] not in tried
+        tried.append(pick[1])
+    again = choose(entries, "m", 0.0, [], lambda: 0.0, tried)
+    assert again is not None and again[1] is first[1]  # every key tried: the least recently used again
