@@ -1,7 +1,8 @@
 """What one client request carries through its attempts (`Call`), and what an attempt ends with.
 
 An attempt ends `Opened` (an answer to deliver: a success, or a 4xx that is the caller's own) or `Failure`
-(retry elsewhere: 429, 401/403, 5xx, connection error, timeout before the first byte).
+(retry elsewhere: 429, 401/403, 5xx, connection error, timeout before the first byte); `record_failure` tells
+routing what a Failure means (a key's cooldown or end, the breaker of the deployment and model).
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
+from loguru import logger
+
 from llmgate.config import RoutingConfig
 from llmgate.errors import GatewayError
 from llmgate.proxy.asgi import Headers, Receive, Send
 from llmgate.proxy.client import Body, RawHeaders, StreamedReply
 from llmgate.proxy.headers import InboundHeaders, upstream_request_headers
 from llmgate.proxy.streaming import openai_error_frame
-from llmgate.routing.keys import KeyState
+from llmgate.routing.keys import KeyState, cool_down, disable, retry_after_s
 from llmgate.routing.select import Deployment
 from llmgate.schemas.openai import replace_model
 from llmgate.usage.event import Exchange
@@ -167,3 +170,27 @@ class Failure:
                  headers: RawHeaders | None = None, body: bytes = b"", error: GatewayError | None = None) -> None:
         self.deployment, self.key, self.kind = deployment, key, kind
         self.status, self.headers, self.body, self.error = status, headers, body, error
+
+
+def record_failure(failure: Failure, model: str | None, now: float, routing: RoutingConfig) -> bool:
+    """Tell routing what went wrong for a request for `model`; True when the deployment itself failed (a 5xx,
+    connection error or timeout, counted by its breaker for that model: try another one)."""
+    deployment, key = failure.deployment, failure.key
+    assert deployment is not None and key is not None
+    breaker = deployment.breaker_for(model)
+    if failure.kind == "rate_limited":
+        asked = retry_after_s(failure.headers) if failure.headers else None
+        cool_down(key, now, min(asked, routing.max_cooldown_s) if asked is not None else routing.cooldown_s)
+        breaker.release()
+        return False
+    if failure.kind == "bad_key":
+        if disable(key):
+            logger.error("provider {} rejected key {} with {}: key disabled until the next reload",
+                         deployment.provider.name, key.masked, failure.status)
+        breaker.release()
+        return False
+    key.failures += 1
+    if breaker.record_failure(now):
+        logger.warning("deployment {} circuit breaker opened for {} ({} consecutive failures)", deployment.name,
+                       model or "requests naming no model", breaker.consecutive)
+    return True

@@ -33,12 +33,12 @@ from llmgate.errors import (
 from llmgate.log import mask_secret
 from llmgate.observe.timing import server_timing
 from llmgate.proxy.asgi import DisconnectWatch, Headers, send_response, uncancel
-from llmgate.proxy.attempt import TRANSIENT, Call, Failure, Opened, failure_kind
+from llmgate.proxy.attempt import TRANSIENT, Call, Failure, Opened, failure_kind, record_failure
 from llmgate.proxy.client import TRANSPORT_ERRORS, UpstreamClient, is_connect_timeout, is_timeout
 from llmgate.proxy.headers import downstream_headers
 from llmgate.proxy.hedge import open_hedged
 from llmgate.proxy.streaming import StreamGuard, end_with_error, relay_body
-from llmgate.routing.keys import KeyState, cool_down, disable, retry_after_s
+from llmgate.routing.keys import KeyState
 from llmgate.routing.select import Deployment, Route, choose, choose_last_resort
 from llmgate.usage.event import CLIENT_CLOSED
 
@@ -268,30 +268,6 @@ def _record(call: Call, failure: Failure) -> bool:
     else:
         call.tried_keys.append(failure.key)
     return record_failure(failure, call.model, _clock(), call.routing)
-
-
-def record_failure(failure: Failure, model: str | None, now: float, routing: Any) -> bool:
-    """Tell routing what went wrong for a request for `model`; True when the deployment itself failed (a 5xx,
-    connection error or timeout, counted by its breaker for that model: try another one)."""
-    deployment, key = failure.deployment, failure.key
-    assert deployment is not None and key is not None
-    breaker = deployment.breaker_for(model)
-    if failure.kind == "rate_limited":
-        asked = retry_after_s(failure.headers) if failure.headers else None
-        cool_down(key, now, min(asked, routing.max_cooldown_s) if asked is not None else routing.cooldown_s)
-        breaker.release()
-        return False
-    if failure.kind == "bad_key":
-        if disable(key):
-            logger.error("provider {} rejected key {} with {}: key disabled until the next reload",
-                         deployment.provider.name, key.masked, failure.status)
-        breaker.release()
-        return False
-    key.failures += 1
-    if breaker.record_failure(now):
-        logger.warning("deployment {} circuit breaker opened for {} ({} consecutive failures)", deployment.name,
-                       model or "requests naming no model", breaker.consecutive)
-    return True
 
 
 async def _deliver(call: Call, opened: Opened, succeeded: bool = True) -> None:
