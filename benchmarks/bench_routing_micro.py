@@ -28,11 +28,11 @@ def steps(router: Upstreams, model: str) -> None:
                 False, "chat")
     entries = route.by_capability["chat"]
     now = time.monotonic()
-    deployment, key = choose(entries, now, [], random.random)  # type: ignore[misc]
+    deployment, key = choose(entries, model, now, [], random.random)  # type: ignore[misc]
     call.upstream_path(deployment)
     call.upstream_headers(deployment, key)
     call.upstream_body(deployment)
-    deployment.breaker.record_success(time.monotonic())
+    deployment.breaker_for(model).record_success(time.monotonic())
 
 
 def baseline() -> None:  # what the pre-routing code did in their place

@@ -15,7 +15,8 @@ x-mock-delay-ms (before the first byte; a client that leaves meanwhile is counte
 is generated for it),
 x-mock-chunks (stream length), x-mock-chunk-delay-ms (between chunks), x-mock-retry-after (on a 429, default 1),
 x-mock-reset-after-chunks (drop the connection after that many stream deltas; non-streamed: after the headers),
-x-mock-reject-key (401 when the request's key contains this text), x-mock-no-usage (1: OpenAI-style answers carry no
+x-mock-reject-key (401 when the request's key contains this text), x-mock-fail-key (500 when it contains this
+text), x-mock-no-usage (1: OpenAI-style answers carry no
 `usage`, and streams ignore `stream_options.include_usage`, like an upstream that reports none).
 The same settings can be fixed per base URL
 with a path prefix, so several "deployments" can share one double: `/_mock/status=503,delay-ms=10/v1/...`
@@ -610,6 +611,9 @@ async def _http(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     reject = headers.get(b"x-mock-reject-key")
     if reject and auth and reject in auth:
         status = 401
+    fail = headers.get(b"x-mock-fail-key")
+    if fail and auth and fail in auth:
+        status = 500
     delay = _number(headers.get(b"x-mock-delay-ms"), DELAY_MS, 600_000.0)
     if delay > 0 and await _left_during(receive, delay / 1000):
         SEEN.abandoned += 1  # as a real upstream, nothing is generated for a client that left while waiting

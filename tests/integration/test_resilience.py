@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -99,3 +100,80 @@ def test_the_response_says_which_deployment_answered(faulty: Gateway) -> None:
 def test_health_deployments_needs_the_master_key(faulty: Gateway) -> None:
     assert httpx.get(f"{faulty.url}/health/deployments").status_code == 401
     assert httpx.get(f"{faulty.url}/health").status_code == 200
+
+
+def _chat(gw: Gateway, model: str, stream: bool = False, **headers: str) -> httpx.Response:
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+    return httpx.post(f"{gw.url}/v1/chat/completions", json=body, headers={**AUTH, **headers}, timeout=10)
+
+
+def _catch_all(upstream: str, tmp_path: Path, keys: tuple[str, ...], base_url: str = "") -> str:
+    """One provider that passes every model through (no `models`, no alias), with these keys."""
+    return write_config(tmp_path, f"""
+[routing]
+backoff_base_ms = 1
+backoff_max_ms = 5
+
+[[providers]]
+name = "only"
+base_url = "{base_url or upstream + '/v1'}"
+api_keys = {list(keys)!r}
+""")
+
+
+def test_one_models_failures_rest_only_that_model(upstream: str, tmp_path: Path) -> None:
+    config = _catch_all(upstream, tmp_path, ("sk-one-000000000001", "sk-two-000000000002", "sk-three-00000000003"))
+    with start_gateway(gateway_env(upstream), "--config", config) as gw:
+        answers = [_chat(gw, "model-a", **{"x-mock-status": "500"}) for _ in range(5)]
+        assert answers[0].status_code == 500  # the upstream's answer, passed on after its retries
+        refused = _chat(gw, "model-a")  # model-a's breaker is open: refused without asking the upstream
+        assert refused.status_code == 503 and refused.headers["x-llmgate-attempts"] == "0"
+        assert refused.json()["error"]["code"] == "no_healthy_deployment"
+        assert refused.json()["error"]["message"] == "No healthy deployment can serve `model-a` right now."
+        served = _chat(gw, "model-b")  # another model on the same (catch-all) deployment is still served
+        assert served.status_code == 200 and served.headers["x-llmgate-attempts"] == "1"
+        assert _chat(gw, "model-b", stream=True).status_code == 200
+        embedded = httpx.post(f"{gw.url}/v1/embeddings", json={"model": "text-embedding-3-small", "input": "x"},
+                              headers=AUTH, timeout=10)
+        assert embedded.status_code == 200
+        health = httpx.get(f"{gw.url}/health/deployments", headers=AUTH).json()["deployments"]
+    (only,) = health
+    assert only["name"] == "only" and only["healthy"] and only["breaker"]["state"] == "closed"
+    models = {m["model"]: m for m in only["models"]}
+    assert models["model-a"]["breaker"]["state"] == "open" and not models["model-a"]["healthy"]
+    assert models["model-a"]["recent"]["errors"] >= 5
+    assert models["model-b"]["breaker"]["state"] == "closed" and models["model-b"]["healthy"]
+    assert models["text-embedding-3-small"]["recent"] == {"errors": 0, "requests": 1}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_5xx_on_the_only_deployment_is_retried_on_another_key(upstream: str, tmp_path: Path,
+                                                                   stream: bool) -> None:
+    keys = ("sk-bad-0000000000001", "sk-bad-0000000000002", "sk-good-000000000003")
+    config = _catch_all(upstream, tmp_path, keys)
+    with start_gateway(gateway_env(upstream), "--config", config) as gw:
+        httpx.post(f"{upstream}/_reset")
+        response = _chat(gw, "gpt-4o", stream, **{"x-mock-fail-key": "sk-bad"})
+        used = [r["auth"] for r in httpx.get(f"{upstream}/_seen").json()["recent"]]
+    assert response.status_code == 200 and response.headers["x-llmgate-attempts"] == "3"
+    assert used == [f"Bearer {k}" for k in keys]  # each retry on a key this request had not tried yet
+
+
+def test_every_attempt_failing_ends_with_the_upstreams_answer(upstream: str, tmp_path: Path) -> None:
+    keys = ("sk-one-000000000001", "sk-two-000000000002", "sk-three-00000000003")
+    config = _catch_all(upstream, tmp_path, keys)
+    with start_gateway(gateway_env(upstream), "--config", config) as gw:
+        httpx.post(f"{upstream}/_reset")
+        response = _chat(gw, "gpt-4o", **{"x-mock-status": "503"})
+        used = [r["auth"] for r in httpx.get(f"{upstream}/_seen").json()["recent"]]
+    assert response.status_code == 503 and response.json()["error"]["message"] == "mock error 503"
+    assert response.headers["x-llmgate-attempts"] == "4"  # max_attempts
+    assert used == [f"Bearer {k}" for k in (*keys, keys[0])]  # every key once, then the same ones again
+
+
+def test_a_connection_error_on_the_only_deployment_is_retried(upstream: str, tmp_path: Path) -> None:
+    config = _catch_all(upstream, tmp_path, ("sk-one-000000000001",), f"http://127.0.0.1:{free_port()}/v1")
+    with start_gateway(gateway_env(upstream), "--config", config) as gw:
+        response = _chat(gw, "gpt-4o")
+    assert response.status_code == 502 and response.headers["x-llmgate-attempts"] == "4"
+    assert response.json()["error"]["message"] == "Could not reach the upstream provider `only`."

@@ -148,9 +148,12 @@ def test_fallback_alias_when_every_deployment_fails(routed: Gateway) -> None:
 
 
 def test_a_failing_deployment_opens_its_breaker(routed: Gateway) -> None:
-    for _ in range(5):  # breaker_failures defaults to 5: each 503 is passed on as the upstream sent it
+    # breaker_failures defaults to 5: the first request fails max_attempts (4) times (its only deployment is tried
+    # again), the second the fifth time; each 503 is passed on as the upstream sent it
+    for attempts in ("4", "1"):
         response = chat(routed, "down")
         assert response.status_code == 503 and response.json()["error"]["message"] == "mock error 503"
+        assert response.headers["x-llmgate-attempts"] == attempts
     assert _health(routed, "broken/down")["breaker"]["state"] == "open"
     response = chat(routed, "down")  # now llmgate answers at once, without calling the upstream
     assert response.status_code == 503 and response.json()["error"]["code"] == "no_healthy_deployment"

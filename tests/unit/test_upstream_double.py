@@ -202,6 +202,17 @@ def test_x_mock_status(client: httpx.Client) -> None:
     assert limited.json()["error"]["type"] == "rate_limit_error"
 
 
+def test_x_mock_fail_key_fails_only_the_matching_key(client: httpx.Client) -> None:
+    fail = {"x-mock-fail-key": "bad"}
+    r = client.post("/v1/chat/completions", headers={**fail, "authorization": "Bearer sk-bad-1"}, json={})
+    assert r.status_code == 500 and r.json()["error"]["message"] == "mock error 500"
+    assert client.post("/v1/chat/completions", headers={**fail, "authorization": "Bearer sk-good-1"},
+                       json={}).status_code == 200
+    prefixed = client.post("/_mock/fail-key=bad/v1/chat/completions", headers={"authorization": "Bearer sk-bad"},
+                           json={})
+    assert prefixed.status_code == 500
+
+
 @pytest.mark.parametrize("status", [b"abc", b"99999", b"", b"42", b"429.5", b"nan", b"1e400", b"\xff\xfe"])
 def test_garbage_status_is_400(client: httpx.Client, status: bytes) -> None:
     r = client.post("/v1/models", headers={"x-mock-status": status})

@@ -86,8 +86,9 @@ class GatewayMetrics:
         self.keys_disabled = Gauge("llmgate_keys_disabled", "Provider keys disabled after a 401/403.",
                                    ("provider",), registry=own, multiprocess_mode="livemax")
         self.breaker = Gauge("llmgate_breaker_state",
-                             "Circuit breaker state per deployment: 1 in the current state (with several workers: "
-                             "how many workers see it in that state).",
+                             "Circuit breaker state per deployment: 1 in the current state (a pass-through "
+                             "deployment, with a breaker per upstream model: 1 in each state one of them is in; "
+                             "with several workers: how many workers see it in that state).",
                              ("deployment", "state"), registry=own, multiprocess_mode="livesum")
         self.breaker_opened = Counter("llmgate_breaker_opened", "Times a deployment's circuit breaker opened.",
                                       ("deployment",), registry=own)

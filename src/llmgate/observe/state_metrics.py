@@ -83,13 +83,20 @@ class StateSampler:
         self._keys.end_pass()
         names = set()
         for deployment in table.deployments():
-            breaker, name = deployment.breaker, deployment.name
+            name = deployment.name
             names.add(name)
+            # a pass-through deployment has a breaker per upstream model: 1 in each state one of them is in
+            breakers = [deployment.breaker]
+            if deployment.models is not None:
+                breakers.extend(breaker for _, breaker in deployment.models.items())
+            states = set()
+            for breaker in breakers:
+                states.add(breaker.state)
+                opened = self._breakers.advance(breaker, breaker.opened)
+                if opened:
+                    metrics.breaker_opened.labels(name).inc(opened)
             for state in BREAKER_STATES:
-                metrics.breaker.labels(name, state).set(1 if breaker.state == state else 0)
-            opened = self._breakers.advance(breaker, breaker.opened)
-            if opened:
-                metrics.breaker_opened.labels(name).inc(opened)
+                metrics.breaker.labels(name, state).set(1 if state in states else 0)
         self._breakers.end_pass()
         for gone in self._deployments - names:  # removed by a reload: no longer in any state
             for state in BREAKER_STATES:

@@ -1,7 +1,8 @@
 """What one client request carries through its attempts (`Call`), and what an attempt ends with.
 
 An attempt ends `Opened` (an answer to deliver: a success, or a 4xx that is the caller's own) or `Failure`
-(retry elsewhere: 429, 401/403, 5xx, connection error, timeout before the first byte).
+(retry elsewhere: 429, 401/403, 5xx, connection error, timeout before the first byte); `record_failure` tells
+routing what a Failure means (a key's cooldown or end, the breaker of the deployment and model).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from loguru import logger
+
 from llmgate.config import RoutingConfig
 from llmgate.errors import GatewayError
 from llmgate.proxy.asgi import Headers, Receive, Send, WatchList
@@ -17,7 +20,7 @@ from llmgate.proxy.client import Body, RawHeaders, StreamedReply, UpstreamClient
 from llmgate.proxy.headers import InboundHeaders, upstream_request_headers
 from llmgate.proxy.relay import relay
 from llmgate.proxy.streaming import openai_error_frame
-from llmgate.routing.keys import KeyState
+from llmgate.routing.keys import KeyState, cool_down, disable, retry_after_s
 from llmgate.routing.select import Deployment
 from llmgate.schemas.openai import replace_model
 from llmgate.usage.event import Exchange
@@ -28,6 +31,8 @@ if TYPE_CHECKING:
     from llmgate.proxy.translated import Translation
 
 FailureKind = Literal["rate_limited", "bad_key", "server", "transport", "timeout", "done"]
+TRANSIENT: frozenset[FailureKind] = frozenset(("server", "transport", "timeout"))
+"""Failures of the deployment, not of the key: retried on the same deployment when nothing else can take them."""
 _SSE_START: Headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
 
@@ -94,6 +99,7 @@ class Call:
         "stream",
         "tap",
         "translation",
+        "tried_keys",
         "upstreams",
         "usage_body",
     )
@@ -128,6 +134,8 @@ class Call:
         """The body asking for the stream's usage chunk the client did not ask for (usage log on)."""
         self.tap: StreamTap | None = None
         """Sees a successful stream's chunks on their way out, for its usage (a virtual token's, or logged)."""
+        self.tried_keys: list[KeyState] | None = None
+        """The keys this request's failed attempts used, so that a retry prefers another (None until one fails)."""
         self.own_keys: dict[str, str] = {}
         """The caller's project's own upstream keys, by provider name: used instead of the provider's."""
 
@@ -187,3 +195,27 @@ class Failure:
                  headers: RawHeaders | None = None, body: bytes = b"", error: GatewayError | None = None) -> None:
         self.deployment, self.key, self.kind = deployment, key, kind
         self.status, self.headers, self.body, self.error = status, headers, body, error
+
+
+def record_failure(failure: Failure, model: str | None, now: float, routing: RoutingConfig) -> bool:
+    """Tell routing what went wrong for a request for `model`; True when the deployment itself failed (a 5xx,
+    connection error or timeout, counted by its breaker for that model: try another one)."""
+    deployment, key = failure.deployment, failure.key
+    assert deployment is not None and key is not None
+    breaker = deployment.breaker_for(model)
+    if failure.kind == "rate_limited":
+        asked = retry_after_s(failure.headers) if failure.headers else None
+        cool_down(key, now, min(asked, routing.max_cooldown_s) if asked is not None else routing.cooldown_s)
+        breaker.release()
+        return False
+    if failure.kind == "bad_key":
+        if disable(key):
+            logger.error("provider {} rejected key {} with {}: key disabled until the next reload",
+                         deployment.provider.name, key.masked, failure.status)
+        breaker.release()
+        return False
+    key.failures += 1
+    if breaker.record_failure(now):
+        logger.warning("deployment {} circuit breaker opened for {} ({} consecutive failures)", deployment.name,
+                       model or "requests naming no model", breaker.consecutive)
+    return True

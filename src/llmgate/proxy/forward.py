@@ -3,8 +3,10 @@ errors become ours.
 
     forward()   the attempt loop: routing picks (deployment, key); an attempt that fails before the first byte
                 went to the client (connect error, timeout, 429, 401/403, 5xx) is retried on the next pick,
-                then on the alias's fallbacks, with exponential backoff and jitter, within the attempt and time
-                budget. Other 4xx pass through at once. Every outcome goes back to routing (cooldown, breaker).
+                then on the alias's fallbacks; when nothing else can take it, a transient failure (5xx,
+                connection error, timeout) is retried on the same deployments, another key first. With
+                exponential backoff and jitter, within the attempt and time budget. Other 4xx pass through at
+                once. Every outcome goes back to routing (cooldown, the breaker of the model asked).
     open_*()    one attempt, up to its first byte (the whole answer when not streaming)
     deliver     the chosen answer to the client, with `x-llmgate-deployment` and `x-llmgate-attempts`
 """
@@ -14,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from typing import Any
 
 from loguru import logger
 
@@ -29,11 +30,11 @@ from llmgate.errors import (
 from llmgate.log import mask_secret
 from llmgate.observe.timing import server_timing
 from llmgate.proxy.asgi import DisconnectWatch, Headers, uncancel
-from llmgate.proxy.attempt import Call, Failure, Opened, failure_kind
+from llmgate.proxy.attempt import TRANSIENT, Call, Failure, Opened, failure_kind, record_failure
 from llmgate.proxy.client import TRANSPORT_ERRORS, UpstreamClient, is_connect_timeout, is_timeout
 from llmgate.proxy.hedge import open_hedged
 from llmgate.proxy.streaming import StreamGuard, end_with_error
-from llmgate.routing.keys import KeyState, cool_down, disable, retry_after_s
+from llmgate.routing.keys import KeyState
 from llmgate.routing.select import Deployment, Route, choose, choose_last_resort
 from llmgate.usage.event import CLIENT_CLOSED
 
@@ -91,30 +92,39 @@ _DONE = Failure(None, None, "done")
 
 
 async def _try_chain(call: Call, route: Route) -> Failure | None:
-    """The alias, then its fallbacks, then (when nothing at all was available) a resting key."""
-    failure = await _try_route(call, route)
+    """The alias, then its fallbacks; for a transient failure (nothing else could take it) the same again; then
+    (when nothing at all was available) a resting key."""
+    failure = await _try_route(call, route, None, again=False)
     if failure is not _DONE:
-        for fallback in route.fallbacks:
-            if _out_of_budget(call):
-                break
-            failure = await _try_route(call, fallback, failure)
-            if failure is _DONE:
-                break
-    if failure is None:
-        failure = await _last_resort(call, route)
+        failure = await _try_fallbacks(call, route, failure, again=False)
+        if failure is not None and failure.kind in TRANSIENT:
+            failure = await _try_route(call, route, failure, again=True)
+            failure = await _try_fallbacks(call, route, failure, again=True)
+        if failure is None:
+            failure = await _last_resort(call, route)
+    return failure
+
+
+async def _try_fallbacks(call: Call, route: Route, failure: Failure | None, again: bool) -> Failure | None:
+    for fallback in route.fallbacks:
+        if failure is _DONE or _out_of_budget(call):
+            break
+        failure = await _try_route(call, fallback, failure, again)
     return failure
 
 
 def _release_probe(call: Call) -> None:
     """The request ended before its attempt's outcome was known: a half-open probe it held is free again."""
-    if call.deployment is not None and call.deployment.breaker.state == "half_open":
-        call.deployment.breaker.release()
+    if call.deployment is not None:
+        breaker = call.deployment.breaker_for(call.model)
+        if breaker.state == "half_open":
+            breaker.release()
 
 
 async def _last_resort(call: Call, route: Route) -> Failure | None:
     """Nothing was available: try a resting key once rather than refuse (see routing.select.choose_last_resort)."""
     entries = route.by_capability.get(call.capability)
-    pick = choose_last_resort(entries, _clock()) if entries is not None else None
+    pick = choose_last_resort(entries, call.model, _clock()) if entries is not None else None
     if pick is None:
         return None
     call.attempts += 1
@@ -123,7 +133,7 @@ async def _last_resort(call: Call, route: Route) -> Failure | None:
     if isinstance(opened, Opened):
         await _deliver(call, opened)
         return _DONE
-    record_failure(opened, _clock(), call.routing)
+    _record(call, opened)
     return opened
 
 
@@ -132,15 +142,16 @@ def _out_of_budget(call: Call) -> bool:
     return call.attempts >= call.max_attempts or _clock() - call.started_at >= routing.budget_s
 
 
-async def _try_route(call: Call, route: Route, failure: Failure | None = None) -> Failure | None:
-    """Attempts on one alias until one is delivered (→ _DONE) or none is left (→ the last failure)."""
+async def _try_route(call: Call, route: Route, failure: Failure | None, again: bool) -> Failure | None:
+    """Attempts on one alias until one is delivered (→ _DONE) or none is left (→ the last failure). A deployment
+    that failed is left out for the rest of the pass, unless `again` (the retry pass: nothing else can take it,
+    and its breaker for the model says when to stop)."""
     entries = route.by_capability.get(call.capability)
     if entries is None:
         return failure
     exclude: list[Deployment] = []
     while not _out_of_budget(call):
-        now = _clock()
-        pick = choose(entries, now, exclude, random.random)
+        pick = choose(entries, call.model, _clock(), exclude, random.random, call.tried_keys or ())
         if pick is None:
             return failure
         if call.attempts:
@@ -148,15 +159,14 @@ async def _try_route(call: Call, route: Route, failure: Failure | None = None) -
         call.attempts += 1
         call.deployment = pick[0]
         if route.hedge is not None and call.may_retry:
-            opened = await open_hedged(call, route, pick, entries, exclude, _open, _clock,
-                                       lambda f: record_failure(f, _clock(), call.routing))
+            opened = await open_hedged(call, route, pick, entries, exclude, _open, _clock, lambda f: _record(call, f))
         else:
             opened = await _open(call, *pick)
         if isinstance(opened, Opened):
             await _deliver(call, opened)
             return _DONE
         failure = opened
-        if record_failure(failure, _clock(), call.routing):
+        if _record(call, failure) and not again:
             exclude.append(failure.deployment)  # type: ignore[arg-type]
         if not call.may_retry:
             return failure
@@ -246,26 +256,14 @@ def _backoff_s(call: Call) -> float:
     return ceiling * (0.5 + random.random() / 2)
 
 
-def record_failure(failure: Failure, now: float, routing: Any) -> bool:
-    """Tell routing what went wrong; True when the deployment itself failed (try another one)."""
-    deployment, key = failure.deployment, failure.key
-    assert deployment is not None and key is not None
-    if failure.kind == "rate_limited":
-        asked = retry_after_s(failure.headers) if failure.headers else None
-        cool_down(key, now, min(asked, routing.max_cooldown_s) if asked is not None else routing.cooldown_s)
-        deployment.breaker.release()
-        return False
-    if failure.kind == "bad_key":
-        if disable(key):
-            logger.error("provider {} rejected key {} with {}: key disabled until the next reload",
-                         deployment.provider.name, key.masked, failure.status)
-        deployment.breaker.release()
-        return False
-    key.failures += 1
-    if deployment.breaker.record_failure(now):
-        logger.warning("deployment {} circuit breaker opened ({} consecutive failures)", deployment.name,
-                       deployment.breaker.consecutive)
-    return True
+def _record(call: Call, failure: Failure) -> bool:
+    """Tell routing about a failed attempt of `call` and remember its key (a retry tries another first)."""
+    assert failure.key is not None
+    if call.tried_keys is None:
+        call.tried_keys = [failure.key]
+    else:
+        call.tried_keys.append(failure.key)
+    return record_failure(failure, call.model, _clock(), call.routing)
 
 
 async def _deliver(call: Call, opened: Opened, succeeded: bool = True) -> None:
@@ -289,11 +287,12 @@ async def _deliver(call: Call, opened: Opened, succeeded: bool = True) -> None:
             await reply.__aexit__(None, None, None)
             exchange.upstream_s += _clock() - opened.sent_at
     if error is not None:
-        if deployment.breaker.record_failure(_clock()):
-            logger.warning("deployment {} circuit breaker opened (mid-stream failure)", deployment.name)
+        if deployment.breaker_for(call.model).record_failure(_clock()):
+            logger.warning("deployment {} circuit breaker opened for {} (mid-stream failure)", deployment.name,
+                           call.model or "requests naming no model")
         return
     if succeeded:
-        deployment.breaker.record_success(_clock())
+        deployment.breaker_for(call.model).record_success(_clock())
     if deployment.tpm is not None and exchange.status == 200 and exchange.meter is not None:
         deployment.record_tokens(exchange.meter.tokens(), _clock())  # a deployment with a tpm limit
 
@@ -322,15 +321,17 @@ async def _answer_failure(call: Call, route: Route, failure: Failure | None) -> 
 
 
 def _nothing_available(call: Call, route: Route) -> GatewayError:
-    """Every deployment is resting: 429 when keys are cooling down (with when to come back), else 503."""
+    """Every deployment is resting: 429 when keys are cooling down (with when to come back), else 503. The
+    message names the model the client asked for (a catch-all or prefix route's name is a pattern)."""
     now = _clock()
     returns = []
     for deployment, _ in route.entries:
         back = deployment.keys.next_available_at()
-        if back is not None and back > now and deployment.breaker.allows(now):
+        if back is not None and back > now and deployment.breaker_for(call.model).allows(now):
             returns.append(back)
+    asked = f"`{call.model}`" if call.model else "this request"
     if returns:
         wait = max(1, int(min(returns) - now + 0.999))
-        return RateLimited(f"Every API key for `{route.name}` is rate limited; retry in {wait} s.",
+        return RateLimited(f"Every API key for {asked} is rate limited; retry in {wait} s.",
                            headers={"retry-after": str(wait)})
-    return NoHealthyDeployment(f"No healthy deployment can serve `{route.name}` right now.")
+    return NoHealthyDeployment(f"No healthy deployment can serve {asked} right now.")

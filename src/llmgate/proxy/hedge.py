@@ -60,17 +60,19 @@ async def open_hedged(call: Call, route: Route, pick: Pick, entries: tuple[Entry
             raise
         uncancel()
         guard.between_attempts()
-        return Failure(pick[0], pick[1], "timeout",
-                       error=UpstreamTimeout(f"The upstream for `{route.name}` did not answer in time."))
+        asked = f"`{call.model}`" if call.model else "this request"
+        error = UpstreamTimeout(f"The upstream for {asked} did not answer in time.")
+        return Failure(pick[0], pick[1], "timeout", error=error)
     finally:
-        _abandon(running)
+        _abandon(call, running)
 
 
 def _second_pick(call: Call, route: Route, pick: Pick, entries: tuple[Entry, ...], exclude: list[Deployment],
                  waited_s: float) -> Pick | None:
     """Another deployment if one is available, else another key of the same one; counted as a hedge."""
-    now = time.monotonic()
-    second = choose(entries, now, [*exclude, pick[0]], random.random) or choose(entries, now, exclude, random.random)
+    now, model, tried = time.monotonic(), call.model, call.tried_keys or ()
+    second = choose(entries, model, now, [*exclude, pick[0]], random.random, tried) or \
+        choose(entries, model, now, exclude, random.random, (*tried, pick[1]))
     if second is None or route.hedge is None:
         return None
     route.hedge.hedges += 1
@@ -81,10 +83,10 @@ def _second_pick(call: Call, route: Route, pick: Pick, entries: tuple[Entry, ...
     return second
 
 
-def _abandon(running: dict[asyncio.Future[Opened | Failure], Pick]) -> None:
+def _abandon(call: Call, running: dict[asyncio.Future[Opened | Failure], Pick]) -> None:
     """Cancel the attempts still running (the loser); close a second stream that opened as well."""
     for task, (deployment, _) in running.items():
-        deployment.breaker.release()
+        deployment.breaker_for(call.model).release()
         if not task.done():
             task.cancel()
         elif not task.cancelled() and isinstance(late := task.result(), Opened) and late.reply is not None:

@@ -1,4 +1,8 @@
-"""Circuit breaker per deployment: closed → open → half-open (one probe) → closed. Pure; `now` is passed in.
+"""Circuit breakers: closed → open → half-open (one probe) → closed. Pure; `now` is passed in.
+
+One per (deployment, upstream model): an alias's deployment serves one upstream model and has one breaker; a
+pass-through deployment serves whatever model is asked and keeps a breaker per model (`ModelBreakers`), so one
+model failing upstream does not refuse the others.
 
 Opens after `failures` consecutive failures, or when failures reach `error_rate` of at least `min_requests`
 outcomes within the window (two fixed buckets: the current one and the previous, weighted by overlap — a
@@ -8,15 +12,20 @@ closes the breaker, its failure opens it again.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Literal
 
 from llmgate.config import RoutingConfig
 
 BreakerState = Literal["closed", "open", "half_open"]
+MAX_MODEL_BREAKERS = 1024
+"""Per pass-through deployment: model names come from clients, so their breakers are bounded (least recently used
+closed ones make room)."""
 
 
 class Breaker:
-    """The health of one deployment. Failures: 5xx, connection errors, timeouts before the first byte."""
+    """The health of one deployment for one upstream model. Failures: 5xx, connection errors, timeouts before
+    the first byte."""
 
     __slots__ = ("_bucket_start", "_config", "_cur_fail", "_cur_total", "_prev_fail", "_prev_total", "consecutive",
                  "open_until", "opened", "probe_in_flight", "state")
@@ -108,3 +117,51 @@ class Breaker:
             self._prev_fail = self._prev_total = 0
             self._bucket_start = now
         self._cur_fail = self._cur_total = 0
+
+
+class ModelBreakers:
+    """A pass-through deployment's breakers, one per upstream model asked, created on first use.
+
+    At most `cap` are kept: a new model evicts the least recently used closed breaker (a closed one holds only
+    recent counts; an open one is the refusal that protects the upstream, so it stays). With none closed to
+    evict, new models share `shared`, the breaker of requests that name no model.
+    """
+
+    __slots__ = ("_config", "by_model", "cap", "shared")
+
+    def __init__(self, config: RoutingConfig, shared: Breaker, cap: int = MAX_MODEL_BREAKERS) -> None:
+        self._config = config
+        self.shared = shared
+        self.cap = cap
+        self.by_model: OrderedDict[str, Breaker] = OrderedDict()
+        """Least recently used first (`Deployment.breaker_for` reads it directly: once per attempt)."""
+
+    def get(self, model: str) -> Breaker:
+        """The breaker of `model` (created on first use), now the most recently used."""
+        by_model = self.by_model
+        breaker = by_model.get(model)
+        if breaker is not None:
+            by_model.move_to_end(model)
+            return breaker
+        if len(by_model) >= self.cap and not self._evict():
+            return self.shared
+        breaker = by_model[model] = Breaker(self._config)
+        return breaker
+
+    def reconfigure(self, config: RoutingConfig) -> None:
+        """Keep every model's state, take new thresholds (config reload)."""
+        self._config = config
+        self.shared.reconfigure(config)
+        for breaker in self.by_model.values():
+            breaker.reconfigure(config)
+
+    def items(self) -> list[tuple[str, Breaker]]:
+        """(model, breaker), least recently used first."""
+        return list(self.by_model.items())
+
+    def _evict(self) -> bool:
+        for model, breaker in self.by_model.items():
+            if breaker.state == "closed":
+                del self.by_model[model]
+                return True
+        return False

@@ -7,7 +7,7 @@ A 429 rests only the key that got it, for as long as the upstream asks (`retry-a
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from llmgate.log import mask_secret
 from llmgate.providers.base import AuthHeaders
@@ -42,8 +42,11 @@ class KeyRing:
         self.keys = tuple(keys)
         self._uses = 0
 
-    def choose(self, now: float) -> KeyState | None:
-        """The least recently used available key (and mark it used), or None when all rest or are disabled."""
+    def choose(self, now: float, tried: Sequence[KeyState] = ()) -> KeyState | None:
+        """The least recently used available key (and mark it used), or None when all rest or are disabled.
+
+        Keys in `tried` (those a retried request already failed on) come last: another key first, if any.
+        """
         keys = self.keys
         if len(keys) == 1:
             key = keys[0]
@@ -51,13 +54,19 @@ class KeyRing:
                 return None
         else:
             best: KeyState | None = None
+            again: KeyState | None = None
             for candidate in keys:  # inlined is_available: this runs per request
-                if not candidate.disabled and candidate.cooldown_until <= now and \
-                        (best is None or candidate.last_used < best.last_used):
+                if candidate.disabled or candidate.cooldown_until > now:
+                    continue
+                if tried and candidate in tried:
+                    if again is None or candidate.last_used < again.last_used:
+                        again = candidate
+                elif best is None or candidate.last_used < best.last_used:
                     best = candidate
-            if best is None:
+            chosen = best or again
+            if chosen is None:
                 return None
-            key = best
+            key = chosen
         self._uses += 1
         key.last_used = self._uses
         return key

@@ -3,7 +3,8 @@
 Strategy: weighted random ("simple shuffle") among the available deployments. It needs no shared state, so
 every worker process and every gateway replica spreads load the same way without coordinating; least-busy
 would only see one worker's in-flight counts and chases noise at low concurrency. Unavailable means: breaker
-open (or its one half-open probe taken), over its rpm, or no key left that is not resting or disabled.
+open for the model asked (or its one half-open probe taken), over its rpm, or no key left that is not resting or
+disabled.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from llmgate.config import HedgeConfig
 from llmgate.providers.base import Provider
-from llmgate.routing.breaker import Breaker
+from llmgate.routing.breaker import Breaker, ModelBreakers
 from llmgate.routing.keys import KeyRing, KeyState
 
 _TTFB_SAMPLES = 128
@@ -21,11 +22,11 @@ _TTFB_SAMPLES = 128
 class Deployment:
     """A provider serving one upstream model (or, for pass-through, whatever model is asked)."""
 
-    __slots__ = ("_minute_count", "_minute_start", "_minute_tokens", "breaker", "header", "keys", "name", "provider",
-                 "rpm", "tpm", "upstream_model")
+    __slots__ = ("_minute_count", "_minute_start", "_minute_tokens", "breaker", "header", "keys", "models", "name",
+                 "provider", "rpm", "tpm", "upstream_model")
 
     def __init__(self, name: str, provider: Provider, upstream_model: str | None, keys: KeyRing, breaker: Breaker,
-                 rpm: int | None = None, tpm: int | None = None) -> None:
+                 rpm: int | None = None, tpm: int | None = None, models: ModelBreakers | None = None) -> None:
         self.name = name
         self.header = name.encode()
         self.provider = provider
@@ -33,14 +34,29 @@ class Deployment:
         """None: send the model the caller asked for (pass-through)."""
         self.keys = keys
         self.breaker = breaker
+        """Its one upstream model's breaker; for pass-through, that of requests naming no model."""
+        self.models = models
+        """Pass-through only: a breaker per upstream model asked."""
         self.rpm = rpm
         self.tpm = tpm
         self._minute_start = 0.0
         self._minute_count = 0
         self._minute_tokens = 0
 
-    def is_available(self, now: float) -> bool:
-        return self.breaker.allows(now) and self.under_limits(now) and self.keys.has_available(now)
+    def breaker_for(self, model: str | None) -> Breaker:
+        """The breaker of the upstream model that a request for `model` goes to here."""
+        models = self.models
+        if models is None or not model:
+            return self.breaker
+        breaker = models.by_model.get(model)  # ModelBreakers.get inlined for a known model: this runs per attempt
+        if breaker is None:
+            return models.get(model)
+        models.by_model.move_to_end(model)
+        return breaker
+
+    def is_available(self, now: float, breaker: Breaker | None = None) -> bool:
+        """Could it take a request now (for the upstream model of `breaker`, by default its own breaker's)?"""
+        return (breaker or self.breaker).allows(now) and self.under_limits(now) and self.keys.has_available(now)
 
     def under_limits(self, now: float) -> bool:
         """Under its rpm and tpm for the current minute (a fixed window from its first request)."""
@@ -49,13 +65,13 @@ class Deployment:
         return (self.rpm is None or self._minute_count < self.rpm) and \
             (self.tpm is None or self._minute_tokens < self.tpm)
 
-    def claim(self, now: float) -> None:
-        """An attempt goes here: count it against rpm and take the half-open probe if the breaker needs one."""
+    def claim(self, now: float, breaker: Breaker) -> None:
+        """An attempt goes here: count it against rpm and take `breaker`'s half-open probe if it needs one."""
         if self.rpm is not None or self.tpm is not None:
             self._roll_minute(now)
             self._minute_count += 1
-        if self.breaker.state != "closed":
-            self.breaker.claim(now)
+        if breaker.state != "closed":
+            breaker.claim(now)
 
     def record_tokens(self, tokens: int, now: float) -> None:
         """Count a delivered answer's tokens against tpm (its usage, read by the meter: routes whose deployments
@@ -134,42 +150,48 @@ class Route:
 Pick = tuple[Deployment, KeyState]
 
 
-def choose(entries: tuple[Entry, ...], now: float, exclude: Sequence[Deployment],
-           random: Callable[[], float]) -> Pick | None:
-    """A deployment by weight among the available ones not in `exclude`, and its least recently used key."""
+def choose(entries: tuple[Entry, ...], model: str | None, now: float, exclude: Sequence[Deployment],
+           random: Callable[[], float], tried: Sequence[KeyState] = ()) -> Pick | None:
+    """A deployment by weight among those not in `exclude` that are available for `model`, and its least recently
+    used key (one not in `tried` if it has any left)."""
     if len(entries) == 1:  # the common case, kept cheap: no list, no random draw
         deployment = entries[0][0]
-        if deployment in exclude or not deployment.breaker.allows(now) or not deployment.under_limits(now):
+        if deployment in exclude:
             return None
-        key = deployment.keys.choose(now)
+        breaker = deployment.breaker_for(model)
+        if not breaker.allows(now) or not deployment.under_limits(now):
+            return None
+        key = deployment.keys.choose(now, tried)
         if key is None:
             return None
-        deployment.claim(now)
+        deployment.claim(now, breaker)
         return deployment, key
     # keys are checked by keys.choose below, which also claims one: no separate has_available() pass
-    candidates = [e for e in entries if e[0] not in exclude and e[0].breaker.allows(now) and e[0].under_limits(now)]
+    candidates = [e for e in entries if e[0] not in exclude and e[0].breaker_for(model).allows(now)
+                  and e[0].under_limits(now)]
     while candidates:
         index = _weighted_index(candidates, random())
         deployment = candidates[index][0]
-        key = deployment.keys.choose(now)
+        key = deployment.keys.choose(now, tried)
         if key is not None:
-            deployment.claim(now)
+            deployment.claim(now, deployment.breaker_for(model))
             return deployment, key
         del candidates[index]
     return None
 
 
-def choose_last_resort(entries: tuple[Entry, ...], now: float) -> Pick | None:
-    """When every key is resting: the first deployment whose breaker allows, with a resting key.
+def choose_last_resort(entries: tuple[Entry, ...], model: str | None, now: float) -> Pick | None:
+    """When every key is resting: the first deployment whose breaker for `model` allows, with a resting key.
 
     With nowhere else to send the request, the upstream's own answer (it may have capacity again, or limits
     per model) beats refusing it ourselves; a single-key setup thus behaves as it would without llmgate.
     """
     for deployment, _ in entries:
-        if deployment.breaker.allows(now) and deployment.under_limits(now):
+        breaker = deployment.breaker_for(model)
+        if breaker.allows(now) and deployment.under_limits(now):
             key = deployment.keys.choose_resting()
             if key is not None:
-                deployment.claim(now)
+                deployment.claim(now, breaker)
                 return deployment, key
     return None
 

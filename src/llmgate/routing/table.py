@@ -2,7 +2,8 @@
 
 Lookup order: `[[models]]` aliases and the names providers declare (exact), then declared prefixes
 (`claude-*`), then the catch-all provider: the first that declares no models and no alias uses.
-Key and breaker state carry over from the previous table on reload, matched by provider and key / by name.
+Key and breaker state carry over from the previous table on reload, matched by provider and key / by deployment
+name (a pass-through deployment's breakers per model too).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from llmgate.config import ModelConfig, ProviderConfig, RoutingConfig
 from llmgate.errors import ModelNotFound
 from llmgate.providers.base import ENDPOINT_CAPABILITIES, Provider
 from llmgate.providers.registry import build_provider
-from llmgate.routing.breaker import Breaker
+from llmgate.routing.breaker import Breaker, ModelBreakers
 from llmgate.routing.keys import KeyRing, KeyState
 from llmgate.routing.select import Deployment, Route
 
@@ -113,8 +114,14 @@ class RoutingTable:
     def _passthrough(self, provider: str, previous: RoutingTable | None) -> Deployment:
         deployment = self._deployments.get(provider)
         if deployment is None:
+            old = previous._deployments.get(provider) if previous is not None else None
+            if old is not None and old.models is not None:
+                models = old.models
+                models.reconfigure(self.routing)
+            else:
+                models = ModelBreakers(self.routing, self._breaker(provider, previous))
             deployment = Deployment(provider, self.providers[provider], None, self.keyrings[provider],
-                                    self._breaker(provider, previous))
+                                    models.shared, models=models)
             self._deployments[provider] = deployment
         return deployment
 

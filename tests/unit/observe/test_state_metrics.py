@@ -135,3 +135,26 @@ def test_deltas_count_growth_per_object_and_forget_the_unseen() -> None:
     deltas.end_pass()
     assert deltas.advance(b, 2) == 2
     assert deltas.advance(a, 1) == 0  # went down (a reset): nothing to add
+
+
+def test_a_passthrough_deployment_shows_each_state_its_models_breakers_are_in(tmp_path: Path) -> None:
+    gw = Gateway(tmp_path / "spill.jsonl")
+    gw.table = RoutingTable([*PROVIDERS, ProviderConfig(name="any", base_url="http://any")], MODELS, ROUTING)
+    catch_all = gw.deployment("any")
+    catch_all.breaker_for("model-b").record_success(1.0)
+    gw.sampler.sample()
+    found = values(gw.metrics)
+    assert found[("llmgate_breaker_state", ("any", "closed"))] == 1
+    assert found[("llmgate_breaker_state", ("any", "open"))] == 0
+    for t in (1.0, 1.1):
+        catch_all.breaker_for("model-a").record_failure(t)  # opens model-a's breaker only
+    gw.sampler.sample()
+    found = values(gw.metrics)
+    assert found[("llmgate_breaker_state", ("any", "open"))] == 1  # model-a
+    assert found[("llmgate_breaker_state", ("any", "closed"))] == 1  # model-b, and requests naming no model
+    assert found[("llmgate_breaker_opened_total", ("any",))] == 1
+    for t in (2.0, 2.1):
+        catch_all.breaker_for("model-b").record_failure(t)
+    gw.sampler.sample()
+    found = values(gw.metrics)
+    assert found[("llmgate_breaker_opened_total", ("any",))] == 2  # the openings of every model's breaker

@@ -1,7 +1,7 @@
 """The circuit breaker's states, with the clock passed in."""
 
 from llmgate.config import RoutingConfig
-from llmgate.routing.breaker import Breaker
+from llmgate.routing.breaker import Breaker, ModelBreakers
 
 CONFIG = RoutingConfig(breaker_failures=3, breaker_error_rate=0.5, breaker_min_requests=10, breaker_window_s=10,
                        breaker_open_s=5)
@@ -56,3 +56,43 @@ def test_a_failed_probe_opens_again_and_a_lost_probe_frees_the_slot() -> None:
     breaker.claim(12.0)
     breaker.release()  # the client left: another request may probe
     assert breaker.allows(12.1)
+
+
+def test_a_breaker_per_model_each_on_its_own() -> None:
+    models = ModelBreakers(CONFIG, Breaker(CONFIG))
+    a, b = models.get("model-a"), models.get("model-b")
+    assert a is not b and models.get("model-a") is a
+    for t in (0.0, 0.1, 0.2):
+        a.record_failure(t)
+    assert not a.allows(1.0) and b.allows(1.0) and models.shared.allows(1.0)
+    assert [m for m, _ in models.items()] == ["model-b", "model-a"]  # least recently used first
+
+
+def test_model_breakers_are_bounded_and_evict_only_closed_ones() -> None:
+    models = ModelBreakers(CONFIG, Breaker(CONFIG), cap=3)
+    first, second, third = (models.get(m) for m in ("m1", "m2", "m3"))
+    for t in (0.0, 0.1, 0.2):
+        first.record_failure(t)  # m1 open: it stays
+    models.get("m2")  # m2 used again: m3 is now the least recently used closed one
+    fourth = models.get("m4")
+    assert [m for m, _ in models.items()] == ["m1", "m2", "m4"]
+    assert models.get("m1") is first and models.get("m2") is second and models.get("m4") is fourth
+    assert models.get("m3") is not third  # evicted: a new, closed one took m2's place as the oldest closed
+    for breaker in (first, *(b for _, b in models.items())):
+        for t in (1.0, 1.1, 1.2):
+            breaker.record_failure(t)
+    assert all(b.state == "open" for _, b in models.items())
+    assert models.get("m5") is models.shared  # nothing closed to evict: new models share one breaker
+    assert len(models.items()) == 3
+
+
+def test_reconfigure_keeps_every_models_state() -> None:
+    models = ModelBreakers(CONFIG, Breaker(CONFIG))
+    breaker = models.get("m")
+    for t in (0.0, 0.1, 0.2):
+        breaker.record_failure(t)
+    models.reconfigure(RoutingConfig(breaker_open_s=100))
+    assert models.get("m") is breaker and breaker.state == "open"
+    breaker.claim(6.0)
+    breaker.record_failure(6.1)
+    assert breaker.open_until == 106.1  # the new thresholds apply

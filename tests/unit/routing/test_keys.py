@@ -67,3 +67,14 @@ def test_retry_after_precedence() -> None:
     assert retry_after_s([(b"x-ratelimit-reset-requests", b"2s"), (b"x-ratelimit-reset-tokens", b"1m")]) == 60.0
     assert retry_after_s([(b"retry-after", b"Wed, 21 Oct 2015 07:28:00 GMT")]) is None
     assert retry_after_s([(b"content-type", b"application/json")]) is None
+
+
+def test_a_retry_prefers_a_key_the_request_has_not_tried() -> None:
+    keys = ring("a", "b", "c")
+    a, b, c = keys.keys
+    assert [keys.choose(0.0) for _ in range(3)] == [a, b, c]  # a is now the least recently used
+    assert keys.choose(0.0, tried=[a]) is b  # not a, though a is older
+    assert keys.choose(0.0, tried=[a, b, c]) is a  # all tried: the least recently used of them
+    cool_down(b, 0.0, 30)
+    assert keys.choose(1.0, tried=[a, c]) is c  # b rests: a tried key again (c, used before a) rather than none
+    assert keys.choose(1.0, tried=[a]) is c  # c was used more recently than a, but a was tried

@@ -4,7 +4,7 @@ from collections import Counter
 
 from llmgate.config import HedgeConfig, ProviderConfig, RoutingConfig
 from llmgate.providers.registry import build_provider
-from llmgate.routing.breaker import Breaker
+from llmgate.routing.breaker import Breaker, ModelBreakers
 from llmgate.routing.keys import KeyRing, KeyState, cool_down, disable
 from llmgate.routing.select import Deployment, HedgeState, Route, choose, choose_last_resort
 
@@ -31,7 +31,7 @@ def test_weighted_among_the_available() -> None:
     a, b = deployment("a"), deployment("b")
     route = Route("r", [(a, 3.0), (b, 1.0)])
     draws = Draws(400)
-    picks = Counter(choose(route.entries, 0.0, [], draws)[0].name for _ in range(400))  # type: ignore[index]
+    picks = Counter(choose(route.entries, "m", 0.0, [], draws)[0].name for _ in range(400))  # type: ignore[index]
     assert picks == {"a": 300, "b": 100}
 
 
@@ -42,19 +42,19 @@ def test_unhealthy_excluded_and_rate_limited_are_skipped() -> None:
     disable(c.keys.keys[0])
     cool_down(c.keys.keys[1], 0.0, 60)
     for _ in range(10):
-        assert choose(entries, 1.0, [], lambda: 0.0)[0] is b  # type: ignore[index]
-    assert choose(entries, 1.0, [b], lambda: 0.0) is None
-    assert choose(entries, 61.0, [a, b], lambda: 0.0)[0] is c  # type: ignore[index]  # its second key is back
-    assert choose(entries, 11.0, [b, c], lambda: 0.0)[0] is a  # type: ignore[index]  # the half-open probe
-    assert a.breaker.state == "half_open" and choose(entries, 11.0, [b, c], lambda: 0.0) is None
+        assert choose(entries, "m", 1.0, [], lambda: 0.0)[0] is b  # type: ignore[index]
+    assert choose(entries, "m", 1.0, [b], lambda: 0.0) is None
+    assert choose(entries, "m", 61.0, [a, b], lambda: 0.0)[0] is c  # type: ignore[index]  # its second key is back
+    assert choose(entries, "m", 11.0, [b, c], lambda: 0.0)[0] is a  # type: ignore[index]  # the half-open probe
+    assert a.breaker.state == "half_open" and choose(entries, "m", 11.0, [b, c], lambda: 0.0) is None
 
 
 def test_rpm_limit() -> None:
     a = deployment("a", rpm=2)
     entries = Route("r", [(a, 1.0)]).entries
-    assert choose(entries, 0.0, [], lambda: 0.0) and choose(entries, 1.0, [], lambda: 0.0)
-    assert choose(entries, 2.0, [], lambda: 0.0) is None
-    assert choose(entries, 60.0, [], lambda: 0.0) is not None  # a new minute
+    assert choose(entries, "m", 0.0, [], lambda: 0.0) and choose(entries, "m", 1.0, [], lambda: 0.0)
+    assert choose(entries, "m", 2.0, [], lambda: 0.0) is None
+    assert choose(entries, "m", 60.0, [], lambda: 0.0) is not None  # a new minute
 
 
 def test_last_resort_uses_a_resting_key_but_not_an_open_breaker() -> None:
@@ -63,8 +63,8 @@ def test_last_resort_uses_a_resting_key_but_not_an_open_breaker() -> None:
     cool_down(a.keys.keys[0], 0.0, 60)
     cool_down(b.keys.keys[0], 0.0, 60)
     b.breaker.record_failure(0.0)
-    assert choose(entries, 1.0, [], lambda: 0.0) is None
-    assert choose_last_resort(entries, 1.0) == (a, a.keys.keys[0])
+    assert choose(entries, "m", 1.0, [], lambda: 0.0) is None
+    assert choose_last_resort(entries, "m", 1.0) == (a, a.keys.keys[0])
 
 
 def test_capabilities_split_the_entries() -> None:
@@ -97,9 +97,48 @@ def test_tpm_limit_counts_reported_tokens() -> None:
     a = deployment("a")
     a.tpm = 1000
     entries = Route("r", [(a, 1.0)]).entries
-    assert choose(entries, 0.0, [], lambda: 0.0) is not None
+    assert choose(entries, "m", 0.0, [], lambda: 0.0) is not None
     a.record_tokens(600, 1.0)
-    assert choose(entries, 2.0, [], lambda: 0.0) is not None
+    assert choose(entries, "m", 2.0, [], lambda: 0.0) is not None
     a.record_tokens(600, 3.0)
-    assert choose(entries, 4.0, [], lambda: 0.0) is None
-    assert choose(entries, 60.0, [], lambda: 0.0) is not None
+    assert choose(entries, "m", 4.0, [], lambda: 0.0) is None
+    assert choose(entries, "m", 60.0, [], lambda: 0.0) is not None
+
+
+def passthrough(name: str, keys: int = 1) -> Deployment:
+    provider = build_provider(ProviderConfig(name=name, base_url="http://x"))
+    ring = KeyRing(KeyState(f"sk-{name}-{i}", ()) for i in range(keys))
+    shared = Breaker(CONFIG)
+    return Deployment(name, provider, None, ring, shared, models=ModelBreakers(CONFIG, shared))
+
+
+def test_a_passthrough_deployment_rests_only_the_model_that_failed() -> None:
+    only = passthrough("only")
+    entries = Route("*", [(only, 1.0)]).entries
+    only.breaker_for("model-a").record_failure(0.0)  # opens (breaker_failures=1)
+    assert choose(entries, "model-a", 1.0, [], lambda: 0.0) is None
+    assert choose_last_resort(entries, "model-a", 1.0) is None
+    assert choose(entries, "model-b", 1.0, [], lambda: 0.0) == (only, only.keys.keys[0])
+    assert choose(entries, None, 1.0, [], lambda: 0.0) is not None  # no model named: the shared breaker
+    assert only.is_available(1.0) and not only.is_available(1.0, only.breaker_for("model-a"))
+    assert choose(entries, "model-a", 11.0, [], lambda: 0.0) is not None  # model-a's half-open probe
+    assert only.breaker_for("model-a").state == "half_open" and only.breaker.state == "closed"
+
+
+def test_an_alias_deployment_has_one_breaker_whatever_the_model_asked() -> None:
+    a = deployment("a")
+    assert a.breaker_for("m") is a.breaker_for("x") is a.breaker_for(None) is a.breaker
+
+
+def test_a_retry_on_the_same_deployment_prefers_an_untried_key() -> None:
+    only = deployment("only", keys=3)
+    entries = Route("r", [(only, 1.0)]).entries
+    first = choose(entries, "m", 0.0, [], lambda: 0.0)
+    assert first is not None
+    tried = [first[1]]
+    for _ in range(2):
+        pick = choose(entries, "m", 0.0, [], lambda: 0.0, tried)
+        assert pick is not None and pick[1] not in tried
+        tried.append(pick[1])
+    again = choose(entries, "m", 0.0, [], lambda: 0.0, tried)
+    assert again is not None and again[1] is first[1]  # every key tried: the least recently used again

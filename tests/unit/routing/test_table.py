@@ -83,3 +83,15 @@ def test_reload_keeps_key_and_breaker_state() -> None:
     assert kept.breaker.state == "open"
     k1, k3 = kept.keys.keys
     assert k1.cooldown_until == 130.0 and k3.cooldown_until == 0.0
+
+
+def test_reload_keeps_a_passthrough_deployments_breakers_per_model() -> None:
+    old = RoutingTable([provider("any")], routing=RoutingConfig(breaker_failures=1))
+    deployment = old.resolve("model-a", "/chat/completions").entries[0][0]
+    assert deployment.upstream_model is None and deployment.models is not None
+    deployment.breaker_for("model-a").record_failure(100.0)
+    new = RoutingTable([provider("any")], routing=RoutingConfig(breaker_failures=1, breaker_open_s=60),
+                       previous=old)
+    kept = new.resolve("model-b", "/chat/completions").entries[0][0]
+    assert kept.breaker_for("model-a").state == "open" and kept.breaker_for("model-b").state == "closed"
+    assert kept.breaker is deployment.breaker
