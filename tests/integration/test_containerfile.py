@@ -1,6 +1,6 @@
 """The Containerfile, read as a builder reads it (no container engine here): a data directory owned by the
 runtime user and declared a volume, LLMGATE_DATA_DIR pointing at it, a health check that works against a real
-gateway, and a README that builds in the image format that keeps it."""
+gateway, and docs that build it in the image format that keeps it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from llmgate.upstream_double import free_port
+from tests.docs import DOCS, README, pages, section
 from tests.servers import Gateway
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,9 +70,9 @@ def test_the_health_check_asks_a_running_gateway(gateway: Gateway) -> None:
     assert nothing_there.returncode != 0
 
 
-def test_the_readme_builds_in_the_format_that_keeps_the_health_check() -> None:
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Container"):]
-    section = section[:section.index("\n## ")]
-    builds = [line for line in section.splitlines() if re.match(r"(podman|buildah) (build|bud)\b", line)]
+def test_the_docs_build_in_the_format_that_keeps_the_health_check() -> None:
+    container = section(DOCS / "operations.md", "## Container")
+    everywhere = "".join(path.read_text() for path in (README, *pages()))
+    builds = [line for line in everywhere.splitlines() if re.match(r"\s*(podman|buildah) (build|bud)\b", line)]
+    assert any(line in container for line in builds)
     assert builds and all("--format docker" in line for line in builds), builds

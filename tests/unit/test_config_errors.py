@@ -3,7 +3,6 @@ environment held to the same types and ranges as the file."""
 
 import argparse
 import re
-import textwrap
 from pathlib import Path
 
 import msgspec
@@ -14,8 +13,7 @@ from hypothesis import strategies as st
 from llmgate.config import ConfigError, load_settings
 from llmgate.config_checks import parse_route
 from llmgate.config_schema import Route
-
-README = Path(__file__).resolve().parents[2] / "README.md"
+from tests.docs import toml_examples
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -142,9 +140,15 @@ def test_documented_environment_values_are_accepted() -> None:
     assert (server.port, server.log_level, server.cors_origins) == (8080, "debug", ("https://a", "https://b"))
 
 
-@pytest.mark.parametrize("block", re.findall(r"```toml\n(.*?)```", README.read_text(), re.S))
-def test_readme_config_examples_load(tmp_path: Path, block: str) -> None:
-    text = textwrap.dedent(block)
+EXAMPLES = toml_examples()
+
+
+def test_the_docs_have_config_examples() -> None:
+    assert len(EXAMPLES) >= 3, EXAMPLES
+
+
+@pytest.mark.parametrize("text", [text for _, text in EXAMPLES], ids=[where for where, _ in EXAMPLES])
+def test_documented_config_examples_load(tmp_path: Path, text: str) -> None:
     env = {name: "sk-test" for name in re.findall(r'"env:(\w+)"', text)}
     settings = load_settings(env, write(tmp_path, text))
     assert settings.has_config_file

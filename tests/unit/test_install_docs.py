@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.docs import pages
+
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL = re.compile(r"\b(?:pip3?|pipx|uv(?:\s+pip|\s+tool)?)\s+(?:install|add)\b([^\n`]*)")
 BY_NAME = re.compile(r"llmgate(?:\[[^\]]*\])?(?:\s*[=<>!~;].*)?")
@@ -68,6 +70,7 @@ def test_installs_from_the_repository_are_fine(command: str) -> None:
 def test_no_document_installs_llmgate_from_pypi() -> None:
     docs = documents()
     assert ROOT / "README.md" in docs and ROOT / "examples" / "llmgate-perf-gate.yml" in docs
+    assert set(pages()) <= set(docs) and ROOT / "docs" / "getting-started.md" in docs and ROOT / "mkdocs.yml" in docs
     offending = {str(path.relative_to(ROOT)): found for path in docs
                  if (found := pypi_installs(path.read_text(errors="replace")))}
     assert offending == {}

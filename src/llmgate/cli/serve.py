@@ -86,7 +86,7 @@ def _run_embedded(settings: Settings) -> None:
 
     async def serve() -> None:
         # granian's only warning here would be "Embedded server is experimental!", at every start: llmgate's own
-        # start-up line says how it serves, and README/.env.example say what granian calls the mode.
+        # start-up line says how it serves, and docs/operations.md and .env.example say what granian calls the mode.
         server = EmbeddedServer(create_app, factory=True, address=settings.server.host, port=settings.server.port,
                                 interface=Interfaces.ASGI, log_level=LogLevels.error, log_access=False,
                                 backlog=settings.server.backlog, backpressure=settings.server.max_connections)

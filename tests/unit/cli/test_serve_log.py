@@ -7,8 +7,7 @@ from loguru import logger
 from llmgate.cli.serve import _log_start, models_served, without_password
 from llmgate.config import DeploymentConfig, ModelConfig, ProviderConfig, ServerConfig, Settings, load_settings
 from llmgate.routing.table import RoutingTable
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.docs import DOCS, section
 
 
 def test_urls_are_logged_without_their_password() -> None:
@@ -17,11 +16,11 @@ def test_urls_are_logged_without_their_password() -> None:
     assert without_password("redis://cache:6379/0") == "redis://cache:6379/0"
 
 
-def readme_alias_example(tmp_path: Path) -> Settings:
-    """The TOML example of the README's "Providers, aliases and routing", loaded as `llmgate serve` loads it."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Providers, aliases and routing"):]
-    example = section[section.index("```toml\n") + len("```toml\n"):section.index("```\n\n")]
+def documented_alias_example(tmp_path: Path) -> Settings:
+    """The TOML example of docs/providers-and-routing.md's "Providers and aliases", loaded as `llmgate serve`
+    loads it."""
+    text = section(DOCS / "providers-and-routing.md", "## Providers and aliases")
+    example = text[text.index("```toml\n") + len("```toml\n"):text.index("```\n\n")]
     path = tmp_path / "llmgate.toml"
     path.write_text(example)
     keys = ("OPENAI_KEY_1", "OPENAI_KEY_2", "AZURE_OPENAI_KEY", "ANTHROPIC_API_KEY")
@@ -38,8 +37,8 @@ def start_up_lines(settings: Settings) -> list[str]:
     return lines
 
 
-def test_the_readme_alias_example_serves_every_other_model_too(tmp_path: Path) -> None:
-    settings = readme_alias_example(tmp_path)
+def test_the_documented_alias_example_serves_every_other_model_too(tmp_path: Path) -> None:
+    settings = documented_alias_example(tmp_path)
     table = RoutingTable(settings.providers, settings.models, settings.routing)
     assert table.resolve("gpt-4o", "/chat/completions").name == "gpt-4o"
     assert [d.name for d, _ in table.resolve("o3-mini", "/chat/completions").entries] == ["openai-any"]
@@ -47,7 +46,7 @@ def test_the_readme_alias_example_serves_every_other_model_too(tmp_path: Path) -
 
 
 def test_only_the_catch_all_is_logged_as_serving_any_model(tmp_path: Path) -> None:
-    lines = [line for line in start_up_lines(readme_alias_example(tmp_path)) if line.startswith("provider ")]
+    lines = [line for line in start_up_lines(documented_alias_example(tmp_path)) if line.startswith("provider ")]
     assert [line.split(" → ")[0] for line in lines] == [
         "provider openai", "provider azure-eu", "provider anthropic", "provider openai-any"]
     assert [line.split("models: ", 1)[1] for line in lines] == [
