@@ -3,7 +3,6 @@
     serve.py     llmgate serve                      run the gateway (granian)
     db.py        llmgate db upgrade                 apply the store's migrations
     manage.py    llmgate project|token|usage ...    the management API, over HTTP (httpx)
-    ../bench/    llmgate bench                      overhead vs the upstream double; the perf gate
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import sys
 from collections.abc import Sequence
 
 from llmgate import __version__
-from llmgate.bench import cli as bench
 from llmgate.cli import db, manage, serve
 from llmgate.cli.serve import check_exposure, run_serve
 
@@ -28,7 +26,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_parser(commands)
     db.add_parser(commands)
     manage.add_parsers(commands)
-    bench.add_parser(commands)
     args = parser.parse_args(argv)
     try:
         code: int = args.run(args)

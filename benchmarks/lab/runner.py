@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from llmgate.bench.loadgen import BODIES, CHAT_PATH, CpuWatch, Kind, LoadGenerator, LoadResult
-from llmgate.bench.processes import (
+from benchmarks.lab.loadgen import BODIES, CHAT_PATH, CpuWatch, Kind, LoadGenerator, LoadResult
+from benchmarks.lab.processes import (
     BenchError,
     Proc,
     Procs,
@@ -28,7 +28,7 @@ from llmgate.bench.processes import (
     tree_memory,
     wait_ready,
 )
-from llmgate.bench.scenarios import Target, base_env
+from benchmarks.lab.scenarios import Target, base_env
 from llmgate.upstream_double import free_port
 
 

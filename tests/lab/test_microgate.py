@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmgate.bench.microgate import compare_micro, median_document, persistent_micro, ratios_of_session
+from benchmarks.lab.microgate import compare_micro, median_document, persistent_micro, ratios_of_session
 
 NAME = "benchmarks/bench_hot_path.py::test_auth_master_key"
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from llmgate.bench.asyncload import run_load
-from llmgate.bench.processes import (
+from benchmarks.lab.asyncload import run_load
+from benchmarks.lab.processes import (
     CLK_TCK,
     BenchError,
     cpu_pct,
@@ -27,7 +27,7 @@ from llmgate.bench.processes import (
     pinned,
     tree_cpu_ticks,
 )
-from llmgate.bench.stats import CDF_PERCENTS, cdf_points, percentile
+from benchmarks.lab.stats import CDF_PERCENTS, cdf_points, percentile
 
 WRK_DIR = Path(__file__).resolve().parent / "wrk"
 CHAT_PATH = "/v1/chat/completions"

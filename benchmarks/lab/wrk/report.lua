@@ -1,4 +1,4 @@
--- Shared wrk done() hook for `llmgate bench` (llmgate/bench/loadgen.py): prints machine-readable lines.
+-- Shared wrk done() hook for the lab (benchmarks/lab/loadgen.py): prints machine-readable lines.
 --   RESULT requests=.. duration_us=.. bytes=.. connect=.. read=.. write=.. timeout=.. non2xx=..
 --   LATENCY_US p50=.. p90=.. p95=.. p99=.. max=.. mean=.. stdev=..
 --   CDF_US 1=.. 2=.. ... 99.9=..      (latency at each percentile, for the CDF plot)

@@ -22,17 +22,16 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from llmgate.bench.cli import SCENARIOS
-from llmgate.bench.processes import BenchError, http_call
+from benchmarks.lab.processes import BenchError, http_call
 
-__all__ = ["SCENARIOS", "Target", "build_targets", "llmgate_target"]
+SCENARIOS = ("passthrough", "routing", "token", "token-budget", "usage-log")
 DIRECT = "direct"
 MASTER_KEY = "sk-bench-master-0123456789"
 MANAGEMENT_TOKEN = "mt-bench-0123456789"
 UPSTREAM_KEY = "sk-bench-upstream"
 
 ROUTED_TOML = """\
-# llmgate bench, routing scenario: one alias, two deployments, three keys each.
+# The lab's routing scenario: one alias, two deployments, three keys each.
 [[providers]]
 name = "first"
 base_url = "{upstream}/v1"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmgate.bench.gate import Comparison, Tolerances, compare, persistent
+from benchmarks.lab.gate import Comparison, Tolerances, compare, persistent
 
 GW = "llmgate/passthrough"
 

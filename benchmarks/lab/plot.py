@@ -1,4 +1,4 @@
-"""`--plot FILE.png`: latency CDFs of every target, one panel per case (matplotlib, the optional `bench` extra)."""
+"""`--plot FILE.png`: latency CDFs of every target, one panel per case (matplotlib, the dev dependency group)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def plot_cdfs(doc: dict[str, Any], path: Path) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise RuntimeError("--plot needs matplotlib: pip install 'llmgate[bench]'") from exc
+        raise RuntimeError("--plot needs matplotlib (the dev dependency group: uv sync)") from exc
     cases = [(case, rows) for case, rows in doc["cases"].items() if any(r["cdf_ms"] for r in rows.values())]
     if not cases:
         raise RuntimeError("no latency distribution to plot")
@@ -36,7 +36,7 @@ def plot_cdfs(doc: dict[str, Any], path: Path) -> None:
     for ax in list(axes.flat)[len(cases):]:
         ax.set_visible(False)
     machine = doc.get("machine", {})
-    fig.suptitle(f"llmgate bench: {machine.get('cpu_model', '')}, {machine.get('usable_cores', '?')} cores")
+    fig.suptitle(f"llmgate vs direct: {machine.get('cpu_model', '')}, {machine.get('usable_cores', '?')} cores")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

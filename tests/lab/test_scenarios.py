@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from llmgate.bench.scenarios import MASTER_KEY, build_targets, create_token, gateway_cmd, llmgate_target
+from benchmarks.lab.scenarios import MASTER_KEY, build_targets, create_token, gateway_cmd, llmgate_target
 
 UP = "http://127.0.0.1:18080"
 

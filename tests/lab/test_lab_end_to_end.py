@@ -1,4 +1,5 @@
-"""`llmgate bench` end to end, briefly: a baseline run, then the gate against a build slowed by 1 ms a request."""
+"""The lab (`python -m benchmarks.lab`) end to end, briefly: a baseline run, then the gate against a build slowed
+by 1 ms a request."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ SHORT = ["--scenarios", "passthrough", "--kinds", "nonstream", "--concurrency", 
 def bench(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMGATE_", "OPENAI_"))}
     env["PYTHONPATH"] = str(REPO)  # the slowed build's module lives in tests/
-    return subprocess.run([sys.executable, "-m", "llmgate", "bench", *SHORT, *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "benchmarks.lab", *SHORT, *args], capture_output=True, text=True,
                           env=env, cwd=REPO, timeout=150)
 
 
@@ -38,7 +39,7 @@ def test_bench_reports_then_gate_names_the_slowed_figure(tmp_path: Path) -> None
 
     # --max-other-cpu: judge even if other suites keep the machine busy (both runs see the same neighbours; a
     # 1 ms slower request more than doubles the c=1 overhead, far past any noise measured here)
-    slowed = bench("--gate", str(baseline), "--gateway-app", "tests.integration.slow_gateway:create_app",
+    slowed = bench("--gate", str(baseline), "--gateway-app", "tests.lab.slow_gateway:create_app",
                    "--max-other-cpu", "1000")
     assert slowed.returncode == 1, slowed.stdout + slowed.stderr
     assert "regression in nonstream-c1 llmgate/passthrough overhead p" in slowed.stderr  # p50 and/or p95

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from llmgate.bench.scenarios import DIRECT
+from benchmarks.lab.scenarios import DIRECT
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from llmgate.bench.loadgen import parse_wrk, result_from_samples, result_from_wrk
-from llmgate.bench.processes import BenchError
+from benchmarks.lab.loadgen import parse_wrk, result_from_samples, result_from_wrk
+from benchmarks.lab.processes import BenchError
 
 WRK_OUT = """Running 5s test @ http://127.0.0.1:1/v1/chat/completions
 RESULT requests=2926 duration_us=5010444 bytes=2115498 connect=0 read=1 write=0 timeout=2 non2xx=3

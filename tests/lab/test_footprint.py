@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmgate.bench.footprint import parse_importtime, top_offenders, tree_size_mb
+from benchmarks.lab.footprint import parse_importtime, top_offenders, tree_size_mb
 
 STDERR = """import time: self [us] | cumulative | imported package
 import time:       120 |        120 |   _io

@@ -1,4 +1,4 @@
-"""One `llmgate bench` invocation: the double, the targets, the rounds, the report and the gate."""
+"""One lab invocation: the double, the targets, the rounds, the report and the gate."""
 
 from __future__ import annotations
 
@@ -6,32 +6,70 @@ import argparse
 import contextlib
 import os
 import sys
+import tempfile
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from llmgate.bench import cli
-from llmgate.bench.footprint import footprint
-from llmgate.bench.gate import Tolerances, compare, persistent
-from llmgate.bench.loadgen import LoadGenerator, wrk_path
-from llmgate.bench.processes import Proc, Procs, default_cpus, http_call, pinned, terminate_as_exit, wait_ready
-from llmgate.bench.report import StepProgress, gate_table, machine_info, print_report
-from llmgate.bench.runner import Options, Runner, build_cases
-from llmgate.bench.scenarios import SCENARIOS, build_targets
-from llmgate.bench.summary import build_document, ceiling_check
+from benchmarks.lab.footprint import footprint
+from benchmarks.lab.gate import Tolerances, compare, persistent
+from benchmarks.lab.loadgen import LoadGenerator, wrk_path
+from benchmarks.lab.processes import Proc, Procs, default_cpus, http_call, pinned, terminate_as_exit, wait_ready
+from benchmarks.lab.report import StepProgress, gate_table, machine_info, print_report
+from benchmarks.lab.runner import Options, Runner, build_cases
+from benchmarks.lab.scenarios import SCENARIOS, build_targets
+from benchmarks.lab.summary import build_document, ceiling_check
 from llmgate.upstream_double import free_port
+
+
+def split_list(text: str) -> list[str]:
+    """"a, b,c" → ["a", "b", "c"]."""
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def meta(args: argparse.Namespace, tool: str, gw_cpus: str | None, load_cpus: str | None) -> dict[str, Any]:
+    """The run's description for the JSON document (the machine is added by the session)."""
+    return {
+        "created_unix": time.time(),
+        "config": {
+            "scenarios": split_list(args.scenarios), "kinds": split_list(args.kinds),
+            "concurrency": [int(c) for c in split_list(args.concurrency)], "duration_s": args.duration,
+            "rounds": args.rounds, "warmup_s": args.warmup, "idle_s": args.idle_seconds,
+            "double": args.upstream or (str(args.double_js) if args.double_js else "llmgate.upstream_double"),
+            "gateway_app": args.gateway_app, "gateway_cpus": gw_cpus, "load_cpus": load_cpus,
+            "targets": args.target,
+        },
+        "load_generator": tool,
+    }
+
+
+def default_logdir() -> Path:
+    """A fresh temporary directory for the processes' logs."""
+    return Path(tempfile.mkdtemp(prefix="llmgate-bench-"))
+
+
+def pin_self(load_cpus: str | None) -> None:
+    """The built-in generator runs in this process: put it on the load side's CPUs."""
+    if load_cpus:
+        cpus: set[int] = set()
+        for part in load_cpus.split(","):
+            lo, _, hi = part.partition("-")
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+        os.sched_setaffinity(0, cpus)
 
 
 def validate(args: argparse.Namespace) -> str | None:
     """What is wrong with the options, or None."""
-    scenarios = SCENARIOS if args.scenarios == "all" else tuple(cli._list(args.scenarios))
+    scenarios = SCENARIOS if args.scenarios == "all" else tuple(split_list(args.scenarios))
     unknown = [s for s in scenarios if s not in SCENARIOS]
     if unknown:
         return f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}"
     args.scenarios = ",".join(scenarios)
-    bad_kinds = [k for k in cli._list(args.kinds) if k not in ("nonstream", "stream")]
-    if bad_kinds or not cli._list(args.kinds):
+    bad_kinds = [k for k in split_list(args.kinds) if k not in ("nonstream", "stream")]
+    if bad_kinds or not split_list(args.kinds):
         return f"--kinds takes nonstream and/or stream, got {args.kinds!r}"
     if args.loadgen == "wrk" and not wrk_path():
         return "--loadgen wrk: wrk is not installed"
@@ -60,10 +98,10 @@ class Session:
         gw_cpus, load_cpus = args.gw_cpus or gw_cpus, args.load_cpus or load_cpus
         wrk = wrk_path()
         tool = "wrk" if args.loadgen == "wrk" or (args.loadgen == "auto" and wrk) else "builtin"
-        logdir = args.logdir or cli.default_logdir()
+        logdir = args.logdir or default_logdir()
         logdir.mkdir(parents=True, exist_ok=True)
         if tool == "builtin":
-            cli.pin_self(load_cpus)
+            pin_self(load_cpus)
         loadgen = LoadGenerator(tool, load_cpus, logdir, wrk or "wrk")  # type: ignore[arg-type]
         # Without a terminal (CI logs, files) rich would wrap at 80 columns; the case tables need ~150.
         console = Console() if sys.stdout.isatty() else Console(width=160)
@@ -101,13 +139,13 @@ class Session:
             self.console.print(f"load generator: {tool}{' (installed)' if tool == 'wrk' else ' (wrk not found)'}; "
                                f"{pin}; logs in {self.procs.logdir}")
         extra_env = dict(item.split("=", 1) for item in a.gateway_env)
-        targets = build_targets(cli._list(a.scenarios), self.double_url, a.target, a.target_key, a.gateway_app,
+        targets = build_targets(split_list(a.scenarios), self.double_url, a.target, a.target_key, a.gateway_app,
                                 extra_env)
-        cases = build_cases(cli._list(a.kinds), [int(c) for c in cli._list(a.concurrency)])  # type: ignore[arg-type]
+        cases = build_cases(split_list(a.kinds), [int(c) for c in split_list(a.concurrency)])  # type: ignore[arg-type]
         options = Options(a.rounds, a.duration, a.warmup, a.idle_seconds, a.start_timeout, self.gw_cpus)
         with StepProgress(self.console) as progress:
             rounds = Runner(options, self.procs, self.loadgen, self.double, progress).run(targets, cases)
-        doc_meta = cli.meta(a, self.loadgen.tool, self.gw_cpus, self.load_cpus)
+        doc_meta = meta(a, self.loadgen.tool, self.gw_cpus, self.load_cpus)
         doc_meta["machine"] = machine_info(wrk_path())
         if not a.no_footprint:
             doc_meta["footprint"] = footprint()
@@ -146,6 +184,6 @@ class Session:
             return True
         for c in failed:
             self.console.print(f"[red]gate: REGRESSION[/red] {c.describe()}")
-        print("llmgate bench: regression in " + "; ".join(c.figure for c in failed), file=sys.stderr)
+        print("benchmarks.lab: regression in " + "; ".join(c.figure for c in failed), file=sys.stderr)
         return False
 

@@ -6,8 +6,8 @@ import io
 
 from rich.console import Console
 
-from llmgate.bench.gate import Comparison
-from llmgate.bench.report import case_table, gate_table, machine_info, print_report
+from benchmarks.lab.gate import Comparison
+from benchmarks.lab.report import case_table, gate_table, machine_info, print_report
 
 GW = "llmgate/passthrough"
 ROWS = {

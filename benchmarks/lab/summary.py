@@ -12,10 +12,10 @@ import statistics
 from dataclasses import asdict
 from typing import Any
 
-from llmgate.bench.loadgen import LoadResult
-from llmgate.bench.runner import TargetRound
-from llmgate.bench.scenarios import DIRECT
-from llmgate.bench.stats import median
+from benchmarks.lab.loadgen import LoadResult
+from benchmarks.lab.runner import TargetRound
+from benchmarks.lab.scenarios import DIRECT
+from benchmarks.lab.stats import median
 
 SCHEMA = "llmgate-bench/1"
 _LATENCIES = ("p50", "p95", "p99")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from llmgate.bench.runner import Case, build_cases, rotated
-from llmgate.bench.scenarios import Target
+from benchmarks.lab.runner import Case, build_cases, rotated
+from benchmarks.lab.scenarios import Target
 
 
 def test_each_target_takes_each_position_once_over_n_rounds() -> None:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llmgate.bench.stats import CDF_PERCENTS, cdf_points, median, percentile
+from benchmarks.lab.stats import CDF_PERCENTS, cdf_points, median, percentile
 
 
 def test_percentile_is_nearest_rank() -> None:

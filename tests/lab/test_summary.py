@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from llmgate.bench.loadgen import LoadResult
-from llmgate.bench.runner import GatewayStats, TargetRound
-from llmgate.bench.summary import SCHEMA, build_document, ceiling_check, summarize_case, vs_direct
+from benchmarks.lab.loadgen import LoadResult
+from benchmarks.lab.runner import GatewayStats, TargetRound
+from benchmarks.lab.summary import SCHEMA, build_document, ceiling_check, summarize_case, vs_direct
 
 GW = "llmgate/passthrough"
 

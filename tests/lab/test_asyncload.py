@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llmgate.bench.asyncload import ResponseParser, build_request
+from benchmarks.lab.asyncload import ResponseParser, build_request
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
 

@@ -1,6 +1,6 @@
 """A deliberately slowed llmgate for the perf gate's test: the real app plus a middleware sleeping 1 ms a request.
 
-Served by `llmgate bench --gateway-app tests.integration.slow_gateway:create_app` (granian's factory mode); the
+Served by `python -m benchmarks.lab --gateway-app tests.lab.slow_gateway:create_app` (granian's factory mode); the
 middleware goes in through `create_app(middleware=...)`, which no setting or environment variable reaches.
 """
 

@@ -1,6 +1,6 @@
 """What the bench shows: a progress bar per step while it runs, then the tables (rich); the machine's description.
 
-rich is imported here only, and this module only by `llmgate bench`: the gateway never loads it.
+rich is imported by the lab only; the gateway never loads this module.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from llmgate.bench.gate import Comparison
-from llmgate.bench.scenarios import DIRECT
+from benchmarks.lab.gate import Comparison
+from benchmarks.lab.scenarios import DIRECT
 
 KEY_PACKAGES = ("llmgate", "granian", "litestar", "msgspec", "pyreqwest", "aiohttp", "uvloop")
 

@@ -1,27 +1,29 @@
-"""`llmgate bench`: the upstream double direct, llmgate in front of it and any other endpoint, side by side.
+"""The lab's command: the upstream double direct, llmgate in front of it and any other endpoint, side by side.
 
-Exit status: 0 when every run was valid (and, with --gate, nothing regressed), 1 otherwise.
+    python -m benchmarks.lab [--scenarios all] [--rounds 3] [--json FILE] [--plot FILE.png] [--gate BASELINE.json]
+
+Run from the repository's root (the double is tests/upstream_double.py). Exit status: 0 when every run was valid
+(and, with --gate, nothing regressed), 1 otherwise; 2 for bad options.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
-# Named here, not imported from scenarios.py: `llmgate serve` imports this module (the CLI's parser), so it must
-# stay light (importing scenarios.py pulled in http.client and subprocess: +88 ms to every `llmgate` command).
-SCENARIOS = ("passthrough", "routing", "token", "token-budget", "usage-log")
+from benchmarks.lab.plot import plot_cdfs
+from benchmarks.lab.scenarios import SCENARIOS
+from benchmarks.lab.session import Session, validate
+
 DEFAULT_KINDS = "nonstream,stream"
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = commands.add_parser("bench", help="measure llmgate's overhead against the upstream double (and gate on it)",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    """The lab's options."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks.lab", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenarios", default="passthrough",
                    help=f"comma-separated, or 'all': {', '.join(SCENARIOS)} (default passthrough)")
     p.add_argument("--kinds", default=DEFAULT_KINDS, help="request kinds: nonstream,stream (default both)")
@@ -33,7 +35,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--loadgen", choices=("auto", "wrk", "builtin"), default="auto",
                    help="auto: wrk when installed, else the built-in async generator")
     p.add_argument("--double-js", type=Path, default=None,
-                   help="run this Node upstream double (mock_upstream.js) instead of llmgate.upstream_double")
+                   help="run this Node upstream double (mock_upstream.js) instead of tests/upstream_double.py")
     p.add_argument("--upstream", default=None, metavar="URL",
                    help="use the double already running at URL (no /v1) instead of starting one")
     p.add_argument("--gw-cpus", default=None, help="taskset CPU list for gateways (default: the first CPU)")
@@ -62,19 +64,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     g.add_argument("--max-other-cpu", type=float, default=15.0,
                    help="%% of a core other processes may use during a run before it counts as disturbed (15)")
     g.add_argument("--startup-floor-ms", type=float, default=100.0, help="start-up growth always allowed (100)")
-    p.set_defaults(run=run_bench)
-
-
-def _list(text: str) -> list[str]:
-    return [x.strip() for x in text.split(",") if x.strip()]
+    return p
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from llmgate.bench.session import Session, validate
-
+    """Measure, report, write --json/--plot, and gate; the exit status."""
     problem = validate(args)
     if problem:
-        print(f"llmgate bench: {problem}", file=sys.stderr)
+        print(f"benchmarks.lab: {problem}", file=sys.stderr)
         return 2
     session = Session.create(args)
     with session:
@@ -84,8 +81,6 @@ def run_bench(args: argparse.Namespace) -> int:
             args.json.write_text(json.dumps(doc, indent=2))
             session.console.print(f"wrote {args.json}")
         if args.plot:
-            from llmgate.bench.plot import plot_cdfs
-
             plot_cdfs(doc, args.plot)
             session.console.print(f"wrote {args.plot}")
         ok = bool(doc["valid"])
@@ -94,33 +89,6 @@ def run_bench(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def meta(args: argparse.Namespace, tool: str, gw_cpus: str | None, load_cpus: str | None) -> dict[str, Any]:
-    """The run's description for the JSON document (the machine is added by the session)."""
-    return {
-        "created_unix": time.time(),
-        "config": {
-            "scenarios": _list(args.scenarios), "kinds": _list(args.kinds),
-            "concurrency": [int(c) for c in _list(args.concurrency)], "duration_s": args.duration,
-            "rounds": args.rounds, "warmup_s": args.warmup, "idle_s": args.idle_seconds,
-            "double": args.upstream or (str(args.double_js) if args.double_js else "llmgate.upstream_double"),
-            "gateway_app": args.gateway_app, "gateway_cpus": gw_cpus, "load_cpus": load_cpus,
-            "targets": args.target,
-        },
-        "load_generator": tool,
-    }
-
-
-def default_logdir() -> Path:
-    import tempfile
-
-    return Path(tempfile.mkdtemp(prefix="llmgate-bench-"))
-
-
-def pin_self(load_cpus: str | None) -> None:
-    """The built-in generator runs in this process: put it on the load side's CPUs."""
-    if load_cpus:
-        cpus: set[int] = set()
-        for part in load_cpus.split(","):
-            lo, _, hi = part.partition("-")
-            cpus.update(range(int(lo), int(hi or lo) + 1))
-        os.sched_setaffinity(0, cpus)
+def main(argv: list[str] | None = None) -> int:
+    """`python -m benchmarks.lab`."""
+    return run_bench(build_parser().parse_args(argv))
