@@ -19,7 +19,7 @@ from llmgate.translate.chat_stream import AnthropicEventsFromOpenAI
 from llmgate.translate.chat_to_messages import anthropic_request, chat_completion
 from llmgate.translate.messages_stream import OpenAIChunksFromAnthropic
 from llmgate.translate.messages_to_chat import anthropic_message, openai_request
-from llmgate.upstream_double import anthropic_body, anthropic_frames, chat_body, chat_frames
+from tests.upstream_double import anthropic_body, anthropic_frames, chat_body, chat_frames
 
 _encode = msgspec.json.Encoder().encode
 MESSAGE = {"role": "user", "content": "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 4}

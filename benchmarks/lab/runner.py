@@ -29,7 +29,7 @@ from benchmarks.lab.processes import (
     wait_ready,
 )
 from benchmarks.lab.scenarios import Target, base_env
-from llmgate.upstream_double import free_port
+from tests.upstream_double import free_port
 
 
 @dataclass(frozen=True)

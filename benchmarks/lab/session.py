@@ -22,7 +22,7 @@ from benchmarks.lab.report import StepProgress, gate_table, machine_info, print_
 from benchmarks.lab.runner import Options, Runner, build_cases
 from benchmarks.lab.scenarios import SCENARIOS, build_targets
 from benchmarks.lab.summary import build_document, ceiling_check
-from llmgate.upstream_double import free_port
+from tests.upstream_double import free_port, importable_env
 
 
 def split_list(text: str) -> list[str]:
@@ -38,7 +38,7 @@ def meta(args: argparse.Namespace, tool: str, gw_cpus: str | None, load_cpus: st
             "scenarios": split_list(args.scenarios), "kinds": split_list(args.kinds),
             "concurrency": [int(c) for c in split_list(args.concurrency)], "duration_s": args.duration,
             "rounds": args.rounds, "warmup_s": args.warmup, "idle_s": args.idle_seconds,
-            "double": args.upstream or (str(args.double_js) if args.double_js else "llmgate.upstream_double"),
+            "double": args.upstream or (str(args.double_js) if args.double_js else "tests.upstream_double"),
             "gateway_app": args.gateway_app, "gateway_cpus": gw_cpus, "load_cpus": load_cpus,
             "targets": args.target,
         },
@@ -120,11 +120,11 @@ class Session:
             self.double_url = self.args.upstream.rstrip("/")
             return
         port = free_port()
-        env = {**os.environ, "PORT": str(port)}
+        env = importable_env({**os.environ, "PORT": str(port)})
         if self.args.double_js:
             cmd = ["node", str(self.args.double_js)]
         else:
-            cmd = [sys.executable, "-m", "llmgate.upstream_double", "--host", "127.0.0.1", "--port", str(port)]
+            cmd = [sys.executable, "-m", "tests.upstream_double", "--host", "127.0.0.1", "--port", str(port)]
         self.double_url = f"http://127.0.0.1:{port}"
         self.double = self.procs.start("double", pinned(self.load_cpus, cmd), env)
         wait_ready(self.double, lambda: http_call(self.double_url, "GET", "/v1/models"), self.args.start_timeout)

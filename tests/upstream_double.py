@@ -1,8 +1,9 @@
 """A fake OpenAI/Anthropic upstream over real HTTP, for tests and as the "direct" baseline of load benchmarks.
 
-A raw ASGI 3 app (msgspec for JSON, no framework) served by granian; the Python twin of
-shared/bench/mock_upstream.js. Run it with `python -m llmgate.upstream_double --host 127.0.0.1 --port 18080`,
-or from a test with `with run_double() as base_url: ...`.
+A raw ASGI 3 app (msgspec for JSON, no framework) served by granian. It lives in tests/, not in the package: it is
+shaped by what llmgate's tests need (`/_seen`, the x-mock-* faults), and a gateway never runs it. Run it from the
+repository's root with `python -m tests.upstream_double --host 127.0.0.1 --port 18080`, or from a test with
+`with run_double() as base_url: ...`.
 
 Endpoints (matched on the path's suffix, any prefix, any method): chat/completions, completions, embeddings,
 models, models/{id}, responses, images/generations, audio/speech, audio/transcriptions (multipart),
@@ -45,7 +46,7 @@ from typing import IO, Any, NamedTuple
 
 import msgspec
 
-from llmgate import upstream_double_tools as tools
+from tests import upstream_double_tools as tools
 
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -58,6 +59,8 @@ TEXT = "Hello from the mock upstream. "
 USAGE = {"prompt_tokens": 11, "completion_tokens": 24, "total_tokens": 35}
 _JSON, _SSE = b"application/json", b"text/event-stream"
 _enc = msgspec.json.encode
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+"""The repository's root, where `tests` is importable from."""
 
 
 def _env_ms(name: str, default: float) -> float:
@@ -637,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
-    parser = argparse.ArgumentParser(prog="python -m llmgate.upstream_double",
+    parser = argparse.ArgumentParser(prog="python -m tests.upstream_double",
                                      description="A fake OpenAI/Anthropic upstream.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "18080")))
@@ -649,10 +652,17 @@ def main(argv: list[str] | None = None) -> int:
     for env, value in overrides.items():
         if value is not None:
             os.environ[env] = str(value)  # read by the worker when it imports this module
-    Granian("llmgate.upstream_double:app", address=args.host,
+    Granian("tests.upstream_double:app", address=args.host,
             port=args.port, interface=Interfaces.ASGI, loop=Loops.uvloop, workers=1, log_enabled=False,
             log_access=False, backlog=2048).serve()
     return 0
+
+
+def importable_env(env: dict[str, str]) -> dict[str, str]:
+    """`env` with the repository's root first on PYTHONPATH: a child finds `tests.upstream_double` (and granian's
+    workers its app) from any working directory."""
+    path = env.get("PYTHONPATH")
+    return {**env, "PYTHONPATH": REPO + (os.pathsep + path if path else "")}
 
 
 def free_port(port: int = 0) -> int:
@@ -697,15 +707,15 @@ def _stderr(err: IO[bytes]) -> str:
 
 @contextlib.contextmanager
 def run_double(port: int | None = None, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run `python -m llmgate.upstream_double` on 127.0.0.1 (a free port by default); yield its base URL.
+    """Run `python -m tests.upstream_double` on 127.0.0.1 (a free port by default); yield its base URL.
 
     Waits (10 s at most) until `GET /_seen` answers; RuntimeError with the child's stderr otherwise.
     """
     port = free_port(port or 0)
-    cmd = [sys.executable, "-m", "llmgate.upstream_double", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [sys.executable, "-m", "tests.upstream_double", "--host", "127.0.0.1", "--port", str(port)]
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=err,
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, env=importable_env({**os.environ, **(env or {})}), stdout=subprocess.DEVNULL,
+                                stderr=err, start_new_session=True)
         try:
             deadline = time.monotonic() + 10
             while not _answers(port):
