@@ -3,6 +3,7 @@
     serve.py     llmgate serve                      run the gateway (granian)
     db.py        llmgate db upgrade                 apply the store's migrations
     manage.py    llmgate project|token|usage ...    the management API, over HTTP (httpx)
+    bench.py     llmgate bench URL                  load-test an endpoint (bench_load.py: the loop)
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from llmgate import __version__
-from llmgate.cli import db, manage, serve
+from llmgate.cli import bench, db, manage, serve
 from llmgate.cli.serve import check_exposure, run_serve
 
 __all__ = ["check_exposure", "main", "run_serve"]
@@ -26,6 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_parser(commands)
     db.add_parser(commands)
     manage.add_parsers(commands)
+    bench.add_parser(commands)
     args = parser.parse_args(argv)
     try:
         code: int = args.run(args)
