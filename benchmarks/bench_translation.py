@@ -4,8 +4,6 @@ dialect pays on top of the passthrough. Each is recorded as a ratio to `json.loa
     request     decode the client's JSON, translate it, encode it for the upstream
     response    the same for a whole answer
     stream      a whole 20-token upstream stream (about 25 SSE events) translated into the client's dialect
-Measured on the dev box (p50): requests and answers 1.4-1.6x a json.loads of 2 KB (~10 us), streams ~6 us
-per event.
 """
 
 from __future__ import annotations
