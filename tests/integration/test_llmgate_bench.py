@@ -110,3 +110,9 @@ def test_llmgate_itself_under_load(gateway: Gateway) -> None:
     assert report["ok"] == 30 and report["first_byte"]["p50_ms"] > 0
     refused = bench_json(gateway.url, "-n", "3", key="sk-not-the-master-key", status=1)
     assert refused["errors"] == {"HTTP 401": 3}
+
+
+def test_a_json_file_that_cannot_be_written(double: str, tmp_path: Any) -> None:
+    run = bench(double, "-n", "2", "--json", str(tmp_path / "no-such-dir" / "run.json"))
+    assert run.returncode == 1 and "llmgate bench: cannot write" in run.stderr
+    assert "requests/s (2xx)" in run.stdout  # the figures were shown before

@@ -137,26 +137,35 @@ def run_bench(args: argparse.Namespace) -> int:
     """Plan, load with a progress bar, then the table or the JSON; the exit status."""
     from rich.console import Console
 
-    from llmgate.cli.bench_load import run_load, summarize
+    from llmgate.cli.bench_load import summarize
 
     try:
         plan = build_plan(args)
     except OptionError as exc:
         print(f"llmgate bench: {exc}", file=sys.stderr)
         return 2
-    err = Console(stderr=True)
-    tally, elapsed = _load_with_progress(plan, err, run_load)
+    try:
+        tally, elapsed = _load_with_progress(plan, Console(stderr=True))
+    except KeyboardInterrupt:
+        print("llmgate bench: interrupted", file=sys.stderr)
+        return 130
     if tally.unreachable:
         print(f"llmgate bench: cannot connect to {plan.url}: {tally.unreachable}", file=sys.stderr)
         return 1
     report = summarize(plan, tally, elapsed)
-    _write(args.json, report)
+    try:
+        _write(args.json, report)
+    except OSError as exc:
+        print(f"llmgate bench: cannot write {args.json}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0 if report.ok == report.requests > 0 else 1
 
 
-def _load_with_progress(plan: LoadPlan, console: Console, run_load: Any) -> tuple[Tally, float]:
+def _load_with_progress(plan: LoadPlan, console: Console) -> tuple[Tally, float]:
     """run_load() under a progress bar (on a terminal only): requests done of --requests, or seconds of --duration."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from llmgate.cli.bench_load import run_load
 
     kind = "streams" if plan.is_stream else "requests"
     columns = (TextColumn(f"{plan.url} c={plan.concurrency}"), BarColumn(),
@@ -169,8 +178,7 @@ def _load_with_progress(plan: LoadPlan, console: Console, run_load: Any) -> tupl
             done = tally.finished if by_count else min(bar.tasks[0].elapsed or 0.0, plan.duration_s or 0.0)
             bar.update(task, completed=done, finished=tally.finished, errors=sum(tally.errors.values()))
 
-        result: tuple[Tally, float] = run_load(plan, tick)
-        return result
+        return run_load(plan, tick)
 
 
 def report_tables(report: BenchReport) -> list[Table]:

@@ -1,4 +1,4 @@
-"""`llmgate bench`'s options and figures, without a network (tests/integration/test_llmgate_bench.py runs it for real)."""
+"""`llmgate bench`'s options and figures, without a network (tests/integration/test_llmgate_bench.py runs it)."""
 
 from __future__ import annotations
 
