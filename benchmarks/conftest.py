@@ -1,7 +1,8 @@
 """pytest-benchmark helpers: every benchmark records its p95 and its ratio to a reference measured beside it.
 
 Run: `uv run pytest benchmarks --benchmark-enable` (the test suite runs them once each, disabled, as a smoke check).
-Ratios survive a change of machine; absolute times do not. The perf gate (python -m benchmarks.gate) compares the ratios.
+Ratios survive a change of machine; absolute times do not. The perf gate (`python -m benchmarks.gate`) compares
+the ratios.
 
 How the ratio is measured: after pytest-benchmark's own rounds (whose p95 is `p95_ns`), the benchmark and its
 reference run again in alternating rounds (A, R, A, R, ...), and the ratio is p95(A) / p95(R) per call. A reference
