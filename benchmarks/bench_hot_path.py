@@ -18,8 +18,8 @@ from llmgate.pipeline.read import decode_view
 from llmgate.proxy.headers import downstream_headers, split_request_headers, upstream_request_headers
 from llmgate.store.base import Project, Token
 from llmgate.store.crypto import KeyBox
-from llmgate.upstream_double import chat_frames
 from llmgate.usage.meter import UsageMeter
+from tests.upstream_double import chat_frames
 
 
 def chat_body(size: int) -> bytes:

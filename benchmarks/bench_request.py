@@ -25,7 +25,7 @@ import uvloop
 from llmgate.app import create_app
 from llmgate.config import load_settings
 from llmgate.proxy.client import UpstreamClient
-from llmgate.upstream_double import chat_body, chat_frames
+from tests.upstream_double import chat_body, chat_frames
 
 # Building the app in process shows Litestar's deprecation notes about controllers' parameter declarations
 # (/manage, /health/deployments): not what this file measures, and owned by those modules.

@@ -1,14 +1,15 @@
 """pytest-benchmark helpers: every benchmark records its p95 and its ratio to a reference measured beside it.
 
 Run: `uv run pytest benchmarks --benchmark-enable` (the test suite runs them once each, disabled, as a smoke check).
-Ratios survive a change of machine; absolute times do not. The perf gate (benchmarks/gate.py) compares the ratios.
+Ratios survive a change of machine; absolute times do not. The perf gate (`python -m benchmarks.gate`) compares
+the ratios.
 
 How the ratio is measured: after pytest-benchmark's own rounds (whose p95 is `p95_ns`), the benchmark and its
 reference run again in alternating rounds (A, R, A, R, ...), and the ratio is p95(A) / p95(R) per call. A reference
-timed once at the start of the file would see a different machine from a benchmark timed later on a shared host
-(sessions differed by 30-50%); interleaved, both see the same interruptions. The reference is called as many times
-per round as make its round as long as the benchmark's: a 300 µs round catches a neighbour's preemption 20 times as
-often as a 15 µs one, and with unequal rounds a busy machine moved the stream-translation ratios from 12x to 50x.
+timed once at the start of the file would see a different machine from a benchmark timed later on a shared host;
+interleaved, both see the same interruptions. The reference is called as many times per round as make its round as
+long as the benchmark's: a longer round catches a neighbour's preemption proportionally more often, so unequal
+rounds skew the ratio on a busy machine (benchmarks/README.md, "The perf gate", has the figures).
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """The pytest-benchmark gate: run the micro and path suites, compare their p95 ratios with a saved baseline.
 
-    uv run python benchmarks/gate.py                          # compare with benchmarks/baseline/micro.json
-    uv run python benchmarks/gate.py --save benchmarks/baseline/micro.json   # refresh the baseline
+    uv run python -m benchmarks.gate                          # compare with benchmarks/baseline/micro.json
+    uv run python -m benchmarks.gate --save benchmarks/baseline/micro.json   # refresh the baseline
 
 Each session (a fresh `pytest --benchmark-enable` process) records every benchmark's p95 and its ratio to a
 reference measured in the same session (benchmarks/conftest.py). `--sessions` of them run back to back and the
-median of each ratio is kept. A benchmark over its limit (see llmgate/bench/microgate.py) is measured again
+median of each ratio is kept. A benchmark over its limit (see benchmarks/lab/microgate.py) is measured again
 (`--sessions` more) before it is declared a regression; exit 1 names each that regressed twice.
 """
 
@@ -19,8 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from llmgate.bench.microgate import compare_micro, median_document, persistent_micro, ratios_of_session
-from llmgate.bench.report import machine_info
+from benchmarks.lab.microgate import compare_micro, median_document, persistent_micro, ratios_of_session
+from benchmarks.lab.report import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITES = ["benchmarks/bench_hot_path.py", "benchmarks/bench_request.py", "benchmarks/bench_translation.py"]
@@ -55,7 +55,8 @@ def measure(sessions: int, max_time_s: float, select: list[str] | None = None) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m benchmarks.gate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--baseline", type=Path, default=ROOT / "benchmarks" / "baseline" / "micro.json")
     p.add_argument("--save", type=Path, default=None, help="measure and write a new baseline here; no comparison")
     p.add_argument("--sessions", type=int, default=3, help="sessions whose median is taken (default 3)")

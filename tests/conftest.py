@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from llmgate.upstream_double import run_double
 from tests.servers import Gateway, gateway_env, start_gateway
+from tests.upstream_double import run_double
 
 # No per-example deadline: CI machines are shared, and a slow example is not a wrong one.
 settings.register_profile("llmgate", deadline=None, suppress_health_check=[HealthCheck.too_slow])

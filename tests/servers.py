@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import httpx
 
-from llmgate.upstream_double import free_port, stop_process
+from tests.upstream_double import free_port, stop_process
 
 MASTER_KEY = "sk-master-test-0123456789abcdef"
 UPSTREAM_KEY = "sk-upstream-test-fedcba9876543210"

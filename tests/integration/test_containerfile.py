@@ -11,9 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from llmgate.upstream_double import free_port
 from tests.docs import DOCS, README, pages, section
 from tests.servers import Gateway
+from tests.upstream_double import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

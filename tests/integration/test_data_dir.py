@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from llmgate.upstream_double import free_port
 from tests.servers import gateway_env, start_gateway
+from tests.upstream_double import free_port
 
 NOBODY = 65534
 DATA_DIR_SENTENCE = ("llmgate: cannot write the data directory ./data (Permission denied): set LLMGATE_DATA_DIR to a "

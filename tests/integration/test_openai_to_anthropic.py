@@ -11,9 +11,9 @@ import openai
 import pytest
 
 from llmgate.translate.chat_to_messages import DEFAULT_MAX_TOKENS
-from llmgate.upstream_double import PNG_1X1
 from tests.integration.conftest import ANTHROPIC_UPSTREAM_KEY
 from tests.servers import MASTER_KEY, Gateway
+from tests.upstream_double import PNG_1X1
 
 HI = [{"role": "user", "content": "hi"}]
 WEATHER = {"type": "function", "function": {

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from llmgate.upstream_double import free_port
 from tests.servers import MASTER_KEY, gateway_env, start_command, write_config
+from tests.upstream_double import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 AUTH = {"authorization": f"Bearer {MASTER_KEY}"}

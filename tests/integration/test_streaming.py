@@ -117,7 +117,7 @@ def test_idle_timeout_mid_stream_ends_with_an_error_event(impatient_gateway: Gat
 
 
 def test_unreachable_upstream_is_502(tmp_path: Path, upstream: str) -> None:
-    from llmgate.upstream_double import free_port
+    from tests.upstream_double import free_port
 
     dead = f"http://127.0.0.1:{free_port()}/v1"
     with start_gateway(gateway_env(upstream, OPENAI_BASE_URL=dead)) as gw:

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from llmgate.upstream_double import free_port, stop_process
 from tests.servers import MASTER_KEY, UPSTREAM_KEY, gateway_env, start_gateway
+from tests.upstream_double import free_port, stop_process
 
 AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
 HI = [{"role": "user", "content": "hi"}]

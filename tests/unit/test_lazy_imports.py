@@ -7,10 +7,8 @@ import sys
 
 import pytest
 
-# The Postgres and Redis drivers, the CLI's HTTP client, the bench's table and plotting libraries, the tokenizer,
-# the bench itself beyond its option parser.
-HEAVY = ("asyncpg", "redis", "httpx", "rich", "matplotlib", "tiktoken", "llmgate.bench.session",
-         "llmgate.bench.runner", "llmgate.bench.report", "llmgate.bench.scenarios")
+# The Postgres and Redis drivers, the CLI's HTTP client, the tables and plotting libraries, the tokenizer.
+HEAVY = ("asyncpg", "redis", "httpx", "rich", "matplotlib", "tiktoken")
 
 
 @pytest.mark.parametrize("module", ["llmgate.app", "llmgate.cli"])

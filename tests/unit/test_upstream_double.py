@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from llmgate.upstream_double import SPEECH, run_double
+from tests.upstream_double import SPEECH, run_double
 
 ANTHROPIC = {"x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01"}
 CLAUDE = {"model": "claude-x", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}

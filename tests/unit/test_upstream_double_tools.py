@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from llmgate.upstream_double import run_double
 from tests.unit.test_upstream_double import ANTHROPIC, CLAUDE, sse_data, sse_events
+from tests.upstream_double import run_double
 
 WEATHER = {"name": "get_weather", "description": "Weather in a city",
            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},

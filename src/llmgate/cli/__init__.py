@@ -3,7 +3,7 @@
     serve.py     llmgate serve                      run the gateway (granian)
     db.py        llmgate db upgrade                 apply the store's migrations
     manage.py    llmgate project|token|usage ...    the management API, over HTTP (httpx)
-    ../bench/    llmgate bench                      overhead vs the upstream double; the perf gate
+    bench.py     llmgate bench URL                  load-test an endpoint (bench_load.py: the loop)
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from llmgate import __version__
-from llmgate.bench import cli as bench
-from llmgate.cli import db, manage, serve
+from llmgate.cli import bench, db, manage, serve
 from llmgate.cli.serve import check_exposure, run_serve
 
 __all__ = ["check_exposure", "main", "run_serve"]

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from llmgate import upstream_double as double
 from llmgate.usage.account import EventBuilder
 from llmgate.usage.counting import count_chat_prompt_tokens, count_text_tokens
 from llmgate.usage.event import Exchange
 from llmgate.usage.meter import UsageMeter
 from llmgate.usage.prices import Price, upstream_model
+from tests import upstream_double as double
 
 PRICES = {"gpt-4o-mini": Price(input_per_mtok=0.15, output_per_mtok=0.6), "up-*": Price(input_per_mtok=1e6)}
 MESSAGES = [{"role": "user", "content": "hello"}]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from llmgate import upstream_double as double
-from llmgate import upstream_double_tools as tools
 from llmgate.usage.counting import count_chat_prompt_tokens, count_text_tokens
 from llmgate.usage.estimate import estimate_usage
 from llmgate.usage.meter import TokenUsage
+from tests import upstream_double as double
+from tests import upstream_double_tools as tools
 
 MODEL = "gpt-4o-mini"
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello in French."}]

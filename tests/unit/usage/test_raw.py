@@ -6,11 +6,11 @@ import asyncio
 import json
 from pathlib import Path
 
-from llmgate import upstream_double as double
 from llmgate.usage.account import EventBuilder
 from llmgate.usage.event import Exchange
 from llmgate.usage.meter import UsageMeter
 from llmgate.usage.raw import RawLogSink
+from tests import upstream_double as double
 
 PROVIDER_KEY = "provider-key-without-a-known-shape-42"
 USER_KEY = "sk-proj-abcdefghijklmnopqrstuvwxyz123456"

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from llmgate.upstream_double import free_port
 from llmgate.usage.event import UsageEvent
 from llmgate.usage.sinks.http import HttpSink
+from tests.upstream_double import free_port
 
 
 class Collector(ThreadingHTTPServer):
