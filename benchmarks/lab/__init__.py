@@ -5,7 +5,7 @@ Not part of the product (the wheel holds src/llmgate only); run it from the repo
 
     cli.py        the options; measure → report → --json/--plot → --gate
     session.py    one invocation: the double, the targets, the rounds, the report, the gate's re-measurement
-    scenarios.py  direct, llmgate per scenario (passthrough, routing, token, token-budget, usage-log), other URLs
+    scenarios.py  direct, llmgate per scenario (passthrough, routing, token, token-budget, no-usage-log), other URLs
     runner.py     rounds, targets interleaved; start-up, warm-up, one load run per case, memory, idle CPU
     loadgen.py    wrk when installed, else asyncload.py (the built-in generator); CPU of each side
     summary.py    medians, ratios to direct paired per round, the JSON document

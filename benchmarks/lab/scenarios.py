@@ -2,13 +2,13 @@
 
 Scenarios (each a fresh llmgate in front of the same double; streaming is a request kind measured in all):
 
-  passthrough   the master key, no config file: one provider, every model passed through
+  passthrough   the master key with the defaults (the usage log on, to SQLite), no config file: one provider,
+                every model passed through
   routing       an alias over two deployments with three keys each (TOML config)
-  token         a virtual token (a project and a token created through /manage after start-up), unlimited: its
-                answers are not metered, as the master key's are not
-  token-budget  a virtual token with a (never reached) token budget: its answers are metered, streams asked for
-                their usage chunk, which is removed again
-  usage-log     the master key with usage logging on (`LLMGATE_USAGE_LOG=1`, the store sink)
+  token         a virtual token (a project and a token created through /manage after start-up), unlimited
+  token-budget  a virtual token with a (never reached) token budget, whose answers are metered for it too
+  no-usage-log  the master key with the usage log off (`LLMGATE_USAGE_LOG=0`): the pure pass-through edge, its
+                streams unparsed
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from benchmarks.lab.processes import BenchError, http_call
 
-SCENARIOS = ("passthrough", "routing", "token", "token-budget", "usage-log")
+SCENARIOS = ("passthrough", "routing", "token", "token-budget", "no-usage-log")
 DIRECT = "direct"
 MASTER_KEY = "sk-bench-master-0123456789"
 MANAGEMENT_TOKEN = "mt-bench-0123456789"
@@ -106,8 +106,8 @@ def llmgate_target(scenario: str, upstream: str, workdir: Path, app: str | None,
     elif scenario == "token-budget":
         env["LLMGATE_MANAGEMENT_TOKEN"] = MANAGEMENT_TOKEN
         prepare = partial(create_token, limits={"budget_tokens": 10**15})
-    elif scenario == "usage-log":
-        env["LLMGATE_USAGE_LOG"] = "1"
+    elif scenario == "no-usage-log":
+        env["LLMGATE_USAGE_LOG"] = "0"
     elif scenario != "passthrough":
         raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
     return Target(f"llmgate/{scenario}", "spawn", MASTER_KEY, gateway_cmd(app), env, prepare=prepare)
