@@ -93,8 +93,9 @@ class UsageEvent(msgspec.Struct, gc=False):
 
 
 def _ms(seconds: float) -> float:
-    """Seconds as milliseconds, to the microsecond."""
-    return round(seconds * 1000, 3)
+    """Seconds as milliseconds, to the microsecond (rounded half up: cheaper than `round` with digits, and run
+    for every request)."""
+    return int(seconds * 1e6 + 0.5) / 1000
 
 
 def build_event(exchange: Exchange) -> UsageEvent:
