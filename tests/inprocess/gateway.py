@@ -1,0 +1,235 @@
+"""llmgate in process: `Services` opened on the test's event loop with its upstream clients faked, the app
+(`create_app`: /v1 straight to the pipeline, the rest to Litestar) driven with ASGI messages, and routing's
+clock set by hand.
+
+    with Gateway(upstream=replies(Reply(200, b"{}"))) as gw:
+        response = gw.post("/v1/chat/completions", json={"model": "m"})
+        gw.sent[-1].key, response.headers["x-llmgate-attempts"], gw.clock.advance(60)
+
+Calls made from a sync test run on the gateway's loop (`asyncio.Runner`) and return when the response is
+complete; the loop runs only meanwhile. Concurrent requests, clients that leave: `await gw.send(...)` in a
+coroutine given to `gw.run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json as jsonlib
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from llmgate.app import create_app
+from llmgate.config import ProviderConfig, load_settings
+from llmgate.log import known_secrets, setup_logging
+from llmgate.services import Services
+from tests.inprocess.upstream import FakeUpstream, Handler, Reply, Sent, replies
+from tests.servers import MASTER_KEY, UPSTREAM_KEY
+
+T = TypeVar("T")
+UPSTREAM_URL = "http://upstream.test"
+AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
+
+
+class FakeClock:
+    """Routing's `now`: moves only when told (breakers' open time, cooldowns, the time budget)."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Response:
+    """What the client received: the start, and every body message as it was sent."""
+
+    def __init__(self) -> None:
+        self.status_code = 0
+        self.headers = httpx.Headers()
+        self.chunks: list[bytes] = []
+        """The bodies of the `http.response.body` messages, in order (keep-alives and empty ends included)."""
+        self.complete = False
+        """The last body message came (`more_body` false)."""
+
+    @property
+    def content(self) -> bytes:
+        return b"".join(self.chunks)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode()
+
+    def json(self) -> Any:
+        return jsonlib.loads(self.content)
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status_code} {self.content[:200]!r}>"
+
+
+class Gateway:
+    """llmgate with fake upstreams, in this process (see the module docstring)."""
+
+    def __init__(self, config: str = "", upstream: Handler | None = None, env: Mapping[str, str] | None = None,
+                 clock: FakeClock | None = None) -> None:
+        self._root = Path(tempfile.mkdtemp(prefix="llmgate-inprocess-"))
+        self._config = self._root / "llmgate.toml"
+        self._config.write_text(config)
+        self.env = {"OPENAI_BASE_URL": f"{UPSTREAM_URL}/v1", "OPENAI_API_KEY": UPSTREAM_KEY,
+                    "LLMGATE_MASTER_KEY": MASTER_KEY, "LLMGATE_DATA_DIR": str(self._root / "data"),
+                    "LLMGATE_CONFIG": str(self._config), **(env or {})}
+        if not self.env["LLMGATE_CONFIG"]:
+            del self.env["LLMGATE_CONFIG"]
+        self.upstream: Handler = upstream or replies()
+        """Answers every upstream request; tests may swap it between requests."""
+        self.sent: list[Sent] = []
+        """Every upstream request, in order, across providers."""
+        self.clock = clock or FakeClock()
+        self._log = io.StringIO()
+        self._runner: asyncio.Runner | None = None
+        self.services: Services
+        self.app: Any = None
+
+    def _client(self, provider: ProviderConfig) -> FakeUpstream:
+        return FakeUpstream(provider, lambda sent: self.upstream(sent), self.sent)
+
+    def __enter__(self) -> Gateway:
+        self._runner = asyncio.Runner()
+        try:
+            self.run(self._open())
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    async def _open(self) -> None:
+        settings = load_settings(self.env)
+        self.services = Services(settings, clients=self._client, clock=self.clock)
+        self.app = create_app(settings, services=self.services)
+        setup_logging(settings.server.log_level, settings.server.log_json, known_secrets(settings), self._log)
+        await self.services.open()
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            if self._runner is not None and self.app is not None:
+                self.run(self.services.close())
+        finally:
+            if self._runner is not None:
+                self._runner.close()
+            self._runner = None
+            shutil.rmtree(self._root, ignore_errors=True)
+
+    def run(self, coro: Awaitable[T]) -> T:
+        """Run `coro` on the gateway's loop (its background tasks run meanwhile)."""
+        assert self._runner is not None, "use the Gateway in a `with` block"
+        return self._runner.run(coro)  # type: ignore[arg-type]
+
+    def logs(self) -> str:
+        """Everything llmgate logged so far (as it would to stderr)."""
+        return self._log.getvalue()
+
+    def write_config(self, text: str) -> None:
+        """Replace the config file (then `reload()`)."""
+        self._config.write_text(text)
+
+    def reload(self) -> bool:
+        """What SIGHUP does: load the config again; True when the new one is in use."""
+        return self.run(self.services.reloader.reload_or_keep())
+
+    def health(self, name: str) -> dict[str, Any]:
+        """The deployment `name` as GET /health/deployments shows it (routing's state at the fake clock's time)."""
+        deployments = self.get("/health/deployments").json()["deployments"]
+        return next(d for d in deployments if d["name"] == name)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Response:
+        return self.run(self.send(method, path, **kwargs))
+
+    def post(self, path: str, **kwargs: Any) -> Response:
+        return self.request("POST", path, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> Response:
+        return self.request("GET", path, **kwargs)
+
+    async def send(self, method: str, path: str, *, json: Any = None, content: bytes | Iterable[bytes] = b"",
+                   headers: Mapping[str, str] | None = None, auth: bool = True,
+                   leave: Leave | None = None) -> Response:
+        """One request through ASGI; `auth`: with the master key unless `headers` say otherwise; `leave`: when
+        the client goes away (see `drive`)."""
+        raw = [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in
+               {**(AUTH if auth else {}), **(headers or {})}.items()]
+        names = {name for name, _ in raw}
+        if json is not None:
+            content = jsonlib.dumps(json).encode()
+            if b"content-type" not in names:
+                raw.append((b"content-type", b"application/json"))
+        parts = [content] if isinstance(content, bytes) else list(content)
+        if isinstance(content, bytes):
+            raw.append((b"content-length", b"%d" % len(content)))
+        if b"host" not in names:
+            raw.append((b"host", b"127.0.0.1"))
+        path, _, query = path.partition("?")
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+                 "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
+                 "headers": raw, "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8080)}
+        return await drive(self.app, scope, parts, leave)
+
+
+Leave = Callable[[Response], bool] | Awaitable[object]
+"""The client leaves once this returns true for the response so far (asked at each message), or once this
+awaitable is done."""
+
+
+async def drive(app: Any, scope: dict[str, Any], parts: list[bytes], leave: Leave | None = None) -> Response:
+    """Serve one request with `app`, as a server would: the body in `parts`, then `http.disconnect` once the
+    client has left (or the response is complete); what is sent after the client left is dropped."""
+    response = Response()
+    left = asyncio.Event()
+    body = list(parts) or [b""]
+
+    async def receive() -> dict[str, Any]:
+        if body:
+            chunk = body.pop(0)
+            return {"type": "http.request", "body": chunk, "more_body": bool(body)}
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if left.is_set():
+            return
+        if message["type"] == "http.response.start":
+            assert response.status_code == 0, "the response started twice"
+            response.status_code = message["status"]
+            response.headers = httpx.Headers(message.get("headers", []))
+        elif message["type"] == "http.response.body":
+            assert response.status_code, "a body before the response started"
+            response.chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                response.complete = True
+                left.set()
+        if callable(leave) and leave(response):
+            left.set()
+
+    async def leave_when(done: Awaitable[object]) -> None:
+        await done
+        left.set()
+
+    waiting = asyncio.ensure_future(leave_when(leave)) if leave is not None and not callable(leave) else None
+    try:
+        await app(scope, receive, send)
+    finally:
+        if waiting is not None:
+            waiting.cancel()
+    return response
+
+
+def reply_json(body: Any, status: int = 200, headers: Iterable[tuple[str, str]] = ()) -> Reply:
+    """A JSON answer."""
+    return Reply(status, jsonlib.dumps(body).encode(), [("content-type", "application/json"), *headers])
