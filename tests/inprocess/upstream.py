@@ -286,6 +286,20 @@ def double() -> Handler:
     return handler
 
 
+def seen() -> Any:
+    """What the in-process double received (its `GET /_seen`)."""
+    from llmgate.upstream_double import SEEN
+
+    return json.loads(SEEN.to_json())
+
+
+def reset_seen() -> None:
+    """Forget what the in-process double received (its `POST /_reset`)."""
+    from llmgate.upstream_double import SEEN
+
+    SEEN.reset()
+
+
 _serving: set[asyncio.Future[None]] = set()  # a reference until done, so the loop cannot drop them early
 
 
