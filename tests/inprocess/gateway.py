@@ -21,13 +21,14 @@ import tempfile
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import httpx
 
 from llmgate.app import create_app
 from llmgate.config import ProviderConfig, load_settings
 from llmgate.log import known_secrets, setup_logging
-from llmgate.services import Services
+from llmgate.services import ClientFactory, Services
 from tests.inprocess.upstream import FakeUpstream, Handler, Reply, Sent, replies
 from tests.servers import MASTER_KEY, UPSTREAM_KEY
 
@@ -79,7 +80,9 @@ class Gateway:
     """llmgate with fake upstreams, in this process (see the module docstring)."""
 
     def __init__(self, config: str = "", upstream: Handler | None = None, env: Mapping[str, str] | None = None,
-                 clock: FakeClock | None = None) -> None:
+                 clock: FakeClock | None = None, clients: ClientFactory | None = None) -> None:
+        """`config`: the TOML file's text; `env`: over the defaults (the master key, a fresh data dir, the OpenAI
+        provider at UPSTREAM_URL); `clients`: real ones instead of FakeUpstreams (`llmgate.proxy.client`'s)."""
         self._root = Path(tempfile.mkdtemp(prefix="llmgate-inprocess-"))
         self._config = self._root / "llmgate.toml"
         self._config.write_text(config)
@@ -93,7 +96,11 @@ class Gateway:
         self.sent: list[Sent] = []
         """Every upstream request, in order, across providers."""
         self.clock = clock or FakeClock()
+        self._clients = clients
         self._log = io.StringIO()
+        self.url = "http://127.0.0.1:8000"
+        self.http = httpx.Client(transport=Transport(self), base_url=self.url, timeout=None)
+        """An httpx client whose requests this gateway serves (for SDKs: `http_client=gw.http`)."""
         self._runner: asyncio.Runner | None = None
         self.services: Services
         self.app: Any = None
@@ -112,12 +119,13 @@ class Gateway:
 
     async def _open(self) -> None:
         settings = load_settings(self.env)
-        self.services = Services(settings, clients=self._client, clock=self.clock)
+        self.services = Services(settings, clients=self._clients or self._client, clock=self.clock)
         self.app = create_app(settings, services=self.services)
         setup_logging(settings.server.log_level, settings.server.log_json, known_secrets(settings), self._log)
         await self.services.open()
 
     def __exit__(self, *_: object) -> None:
+        self.http.close()
         try:
             if self._runner is not None and self.app is not None:
                 self.run(self.services.close())
@@ -175,9 +183,10 @@ class Gateway:
             raw.append((b"content-length", b"%d" % len(content)))
         if b"host" not in names:
             raw.append((b"host", b"127.0.0.1"))
-        path, _, query = path.partition("?")
+        raw_path, _, query = path.partition("?")
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-                 "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
+                 "path": unquote(raw_path), "raw_path": raw_path.encode(), "query_string": query.encode(),
+                 "root_path": "",
                  "headers": raw, "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8080)}
         return await drive(self.app, scope, parts, leave)
 
@@ -228,6 +237,26 @@ async def drive(app: Any, scope: dict[str, Any], parts: list[bytes], leave: Leav
         if waiting is not None:
             waiting.cancel()
     return response
+
+
+class Transport(httpx.BaseTransport):
+    """httpx's way in: each request served by the gateway through ASGI (the whole response, then returned)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers.raw}
+        content: bytes | list[bytes]
+        if "content-length" in headers or request.method in ("GET", "HEAD", "DELETE"):
+            content = request.read()
+            headers.pop("content-length", None)  # set again from the body
+        else:  # a body streamed up (no length): sent as it comes, one message a chunk
+            content = list(request.stream)  # type: ignore[arg-type]
+        path = request.url.raw_path.decode("latin-1")
+        response = self._gateway.request(request.method, path, content=content, headers=headers, auth=False)
+        return httpx.Response(response.status_code, headers=response.headers.raw, content=response.content,
+                              request=request)
 
 
 def reply_json(body: Any, status: int = 200, headers: Iterable[tuple[str, str]] = ()) -> Reply:

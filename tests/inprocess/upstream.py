@@ -113,6 +113,19 @@ def per_provider(**handlers: Handler) -> Handler:
     return handler
 
 
+def refusing(*providers: str, otherwise: Handler | None = None) -> Handler:
+    """Connection refused for these providers (nothing listens at their address); `otherwise` (the double run
+    in process by default) answers the others."""
+    answer = otherwise or double()
+
+    def handler(sent: Sent) -> Reply | Awaitable[Reply]:
+        if sent.provider in providers:
+            raise ConnectionRefusedError(f"connection refused: {sent.url}")
+        return answer(sent)
+
+    return handler
+
+
 def client_error(exc: BaseException, streamed: bool) -> BaseException:
     """What the real client raises for a failure named with a builtin exception."""
     if isinstance(exc, TRANSPORT_ERRORS) or not isinstance(exc, TimeoutError | ConnectionError):
