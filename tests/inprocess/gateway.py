@@ -79,18 +79,19 @@ class Response:
 class Gateway:
     """llmgate with fake upstreams, in this process (see the module docstring)."""
 
-    def __init__(self, config: str = "", upstream: Handler | None = None, env: Mapping[str, str] | None = None,
+    def __init__(self, config: str = "", upstream: Handler | None = None, env: Mapping[str, str | None] | None = None,
                  clock: FakeClock | None = None, clients: ClientFactory | None = None) -> None:
         """`config`: the TOML file's text; `env`: over the defaults (the master key, a fresh data dir, the OpenAI
-        provider at UPSTREAM_URL); `clients`: real ones instead of FakeUpstreams (`llmgate.proxy.client`'s)."""
+        provider at UPSTREAM_URL; None removes one); `clients`: real ones instead of FakeUpstreams."""
         self._root = Path(tempfile.mkdtemp(prefix="llmgate-inprocess-"))
         self._config = self._root / "llmgate.toml"
-        self._config.write_text(config)
         self.env = {"OPENAI_BASE_URL": f"{UPSTREAM_URL}/v1", "OPENAI_API_KEY": UPSTREAM_KEY,
-                    "LLMGATE_MASTER_KEY": MASTER_KEY, "LLMGATE_DATA_DIR": str(self._root / "data"),
-                    "LLMGATE_CONFIG": str(self._config), **(env or {})}
-        if not self.env["LLMGATE_CONFIG"]:
-            del self.env["LLMGATE_CONFIG"]
+                    "LLMGATE_MASTER_KEY": MASTER_KEY, "LLMGATE_DATA_DIR": str(self._root / "data")}
+        if config:  # else no config file, as `llmgate serve` without one
+            self._config.write_text(config)
+            self.env["LLMGATE_CONFIG"] = str(self._config)
+        self.env.update(env or {})
+        self.env = {name: value for name, value in self.env.items() if value is not None}
         self.upstream: Handler = upstream or replies()
         """Answers every upstream request; tests may swap it between requests."""
         self.sent: list[Sent] = []
@@ -145,7 +146,8 @@ class Gateway:
         return self._log.getvalue()
 
     def write_config(self, text: str) -> None:
-        """Replace the config file (then `reload()`)."""
+        """Replace the config file given at start (then `reload()`)."""
+        assert "LLMGATE_CONFIG" in self.env, "the gateway started without a config file"
         self._config.write_text(text)
 
     def reload(self) -> bool:

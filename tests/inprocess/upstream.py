@@ -35,6 +35,8 @@ from llmgate.proxy.client import (
     UpstreamClient,
 )
 
+DOUBLE_URL = "http://double.test"
+"""A base URL for providers that `double()` answers (any host does; this one says so)."""
 HANG = math.inf
 """A part of a body that never comes."""
 Part = bytes | float | BaseException
