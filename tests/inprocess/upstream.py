@@ -301,6 +301,18 @@ def double() -> Handler:
     return handler
 
 
+async def ask_double(method: str, path: str, headers: dict[str, str] | None = None,
+                     body: bytes = b"") -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Ask the double directly (no gateway): status, headers, the whole body (the baseline to compare with)."""
+    from llmgate.upstream_double import app
+
+    path, _, query = path.partition("?")
+    scope = {"type": "http", "method": method, "path": path, "query_string": query.encode(),
+             "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]}
+    reply = await run_asgi(app, scope, body)
+    return reply.status, reply.headers, b"".join([chunk async for chunk in Parts(reply.body).rest()])
+
+
 def seen() -> Any:
     """What the in-process double received (its `GET /_seen`)."""
     from llmgate.upstream_double import SEEN
