@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import httpx
+import httpx2
 
 from llmgate.app import create_app
 from llmgate.config import ProviderConfig, load_settings
@@ -100,11 +101,21 @@ class Gateway:
         self._clients = clients
         self._log = io.StringIO()
         self.url = "http://127.0.0.1:8000"
-        self.http = httpx.Client(transport=Transport(self), base_url=self.url, timeout=None)
-        """An httpx client whose requests this gateway serves (for SDKs: `http_client=gw.http`)."""
+
         self._runner: asyncio.Runner | None = None
         self.services: Services
         self.app: Any = None
+
+    @property
+    def http(self) -> httpx.Client:
+        """A new httpx client whose requests this gateway serves (the OpenAI SDK: `http_client=gw.http`; the SDK
+        closes it with itself)."""
+        return httpx.Client(transport=Transport(self), base_url=self.url, timeout=None)
+
+    @property
+    def http2(self) -> httpx2.Client:
+        """The same in httpx2 (the Anthropic SDK: `http_client=gw.http2`)."""
+        return httpx2.Client(transport=Transport2(self), base_url=self.url, timeout=None)
 
     def _client(self, provider: ProviderConfig) -> FakeUpstream:
         return FakeUpstream(provider, lambda sent: self.upstream(sent), self.sent)
@@ -126,7 +137,6 @@ class Gateway:
         await self.services.open()
 
     def __exit__(self, *_: object) -> None:
-        self.http.close()
         try:
             if self._runner is not None and self.app is not None:
                 self.run(self.services.close())
@@ -241,24 +251,39 @@ async def drive(app: Any, scope: dict[str, Any], parts: list[bytes], leave: Leav
     return response
 
 
+def serve_http(gateway: Gateway, request: Any, response_type: Any) -> Any:
+    """An httpx (or httpx2) request served by `gateway` through ASGI: the whole response, then returned."""
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers.raw}
+    content: bytes | list[bytes]
+    if "content-length" in headers or request.method in ("GET", "HEAD", "DELETE"):
+        content = request.read()
+        headers.pop("content-length", None)  # set again from the body
+    else:  # a body streamed up (no length): sent as it comes, one message a chunk
+        content = list(request.stream)
+    path = request.url.raw_path.decode("latin-1")
+    response = gateway.request(request.method, path, content=content, headers=headers, auth=False)
+    return response_type(response.status_code, headers=response.headers.raw, content=response.content,
+                         request=request)
+
+
 class Transport(httpx.BaseTransport):
-    """httpx's way in: each request served by the gateway through ASGI (the whole response, then returned)."""
+    """httpx's way in (the OpenAI SDK's `http_client`)."""
 
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers.raw}
-        content: bytes | list[bytes]
-        if "content-length" in headers or request.method in ("GET", "HEAD", "DELETE"):
-            content = request.read()
-            headers.pop("content-length", None)  # set again from the body
-        else:  # a body streamed up (no length): sent as it comes, one message a chunk
-            content = list(request.stream)  # type: ignore[arg-type]
-        path = request.url.raw_path.decode("latin-1")
-        response = self._gateway.request(request.method, path, content=content, headers=headers, auth=False)
-        return httpx.Response(response.status_code, headers=response.headers.raw, content=response.content,
-                              request=request)
+        return serve_http(self._gateway, request, httpx.Response)  # type: ignore[no-any-return]
+
+
+class Transport2(httpx2.BaseTransport):
+    """httpx2's way in (the Anthropic SDK's `http_client`)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        return serve_http(self._gateway, request, httpx2.Response)  # type: ignore[no-any-return]
 
 
 def reply_json(body: Any, status: int = 200, headers: Iterable[tuple[str, str]] = ()) -> Reply:
