@@ -51,6 +51,38 @@ class FakeClock:
         self.now += seconds
 
 
+class _LogRouter(io.TextIOBase):
+    """Loguru's sink is process-wide: each line goes to the log of the gateway whose loop is running (the latest
+    gateway's when none is), so two gateways in one test keep their logs apart as two processes would."""
+
+    def __init__(self) -> None:
+        self.logs: dict[asyncio.AbstractEventLoop, io.StringIO] = {}
+        self.secrets: dict[asyncio.AbstractEventLoop, list[str]] = {}
+
+    def write(self, text: str) -> int:
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        log = self.logs.get(loop) if loop is not None else None  # type: ignore[arg-type]
+        if log is None and self.logs:
+            log = list(self.logs.values())[-1]
+        return log.write(text) if log is not None else len(text)
+
+    def add(self, loop: asyncio.AbstractEventLoop, secrets: list[str], level: str, json_lines: bool) -> io.StringIO:
+        """Log `loop`'s lines apart; every live gateway's secrets stay scrubbed."""
+        self.logs[loop], self.secrets[loop] = io.StringIO(), secrets
+        setup_logging(level, json_lines, [s for known in self.secrets.values() for s in known], self)
+        return self.logs[loop]
+
+    def remove(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.logs.pop(loop, None)
+        self.secrets.pop(loop, None)
+
+
+_LOGS = _LogRouter()
+
+
 class Response:
     """What the client received: the start, and every body message as it was sent."""
 
@@ -133,7 +165,8 @@ class Gateway:
         settings = load_settings(self.env)
         self.services = Services(settings, clients=self._clients or self._client, clock=self.clock)
         self.app = create_app(settings, services=self.services)
-        setup_logging(settings.server.log_level, settings.server.log_json, known_secrets(settings), self._log)
+        self._log = _LOGS.add(asyncio.get_running_loop(), known_secrets(settings), settings.server.log_level,
+                              settings.server.log_json)
         await self.services.open()
 
     def __exit__(self, *_: object) -> None:
@@ -142,6 +175,7 @@ class Gateway:
                 self.run(self.services.close())
         finally:
             if self._runner is not None:
+                _LOGS.remove(self._runner.get_loop())
                 self._runner.close()
             self._runner = None
             shutil.rmtree(self._root, ignore_errors=True)
