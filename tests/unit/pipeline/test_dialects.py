@@ -66,6 +66,7 @@ def impatient() -> Iterator[Gateway]:
     config = f"""
 [routing]
 breaker_failures = 1000  # every test here times out on purpose: keep the breakers closed
+backoff_base_ms = 1
 
 [[providers]]
 name = "anthropic"

@@ -4,6 +4,7 @@ import pytest
 
 from llmgate.errors import InvalidRequest
 from llmgate.pipeline.read import FirstChunk, decode_view, sniff_multipart_fields
+from tests.inprocess.gateway import Gateway
 
 
 def test_decode_view_reads_only_model_and_stream() -> None:
@@ -40,3 +41,13 @@ MULTIPART = (
 def test_sniff_multipart_fields() -> None:
     assert sniff_multipart_fields(FirstChunk(MULTIPART, False)) == ("whisper-1", True)
     assert sniff_multipart_fields(FirstChunk(b"--b\r\n", True)) == (None, False)
+
+
+def test_body_over_the_limit_is_413(small_gateway: Gateway) -> None:
+    """Through the app, in process."""
+    big = b'{"model":"m","input":"' + b"x" * 5000 + b'"}'
+    response = small_gateway.post("/v1/embeddings", content=big)
+    assert response.status_code == 413 and response.json()["error"]["code"] == "payload_too_large"
+    chunks = [b"x" * 1000] * 10  # no content-length: the limit holds while reading
+    response = small_gateway.post("/v1/embeddings", content=chunks)
+    assert response.status_code == 413

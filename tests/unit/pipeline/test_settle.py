@@ -11,7 +11,7 @@ from tests.inprocess.access import TOKENS_ENV, chat, manage, new_token, until
 from tests.inprocess.gateway import Gateway
 from tests.inprocess.upstream import DOUBLE_URL, ask_double, double
 
-ENV = {**TOKENS_ENV, "OPENAI_BASE_URL": f"{DOUBLE_URL}/v1"}
+ENV = {**TOKENS_ENV, "OPENAI_BASE_URL": f"{DOUBLE_URL}/v1", "LLMGATE_USAGE_FLUSH_S": "0.05"}
 
 
 @pytest.fixture(scope="module")

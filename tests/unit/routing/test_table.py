@@ -230,3 +230,11 @@ def test_models_lists_the_aliases(routed: Gateway) -> None:
     ids = [m["id"] for m in routed.get("/v1/models").json()["data"]]
     assert ids == ["rotated", "revoked", "primary", "backup", "down", "gpt-4o",
                    "text-embedding-3-small", "claude-sonnet-4-5-20250929", "claude-3-5-haiku-20241022"]
+
+
+def test_models_route_to_their_provider(small_gateway: Gateway) -> None:
+    small_gateway.post("/v1/chat/completions", json={"model": "special-model"})
+    up = seen()
+    assert (up["last_path"], up["last_auth"]) == ("/pinned/v1/chat/completions", "Bearer sk-pinned-provider-key-000000")
+    small_gateway.post("/v1/chat/completions", json={"model": "other"})
+    assert seen()["last_path"] == "/v1/chat/completions"
