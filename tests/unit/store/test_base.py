@@ -1,4 +1,4 @@
-"""The same suite on both backends: SQLite always, PostgreSQL when a real server can be started."""
+"""The store contract (store/base.py) on both backends: SQLite always, PostgreSQL when a real server can be started."""
 
 from __future__ import annotations
 

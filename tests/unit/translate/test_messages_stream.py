@@ -1,10 +1,10 @@
-"""The stream translators' edges: errors mid-stream, truncated streams, usage on request only."""
+"""Anthropic's stream into OpenAI's chunks, at its edges: errors mid-stream, truncated streams, usage on request
+only, thinking blocks."""
 
 from __future__ import annotations
 
 import json
 
-from llmgate.translate.chat_stream import AnthropicEventsFromOpenAI
 from llmgate.translate.messages_stream import DONE, OpenAIChunksFromAnthropic
 
 
@@ -38,23 +38,6 @@ def test_usage_chunk_only_when_asked() -> None:
     usage = json.loads(_data(OpenAIChunksFromAnthropic("m", 0, include_usage=True).feed(stream))[-2])
     assert usage["choices"] == [] and usage["usage"] == {"prompt_tokens": 3, "completion_tokens": 2,
                                                          "total_tokens": 5}
-
-
-def test_openai_error_chunk_becomes_anthropic_error_event() -> None:
-    translator = AnthropicEventsFromOpenAI("m")
-    out = translator.feed(b'data: {"error":{"message":"upstream broke","type":"server_error"}}\n\n').decode()
-    assert out.startswith("event: error\n") and "upstream broke" in out and translator.finished
-
-
-def test_openai_stream_without_done_still_finishes_after_finish_reason() -> None:
-    translator = AnthropicEventsFromOpenAI("m")
-    translator.feed(b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"length"}]}\n\n')
-    events = [line[7:] for line in translator.close().decode().split("\n") if line.startswith("event: ")]
-    assert events == ["content_block_stop", "message_delta", "message_stop"]
-    cut = AnthropicEventsFromOpenAI("m")
-    cut.feed(b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n')
-    assert cut.close().startswith(b"event: error\n")
-    assert cut.fail("again") == b""
 
 
 def test_thinking_blocks_are_skipped_and_tool_indices_stay_dense() -> None:

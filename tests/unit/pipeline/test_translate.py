@@ -1,4 +1,4 @@
-"""Requests that need no translation pay nothing for it: the app loads neither llmgate.translate nor tiktoken."""
+"""pipeline/translate.py loads only for requests that need it: the app loads neither llmgate.translate nor tiktoken."""
 
 from __future__ import annotations
 

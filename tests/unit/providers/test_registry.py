@@ -1,4 +1,5 @@
-"""URL and auth shapes per provider kind."""
+"""URL and auth shapes per provider kind, as build_provider (providers/registry.py) makes them; and through the
+app, against the double run in process."""
 
 from collections.abc import Iterator
 
