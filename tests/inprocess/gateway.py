@@ -217,24 +217,28 @@ class Gateway:
                    leave: Leave | None = None) -> Response:
         """One request through ASGI; `auth`: with the master key unless `headers` say otherwise; `leave`: when
         the client goes away (see `drive`)."""
-        raw = [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in
-               {**(AUTH if auth else {}), **(headers or {})}.items()]
-        names = {name for name, _ in raw}
         if json is not None:
             content = jsonlib.dumps(json).encode()
-            if b"content-type" not in names:
-                raw.append((b"content-type", b"application/json"))
+            if not any(name.lower() == "content-type" for name in headers or {}):
+                headers = {"content-type": "application/json", **(headers or {})}
         parts = [content] if isinstance(content, bytes) else list(content)
-        if isinstance(content, bytes):
-            raw.append((b"content-length", b"%d" % len(content)))
-        if b"host" not in names:
-            raw.append((b"host", b"127.0.0.1"))
-        raw_path, _, query = path.partition("?")
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-                 "path": unquote(raw_path), "raw_path": raw_path.encode(), "query_string": query.encode(),
-                 "root_path": "",
-                 "headers": raw, "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8080)}
-        return await drive(self.app, scope, parts, leave)
+        length = len(content) if isinstance(content, bytes) else None
+        return await drive(self.app, http_scope(method, path, {**(AUTH if auth else {}), **(headers or {})}, length),
+                           parts, leave)
+
+
+def http_scope(method: str, path: str, headers: Mapping[str, str], content_length: int | None = None) -> dict[str, Any]:
+    """An ASGI `http` scope as a server gives it (names lower-cased, a Host unless given, the path decoded)."""
+    raw = [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in headers.items()]
+    names = {name for name, _ in raw}
+    if content_length is not None:
+        raw.append((b"content-length", b"%d" % content_length))
+    if b"host" not in names:
+        raw.append((b"host", b"127.0.0.1"))
+    raw_path, _, query = path.partition("?")
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+            "path": unquote(raw_path), "raw_path": raw_path.encode(), "query_string": query.encode(),
+            "root_path": "", "headers": raw, "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8080)}
 
 
 Leave = Callable[[Response], bool] | Awaitable[object]
@@ -250,7 +254,7 @@ async def drive(app: Any, scope: dict[str, Any], parts: list[bytes], leave: Leav
     body = list(parts) or [b""]
 
     async def receive() -> dict[str, Any]:
-        if body:
+        if body and not left.is_set():
             chunk = body.pop(0)
             return {"type": "http.request", "body": chunk, "more_body": bool(body)}
         await left.wait()
