@@ -177,6 +177,9 @@ DOUBLE_ENV = {"OPENAI_BASE_URL": f"{DOUBLE_URL}/v1"}
 def impatient() -> Iterator[Gateway]:
     """A gateway whose provider allows 0.1 s to the first byte and 0.5 s between chunks."""
     config = f"""
+[routing]
+backoff_base_ms = 1
+
 [[providers]]
 name = "slowpoke"
 base_url = "{DOUBLE_URL}/v1"
@@ -231,8 +234,8 @@ def usage_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def eager(usage_log: Path) -> Iterator[Gateway]:
-    """Keep-alives every 0.2 s; usage events to a JSONL file."""
-    env = {**DOUBLE_ENV, "LLMGATE_STREAM_KEEPALIVE_S": "0.2", "LLMGATE_USAGE_JSONL": str(usage_log),
+    """Keep-alives every 0.1 s; usage events to a JSONL file."""
+    env = {**DOUBLE_ENV, "LLMGATE_STREAM_KEEPALIVE_S": "0.1", "LLMGATE_USAGE_JSONL": str(usage_log),
            "LLMGATE_USAGE_FLUSH_S": "0.05"}
     with Gateway(upstream=double(), env=env) as gw:
         yield gw
@@ -244,7 +247,7 @@ def direct(gw: Gateway, headers: dict[str, str]) -> bytes:
 
 
 def test_slow_first_byte_gets_keepalive_comments(eager: Gateway) -> None:
-    mock = {"x-mock-chunks": "3", "x-mock-delay-ms": "700"}
+    mock = {"x-mock-chunks": "3", "x-mock-delay-ms": "350"}
     response = eager.post("/v1/chat/completions", content=KEEPALIVE_BODY, headers=mock)
     through = response.content
     assert response.status_code == 200 and response.headers["content-type"] == "text/event-stream"
@@ -256,7 +259,7 @@ def test_slow_first_byte_gets_keepalive_comments(eager: Gateway) -> None:
 def test_the_sdk_reads_through_keepalives(eager: Gateway) -> None:
     client = openai.OpenAI(base_url=f"{eager.url}/v1", api_key=MASTER_KEY, max_retries=0, http_client=eager.http)
     stream = client.chat.completions.create(model="m", messages=[], stream=True,
-                                            extra_headers={"x-mock-delay-ms": "500", "x-mock-chunks": "4"})
+                                            extra_headers={"x-mock-delay-ms": "250", "x-mock-chunks": "4"})
     text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     assert text == "tok0 tok1 tok2 tok3 "
 
@@ -271,7 +274,7 @@ def test_upstream_error_after_keepalives_ends_the_stream_with_an_error_event(eag
     client = openai.OpenAI(base_url=f"{eager.url}/v1", api_key=MASTER_KEY, max_retries=0, http_client=eager.http)
     with pytest.raises(openai.APIError, match="mock error 400"):
         stream = client.chat.completions.create(model="m", messages=[], stream=True,
-                                                extra_headers={"x-mock-delay-ms": "500", "x-mock-status": "400"})
+                                                extra_headers={"x-mock-delay-ms": "250", "x-mock-status": "400"})
         for _ in stream:
             pass
 
@@ -279,7 +282,7 @@ def test_upstream_error_after_keepalives_ends_the_stream_with_an_error_event(eag
 def test_every_attempt_failing_after_keepalives_is_logged_as_what_the_client_saw(eager: Gateway,
                                                                                  usage_log: Path) -> None:
     response = eager.post("/v1/chat/completions", content=KEEPALIVE_BODY,
-                          headers={"x-mock-delay-ms": "500", "x-mock-status": "503"})
+                          headers={"x-mock-delay-ms": "250", "x-mock-status": "503"})
     body = response.content
     assert response.status_code == 200 and body.startswith(b": keep-alive") and b'"error"' in body
     request_id = response.headers["x-request-id"]
