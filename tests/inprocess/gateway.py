@@ -2,7 +2,7 @@
 (`create_app`: /v1 straight to the pipeline, the rest to Litestar) driven with ASGI messages, and routing's
 clock set by hand.
 
-    with Gateway(upstream=replies(Reply(200, b"{}"))) as gw:
+    with Gateway(upstream=replies(reply_json({"id": "chatcmpl-1"}))) as gw:
         response = gw.post("/v1/chat/completions", json={"model": "m"})
         gw.sent[-1].key, response.headers["x-llmgate-attempts"], gw.clock.advance(60)
 
@@ -30,7 +30,7 @@ from llmgate.app import create_app
 from llmgate.config import ProviderConfig, load_settings
 from llmgate.log import known_secrets, setup_logging
 from llmgate.services import ClientFactory, Services
-from tests.inprocess.upstream import FakeUpstream, Handler, Reply, Sent, replies
+from tests.inprocess.upstream import FakeUpstream, Handler, Sent, replies
 from tests.servers import MASTER_KEY, UPSTREAM_KEY
 
 T = TypeVar("T")
@@ -64,7 +64,7 @@ class _LogRouter(io.TextIOBase):
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        log = self.logs.get(loop) if loop is not None else None  # type: ignore[arg-type]
+        log = self.logs.get(loop) if loop is not None else None
         if log is None and self.logs:
             log = list(self.logs.values())[-1]
         return log.write(text) if log is not None else len(text)
@@ -133,7 +133,6 @@ class Gateway:
         self._clients = clients
         self._log = io.StringIO()
         self.url = "http://127.0.0.1:8000"
-
         self._runner: asyncio.Runner | None = None
         self.services: Services
         self.app: Any = None
@@ -322,8 +321,3 @@ class Transport2(httpx2.BaseTransport):
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         return serve_http(self._gateway, request, httpx2.Response)  # type: ignore[no-any-return]
-
-
-def reply_json(body: Any, status: int = 200, headers: Iterable[tuple[str, str]] = ()) -> Reply:
-    """A JSON answer."""
-    return Reply(status, jsonlib.dumps(body).encode(), [("content-type", "application/json"), *headers])

@@ -106,6 +106,11 @@ def replies(*answers: Reply | BaseException) -> Handler:
     return handler
 
 
+def reply_json(body: Any, status: int = 200, headers: Iterable[tuple[str, str]] = ()) -> Reply:
+    """A JSON answer."""
+    return Reply(status, json.dumps(body).encode(), [("content-type", "application/json"), *headers])
+
+
 def per_provider(**handlers: Handler) -> Handler:
     """A handler that hands each request to the handler of its provider (by name)."""
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.inprocess.gateway import Gateway, reply_json
-from tests.inprocess.upstream import FakeUpstream, Reply, Sent
+from tests.inprocess.gateway import Gateway
+from tests.inprocess.upstream import FakeUpstream, Reply, Sent, reply_json
 
 OK = reply_json({"id": "chatcmpl-1", "choices": []})
 

@@ -7,8 +7,8 @@ import asyncio
 
 from llmgate.config import load_settings
 from llmgate.upstreams import Upstreams
-from tests.inprocess.gateway import FakeClock, Gateway, reply_json
-from tests.inprocess.upstream import FakeUpstream, Reply, Sent
+from tests.inprocess.gateway import FakeClock, Gateway
+from tests.inprocess.upstream import FakeUpstream, Reply, Sent, reply_json
 
 CONFIG = """
 [server]

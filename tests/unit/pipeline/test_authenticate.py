@@ -17,7 +17,8 @@ from llmgate.pipeline.request import V1Request
 from llmgate.proxy.headers import split_request_headers
 from llmgate.usage.event import Exchange
 from tests.inprocess.access import TOKENS_ENV, chat, new_token, until
-from tests.inprocess.gateway import Gateway, reply_json
+from tests.inprocess.gateway import Gateway
+from tests.inprocess.upstream import reply_json
 from tests.servers import MASTER_KEY
 
 

@@ -16,7 +16,7 @@ from llmgate.proxy.headers import split_request_headers
 from llmgate.routing.keys import cool_down
 from llmgate.upstreams import Upstreams
 from llmgate.usage.event import Exchange
-from tests.inprocess.gateway import Gateway, Response, reply_json
+from tests.inprocess.gateway import Gateway, Response
 from tests.inprocess.upstream import (
     HANG,
     Reply,
@@ -26,6 +26,7 @@ from tests.inprocess.upstream import (
     per_provider,
     refusing,
     replies,
+    reply_json,
     reset_seen,
     seen,
 )

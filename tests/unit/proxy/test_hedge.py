@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from tests.inprocess.gateway import Gateway, reply_json
-from tests.inprocess.upstream import Reply, Sent, double, hang, per_provider, replies, reset_seen, seen
+from tests.inprocess.gateway import Gateway
+from tests.inprocess.upstream import Reply, Sent, double, hang, per_provider, replies, reply_json, reset_seen, seen
 
 OK = reply_json({"id": "chatcmpl-1", "choices": []})
 CHAT = {"model": "hedged", "messages": []}
