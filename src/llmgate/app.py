@@ -33,13 +33,15 @@ from llmgate.routes.metrics import metrics
 from llmgate.services import Services
 
 
-def create_app(settings: Settings | None = None, *, middleware: Sequence[Middleware] = ()) -> Litestar:
+def create_app(settings: Settings | None = None, *, middleware: Sequence[Middleware] = (),
+               services: Services | None = None) -> Litestar:
     """The gateway app; settings default to the environment (LLMGATE_*, OPENAI_*, LLMGATE_CONFIG).
 
-    `middleware` is for tests only (e.g. the perf gate's deliberately slowed build); no setting reaches it."""
+    `middleware` and `services` are for tests only (the perf gate's deliberately slowed build; the in-process
+    harness's services with upstreams faked); no setting reaches them."""
     settings = settings or load_settings()
     setup_logging(settings.server.log_level, settings.server.log_json, known_secrets(settings))
-    state = Services(settings)
+    state = services or Services(settings)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:

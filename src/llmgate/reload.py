@@ -45,7 +45,7 @@ class Reloader:
             for provider in settings.providers:
                 kept = old.clients.get(provider.name)
                 clients[provider.name] = kept if kept is not None and _same_pool(kept.provider, provider) else \
-                    UpstreamClient(provider)
+                    services.new_client(provider)
             fresh = [c for c in clients.values() if c not in old.clients.values()]
             for client in fresh:
                 await client.open()
@@ -54,7 +54,7 @@ class Reloader:
                                                metrics_token=current.metrics_token,
                                                secret_key=current.secret_key, database_url=current.database_url,
                                                redis_url=current.redis_url)
-            new = Upstreams(settings, clients, old)
+            new = Upstreams(settings, clients, old, old.clock)
             retired = [c for c in old.clients.values() if c not in clients.values()]
             services.upstreams, services.settings = new, settings
             self.count += 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,7 @@ from loguru import logger
 from llmgate.access.authenticate import Authenticator
 from llmgate.access.lifecycle import TokenLifecycle
 from llmgate.access.tokens import TokenCache
-from llmgate.config import Settings
+from llmgate.config import ProviderConfig, Settings
 from llmgate.observe.lag import LoopLag
 from llmgate.observe.metrics import GatewayMetrics
 from llmgate.observe.state_metrics import StateSampler
@@ -41,11 +42,15 @@ if TYPE_CHECKING:
     from llmgate.store.redis import SharedLimits
     from llmgate.usage.raw import RawLogSink
 
+ClientFactory = Callable[[ProviderConfig], UpstreamClient]
+
 
 class Services:
     """Everything a running gateway holds; no request logic."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clients: ClientFactory = UpstreamClient,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """`clients` and `clock` are for tests (an upstream faked in process, routing's time set by hand)."""
         self.settings = settings
         server = settings.server
         self.store: Store = open_store(settings.database_url, server.data_dir)
@@ -60,7 +65,9 @@ class Services:
         self.authenticator = Authenticator(settings.master_key, self.tokens,
                                            has_management_token=settings.management_token is not None)
         self.token_lifecycle = TokenLifecycle(self.store, self.tokens, self.authenticator, self.shared)
-        self.upstreams = Upstreams(settings, {p.name: UpstreamClient(p) for p in settings.providers})
+        self.new_client = clients
+        """Makes a provider's upstream client (here and on reload)."""
+        self.upstreams = Upstreams(settings, {p.name: clients(p) for p in settings.providers}, clock=clock)
         """The current configuration generation (a reload swaps it)."""
         self.reloader = Reloader(self)
         self.lag = LoopLag()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from llmgate.config import RoutingConfig, Settings
@@ -27,22 +27,23 @@ quarter second."""
 class Upstreams:
     """Routing table, upstream clients and model catalog of one configuration; what the attempt loop is given."""
 
-    __slots__ = ("_closing", "active", "catalog", "clients", "keepalive_s", "retired", "routing", "settings", "table",
-                 "watches")
+    __slots__ = ("_closing", "active", "catalog", "clients", "clock", "keepalive_s", "retired", "routing", "settings",
+                 "table", "watches")
 
     table: RoutingTable
     catalog: ModelCatalog
 
     def __init__(self, settings: Settings, clients: Mapping[str, UpstreamClient],
-                 previous: Upstreams | None = None) -> None:
+                 previous: Upstreams | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
+        self.clock = clock
+        """Routing's `now` (cooldowns, breakers, budgets, the model list's cache); tests pass a fake one."""
         self.table = RoutingTable(settings.providers, settings.models, settings.routing,
                                   previous.table if previous is not None else None)
         self.routing: RoutingConfig = self.table.routing
         self.keepalive_s = settings.server.stream_keepalive_s
         self.clients = clients
-        self.catalog = ModelCatalog(self.table, self._fetch_models, settings.server.models_cache_ttl_s,
-                                    time.monotonic)
+        self.catalog = ModelCatalog(self.table, self._fetch_models, settings.server.models_cache_ttl_s, clock)
         self.active = 0
         """Requests in flight on this generation."""
         self.retired: list[UpstreamClient] | None = None
@@ -54,7 +55,7 @@ class Upstreams:
     async def _fetch_models(self, provider_name: str) -> list[dict[str, Any]]:
         provider = self.table.providers[provider_name]
         ring = self.table.keyrings[provider_name]
-        key = ring.choose(time.monotonic()) or ring.keys[0]
+        key = ring.choose(self.clock()) or ring.keys[0]
         headers = [*key.auth_headers, *provider.default_headers]
         query = "limit=1000" if provider.config.kind == "anthropic" else ""  # Anthropic pages by 20 by default
         return await fetch_model_list(self.clients[provider_name], provider.upstream_path("/models", query, ""),

@@ -12,7 +12,7 @@ from tests.servers import Gateway, free_port, gateway_env, start_gateway, write_
 ANTHROPIC_UPSTREAM_KEY = "sk-ant-upstream-test-00112233445566"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def two_dialect_gateway(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     config = write_config(Path(tmp_path_factory.mktemp("two-dialects")), f"""
 [[providers]]

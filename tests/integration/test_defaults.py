@@ -1,11 +1,11 @@
-"""The defaults a new user gets: /v1 open only while nothing could tell callers apart, and usage counted."""
+"""The defaults a new user gets from `llmgate serve`: usage counted, and saying so (who may call /v1 by default:
+tests/unit/access/test_authenticate.py)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 
@@ -35,63 +35,6 @@ def issue_token(gw: Gateway) -> dict[str, str]:
 def chat(gw: Gateway, secret: str | None = None) -> httpx.Response:
     headers = {"authorization": f"Bearer {secret}"} if secret else {}
     return httpx.post(f"{gw.url}/v1/chat/completions", json=CHAT, headers=headers, timeout=10)
-
-
-def test_open_only_with_no_credential_of_any_kind(upstream: str) -> None:
-    with start_gateway(env_without_master_key(upstream)) as gw:
-        assert chat(gw).status_code == 200
-        assert httpx.get(f"{gw.url}/health").json()["access"] == "open"
-        assert "/v1 access: open: no master key, no management token, no tokens" in gw.logs()
-
-
-def test_a_management_token_means_a_token_is_required(upstream: str) -> None:
-    """The issue's case: tokens handed out on a gateway with no master key; a request with none is refused."""
-    with start_gateway(env_without_master_key(upstream, LLMGATE_MANAGEMENT_TOKEN=MT)) as gw:
-        assert "/v1 access: closed: a management token" in gw.logs()
-        assert httpx.get(f"{gw.url}/health").json()["access"] == "closed"
-        missing = chat(gw)
-        assert missing.status_code == 401 and missing.json()["error"]["code"] == "invalid_api_key"
-        assert "didn't provide an API key" in missing.json()["error"]["message"]
-        assert chat(gw, "sk-anything").status_code == 401
-        anthropic = httpx.post(f"{gw.url}/v1/messages", json=MESSAGES, headers={"anthropic-version": "2023-06-01"})
-        assert anthropic.status_code == 401
-        assert anthropic.json()["type"] == "error" and anthropic.json()["error"]["type"] == "authentication_error"
-        models = httpx.get(f"{gw.url}/v1/models")
-        assert models.status_code == 401
-        token = issue_token(gw)
-        assert chat(gw, token["secret"]).status_code == 200
-        httpx.delete(f"{gw.url}/manage/tokens/{token['id']}", headers=MANAGE).raise_for_status()
-        assert chat(gw, token["secret"]).status_code == 401
-        assert chat(gw).status_code == 401
-
-
-def test_a_token_issued_elsewhere_closes_a_running_open_gateway(upstream: str, tmp_path: Path) -> None:
-    """Two gateways on one store: the open one closes, without a restart, once the other issues a token."""
-    data = str(tmp_path)
-    open_env = env_without_master_key(upstream, LLMGATE_DATA_DIR=data, LLMGATE_USAGE_FLUSH_S="0.1")
-    admin_env = env_without_master_key(upstream, LLMGATE_DATA_DIR=data, LLMGATE_MANAGEMENT_TOKEN=MT)
-    with start_gateway(open_env) as open_gw, start_gateway(admin_env) as admin_gw:
-        assert chat(open_gw).status_code == 200
-        token = issue_token(admin_gw)
-        deadline = time.monotonic() + 5
-        while chat(open_gw).status_code == 200:
-            assert time.monotonic() < deadline, "the open gateway did not close after a token was issued"
-            time.sleep(0.05)
-        assert chat(open_gw).status_code == 401
-        assert chat(open_gw, token["secret"]).status_code == 200
-        assert httpx.get(f"{open_gw.url}/health").json()["access"] == "closed"
-        assert "/v1 access: a virtual token exists; closed from now on" in open_gw.logs()
-
-
-def test_a_known_token_closes_an_open_gateway_at_once(upstream: str, tmp_path: Path) -> None:
-    """A request carrying a token the store holds closes /v1 before the next check comes round."""
-    data = str(tmp_path)
-    open_env = env_without_master_key(upstream, LLMGATE_DATA_DIR=data, LLMGATE_USAGE_FLUSH_S="3600")
-    admin_env = env_without_master_key(upstream, LLMGATE_DATA_DIR=data, LLMGATE_MANAGEMENT_TOKEN=MT)
-    with start_gateway(open_env) as open_gw, start_gateway(admin_env) as admin_gw:
-        token = issue_token(admin_gw)
-        assert chat(open_gw, token["secret"]).status_code == 200
-        assert chat(open_gw).status_code == 401
 
 
 def test_usage_is_logged_by_default(upstream: str) -> None:

@@ -7,7 +7,6 @@ routing what a Failure means (a key's cooldown or end, the breaker of the deploy
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -55,6 +54,10 @@ class ClientPools(Protocol):
     def watches(self) -> WatchList:
         """Where a request's disconnect watch waits until it is worth starting."""
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        """Routing's `now` (monotonic seconds): cooldowns, breakers, the time budget; a fake one in tests."""
+
 
 def failure_kind(status: int) -> FailureKind | None:
     """What an upstream status means for routing; None: an answer to deliver (success or the caller's 4xx)."""
@@ -76,6 +79,7 @@ class Call:
         "attempts",
         "body",
         "capability",
+        "clock",
         "deployment",
         "error_frame",
         "exchange",
@@ -109,6 +113,8 @@ class Call:
                  capability: str | None, is_json: bool = True) -> None:
         self.upstreams = upstreams
         self.routing: RoutingConfig = upstreams.routing
+        self.clock = upstreams.clock
+        """Routing's `now`; the request's own timings (Server-Timing, usage) are measured with time.monotonic."""
         self.send, self.receive = send, receive
         self.method, self.path, self.query = method, path, query
         self.inbound, self.body = inbound, body
@@ -121,7 +127,8 @@ class Call:
         self.may_retry = isinstance(body, bytes)  # a body streaming up can be sent once only
         self.max_attempts = self.routing.max_attempts if self.may_retry else 1
         self.keepalive_s = upstreams.keepalive_s
-        self.started_at = time.monotonic()
+        self.started_at = self.clock()
+        """On routing's clock: the time budget counts from here."""
         self.attempts = 0
         self.hedges = 0
         self.deployment: Deployment | None = None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import time
 from collections.abc import AsyncIterable
 from datetime import timedelta
 from types import TracebackType
@@ -186,7 +187,15 @@ class UpstreamClient:
                 builder = builder.body_bytes(body)
         else:
             builder = builder.body_stream(body)
-        response = await builder.build().send()
+        started = time.monotonic()
+        try:
+            response = await builder.build().send()
+        except ConnectTimeoutError as exc:
+            # pyreqwest names the whole request's timeout (first_byte_s) a connect timeout too; before
+            # connect_s has passed it cannot be the connect timeout.
+            if time.monotonic() - started < self.provider.timeouts.connect_s:
+                raise RequestTimeoutError("no answer within the first-byte timeout", {"causes": None}) from exc
+            raise
         # names arrive lower-cased (the http crate's HeaderName)
         raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
         return response.status, raw, bytes(await response.bytes())

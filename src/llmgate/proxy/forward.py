@@ -40,7 +40,9 @@ from llmgate.usage.event import CLIENT_CLOSED
 
 __all__ = ["Call", "forward", "upstream_error"]
 
-_clock = time.monotonic
+_monotonic = time.monotonic
+"""The request's own timings (upstream time, Server-Timing), real time like `Exchange.started_at`; routing's
+decisions use `call.clock`."""
 _ATTEMPTS = tuple(b"%d" % n for n in range(64))
 
 
@@ -124,7 +126,7 @@ def _release_probe(call: Call) -> None:
 async def _last_resort(call: Call, route: Route) -> Failure | None:
     """Nothing was available: try a resting key once rather than refuse (see routing.select.choose_last_resort)."""
     entries = route.by_capability.get(call.capability)
-    pick = choose_last_resort(entries, call.model, _clock()) if entries is not None else None
+    pick = choose_last_resort(entries, call.model, call.clock()) if entries is not None else None
     if pick is None:
         return None
     call.attempts += 1
@@ -139,7 +141,7 @@ async def _last_resort(call: Call, route: Route) -> Failure | None:
 
 def _out_of_budget(call: Call) -> bool:
     routing = call.routing
-    return call.attempts >= call.max_attempts or _clock() - call.started_at >= routing.budget_s
+    return call.attempts >= call.max_attempts or call.clock() - call.started_at >= routing.budget_s
 
 
 async def _try_route(call: Call, route: Route, failure: Failure | None, again: bool) -> Failure | None:
@@ -151,7 +153,7 @@ async def _try_route(call: Call, route: Route, failure: Failure | None, again: b
         return failure
     exclude: list[Deployment] = []
     while not _out_of_budget(call):
-        pick = choose(entries, call.model, _clock(), exclude, random.random, call.tried_keys or ())
+        pick = choose(entries, call.model, call.clock(), exclude, random.random, call.tried_keys or ())
         if pick is None:
             return failure
         if call.attempts:
@@ -159,7 +161,7 @@ async def _try_route(call: Call, route: Route, failure: Failure | None, again: b
         call.attempts += 1
         call.deployment = pick[0]
         if route.hedge is not None and call.may_retry:
-            opened = await open_hedged(call, route, pick, entries, exclude, _open, _clock, lambda f: _record(call, f))
+            opened = await open_hedged(call, route, pick, entries, exclude, _open, lambda f: _record(call, f))
         else:
             opened = await _open(call, *pick)
         if isinstance(opened, Opened):
@@ -194,17 +196,17 @@ async def open_buffered(call: Call, deployment: Deployment, key: KeyState) -> Op
     """Send the request and read the whole answer (the provider's first-byte timeout bounds it)."""
     client = call.upstreams.clients[deployment.provider.name]
     exchange = call.exchange
-    sent_at = _clock()
+    sent_at = _monotonic()
     try:
         status, headers, data = await client.fetch(call.method, call.upstream_path(deployment),
                                                    call.upstream_headers(deployment, key),
                                                    call.upstream_body(deployment))
     except TRANSPORT_ERRORS as exc:
-        exchange.upstream_s += _clock() - sent_at
+        exchange.upstream_s += _monotonic() - sent_at
         error = upstream_error(exc, client, key.secret)
         return Failure(deployment, key, "timeout" if isinstance(error, UpstreamTimeout) else "transport",
                        error=error)
-    took = _clock() - sent_at
+    took = _monotonic() - sent_at
     exchange.upstream_s += took
     exchange.ttfb_s = took
     kind = failure_kind(status)
@@ -217,7 +219,7 @@ async def open_stream(call: Call, deployment: Deployment, key: KeyState) -> Open
     """Send the request and wait for the answer's first chunk: until then a failure can still be retried."""
     client = call.upstreams.clients[deployment.provider.name]
     exchange = call.exchange
-    sent_at = _clock()
+    sent_at = _monotonic()
     reply = client.stream(call.method, call.upstream_path(deployment), call.upstream_headers(deployment, key),
                           call.upstream_body(deployment))
     entered = False
@@ -228,22 +230,22 @@ async def open_stream(call: Call, deployment: Deployment, key: KeyState) -> Open
         if kind is not None:
             body = await reply.read()
             await reply.__aexit__(None, None, None)
-            exchange.upstream_s += _clock() - sent_at
+            exchange.upstream_s += _monotonic() - sent_at
             return Failure(deployment, key, kind, reply.status, reply.raw_headers(), body)
         first = await reply.next_chunk()
         assert call.guard is not None
         call.guard.progress()
-        exchange.ttfb_s = _clock() - sent_at
+        exchange.ttfb_s = _monotonic() - sent_at
         return Opened(deployment, key, reply.status, reply.raw_headers(), first, reply, sent_at)
     except TRANSPORT_ERRORS as exc:
-        exchange.upstream_s += _clock() - sent_at
+        exchange.upstream_s += _monotonic() - sent_at
         if entered:
             await reply.__aexit__(type(exc), exc, exc.__traceback__)
         error = upstream_error(exc, client, key.secret)
         return Failure(deployment, key, "timeout" if isinstance(error, UpstreamTimeout) else "transport",
                        error=error)
     except BaseException as exc:  # cancelled (deadline, disconnect, hedge lost): drop the connection
-        exchange.upstream_s += _clock() - sent_at
+        exchange.upstream_s += _monotonic() - sent_at
         if entered:
             await reply.__aexit__(type(exc), exc, exc.__traceback__)
         raise
@@ -263,7 +265,7 @@ def _record(call: Call, failure: Failure) -> bool:
         call.tried_keys = [failure.key]
     else:
         call.tried_keys.append(failure.key)
-    return record_failure(failure, call.model, _clock(), call.routing)
+    return record_failure(failure, call.model, call.clock(), call.routing)
 
 
 async def _deliver(call: Call, opened: Opened, succeeded: bool = True) -> None:
@@ -278,23 +280,23 @@ async def _deliver(call: Call, opened: Opened, succeeded: bool = True) -> None:
                       (b"x-llmgate-attempts", _ATTEMPTS[call.attempts] if call.attempts < 64 else b"64")]
     if call.hedges:
         extra.append((b"x-llmgate-hedges", b"%d" % call.hedges))
-    extra.append((b"server-timing", server_timing(exchange, _clock(), opened.sent_at if opened.reply else None)))
+    extra.append((b"server-timing", server_timing(exchange, _monotonic(), opened.sent_at if opened.reply else None)))
     reply = opened.reply
     try:
         error = await call.deliver(opened, extra)
     finally:
         if reply is not None:
             await reply.__aexit__(None, None, None)
-            exchange.upstream_s += _clock() - opened.sent_at
+            exchange.upstream_s += _monotonic() - opened.sent_at
     if error is not None:
-        if deployment.breaker_for(call.model).record_failure(_clock()):
+        if deployment.breaker_for(call.model).record_failure(call.clock()):
             logger.warning("deployment {} circuit breaker opened for {} (mid-stream failure)", deployment.name,
                            call.model or "requests naming no model")
         return
     if succeeded:
-        deployment.breaker_for(call.model).record_success(_clock())
+        deployment.breaker_for(call.model).record_success(call.clock())
     if deployment.tpm is not None and exchange.status == 200 and exchange.meter is not None:
-        deployment.record_tokens(exchange.meter.tokens(), _clock())  # a deployment with a tpm limit
+        deployment.record_tokens(exchange.meter.tokens(), call.clock())  # a deployment with a tpm limit
 
 
 async def _answer_failure(call: Call, route: Route, failure: Failure | None) -> None:
@@ -323,7 +325,7 @@ async def _answer_failure(call: Call, route: Route, failure: Failure | None) -> 
 def _nothing_available(call: Call, route: Route) -> GatewayError:
     """Every deployment is resting: 429 when keys are cooling down (with when to come back), else 503. The
     message names the model the client asked for (a catch-all or prefix route's name is a pattern)."""
-    now = _clock()
+    now = call.clock()
     returns = []
     for deployment, _ in route.entries:
         back = deployment.keys.next_available_at()

@@ -26,19 +26,21 @@ _closing: set[asyncio.Future[None]] = set()  # a reference until done, so the lo
 
 
 async def open_hedged(call: Call, route: Route, pick: Pick, entries: tuple[Entry, ...], exclude: list[Deployment],
-                      open_attempt: Open, clock: Callable[[], float], record: Record) -> Opened | Failure:
-    """Like `open_attempt(call, *pick)`, with a second attempt raced against it if the first is slow."""
+                      open_attempt: Open, record: Record) -> Opened | Failure:
+    """Like `open_attempt(call, *pick)`, with a second attempt raced against it if the first is slow. The time
+    to first byte is measured in real time (the deadline is on the event loop's timer); routing's picks use
+    `call.clock`."""
     hedge = route.hedge
     assert hedge is not None
     hedge.requests += 1
-    started = clock()
+    started = time.monotonic()
     running: dict[asyncio.Future[Opened | Failure], Pick] = {
         asyncio.ensure_future(open_attempt(call, *pick)): pick}
     result: Failure | None = None
     try:
         done, _ = await asyncio.wait(running, timeout=hedge.delay_s())
         if not done and hedge.may_hedge():
-            second = _second_pick(call, route, pick, entries, exclude, clock() - started)
+            second = _second_pick(call, route, pick, entries, exclude, time.monotonic() - started)
             if second is not None:
                 running[asyncio.ensure_future(open_attempt(call, *second))] = second
         while running:
@@ -47,7 +49,7 @@ async def open_hedged(call: Call, route: Route, pick: Pick, entries: tuple[Entry
                 del running[task]
                 outcome = task.result()
                 if isinstance(outcome, Opened):
-                    hedge.record_ttfb(clock() - started)
+                    hedge.record_ttfb(time.monotonic() - started)
                     return outcome
                 if result is not None:
                     record(result)  # the earlier failure of two: routing hears of both
@@ -70,7 +72,7 @@ async def open_hedged(call: Call, route: Route, pick: Pick, entries: tuple[Entry
 def _second_pick(call: Call, route: Route, pick: Pick, entries: tuple[Entry, ...], exclude: list[Deployment],
                  waited_s: float) -> Pick | None:
     """Another deployment if one is available, else another key of the same one; counted as a hedge."""
-    now, model, tried = time.monotonic(), call.model, call.tried_keys or ()
+    now, model, tried = call.clock(), call.model, call.tried_keys or ()
     second = choose(entries, model, now, [*exclude, pick[0]], random.random, tried) or \
         choose(entries, model, now, exclude, random.random, (*tried, pick[1]))
     if second is None or route.hedge is None:

@@ -71,18 +71,25 @@ class StreamGuard:
 
     def progress(self) -> None:
         """Waiting for the upstream starts now: its next byte is due within the idle timeout."""
-        self.deadline = self._loop.time() + self.idle_s
+        deadline = self.deadline = self._loop.time() + self.idle_s
+        if deadline < self._armed_at:  # sooner than the timer's next check (an idle_s under the keep-alive's)
+            self._arm()
 
     async def first_chunk(self) -> None:
         """The upstream body's first chunk came: no more keep-alives; let a comment being sent finish first."""
         self.waiting = False
-        if self._pending is not None:
-            await self._pending
+        await self.settle()
 
     async def settle(self) -> None:
-        """Wait for a keep-alive comment being sent (before sending anything else)."""
-        if self._pending is not None:
-            await self._pending
+        """Wait for a keep-alive comment being sent (before sending anything else). One that `stop()` cancelled
+        is waited for too, without raising its cancellation: the stream still ends with its error."""
+        pending = self._pending
+        if pending is None:
+            return
+        if not pending.done():
+            await asyncio.wait((pending,))
+        if not pending.cancelled():
+            pending.result()  # a send that failed raises here
 
     def _arm(self) -> None:
         at = min(self.deadline, self._next_keepalive) if self.waiting else self.deadline

@@ -52,4 +52,4 @@ class HealthController(Controller):
             if principal is None or principal.kind == "token":
                 raise Unauthorized("GET /health/deployments needs the master key or the management token.")
         return {"reloads": gateway.reloader.count,
-                "deployments": deployments_health(gateway.upstreams.table, time.monotonic())}
+                "deployments": deployments_health(gateway.upstreams.table, gateway.upstreams.clock())}

@@ -1,8 +1,11 @@
-"""The token cache on a real SQLite store: hits never reach it, misses are single-flight, counts batch up."""
+"""The token cache on a real SQLite store: hits never reach it, misses are single-flight, counts batch up; and
+virtual tokens end to end in process (issued through /manage, used on /v1 against the double)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,10 @@ from llmgate.errors import ModelNotAllowed, QuotaExhausted, TokenExpired, TokenR
 from llmgate.store.base import Project, Token
 from llmgate.store.crypto import KeyBox
 from llmgate.store.sqlite import SqliteStore
+from tests.inprocess.access import MANAGEMENT_TOKEN, TOKENS_ENV, chat, manage, new_token
+from tests.inprocess.gateway import Gateway
+from tests.inprocess.upstream import DOUBLE_URL, double, seen
+from tests.servers import MASTER_KEY
 
 NOW = 1_700_000_000.0
 
@@ -198,3 +205,87 @@ def test_redis_down_falls_back_to_local_limits(tmp_path: Path) -> None:
         await store.close()
 
     asyncio.run(run())
+
+
+# Virtual tokens end to end in process: created through /manage, used on /v1 against the double.
+@pytest.fixture(scope="module")
+def gw() -> Iterator[Gateway]:
+    with Gateway(upstream=double(), env={**TOKENS_ENV, "OPENAI_BASE_URL": f"{DOUBLE_URL}/v1"}) as gateway:
+        yield gateway
+
+
+def test_token_works_and_secret_is_shown_once(gw: Gateway) -> None:
+    token = new_token(gw)
+    assert token["secret"].startswith("lg-") and token["prefix"] == f"lg-…{token['secret'][-4:]}"
+    assert chat(gw, token["secret"]).status_code == 200
+    again = manage(gw, "GET", f"/tokens/{token['id']}").json()
+    assert "secret" not in again and token["secret"] not in str(manage(gw, "GET", "/tokens").json())
+
+
+def test_master_key_is_still_admin(gw: Gateway) -> None:
+    assert chat(gw, MASTER_KEY).status_code == 200
+
+
+def test_unknown_token_is_401(gw: Gateway) -> None:
+    response = chat(gw, "lg-not-a-real-token")
+    assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_revoked_token_is_refused_at_once(gw: Gateway) -> None:
+    token = new_token(gw)
+    assert chat(gw, token["secret"]).status_code == 200
+    assert manage(gw, "DELETE", f"/tokens/{token['id']}").json()["is_active"] is False
+    response = chat(gw, token["secret"])
+    assert response.status_code == 401 and response.json()["error"]["code"] == "token_revoked"
+
+
+def test_expired_token_is_401(gw: Gateway) -> None:
+    token = new_token(gw, expires_at=time.time() - 1)
+    response = chat(gw, token["secret"])
+    assert response.status_code == 401 and response.json()["error"]["code"] == "token_expired"
+
+
+def test_rotate_replaces_the_secret(gw: Gateway) -> None:
+    token = new_token(gw)
+    assert chat(gw, token["secret"]).status_code == 200
+    rotated = manage(gw, "POST", f"/tokens/{token['id']}/rotate").json()
+    assert rotated["secret"] != token["secret"]
+    assert chat(gw, token["secret"]).status_code == 401
+    assert chat(gw, rotated["secret"]).status_code == 200
+
+
+def test_deleting_a_project_revokes_its_tokens(gw: Gateway) -> None:
+    project = manage(gw, "POST", "/projects", json={"name": "doomed"}).json()
+    token = new_token(gw, project)
+    assert chat(gw, token["secret"]).status_code == 200
+    assert manage(gw, "DELETE", f"/projects/{project['id']}").json()["revoked_tokens"] == 1
+    assert chat(gw, token["secret"]).status_code == 401
+    assert manage(gw, "GET", f"/projects/{project['id']}").status_code == 404
+
+
+def test_project_upstream_key_is_used_and_masked(gw: Gateway) -> None:
+    project = manage(gw, "POST", "/projects", json={"name": "own-key",
+                                                    "upstream_keys": {"openai": "sk-project-own-key-1234"}}).json()
+    assert project["upstream_keys"] == {"openai": "sk-****1234"}
+    token = new_token(gw, project)
+    chat(gw, token["secret"])
+    assert seen()["last_auth"] == "Bearer sk-project-own-key-1234"
+
+
+def test_upstream_keys_refused_without_secret_key() -> None:
+    with Gateway(upstream=double(), env={"LLMGATE_MANAGEMENT_TOKEN": MANAGEMENT_TOKEN}) as other:
+        response = manage(other, "POST", "/projects", json={"name": "k", "upstream_keys": {"openai": "sk-x"}})
+        assert response.status_code == 400 and "LLMGATE_SECRET_KEY" in response.json()["error"]["message"]
+
+
+def test_anthropic_route_checks_tokens_and_answers_in_its_format(gw: Gateway) -> None:
+    project = manage(gw, "POST", "/projects", json={"name": "anthropic-callers"}).json()
+    token = new_token(gw, project, allowed_models=["gpt-4o-mini"])
+    body = {"model": "gpt-4o-mini", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"x-api-key": token["secret"], "anthropic-version": "2023-06-01"}
+    assert gw.post("/v1/messages", json=body, headers=headers, auth=False).status_code == 200
+    wrong = gw.post("/v1/messages", json={**body, "model": "other"}, headers=headers, auth=False)
+    assert wrong.status_code == 403 and wrong.json()["error"]["type"] == "permission_error"
+    manage(gw, "DELETE", f"/tokens/{token['id']}")
+    revoked = gw.post("/v1/messages", json=body, headers=headers, auth=False)
+    assert revoked.status_code == 401 and revoked.json()["type"] == "error"

@@ -16,6 +16,7 @@ from llmgate.pipeline.request import V1Request
 from llmgate.pipeline.screen import screen, shed_after_s
 from llmgate.proxy.headers import split_request_headers
 from llmgate.usage.event import Exchange
+from tests.inprocess.gateway import Gateway
 
 
 def request(anthropic: bool, lag_s: float = 0.4321, host: bytes = b"localhost:8000") -> V1Request:
@@ -72,3 +73,10 @@ def test_a_loop_within_the_threshold_and_a_good_host_pass() -> None:
 def test_a_host_that_is_no_host_name_is_400() -> None:
     with pytest.raises(InvalidRequest):
         screen(request(False, lag_s=0.0, host=b"evil host/"), max_lag_s=0.25)
+
+
+def test_a_host_header_no_url_could_hold_is_400(double_gateway: Gateway) -> None:
+    response = double_gateway.post("/v1/chat/completions", json={"model": "m"}, headers={"host": "evil.example/path?x"})
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert "Host header" in response.json()["error"]["message"]

@@ -1,6 +1,9 @@
-"""Header rewriting both ways."""
+"""Header rewriting both ways (and through the app, in process against the double)."""
 
 from llmgate.proxy.headers import downstream_headers, split_request_headers, upstream_request_headers
+from tests.inprocess.gateway import Gateway
+from tests.inprocess.upstream import seen
+from tests.servers import MASTER_KEY, UPSTREAM_KEY
 
 CLIENT_HEADERS = [
     (b"host", b"gw.local:8000"),
@@ -99,3 +102,28 @@ def test_provider_default_headers_yield_to_the_callers() -> None:
     assert [v for n, v in mine if n == "anthropic-version"] == ["2024-01-01"]
     theirs = upstream_request_headers(split_request_headers([]), (("x-api-key", "k"),), b"r", defaults)
     assert ("anthropic-version", "2023-06-01") in theirs and ("x-api-key", "k") in theirs
+
+
+# Through the app, against the double run in process.
+def test_headers_going_up(double_gateway: Gateway) -> None:
+    headers = {"OpenAI-Organization": "org-42", "OpenAI-Beta": "assistants=v2", "x-custom": "kept",
+               "cookie": "session=secret", "x-request-id": "caller-1"}
+    double_gateway.post("/v1/chat/completions", json={"model": "m"}, headers=headers)
+    up = seen()["last_headers"]
+    assert up["authorization"] == f"Bearer {UPSTREAM_KEY}"
+    assert (up["openai-organization"], up["openai-beta"], up["x-custom"]) == ("org-42", "assistants=v2", "kept")
+    assert up["x-client-request-id"] == "caller-1"
+    assert "cookie" not in up and "x-api-key" not in up
+    assert MASTER_KEY not in str(up)
+
+
+def test_x_api_key_caller_does_not_leak_upstream(double_gateway: Gateway) -> None:
+    double_gateway.post("/v1/chat/completions", json={"model": "m"}, headers={"x-api-key": MASTER_KEY}, auth=False)
+    assert MASTER_KEY not in str(seen()["last_headers"])
+
+
+def test_headers_coming_down(double_gateway: Gateway) -> None:
+    response = double_gateway.post("/v1/chat/completions", json={"model": "m"})
+    assert response.headers["openai-processing-ms"]
+    assert response.headers["x-ratelimit-limit-requests"]
+    assert response.headers["x-upstream-request-id"].startswith("up-")

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from llmgate.routes.front import v1_first
+from tests.inprocess.gateway import Gateway
 
 
 def _dispatch(scope: dict[str, Any]) -> tuple[str, str]:
@@ -45,3 +46,10 @@ def test_v1_paths_go_straight_to_v1_relative_to_it(path: str, relative: str) -> 
 ])
 def test_everything_else_goes_to_litestar_unchanged(scope: dict[str, Any]) -> None:
     assert _dispatch(scope) == ("litestar", scope["path"])
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions/", "/v1//chat/completions", "//v1/chat/completions"])
+def test_trailing_and_double_slashes_are_the_same_route(double_gateway: Gateway, path: str) -> None:
+    """Through the whole app (the shortcut, or Litestar's router for paths it normalises), in process."""
+    response = double_gateway.post(path, json={"model": "m"})
+    assert response.status_code == 200

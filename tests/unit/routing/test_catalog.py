@@ -7,6 +7,7 @@ import pytest
 from llmgate.config import ProviderConfig
 from llmgate.routing.catalog import ModelCatalog
 from llmgate.routing.table import RoutingTable
+from tests.inprocess.gateway import Gateway
 
 
 class FakeClock:
@@ -120,3 +121,9 @@ def test_anthropic_model_objects_are_listed_in_openai_shape() -> None:
     openai = {"id": "gpt-4o", "object": "model", "created": 5, "owned_by": "system"}
     assert as_openai_model(openai, "openai") is openai
     assert as_openai_model({"id": "odd", "created_at": "yesterday"}, "p")["created"] == 0
+
+
+def test_models_list_merges_declared_and_upstream(small_gateway: Gateway) -> None:
+    """Through the app, against the double run in process."""
+    ids = [m["id"] for m in small_gateway.get("/v1/models").json()["data"]]
+    assert ids[0] == "special-model" and "gpt-4o-mini" in ids

@@ -1,8 +1,12 @@
 """Key rotation and cooldowns, with the clock passed in."""
 
+from collections.abc import Iterator
+
 import pytest
 
 from llmgate.routing.keys import KeyRing, KeyState, cool_down, disable, parse_duration_s, retry_after_s
+from tests.inprocess.gateway import Gateway, Response
+from tests.inprocess.upstream import DOUBLE_URL, double, reset_seen, seen
 
 
 def ring(*secrets: str) -> KeyRing:
@@ -78,3 +82,70 @@ def test_a_retry_prefers_a_key_the_request_has_not_tried() -> None:
     cool_down(b, 0.0, 30)
     assert keys.choose(1.0, tried=[a, c]) is c  # b rests: a tried key again (c, used before a) rather than none
     assert keys.choose(1.0, tried=[a]) is c  # c was used more recently than a, but a was tried
+
+
+# Through the app, against the upstream double run in process.
+KEYS = ("sk-rot-one-000000000001", "sk-rot-two-000000000002", "sk-rot-three-00000000003")
+KEYED = f"""
+[routing]
+backoff_base_ms = 1
+
+[[providers]]
+name = "rotating"
+base_url = "{DOUBLE_URL}/rot/v1"
+api_keys = {list(KEYS)!r}
+
+[[providers]]
+name = "revoking"
+base_url = "{DOUBLE_URL}/_mock/reject-key=revoked/v1"
+api_keys = ["sk-revoked-key-0000000001", "sk-fine-key-00000000000002"]
+
+[[models]]
+name = "rotated"
+deployments = [{{ provider = "rotating", model = "upstream-name" }}]
+
+[[models]]
+name = "revoked"
+deployments = [{{ provider = "revoking" }}]
+"""
+
+
+@pytest.fixture(scope="module")
+def keyed() -> Iterator[Gateway]:
+    with Gateway(KEYED, double()) as gw:
+        yield gw
+
+
+def chat(gw: Gateway, model: str, **headers: str) -> Response:
+    return gw.post("/v1/chat/completions", json={"model": model, "messages": []}, headers=headers)
+
+
+def test_keys_rotate_least_recently_used_first(keyed: Gateway) -> None:
+    reset_seen()
+    for _ in range(6):
+        assert chat(keyed, "rotated").status_code == 200
+    used = [r["auth"] for r in seen()["recent"]]
+    assert sorted(used[:3]) == sorted(f"Bearer {k}" for k in KEYS)
+    assert used[3:] == used[:3]
+
+
+def test_a_429_rests_only_that_key(keyed: Gateway) -> None:
+    reset_seen()
+    response = chat(keyed, "rotated", **{"x-mock-status": "429", "x-mock-retry-after": "120"})
+    # every key got its 429 in turn (retried on the next key), then the upstream's answer is passed on
+    assert response.status_code == 429 and response.headers["x-llmgate-attempts"] == "3"
+    keys = {k["key"]: k for k in keyed.health("rotating/upstream-name")["keys"]}
+    assert all(k["state"] == "cooling_down" and k["cooling_down_for_s"] > 100 for k in keys.values())
+    # with every key resting, a request still goes out once (the upstream decides) rather than being refused
+    assert chat(keyed, "rotated").status_code == 200
+
+
+def test_401_disables_the_key_and_logs_it_masked_once(keyed: Gateway) -> None:
+    for _ in range(4):
+        response = chat(keyed, "revoked")
+        assert response.status_code == 200, response.text
+    keys = keyed.health("revoking/revoked")["keys"]
+    assert [k["state"] for k in keys] == ["disabled", "ok"]
+    logs = keyed.logs()
+    assert logs.count("rejected key sk-****0001 with 401") == 1
+    assert "sk-revoked-key-0000000001" not in logs

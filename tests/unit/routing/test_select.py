@@ -7,6 +7,8 @@ from llmgate.providers.registry import build_provider
 from llmgate.routing.breaker import Breaker, ModelBreakers
 from llmgate.routing.keys import KeyRing, KeyState, cool_down, disable
 from llmgate.routing.select import Deployment, HedgeState, Route, choose, choose_last_resort
+from tests.inprocess.gateway import Gateway, Response
+from tests.inprocess.upstream import DOUBLE_URL, double
 
 CONFIG = RoutingConfig(breaker_failures=1, breaker_open_s=10)
 
@@ -142,3 +144,33 @@ def test_a_retry_on_the_same_deployment_prefers_an_untried_key() -> None:
         tried.append(pick[1])
     again = choose(entries, "m", 0.0, [], lambda: 0.0, tried)
     assert again is not None and again[1] is first[1]  # every key tried: the least recently used again
+
+
+def test_tpm_moves_traffic_once_a_deployment_has_used_its_tokens() -> None:
+    """Through the app, against the upstream double run in process."""
+    config = f"""
+[[providers]]
+name = "small"
+base_url = "{DOUBLE_URL}/small/v1"
+
+[[providers]]
+name = "large"
+base_url = "{DOUBLE_URL}/large/v1"
+
+[[models]]
+name = "budgeted"
+deployments = [{{ provider = "small", weight = 1000000, tpm = 100 }}, {{ provider = "large", weight = 0.000001 }}]
+"""
+
+    def chat(gw: Gateway, stream: bool = False) -> Response:
+        return gw.post("/v1/chat/completions", json={"model": "budgeted", "stream": stream, "messages": []})
+
+    with Gateway(config, double()) as gw:
+        used = [chat(gw).headers["x-llmgate-deployment"] for _ in range(4)]
+        # the double's answers use 35 tokens each: the 100-token minute is over after the third
+        assert used == ["small/budgeted"] * 3 + ["large/budgeted"]
+    with Gateway(config, double()) as gw:  # a fresh minute
+        streams = [chat(gw, stream=True) for _ in range(5)]
+    # a stream's usage is asked for (31 tokens: 11 + 20 chunks) and not shown to a client that did not ask
+    assert [s.headers["x-llmgate-deployment"] for s in streams] == ["small/budgeted"] * 4 + ["large/budgeted"]
+    assert all(b'"usage":{' not in s.content and s.content.endswith(b"data: [DONE]\n\n") for s in streams)

@@ -1,11 +1,15 @@
 """Model → Route resolution: aliases, declared names and prefixes, the catch-all, capabilities, reload carry-over."""
 
+from collections.abc import Iterator
+
 import pytest
 
 from llmgate.config import DeploymentConfig, ModelConfig, ProviderConfig, RoutingConfig
 from llmgate.errors import ModelNotFound
 from llmgate.routing.keys import cool_down
 from llmgate.routing.table import RoutingTable
+from tests.inprocess.gateway import Gateway, Response
+from tests.inprocess.upstream import DOUBLE_URL, double, seen
 
 
 def provider(name: str, *models: str, **kw: object) -> ProviderConfig:
@@ -95,3 +99,142 @@ def test_reload_keeps_a_passthrough_deployments_breakers_per_model() -> None:
     kept = new.resolve("model-b", "/chat/completions").entries[0][0]
     assert kept.breaker_for("model-a").state == "open" and kept.breaker_for("model-b").state == "closed"
     assert kept.breaker is deployment.breaker
+
+
+# Through the app, against the upstream double run in process.
+ROUTED = f"""
+[routing]
+backoff_base_ms = 1
+
+[[providers]]
+name = "rotating"
+base_url = "{DOUBLE_URL}/rot/v1"
+api_keys = ["sk-rot-one-000000000001", "sk-rot-two-000000000002", "sk-rot-three-00000000003"]
+
+[[providers]]
+name = "revoking"
+base_url = "{DOUBLE_URL}/_mock/reject-key=revoked/v1"
+api_keys = ["sk-revoked-key-0000000001", "sk-fine-key-00000000000002"]
+
+[[providers]]
+name = "spare"
+base_url = "{DOUBLE_URL}/spare/v1"
+
+[[providers]]
+name = "broken"
+base_url = "{DOUBLE_URL}/_mock/status=503/v1"
+
+[[providers]]
+name = "azure"
+kind = "azure"
+base_url = "{DOUBLE_URL}/az"
+api_key = "azure-secret-key-000000001"
+api_version = "2024-06-01"
+
+[[providers]]
+name = "anthropic"
+kind = "anthropic"
+base_url = "{DOUBLE_URL}/anth"
+api_key = "sk-ant-test-00000000000000"
+models = ["claude-*"]
+
+[[providers]]
+name = "embedder"
+base_url = "{DOUBLE_URL}/emb/v1"
+capabilities = ["embeddings"]
+
+[[models]]
+name = "rotated"
+deployments = [{{ provider = "rotating", model = "upstream-name" }}]
+
+[[models]]
+name = "revoked"
+deployments = [{{ provider = "revoking" }}]
+
+[[models]]
+name = "primary"
+deployments = [{{ provider = "broken" }}]
+fallbacks = ["backup"]
+
+[[models]]
+name = "backup"
+deployments = [{{ provider = "spare" }}]
+
+[[models]]
+name = "down"
+deployments = [{{ provider = "broken", model = "down" }}]
+
+[[models]]
+name = "gpt-4o"
+deployments = [{{ provider = "azure", model = "my-gpt4o-deployment" }}]
+
+[[models]]
+name = "text-embedding-3-small"
+deployments = [{{ provider = "embedder" }}]
+"""
+
+
+@pytest.fixture(scope="module")
+def routed() -> Iterator[Gateway]:
+    with Gateway(ROUTED, double()) as gw:
+        yield gw
+
+
+def chat(gw: Gateway, model: str, **headers: str) -> Response:
+    return gw.post("/v1/chat/completions", json={"model": model, "messages": []}, headers=headers)
+
+
+def test_alias_renames_the_model_upstream(routed: Gateway) -> None:
+    body = b'{"model": "rotated", "messages": [{"role": "user", "content": "hi"}], "n": 1}'
+    response = routed.post("/v1/chat/completions", content=body)
+    assert response.status_code == 200
+    assert response.headers["x-llmgate-deployment"] == "rotating/upstream-name"
+    sent = '{"model":"upstream-name","messages":[{"role": "user", "content": "hi"}],"n":1}'
+    assert seen()["last_body"] == sent
+
+
+def test_fallback_alias_when_every_deployment_fails(routed: Gateway) -> None:
+    response = chat(routed, "primary")
+    assert response.status_code == 200
+    assert response.headers["x-llmgate-deployment"] == "spare/backup"
+    assert response.headers["x-llmgate-attempts"] == "2"
+
+
+def test_a_failing_deployment_opens_its_breaker(routed: Gateway) -> None:
+    # breaker_failures defaults to 5: the first request fails max_attempts (4) times (its only deployment is tried
+    # again), the second the fifth time; each 503 is passed on as the upstream sent it
+    for attempts in ("4", "1"):
+        response = chat(routed, "down")
+        assert response.status_code == 503 and response.json()["error"]["message"] == "mock error 503"
+        assert response.headers["x-llmgate-attempts"] == attempts
+    assert routed.health("broken/down")["breaker"]["state"] == "open"
+    response = chat(routed, "down")  # now llmgate answers at once, without calling the upstream
+    assert response.status_code == 503 and response.json()["error"]["code"] == "no_healthy_deployment"
+    assert response.headers["x-llmgate-attempts"] == "0"
+
+
+def test_other_4xx_pass_through_at_once(routed: Gateway) -> None:
+    response = chat(routed, "rotated", **{"x-mock-status": "422"})
+    assert response.status_code == 422 and response.headers["x-llmgate-attempts"] == "1"
+    assert response.json()["error"]["message"] == "mock error 422"
+
+
+def test_unknown_alias_and_missing_capability_are_404(routed: Gateway) -> None:
+    response = chat(routed, "gpt-5")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "model_not_found"
+    response = chat(routed, "text-embedding-3-small")  # the embedder serves embeddings only
+    assert response.status_code == 404 and "does not support /v1/chat/completions" in response.text
+
+
+def test_models_lists_the_aliases(routed: Gateway) -> None:
+    ids = [m["id"] for m in routed.get("/v1/models").json()["data"]]
+    assert ids == ["rotated", "revoked", "primary", "backup", "down", "gpt-4o",
+                   "text-embedding-3-small", "claude-sonnet-4-5-20250929", "claude-3-5-haiku-20241022"]
+
+
+def test_models_route_to_their_provider(small_gateway: Gateway) -> None:
+    small_gateway.post("/v1/chat/completions", json={"model": "special-model"})
+    up = seen()
+    assert (up["last_path"], up["last_auth"]) == ("/pinned/v1/chat/completions", "Bearer sk-pinned-provider-key-000000")
+    small_gateway.post("/v1/chat/completions", json={"model": "other"})
+    assert seen()["last_path"] == "/v1/chat/completions"

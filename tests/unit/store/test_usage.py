@@ -9,7 +9,7 @@ import pytest
 from llmgate.store.base import Store
 from llmgate.store.usage import UsageQuery, percentile
 from llmgate.usage.event import UsageEvent
-from tests.unit.store.test_store import run, store  # noqa: F401 - the two-backend fixture
+from tests.unit.store.test_base import run, store  # noqa: F401 - the two-backend fixture
 
 DAY = 1_700_000_000.0 - 1_700_000_000.0 % 86400  # a UTC midnight: 2023-11-14
 

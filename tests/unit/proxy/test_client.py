@@ -1,0 +1,133 @@
+"""The real upstream clients (proxy/client.py) against the upstream double over real sockets: what the fake
+transport of tests/inprocess/upstream.py stands in for (statuses, lower-cased headers, chunks as they arrive,
+the end, and which errors mean what)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from llmgate.config import ProviderConfig, Timeouts
+from llmgate.proxy.client import TRANSPORT_ERRORS, StreamError, UpstreamClient, is_connect_timeout, is_timeout
+from llmgate.proxy.forward import upstream_error
+from tests.upstream_double import free_port
+
+T = TypeVar("T")
+CHAT = b'{"model":"m","messages":[]}'
+STREAM = b'{"model":"m","messages":[],"stream":true}'
+JSON = [("content-type", "application/json")]
+
+
+def with_client(base_url: str, use: Callable[[UpstreamClient], Awaitable[T]], **timeouts: float) -> T:
+    async def main() -> T:
+        client = UpstreamClient(ProviderConfig(name="up", base_url=base_url, timeouts=Timeouts(**timeouts)))
+        await client.open()
+        try:
+            return await use(client)
+        finally:
+            await client.close()
+
+    return asyncio.run(main())
+
+
+def test_a_whole_answer(upstream: str) -> None:
+    async def use(client: UpstreamClient) -> tuple[int, Any, bytes]:
+        return await client.fetch("POST", "/chat/completions", [*JSON, ("X-Mock-Status", "503")], CHAT)
+
+    status, headers, body = with_client(f"{upstream}/v1", use)
+    assert status == 503 and b"mock error 503" in body
+    assert all(name == name.lower() and isinstance(name, bytes) for name, _ in headers)
+    assert (b"content-type", b"application/json") in headers
+
+
+def test_a_stream_chunk_by_chunk_to_its_end(upstream: str) -> None:
+    async def use(client: UpstreamClient) -> tuple[int, list[tuple[bytes, bytes]], list[bytes], bool]:
+        async with client.stream("POST", "/chat/completions", [*JSON, ("x-mock-chunks", "3")], STREAM) as reply:
+            chunks = []
+            while chunk := await reply.next_chunk():
+                chunks.append(chunk)
+            return reply.status, reply.raw_headers(), chunks, reply.ended()
+
+    status, headers, chunks, ended = with_client(f"{upstream}/v1", use)
+    direct = httpx.post(f"{upstream}/v1/chat/completions", content=STREAM, headers={"x-mock-chunks": "3"}).content
+    assert status == 200 and b"".join(chunks) == direct and ended
+    assert (b"content-type", b"text/event-stream") in headers
+
+
+def test_an_error_status_on_a_stream_is_read_whole(upstream: str) -> None:
+    async def use(client: UpstreamClient) -> tuple[int, bytes]:
+        async with client.stream("POST", "/chat/completions", [*JSON, ("x-mock-status", "429")], STREAM) as reply:
+            return reply.status, await reply.read()
+
+    status, body = with_client(f"{upstream}/v1", use)
+    assert status == 429 and b"mock error 429" in body
+
+
+def test_a_reset_mid_stream_is_a_stream_error(upstream: str) -> None:
+    async def use(client: UpstreamClient) -> list[bytes]:
+        got: list[bytes] = []
+        async with client.stream("POST", "/chat/completions", [*JSON, ("x-mock-reset-after-chunks", "1")],
+                                 STREAM) as reply:
+            with pytest.raises(StreamError):
+                while chunk := await reply.next_chunk():
+                    got.append(chunk)
+        return got
+
+    assert b"tok0" in b"".join(with_client(f"{upstream}/v1", use))
+
+
+def test_nothing_listening_is_a_transport_error_not_a_timeout() -> None:
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+
+    async def use(client: UpstreamClient) -> list[BaseException]:
+        errors: list[BaseException] = []
+        try:
+            await client.fetch("POST", "/chat/completions", JSON, CHAT)
+        except TRANSPORT_ERRORS as exc:
+            errors.append(exc)
+        try:
+            async with client.stream("POST", "/chat/completions", JSON, STREAM):
+                pass
+        except TRANSPORT_ERRORS as exc:
+            errors.append(exc)
+        return errors
+
+    whole, streamed = with_client(dead, use)
+    assert isinstance(streamed, StreamError)
+    assert not any(is_timeout(e) or is_connect_timeout(e) for e in (whole, streamed))
+
+
+def test_no_whole_answer_within_the_first_byte_timeout_is_a_timeout(upstream: str) -> None:
+    async def use(client: UpstreamClient) -> BaseException:
+        try:
+            await client.fetch("POST", "/chat/completions", [*JSON, ("x-mock-delay-ms", "3000")], CHAT)
+        except TRANSPORT_ERRORS as exc:
+            return exc
+        raise AssertionError("answered")
+
+    error = with_client(f"{upstream}/v1", use, first_byte_s=0.2)
+    assert is_timeout(error) and not is_connect_timeout(error)  # pyreqwest itself names it a connect timeout
+    client = UpstreamClient(ProviderConfig(name="up", base_url=upstream))
+    assert upstream_error(error, client).message == "The upstream provider `up` did not answer in time."
+
+
+def test_a_stream_left_mid_body_drops_the_connection(upstream: str) -> None:
+    httpx.post(f"{upstream}/_reset")
+
+    async def use(client: UpstreamClient) -> None:
+        headers = [*JSON, ("x-mock-chunks", "50"), ("x-mock-chunk-delay-ms", "50")]
+        with pytest.raises(RuntimeError):
+            async with client.stream("POST", "/chat/completions", headers, STREAM) as reply:
+                await reply.next_chunk()
+                raise RuntimeError("the client left")
+
+    with_client(f"{upstream}/v1", use)
+    deadline = time.monotonic() + 5
+    while (seen := httpx.get(f"{upstream}/_seen").json())["streams_aborted"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert seen["streams_aborted"] == 1 and seen["streams_completed"] == 0
