@@ -37,29 +37,29 @@ class V1Services(NamedTuple):
     lag: LoopLag
 
 
-class V1Request:
-    """One `/v1` request: the ASGI triple, and what the steps learn about it, in the order they learn it."""
+class V1Request(msgspec.Struct, gc=False):
+    """One `/v1` request: the ASGI triple, and what the steps learn about it, in the order they learn it.
 
-    __slots__ = ("body", "dialect", "entry", "exchange", "inbound", "method", "model", "path", "receive", "scope",
-                 "send", "stream", "stream_options")
+    A Struct, as `Exchange` is: one is made for every request, and its fields are set in C rather than by a
+    Python `__init__`; gc=False, as it holds no cycle (the request points at its parts, none of them back)."""
 
-    def __init__(self, scope: Scope, receive: Receive, send: Send, inbound: InboundHeaders, exchange: Exchange,
-                 path: str) -> None:
-        self.scope, self.receive, self.send = scope, receive, send
-        self.inbound = inbound
-        self.exchange = exchange
-        """What the request leaves behind for the usage event, metrics and Server-Timing."""
-        self.path = path
-        """Relative to /v1, without a trailing slash."""
-        self.method: str = scope["method"]
-        self.dialect: Dialect = OPENAI
-        self.entry: TokenEntry | None = None
-        """The caller's virtual token; None for the master key or an open gateway."""
-        self.body: Body = b""
-        self.model: str | None = None
-        self.stream = False
-        self.stream_options: msgspec.Raw | UnsetType | None = None
-        """The body's own `stream_options` as decoded for routing (UNSET: it has none; None: not decoded)."""
+    scope: Scope
+    receive: Receive
+    send: Send
+    inbound: InboundHeaders
+    exchange: Exchange
+    """What the request leaves behind for the usage event, metrics and Server-Timing."""
+    path: str
+    """Relative to /v1, without a trailing slash."""
+    method: str
+    dialect: Dialect = OPENAI
+    entry: TokenEntry | None = None
+    """The caller's virtual token; None for the master key or an open gateway."""
+    body: Body = b""
+    model: str | None = None
+    stream: bool = False
+    stream_options: msgspec.Raw | UnsetType | None = None
+    """The body's own `stream_options` as decoded for routing (UNSET: it has none; None: not decoded)."""
 
     @property
     def request_id(self) -> bytes:

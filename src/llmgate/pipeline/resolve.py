@@ -3,7 +3,9 @@ other one, or (Anthropic's `count_tokens` for an OpenAI-compatible provider) ans
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal
+
+import msgspec
 
 from llmgate.errors import InvalidRequest, ModelNotFound
 from llmgate.pipeline.dialects import ANTHROPIC
@@ -24,15 +26,16 @@ Admission = Literal["request", "model", "none"]
 tokens is free); nothing (the model list, /v1/token-count)."""
 
 
-class Forwarded(NamedTuple):
-    """Served by `call` on `route`'s deployments (retries, failover, fallbacks)."""
+class Forwarded(msgspec.Struct, frozen=True, gc=False):
+    """Served by `call` on `route`'s deployments (retries, failover, fallbacks). A Struct: one is made for every
+    request, in C."""
 
     route: Route
     call: Call
     admit: Admission = "request"
 
 
-class Answered(NamedTuple):
+class Answered(msgspec.Struct, frozen=True, gc=False):
     """Answered by llmgate itself."""
 
     answer: Answer

@@ -45,7 +45,7 @@ def serve_v1(services: V1Services) -> ASGIApp:
         exchange = Exchange(inbound.request_id or new_request_id().encode(), scope["method"], "/v1" + path,
                             lag.lag_s)
         current_request.set(exchange)  # every line logged from here on carries the request ids
-        request = V1Request(scope, receive, send, inbound, exchange, path)
+        request = V1Request(scope, receive, send, inbound, exchange, path, scope["method"])
         routes = find_routes(endpoints, path)
         if routes is not None:
             request.dialect = routes.dialect

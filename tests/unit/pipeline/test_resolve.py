@@ -43,7 +43,8 @@ def upstreams(tmp_path_factory: pytest.TempPathFactory) -> Upstreams:
 def plan(upstreams: Upstreams, path: str, model: str | None, body: bytes = b"{}", method: str = "POST"):  # type: ignore[no-untyped-def]
     routes = find_routes(ENDPOINTS, path)
     scope = {"method": method, "headers": [], "query_string": b""}
-    request = V1Request(scope, None, None, split_request_headers([]), Exchange(b"r", method, "/v1" + path), path)  # type: ignore[arg-type]
+    exchange = Exchange(b"r", method, "/v1" + path)
+    request = V1Request(scope, None, None, split_request_headers([]), exchange, path, method)  # type: ignore[arg-type]
     request.dialect = routes.dialect if routes is not None else OPENAI
     request.model, request.body = model, body
     return request, resolve(request, find_endpoint(routes, method, path), upstreams)
