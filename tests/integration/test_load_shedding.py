@@ -31,13 +31,13 @@ def test_requests_are_shed_while_the_loop_lags_and_served_after(blocking_gateway
         assert client.post("/v1/chat/completions", json=CHAT, headers=AUTH).status_code == 200
         quiet = client.get("/health").json()
         assert quiet["loop_lag_ms"] < 100
-        # ~3.5 s of a mostly blocked loop: 300 ms blocks, 50 ms apart (every lag sample comes out late).
-        assert client.post("/_test/block", params={"ms": 300, "times": 10, "gap_ms": 50}).status_code == 202
+        # ~2.1 s of a mostly blocked loop: 300 ms blocks, 50 ms apart (every lag sample comes out late).
+        assert client.post("/_test/block", params={"ms": 300, "times": 6, "gap_ms": 50}).status_code == 202
         time.sleep(0.8)
         shed = client.post("/v1/chat/completions", json=CHAT, headers=AUTH)
         anthropic = client.post("/v1/messages", json=MESSAGES, headers=AUTH)
         lagging = client.get("/health").json()
-        time.sleep(3.5)  # the blocks are over
+        time.sleep(1.6)  # the blocks are over
         deadline = time.monotonic() + 10
         while client.get("/health").json()["loop_lag_ms"] >= 100 and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -62,7 +62,7 @@ ANTHROPIC_CALLER = {"x-api-key": MASTER_KEY}
 
 @pytest.fixture(scope="module")
 def impatient() -> Iterator[Gateway]:
-    """Both dialects on the double, allowing 0.1 s to the first byte and 0.5 s between chunks."""
+    """Both dialects on the double, allowing 0.1 s to the first byte and 0.2 s between chunks."""
     config = f"""
 [routing]
 breaker_failures = 1000  # every test here times out on purpose: keep the breakers closed
@@ -74,13 +74,13 @@ kind = "anthropic"
 base_url = "{DOUBLE_URL}/v1"
 api_key = "sk-ant-upstream-impatient-0000"
 models = ["claude-x"]
-timeouts = {{ connect_s = 2, first_byte_s = 0.1, idle_s = 0.5 }}
+timeouts = {{ connect_s = 2, first_byte_s = 0.1, idle_s = 0.2 }}
 
 [[providers]]
 name = "openai"
 base_url = "{DOUBLE_URL}/v1"
 api_key = "env:OPENAI_API_KEY"
-timeouts = {{ connect_s = 2, first_byte_s = 0.1, idle_s = 0.5 }}
+timeouts = {{ connect_s = 2, first_byte_s = 0.1, idle_s = 0.2 }}
 """
     with Gateway(config, double()) as gw:
         yield gw
@@ -98,7 +98,7 @@ def test_anthropic_client_gets_an_error_event(impatient: Gateway, model: str) ->
                       SLOW_CHUNKS)
     last = text.strip().rsplit("\n\n", 1)[1].split("\n")
     assert last[0] == "event: error" and "message_stop" not in text
-    assert "sent nothing for 0.5 s" in json.loads(last[1][6:])["error"]["message"]
+    assert "sent nothing for 0.2 s" in json.loads(last[1][6:])["error"]["message"]
     with anthropic.Anthropic(base_url=impatient.url, api_key=MASTER_KEY, max_retries=0,
                              http_client=impatient.http2) as client, \
             pytest.raises(anthropic.APIStatusError, match="sent nothing"), \
@@ -109,10 +109,10 @@ def test_anthropic_client_gets_an_error_event(impatient: Gateway, model: str) ->
 def test_openai_client_gets_an_error_event_from_a_translated_stream(impatient: Gateway) -> None:
     text = raw_events(impatient, "/chat/completions", {"model": "claude-x", "messages": HI, "stream": True},
                       SLOW_CHUNKS)
-    assert "[DONE]" not in text and '"error":{"message":"The upstream sent nothing for 0.5 s."' in text
+    assert "[DONE]" not in text and '"error":{"message":"The upstream sent nothing for 0.2 s."' in text
     with openai.OpenAI(base_url=f"{impatient.url}/v1", api_key=MASTER_KEY, max_retries=0,
                        http_client=impatient.http) as client, \
-            pytest.raises(openai.APIError, match=r"sent nothing for 0\.5 s"):
+            pytest.raises(openai.APIError, match=r"sent nothing for 0\.2 s"):
         list(client.chat.completions.create(model="claude-x", messages=HI, stream=True, extra_headers=SLOW_CHUNKS))
 
 

@@ -175,7 +175,7 @@ DOUBLE_ENV = {"OPENAI_BASE_URL": f"{DOUBLE_URL}/v1"}
 
 @pytest.fixture(scope="module")
 def impatient() -> Iterator[Gateway]:
-    """A gateway whose provider allows 0.1 s to the first byte and 0.5 s between chunks."""
+    """A gateway whose provider allows 0.1 s to the first byte and 0.2 s between chunks."""
     config = f"""
 [routing]
 backoff_base_ms = 1
@@ -184,7 +184,7 @@ backoff_base_ms = 1
 name = "slowpoke"
 base_url = "{DOUBLE_URL}/v1"
 api_key = "env:OPENAI_API_KEY"
-timeouts = {{ connect_s = 2, first_byte_s = 0.1, idle_s = 0.5 }}
+timeouts = {{ connect_s = 2, first_byte_s = 0.1, idle_s = 0.2 }}
 """
     with Gateway(config, double()) as gw:
         yield gw
@@ -208,7 +208,7 @@ def test_idle_timeout_mid_stream_ends_with_an_error_event(impatient: Gateway) ->
     # The OpenAI SDK raises it as an APIError
     with openai.OpenAI(base_url=f"{impatient.url}/v1", api_key=MASTER_KEY, max_retries=0,
                        http_client=impatient.http) as client, \
-            pytest.raises(openai.APIError, match=r"sent nothing for 0\.5 s"):
+            pytest.raises(openai.APIError, match=r"sent nothing for 0\.2 s"):
         list(client.chat.completions.create(model="m", messages=[], stream=True, extra_headers=headers))
 
 
