@@ -44,6 +44,10 @@ def main(argv: list[str]) -> int:
         return synced.returncode
     if argv[0] == "serve":
         serve(argv[1:], env)  # does not return
+    # The suite starts dozens of gateways, each importing llmgate from src/ (an editable install, which the sync
+    # does not compile), and pytest rewrites every test module: let both keep their bytecode for the next one
+    # instead of compiling it again each time (__pycache__ is ignored by git).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return subprocess.run([*uv, "run", "--frozen", "--no-sync", "pytest", *argv[1:]], cwd=ROOT, env=env).returncode
 
 
