@@ -9,6 +9,7 @@ import pytest
 from llmgate.config import ProviderConfig
 from llmgate.providers.registry import build_provider
 from tests.inprocess.gateway import Gateway, Response
+from tests.inprocess.routed import AZURE_KEY, ROUTED
 from tests.inprocess.upstream import DOUBLE_URL, double, seen
 from tests.servers import MASTER_KEY
 
@@ -47,39 +48,11 @@ def test_anthropic() -> None:
 
 
 # Through the app, against the upstream double run in process.
-SHAPES = f"""
-[[providers]]
-name = "azure"
-kind = "azure"
-base_url = "{DOUBLE_URL}/az"
-api_key = "env:AZURE_KEY"
-api_version = "2024-06-01"
-
-[[providers]]
-name = "anthropic"
-kind = "anthropic"
-base_url = "{DOUBLE_URL}/anth"
-api_key = "sk-ant-test-00000000000000"
-models = ["claude-*"]
-
-[[providers]]
-name = "embedder"
-base_url = "{DOUBLE_URL}/emb/v1"
-capabilities = ["embeddings"]
-
-[[models]]
-name = "gpt-4o"
-deployments = [{{ provider = "azure", model = "my-gpt4o-deployment" }}]
-
-[[models]]
-name = "text-embedding-3-small"
-deployments = [{{ provider = "embedder" }}]
-"""
 
 
 @pytest.fixture(scope="module")
 def shapes() -> Iterator[Gateway]:
-    with Gateway(SHAPES, double(), env={"AZURE_KEY": "azure-secret-key-000000001"}) as gw:
+    with Gateway(ROUTED, double()) as gw:
         yield gw
 
 
@@ -95,7 +68,7 @@ def test_azure_url_and_header_shape(shapes: Gateway) -> None:
     assert chat(shapes, "gpt-4o").status_code == 200
     up = seen()
     assert up["last_path"] == "/az/openai/deployments/my-gpt4o-deployment/chat/completions?api-version=2024-06-01"
-    assert up["last_headers"]["api-key"] == "azure-secret-key-000000001"
+    assert up["last_headers"]["api-key"] == AZURE_KEY
     assert "authorization" not in up["last_headers"]
     client = openai.OpenAI(base_url=f"{shapes.url}/v1", api_key=MASTER_KEY, max_retries=0, http_client=shapes.http)
     embedding = client.embeddings.create(model="text-embedding-3-small", input=["a", "b", "c"])

@@ -6,7 +6,8 @@ import pytest
 
 from llmgate.routing.keys import KeyRing, KeyState, cool_down, disable, parse_duration_s, retry_after_s
 from tests.inprocess.gateway import Gateway, Response
-from tests.inprocess.upstream import DOUBLE_URL, double, reset_seen, seen
+from tests.inprocess.routed import ROUTED, ROUTED_KEYS
+from tests.inprocess.upstream import double, reset_seen, seen
 
 
 def ring(*secrets: str) -> KeyRing:
@@ -85,34 +86,11 @@ def test_a_retry_prefers_a_key_the_request_has_not_tried() -> None:
 
 
 # Through the app, against the upstream double run in process.
-KEYS = ("sk-rot-one-000000000001", "sk-rot-two-000000000002", "sk-rot-three-00000000003")
-KEYED = f"""
-[routing]
-backoff_base_ms = 1
-
-[[providers]]
-name = "rotating"
-base_url = "{DOUBLE_URL}/rot/v1"
-api_keys = {list(KEYS)!r}
-
-[[providers]]
-name = "revoking"
-base_url = "{DOUBLE_URL}/_mock/reject-key=revoked/v1"
-api_keys = ["sk-revoked-key-0000000001", "sk-fine-key-00000000000002"]
-
-[[models]]
-name = "rotated"
-deployments = [{{ provider = "rotating", model = "upstream-name" }}]
-
-[[models]]
-name = "revoked"
-deployments = [{{ provider = "revoking" }}]
-"""
 
 
 @pytest.fixture(scope="module")
 def keyed() -> Iterator[Gateway]:
-    with Gateway(KEYED, double()) as gw:
+    with Gateway(ROUTED, double()) as gw:
         yield gw
 
 
@@ -125,7 +103,7 @@ def test_keys_rotate_least_recently_used_first(keyed: Gateway) -> None:
     for _ in range(6):
         assert chat(keyed, "rotated").status_code == 200
     used = [r["auth"] for r in seen()["recent"]]
-    assert sorted(used[:3]) == sorted(f"Bearer {k}" for k in KEYS)
+    assert sorted(used[:3]) == sorted(f"Bearer {k}" for k in ROUTED_KEYS)
     assert used[3:] == used[:3]
 
 

@@ -9,7 +9,8 @@ from llmgate.errors import ModelNotFound
 from llmgate.routing.keys import cool_down
 from llmgate.routing.table import RoutingTable
 from tests.inprocess.gateway import Gateway, Response
-from tests.inprocess.upstream import DOUBLE_URL, double, seen
+from tests.inprocess.routed import ROUTED
+from tests.inprocess.upstream import double, seen
 
 
 def provider(name: str, *models: str, **kw: object) -> ProviderConfig:
@@ -102,76 +103,6 @@ def test_reload_keeps_a_passthrough_deployments_breakers_per_model() -> None:
 
 
 # Through the app, against the upstream double run in process.
-ROUTED = f"""
-[routing]
-backoff_base_ms = 1
-
-[[providers]]
-name = "rotating"
-base_url = "{DOUBLE_URL}/rot/v1"
-api_keys = ["sk-rot-one-000000000001", "sk-rot-two-000000000002", "sk-rot-three-00000000003"]
-
-[[providers]]
-name = "revoking"
-base_url = "{DOUBLE_URL}/_mock/reject-key=revoked/v1"
-api_keys = ["sk-revoked-key-0000000001", "sk-fine-key-00000000000002"]
-
-[[providers]]
-name = "spare"
-base_url = "{DOUBLE_URL}/spare/v1"
-
-[[providers]]
-name = "broken"
-base_url = "{DOUBLE_URL}/_mock/status=503/v1"
-
-[[providers]]
-name = "azure"
-kind = "azure"
-base_url = "{DOUBLE_URL}/az"
-api_key = "azure-secret-key-000000001"
-api_version = "2024-06-01"
-
-[[providers]]
-name = "anthropic"
-kind = "anthropic"
-base_url = "{DOUBLE_URL}/anth"
-api_key = "sk-ant-test-00000000000000"
-models = ["claude-*"]
-
-[[providers]]
-name = "embedder"
-base_url = "{DOUBLE_URL}/emb/v1"
-capabilities = ["embeddings"]
-
-[[models]]
-name = "rotated"
-deployments = [{{ provider = "rotating", model = "upstream-name" }}]
-
-[[models]]
-name = "revoked"
-deployments = [{{ provider = "revoking" }}]
-
-[[models]]
-name = "primary"
-deployments = [{{ provider = "broken" }}]
-fallbacks = ["backup"]
-
-[[models]]
-name = "backup"
-deployments = [{{ provider = "spare" }}]
-
-[[models]]
-name = "down"
-deployments = [{{ provider = "broken", model = "down" }}]
-
-[[models]]
-name = "gpt-4o"
-deployments = [{{ provider = "azure", model = "my-gpt4o-deployment" }}]
-
-[[models]]
-name = "text-embedding-3-small"
-deployments = [{{ provider = "embedder" }}]
-"""
 
 
 @pytest.fixture(scope="module")
