@@ -14,7 +14,7 @@ answered sends upstream; an exact name beats a prefix.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 
@@ -30,22 +30,6 @@ class Price(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tru
     output_per_mtok: Rate = 0.0
     cached_input_per_mtok: Rate | None = None
     """Prompt tokens the provider served from its cache; default: `input_per_mtok`."""
-
-
-def decode_prices(raw: Mapping[str, Any]) -> dict[str, Price]:
-    """The `[prices]` table decoded; ValueError naming the key (`prices."gpt-4o".input_per_mtok: ...`)."""
-    prices = {}
-    for name, value in raw.items():
-        where = f'prices."{name}"'
-        pattern = name[:-1] if name.endswith("*") else name
-        if not pattern or "*" in pattern:
-            raise ValueError(f"{where}: expected a model name, optionally ending with one `*`")
-        try:
-            prices[name] = msgspec.convert(value, Price)
-        except msgspec.ValidationError as exc:
-            what, at, field = str(exc).rpartition(" - at `$")
-            raise ValueError(f"{where}{field.rstrip('`')}: {what}" if at else f"{where}: {exc}") from None
-    return prices
 
 
 class PriceTable:
