@@ -134,7 +134,7 @@ class ModelBreakers:
         self.shared = shared
         self.cap = cap
         self.by_model: OrderedDict[str, Breaker] = OrderedDict()
-        """Least recently used first (`Deployment.breaker_for` reads it directly: once per attempt)."""
+        """Least recently used first."""
 
     def get(self, model: str) -> Breaker:
         """The breaker of `model` (created on first use), now the most recently used."""

@@ -48,11 +48,7 @@ class Deployment:
         models = self.models
         if models is None or not model:
             return self.breaker
-        breaker = models.by_model.get(model)  # ModelBreakers.get inlined for a known model: this runs per attempt
-        if breaker is None:
-            return models.get(model)
-        models.by_model.move_to_end(model)
-        return breaker
+        return models.get(model)
 
     def is_available(self, now: float, breaker: Breaker | None = None) -> bool:
         """Could it take a request now (for the upstream model of `breaker`, by default its own breaker's)?"""
