@@ -267,6 +267,16 @@ class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     raw_log_backups: Retained = 3
     """Rotated raw log files kept."""
 
+    @property
+    def spill_file(self) -> str:
+        """Where usage events go when the queue is full: `usage_spill_path`, else `<data_dir>/usage-spill.jsonl`."""
+        return self.usage_spill_path or f"{self.data_dir}/usage-spill.jsonl"
+
+    @property
+    def raw_log_file(self) -> str:
+        """The raw log: `raw_log_path`, else `<data_dir>/raw.jsonl`."""
+        return self.raw_log_path or f"{self.data_dir}/raw.jsonl"
+
 
 class FileConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """The whole TOML config file."""

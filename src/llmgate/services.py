@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from loguru import logger
@@ -72,7 +71,7 @@ class Services:
         self.reloader = Reloader(self)
         self.lag = LoopLag()
         self.metrics = GatewayMetrics()
-        spill = server.usage_spill_path or str(Path(server.data_dir) / "usage-spill.jsonl")
+        spill = server.spill_file
         self.raw_log = self._raw_log()
         self.accounting = EventBuilder(lambda: self.settings.prices, self.raw_log)
         self.pricing = Pricing(lambda: self.settings.prices)
@@ -118,8 +117,7 @@ class Services:
 
         known = [settings.master_key or "", settings.management_token or "", settings.usage_http_token or "",
                  *(key for p in settings.providers for key in p.api_keys)]
-        return RawLogSink(server.raw_log_path or str(Path(server.data_dir) / "raw.jsonl"), server.raw_log_max_bytes,
-                          server.raw_log_backups, known)
+        return RawLogSink(server.raw_log_file, server.raw_log_max_bytes, server.raw_log_backups, known)
 
     def v1_services(self) -> V1Services:
         """What the /v1 pipeline's steps are given."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from llmgate.config import Settings
+from llmgate.store.backend import sqlite_file
 
 
 class WrittenFile(NamedTuple):
@@ -23,23 +24,18 @@ class WrittenFile(NamedTuple):
 def written_files(settings: Settings) -> list[WrittenFile]:
     """The files serving these settings writes (or may write: the spill file on a full queue), in that order."""
     server = settings.server
-    data_dir = server.data_dir
     files = []
-    url = settings.database_url
-    if not url:
-        files.append(WrittenFile(f"{data_dir}/llmgate.db", "the SQLite store", "LLMGATE_DATA_DIR"))
-    elif url.startswith("sqlite:"):
-        path = url.removeprefix("sqlite:").removeprefix("///").removeprefix("//")
-        if path and path != ":memory:":
-            files.append(WrittenFile(path, "the SQLite store", "LLMGATE_DATABASE_URL"))
-    files.append(WrittenFile(server.usage_spill_path, "the usage spill file", "LLMGATE_USAGE_SPILL_PATH")
-                 if server.usage_spill_path else
-                 WrittenFile(f"{data_dir}/usage-spill.jsonl", "the usage spill file", "LLMGATE_DATA_DIR"))
+    store = sqlite_file(settings.database_url, server.data_dir)
+    if store is not None and store != ":memory:":
+        files.append(WrittenFile(store, "the SQLite store", "LLMGATE_DATABASE_URL" if settings.database_url and
+                                 store != sqlite_file(None, server.data_dir) else "LLMGATE_DATA_DIR"))
+    files.append(WrittenFile(server.spill_file, "the usage spill file",
+                             "LLMGATE_USAGE_SPILL_PATH" if server.usage_spill_path else "LLMGATE_DATA_DIR"))
     if server.usage_jsonl_path:
         files.append(WrittenFile(server.usage_jsonl_path, "the usage log", "LLMGATE_USAGE_JSONL"))
     if server.raw_log:
-        files.append(WrittenFile(server.raw_log_path, "the raw log", "LLMGATE_RAW_LOG_PATH") if server.raw_log_path
-                     else WrittenFile(f"{data_dir}/raw.jsonl", "the raw log", "LLMGATE_DATA_DIR"))
+        files.append(WrittenFile(server.raw_log_file, "the raw log",
+                                 "LLMGATE_RAW_LOG_PATH" if server.raw_log_path else "LLMGATE_DATA_DIR"))
     return files
 
 

@@ -140,7 +140,10 @@ def _log_start(settings: Settings) -> None:
     for provider in settings.providers:
         logger.info("provider {} → {} (key {}, models: {})", provider.name, provider.base_url,
                     mask_secret(provider.api_key), served[provider.name])
-    store = without_password(settings.database_url) if settings.database_url else f"SQLite {server.data_dir}/llmgate.db"
+    from llmgate.store.backend import sqlite_file
+
+    sqlite = sqlite_file(settings.database_url, server.data_dir)
+    store = f"SQLite {sqlite}" if sqlite is not None else without_password(settings.database_url or "")
     logger.info("store: {}; shared limits and revocations: {}", store,
                 without_password(settings.redis_url) if settings.redis_url else "off (no LLMGATE_REDIS_URL)")
     logger.info("usage log: {}", usage_log_line(settings))
