@@ -37,6 +37,7 @@ from llmgate.config_schema import (
     Settings,
     Timeouts,
 )
+from llmgate.observe.tracing import tracing_from_env
 from llmgate.toml_lines import KeyPath, key_lines, line_of
 
 __all__ = [
@@ -116,6 +117,11 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
     server = file_config.server
     if server.usage_jsonl_path or server.usage_http_url or server.raw_log:  # a sink means usage is logged
         server = msgspec.structs.replace(server, usage_log=True)
+    tracing = None
+    try:
+        tracing = tracing_from_env(env)
+    except ValueError as exc:
+        problems.append(Problem((), str(exc)))
     settings = Settings(
         server=server,
         providers=tuple(_resolve_provider(p, i, env, problems) for i, p in enumerate(file_config.providers)),
@@ -124,6 +130,7 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
         prices=file_config.prices,
         config_path=path,
         has_config_file=path is not None,
+        tracing=tracing,
         **secrets,
     )
     problems += check_settings(settings)

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from llmgate.observe.tracing import TracingConfig
 from llmgate.usage.prices import Price
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -315,3 +316,5 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """`LLMGATE_USAGE_HTTP_TOKEN`: sent as `Authorization: Bearer ...` with the HTTP usage sink's POSTs."""
     metrics_token: str | None = None
     """`LLMGATE_METRICS_TOKEN`: when set, `GET /metrics` requires it as `Authorization: Bearer ...`."""
+    tracing: TracingConfig | None = None
+    """From the standard OTEL_* variables: traces exported over OTLP/HTTP when an endpoint is set."""

@@ -1,8 +1,8 @@
 """Logging set-up (loguru), request ids on every line, secret masking.
 
 - Format: human on a terminal (colours when stderr is one), JSON lines with `LLMGATE_LOG_JSON=1`:
-  `{"time", "level", "message", "request_id", "upstream_request_id", "module", "function", "line",
-  "exception", ...bound extras}`.
+  `{"time", "level", "message", "request_id", "upstream_request_id", "trace_id", "module", "function", "line",
+  "exception", ...bound extras}` (`trace_id` when tracing is on).
 - Request ids: the `/v1` handler sets `current_request` to its Exchange once (a ContextVar.set, ~50 ns); a
   patcher reads it when, and only when, a line is logged, so every line logged while serving a request carries
   its request id, and the upstream's once the upstream has answered. Lines outside a request say `-`.
@@ -61,7 +61,8 @@ def setup_logging(level: str = "INFO", json_lines: bool = False, secrets: Iterab
 
 
 def add_request_ids(record: Record) -> None:
-    """Loguru patcher: the request id (unless bound already) and the upstream's, of the request being served."""
+    """Loguru patcher: the request id (unless bound already), the upstream's and the trace id, of the request
+    being served."""
     exchange = current_request.get()
     if exchange is None:
         return
@@ -70,11 +71,15 @@ def add_request_ids(record: Record) -> None:
         extra["request_id"] = exchange.request_id.decode("latin-1")
     if exchange.upstream_request_id is not None and "upstream_request_id" not in extra:
         extra["upstream_request_id"] = exchange.upstream_request_id.decode("latin-1")
+    if exchange.trace is not None and "trace_id" not in extra:
+        extra["trace_id"] = exchange.trace.trace_id
 
 
 def _human_format(record: Record) -> str:
-    upstream = " <dim>upstream {extra[upstream_request_id]}</dim>" if "upstream_request_id" in record["extra"] else ""
-    return _HUMAN + upstream + " {message}\n{exception}"
+    extra = record["extra"]
+    upstream = " <dim>upstream {extra[upstream_request_id]}</dim>" if "upstream_request_id" in extra else ""
+    trace = " <dim>trace {extra[trace_id]}</dim>" if "trace_id" in extra else ""
+    return _HUMAN + upstream + trace + " {message}\n{exception}"
 
 
 class Scrubber:

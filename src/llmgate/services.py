@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from loguru import logger
@@ -34,10 +34,12 @@ from llmgate.store.base import Store
 from llmgate.store.crypto import KeyBox
 from llmgate.upstreams import Upstreams, close_all
 from llmgate.usage.account import EventBuilder
-from llmgate.usage.bus import EventBus, Sink
+from llmgate.usage.bus import EventBus, Observe, Sink
+from llmgate.usage.event import Exchange, UsageEvent
 from llmgate.usage.prices import Pricing
 
 if TYPE_CHECKING:
+    from llmgate.observe.otlp import SpanExport
     from llmgate.store.redis import SharedLimits
     from llmgate.usage.raw import RawLogSink
 
@@ -76,8 +78,14 @@ class Services:
         self.accounting = EventBuilder(lambda: self.settings.prices, self.raw_log)
         self.pricing = Pricing(lambda: self.settings.prices)
         """A virtual token's cost, for its cost budget, priced as the request ends."""
+        self.spans: SpanExport | None = None
+        """The traced requests' spans, exported over OTLP (only when tracing is on: the SDK is imported then)."""
+        if settings.tracing is not None:
+            from llmgate.observe.otlp import SpanExport
+
+            self.spans = SpanExport(settings.tracing)
         # /metrics counts every request from its exchange; usage events are built only for the usage sinks.
-        self.bus = EventBus(self._sinks(spill), self.accounting, observe=self.metrics.record,
+        self.bus = EventBus(self._sinks(spill), self.accounting, observe=self._observe(),
                             prepare=self.accounting.prepare,
                             max_queue=server.usage_queue_size, batch_size=server.usage_batch_size,
                             flush_s=server.usage_flush_s, spill_path=spill)
@@ -85,6 +93,18 @@ class Services:
         self.started_at = time.monotonic()
         self._flusher: asyncio.Task[None] | None = None
         self._warming_streams: asyncio.Future[object] | None = None
+
+    def _observe(self) -> Observe:
+        """What sees every finished request: the metrics, and the span export when tracing is on."""
+        record, spans = self.metrics.record, self.spans
+        if spans is None:
+            return record
+
+        def observe(exchanges: Sequence[Exchange], events: Sequence[UsageEvent | None] | None) -> None:
+            record(exchanges, events)
+            spans.observe(exchanges, events)
+
+        return observe
 
     def _sinks(self, spill_path: str) -> list[Sink]:
         """Where usage events go, from the settings (usage/sinks/)."""
@@ -122,7 +142,8 @@ class Services:
     def v1_services(self) -> V1Services:
         """What the /v1 pipeline's steps are given."""
         return V1Services(server=self.settings.server, authenticator=self.authenticator, tokens=self.tokens,
-                          pricing=self.pricing, upstreams=lambda: self.upstreams, emit=self.bus.emit, lag=self.lag)
+                          pricing=self.pricing, upstreams=lambda: self.upstreams, emit=self.bus.emit, lag=self.lag,
+                          tracing=self.settings.tracing)
 
     async def open(self) -> None:
         """Open the store (migrating it), one pooled client per provider, and start the usage write-back, the
@@ -151,6 +172,8 @@ class Services:
         if self._warming_streams is not None:
             await self._warming_streams
         await self.bus.close()  # every queued event reaches its sinks (the store is still open)
+        if self.spans is not None:
+            await self.spans.close()
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-# The Postgres and Redis drivers, the CLI's HTTP client, the tables and plotting libraries, the tokenizer.
-HEAVY = ("asyncpg", "redis", "httpx", "rich", "matplotlib", "tiktoken")
+# The Postgres and Redis drivers, the CLI's HTTP client, the tables and plotting libraries, the tokenizer, the
+# OpenTelemetry SDK (tracing off).
+HEAVY = ("asyncpg", "redis", "httpx", "rich", "matplotlib", "tiktoken", "opentelemetry")
 
 
 @pytest.mark.parametrize("module", ["llmgate.app", "llmgate.cli"])

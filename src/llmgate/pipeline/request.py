@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from llmgate.access.tokens import TokenCache, TokenEntry
     from llmgate.config import ServerConfig
     from llmgate.observe.lag import LoopLag
+    from llmgate.observe.tracing import TracingConfig
     from llmgate.upstreams import Upstreams
     from llmgate.usage.event import Exchange
     from llmgate.usage.prices import Pricing
@@ -35,6 +36,8 @@ class V1Services(NamedTuple):
     emit: Callable[[Exchange], None]
     """Hands a finished request to the usage bus (metrics, usage log)."""
     lag: LoopLag
+    tracing: TracingConfig | None = None
+    """Tracing's sampler when an OTLP endpoint is configured; None: the pipeline traces nothing."""
 
 
 class V1Request(msgspec.Struct, gc=False):

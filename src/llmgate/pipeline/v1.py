@@ -1,6 +1,6 @@
 """`/v1`: every request's steps, in order, in one place; and the one place its errors are answered.
 
-    screen → find the endpoint → authenticate → read → resolve → admit → forward (or answer) → settle
+    (trace) → screen → find the endpoint → authenticate → read → resolve → admit → forward (or answer) → settle
 
 Each step is a function of the request object and the few services it needs (pipeline/*.py, one module a
 step). The dialect (OpenAI, or Anthropic on /v1/messages*) is data the request carries: the steps do not
@@ -16,6 +16,7 @@ from loguru import logger
 
 from llmgate.errors import GatewayError, InternalError
 from llmgate.log import current_request, new_request_id
+from llmgate.observe.tracing import begin_trace
 from llmgate.pipeline.admit import admit
 from llmgate.pipeline.authenticate import authenticate
 from llmgate.pipeline.dialects import send_error
@@ -38,6 +39,7 @@ def serve_v1(services: V1Services) -> ASGIApp:
     max_lag_s = shed_after_s(services.server)
     max_body_bytes = services.server.max_body_bytes
     lag = services.lag
+    tracing = services.tracing
 
     async def v1(scope: Scope, receive: Receive, send: Send) -> None:
         inbound = split_request_headers(scope["headers"])
@@ -45,6 +47,8 @@ def serve_v1(services: V1Services) -> ASGIApp:
         exchange = Exchange(inbound.request_id or new_request_id().encode(), scope["method"], "/v1" + path,
                             lag.lag_s)
         current_request.set(exchange)  # every line logged from here on carries the request ids
+        if tracing is not None:  # continue the caller's trace or start one (observe/tracing.py)
+            exchange.trace = begin_trace(inbound.forward, tracing.sampler)
         request = V1Request(scope, receive, send, inbound, exchange, path, scope["method"])
         routes = find_routes(endpoints, path)
         if routes is not None:

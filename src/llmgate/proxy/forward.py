@@ -176,6 +176,32 @@ async def _try_route(call: Call, route: Route, failure: Failure | None, again: b
 
 
 async def _open(call: Call, deployment: Deployment, key: KeyState) -> Opened | Failure:
+    """One attempt up to its first byte; its span's times and outcome noted when the request is traced."""
+    trace = call.exchange.trace
+    if trace is None:
+        return await _open_attempt(call, deployment, key)
+    span = trace.start_attempt(call.attempts, deployment.name, deployment.provider.name,
+                               deployment.provider.config.kind, deployment.upstream_model or call.model, _monotonic())
+    try:
+        outcome = await _open_attempt(call, deployment, key)
+    except BaseException as exc:  # cancelled: a deadline, the client left, a hedge lost
+        span.ended_at, span.error = _monotonic(), type(exc).__name__
+        raise
+    span.ended_at, span.status = _monotonic(), outcome.status
+    if isinstance(outcome, Failure):
+        span.error = (outcome.error.code or outcome.error.type) if outcome.error is not None else outcome.kind
+    return outcome
+
+
+def _headers(call: Call, deployment: Deployment, key: KeyState) -> list[tuple[str, str]]:
+    """The attempt's upstream headers: the call's, and the attempt's trace context when traced."""
+    headers = call.upstream_headers(deployment, key)
+    if call.exchange.trace is not None:
+        headers += call.exchange.trace.upstream_headers()
+    return headers
+
+
+async def _open_attempt(call: Call, deployment: Deployment, key: KeyState) -> Opened | Failure:
     """One attempt up to its first byte; a stream's first-byte deadline turns into a timeout Failure."""
     if call.guard is None:
         return await open_buffered(call, deployment, key)
@@ -199,7 +225,7 @@ async def open_buffered(call: Call, deployment: Deployment, key: KeyState) -> Op
     sent_at = _monotonic()
     try:
         status, headers, data = await client.fetch(call.method, call.upstream_path(deployment),
-                                                   call.upstream_headers(deployment, key),
+                                                   _headers(call, deployment, key),
                                                    call.upstream_body(deployment))
     except TRANSPORT_ERRORS as exc:
         exchange.upstream_s += _monotonic() - sent_at
@@ -220,7 +246,7 @@ async def open_stream(call: Call, deployment: Deployment, key: KeyState) -> Open
     client = call.upstreams.clients[deployment.provider.name]
     exchange = call.exchange
     sent_at = _monotonic()
-    reply = client.stream(call.method, call.upstream_path(deployment), call.upstream_headers(deployment, key),
+    reply = client.stream(call.method, call.upstream_path(deployment), _headers(call, deployment, key),
                           call.upstream_body(deployment))
     entered = False
     try:
@@ -288,6 +314,8 @@ async def _deliver(call: Call, opened: Opened, succeeded: bool = True) -> None:
         if reply is not None:
             await reply.__aexit__(None, None, None)
             exchange.upstream_s += _monotonic() - opened.sent_at
+        if exchange.trace is not None:
+            exchange.trace.delivered_at = _monotonic()
     if error is not None:
         if deployment.breaker_for(call.model).record_failure(call.clock()):
             logger.warning("deployment {} circuit breaker opened for {} (mid-stream failure)", deployment.name,

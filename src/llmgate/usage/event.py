@@ -8,10 +8,14 @@ none, pricing) happens later, in the bus's background task, so none of it delays
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from llmgate.usage.meter import UsageMeter
+
+if TYPE_CHECKING:
+    from llmgate.observe.tracing import Trace
 
 CLIENT_CLOSED = 499
 """The status an exchange ends with when the client left before its answer was complete (nginx's convention)."""
@@ -56,6 +60,8 @@ class Exchange(msgspec.Struct, gc=False):
     """Kept only when usage is logged: the prompt to count with tiktoken if the provider reports none."""
     request_headers: list[tuple[str, str]] | None = None
     """Kept only for the raw body log: the client's headers as forwarded (no credentials)."""
+    trace: Trace | None = None
+    """The request's trace context, when tracing is on (observe/tracing.py)."""
 
 
 class UsageEvent(msgspec.Struct, gc=False):
@@ -90,6 +96,8 @@ class UsageEvent(msgspec.Struct, gc=False):
     """In the currency of the configured prices (USD by convention)."""
     upstream_request_id: str | None = None
     error: str | None = None
+    trace_id: str | None = None
+    """The request's W3C trace id, when tracing is on."""
 
 
 def _ms(seconds: float) -> float:
@@ -119,5 +127,5 @@ def build_event(exchange: Exchange) -> UsageEvent:
         total_tokens=usage.total if usage is not None else None,
         cached_tokens=usage.cached if usage is not None else None,
         upstream_request_id=upstream_id.decode("latin-1") if upstream_id is not None else None,
-        error=exchange.error)
+        error=exchange.error, trace_id=exchange.trace.trace_id if exchange.trace is not None else None)
 
