@@ -23,7 +23,8 @@ The same settings can be fixed per base URL
 with a path prefix, so several "deployments" can share one double: `/_mock/status=503,delay-ms=10/v1/...`
 behaves as `/v1/...` with `x-mock-status: 503` and `x-mock-delay-ms: 10`. Env defaults: DELAY_MS, CHUNKS (20),
 CHUNK_DELAY_MS; a model named `paced-*` streams its chunks PACED_CHUNK_DELAY_MS (2) apart, each its own write, as
-a real model's tokens arrive (as ../shared/bench/mock_upstream.js does). Bodies and stream frames are precomputed (cached per model), nothing is logged per request.
+a real model's tokens arrive (as ../shared/bench/mock_upstream.js does). Bodies and stream frames are precomputed
+(cached per model), nothing is logged per request.
 """
 
 from __future__ import annotations

@@ -78,6 +78,11 @@ def _throughput(figure: str, base: dict[str, Any], cur: dict[str, Any], tol: Tol
                       c < limit and busy)
 
 
+_MIN_CPU_PCT = 10.0
+"""CPU is compared only where the baseline's gateway used this much of a core: below it, a second's run is a few
+clock ticks of CPU, too coarse to tell a 25% change (paced streams at c=1)."""
+
+
 def _cpu(figure: str, base: dict[str, Any], cur: dict[str, Any], tol: Tolerances) -> Comparison:
     """CPU per request, as a ratio to the double's alone in the same round (a per-chunk cost that grew)."""
     b, c = base["cpu_ratio"], cur["cpu_ratio"]
@@ -109,7 +114,8 @@ def compare_cases(baseline: dict[str, Any], current: dict[str, Any], tol: Tolera
             comparisons.append(_latency(figure, "p50", b, c, direct["p50_ms"], tol))
             comparisons.append(_latency(figure, "p95", b, c, direct["p95_ms"], tol))
             comparisons.append(_throughput(figure, b, c, tol))
-            if case.startswith("paced") and "cpu_ratio" in b and "cpu_ratio" in c:
+            if case.startswith("paced") and "cpu_ratio" in b and "cpu_ratio" in c \
+                    and (base_row.get("gw_cpu_pct") or 0) >= _MIN_CPU_PCT:
                 comparisons.append(_cpu(figure, b, c, tol))
     return comparisons, missing
 
