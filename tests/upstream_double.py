@@ -22,7 +22,9 @@ text), x-mock-no-usage (1: OpenAI-style answers carry no
 The same settings can be fixed per base URL
 with a path prefix, so several "deployments" can share one double: `/_mock/status=503,delay-ms=10/v1/...`
 behaves as `/v1/...` with `x-mock-status: 503` and `x-mock-delay-ms: 10`. Env defaults: DELAY_MS, CHUNKS (20),
-CHUNK_DELAY_MS. Bodies and stream frames are precomputed (cached per model), nothing is logged per request.
+CHUNK_DELAY_MS; a model named `paced-*` streams its chunks PACED_CHUNK_DELAY_MS (2) apart, each its own write, as
+a real model's tokens arrive (as ../shared/bench/mock_upstream.js does). Bodies and stream frames are precomputed
+(cached per model), nothing is logged per request.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ def _status(raw: bytes | None) -> int:
 DELAY_MS = _env_ms("DELAY_MS", 0.0)
 CHUNKS = int(_number(os.environ.get("CHUNKS", "").encode() or None, 20, MAX_CHUNKS))
 CHUNK_DELAY_MS = _env_ms("CHUNK_DELAY_MS", 0.0)
+PACED_CHUNK_DELAY_MS = _env_ms("PACED_CHUNK_DELAY_MS", 2.0)
 
 
 class Body(msgspec.Struct):
@@ -186,7 +189,9 @@ class Req:
         model = self.json.model
         self.model: str = model if isinstance(model, str) and model else "mock"
         self.n = int(_number(headers.get(b"x-mock-chunks"), CHUNKS, MAX_CHUNKS))
-        self.chunk_delay = _number(headers.get(b"x-mock-chunk-delay-ms"), CHUNK_DELAY_MS, 600_000.0) / 1000
+        # A model named paced-* streams as a real model's tokens arrive: each chunk its own write, a few ms apart.
+        default_delay = PACED_CHUNK_DELAY_MS if self.model.startswith("paced") else CHUNK_DELAY_MS
+        self.chunk_delay = _number(headers.get(b"x-mock-chunk-delay-ms"), default_delay, 600_000.0) / 1000
         reset = headers.get(b"x-mock-reset-after-chunks")
         self.reset = int(_number(reset, 0, MAX_CHUNKS)) if reset is not None else None
         SEEN.request_ids += 1

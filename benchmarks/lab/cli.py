@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenarios", default="passthrough",
                    help=f"comma-separated, or 'all': {', '.join(SCENARIOS)} (default passthrough)")
-    p.add_argument("--kinds", default=DEFAULT_KINDS, help="request kinds: nonstream,stream (default both)")
+    p.add_argument("--kinds", default=DEFAULT_KINDS,
+                   help="request kinds: nonstream, stream (chunks back to back), paced (chunks 2 ms apart, each "
+                        "its own write; needs a double that paces paced-* models) (default nonstream,stream)")
     p.add_argument("--concurrency", default="1,32", help="comma-separated connection counts (default 1,32)")
     p.add_argument("--duration", type=float, default=3.0, help="seconds per load run (default 3)")
     p.add_argument("--rounds", type=int, default=1, help="rounds, targets interleaved; medians (default 1)")
@@ -61,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--memory-tolerance", type=float, default=0.10, help="relative RSS growth allowed (0.10)")
     g.add_argument("--memory-floor-mb", type=float, default=5.0, help="RSS growth always allowed, MB (default 5)")
     g.add_argument("--startup-tolerance", type=float, default=0.25, help="relative start-up growth (0.25)")
+    g.add_argument("--cpu-tolerance", type=float, default=0.25,
+                   help="paced streams: relative growth of CPU per request, as a ratio to the double's (0.25)")
     g.add_argument("--max-other-cpu", type=float, default=15.0,
                    help="%% of a core other processes may use during a run before it counts as disturbed (15)")
     g.add_argument("--startup-floor-ms", type=float, default=100.0, help="start-up growth always allowed (100)")

@@ -11,6 +11,7 @@ drift between machines and hours; the ratio of llmgate to the double beside it m
   throughput     regression when llmgate's rps / direct's rps fell by more than `tolerance`
   memory         RSS of the tree after load grew by more than `memory_tolerance` and `memory_floor_mb`
   start-up       time to the first 200 grew by more than `startup_tolerance` and `startup_floor_ms`
+  CPU (paced)    paced streams: the gateway's CPU per request / the double's grew by more than `cpu_tolerance`
 
 Only figures present in both documents are compared; a target or case missing on either side is listed,
 not failed. A latency or throughput figure whose every pair of runs was disturbed by other load on the machine
@@ -34,6 +35,9 @@ class Tolerances:
     memory_floor_mb: float = 5.0
     startup_tolerance: float = 0.25
     startup_floor_ms: float = 100.0
+    cpu_tolerance: float = 0.25
+    """Paced streams: their rps and latency follow the double's pacing, not the gateway's cost; CPU per request
+    (as a ratio to the double's) is what a per-chunk regression moves."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,20 @@ def _throughput(figure: str, base: dict[str, Any], cur: dict[str, Any], tol: Tol
                       c < limit and busy)
 
 
+_MIN_CPU_PCT = 10.0
+"""CPU is compared only where the baseline's gateway used this much of a core: below it, a second's run is a few
+clock ticks of CPU, too coarse to tell a 25% change (paced streams at c=1)."""
+
+
+def _cpu(figure: str, base: dict[str, Any], cur: dict[str, Any], tol: Tolerances) -> Comparison:
+    """CPU per request, as a ratio to the double's alone in the same round (a per-chunk cost that grew)."""
+    b, c = base["cpu_ratio"], cur["cpu_ratio"]
+    limit = b * (1.0 + tol.cpu_tolerance)
+    busy = bool(cur.get("disturbed"))
+    return Comparison(f"{figure} CPU per request (ratio to the double's)", b, c, limit, "x", c > limit and not busy,
+                      c > limit and busy)
+
+
 def compare_cases(baseline: dict[str, Any], current: dict[str, Any], tol: Tolerances) -> tuple[list[Comparison],
                                                                                             list[str]]:
     comparisons: list[Comparison] = []
@@ -96,6 +114,9 @@ def compare_cases(baseline: dict[str, Any], current: dict[str, Any], tol: Tolera
             comparisons.append(_latency(figure, "p50", b, c, direct["p50_ms"], tol))
             comparisons.append(_latency(figure, "p95", b, c, direct["p95_ms"], tol))
             comparisons.append(_throughput(figure, b, c, tol))
+            if case.startswith("paced") and "cpu_ratio" in b and "cpu_ratio" in c \
+                    and (base_row.get("gw_cpu_pct") or 0) >= _MIN_CPU_PCT:
+                comparisons.append(_cpu(figure, b, c, tol))
     return comparisons, missing
 
 

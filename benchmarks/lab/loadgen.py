@@ -35,8 +35,13 @@ _PROMPT = [{"role": "user", "content": "Say hello in one short sentence please."
 BODIES: dict[str, bytes] = {
     "nonstream": json.dumps({"model": "gpt-4o-mini", "messages": _PROMPT}).encode(),
     "stream": json.dumps({"model": "gpt-4o-mini", "stream": True, "messages": _PROMPT}).encode(),
+    # The double paces a paced-* model's chunks (2 ms apart, each its own write): the cost of a chunk, not of a
+    # stream whose chunks arrive in one or two reads.
+    "paced": json.dumps({"model": "paced-gpt-4o-mini", "stream": True, "messages": _PROMPT}).encode(),
 }
-Kind = Literal["nonstream", "stream"]
+Kind = Literal["nonstream", "stream", "paced"]
+KINDS: tuple[Kind, ...] = ("nonstream", "stream", "paced")
+_WRK_SCRIPTS = {"nonstream": "chat.lua", "stream": "stream.lua", "paced": "stream_paced.lua"}
 
 
 @dataclass
@@ -57,6 +62,8 @@ class LoadResult:
     gw_cpu_pct: float | None = None
     load_cpu_pct: float = 0.0
     other_cpu_pct: float | None = None
+    double_cpu_pct: float | None = None
+    """The double's share of `load_cpu_pct`: its CPU per request normalises the gateway's for the host's speed."""
 
 
 @dataclass
@@ -77,15 +84,15 @@ class CpuWatch:
         self.dbl0 = tree_cpu_ticks(self.double_pid) if self.double_pid else {}
         self.busy0, self.t0 = machine_busy_ticks(), time.monotonic()
 
-    def stop(self, generator_cpu_s: float) -> tuple[float | None, float, float | None]:
-        """(gateway %, load side %, other %) given the generator's own CPU seconds over the run."""
+    def stop(self, generator_cpu_s: float) -> tuple[float | None, float, float | None, float]:
+        """(gateway %, load side %, other %, the double's %) given the generator's own CPU seconds over the run."""
         wall = time.monotonic() - self.t0
         busy = 100.0 * (machine_busy_ticks() - self.busy0) / CLK_TCK / wall
         gw = cpu_pct(self.gw0, tree_cpu_ticks(self.gateway_pid), wall) if self.gateway_pid else None
         dbl = cpu_pct(self.dbl0, tree_cpu_ticks(self.double_pid), wall) if self.double_pid else 0.0
         load = generator_cpu_s / wall * 100.0 + dbl
         other = max(0.0, busy - load - (gw or 0.0)) if self.is_ours else None
-        return gw, load, other
+        return gw, load, other, dbl
 
 
 def wrk_path() -> str | None:
@@ -153,7 +160,7 @@ class LoadGenerator:
     def _wrk(
         self, url: str, key: str, kind: Kind, concurrency: int, duration_s: float, watch: CpuWatch, label: str
     ) -> LoadResult:
-        script = WRK_DIR / ("stream.lua" if kind == "stream" else "chat.lua")
+        script = WRK_DIR / _WRK_SCRIPTS[kind]
         seconds = max(1, round(duration_s))
         cmd = pinned(self.load_cpus, [
             self.wrk, "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency", f"--timeout={self.timeout_s}s",
@@ -164,12 +171,12 @@ class LoadGenerator:
         proc = subprocess.run(cmd, env={**os.environ, "WRK_KEY": key}, capture_output=True, text=True,
                               timeout=seconds + 60)
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        gw, load, other = watch.stop(ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime)
+        gw, load, other, dbl = watch.stop(ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime)
         (self.logdir / f"{label}.wrk.txt").write_text(proc.stdout + proc.stderr)
         if proc.returncode != 0:
             raise BenchError(f"wrk exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
         result = result_from_wrk(parse_wrk(proc.stdout))
-        result.gw_cpu_pct, result.load_cpu_pct, result.other_cpu_pct = gw, load, other
+        result.gw_cpu_pct, result.load_cpu_pct, result.other_cpu_pct, result.double_cpu_pct = gw, load, other, dbl
         return result
 
     def _builtin(
@@ -179,8 +186,8 @@ class LoadGenerator:
         watch.start()
         raw = run_load(url, CHAT_PATH, BODIES[kind], key, concurrency, duration_s)
         ru1 = resource.getrusage(resource.RUSAGE_SELF)
-        gw, load, other = watch.stop(ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime)
+        gw, load, other, dbl = watch.stop(ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime)
         errors = raw.non_2xx + raw.connect_errors + raw.read_errors
-        result = result_from_samples(raw.latencies_s, raw.first_byte_s, errors, raw.duration_s, kind == "stream")
-        result.gw_cpu_pct, result.load_cpu_pct, result.other_cpu_pct = gw, load, other
+        result = result_from_samples(raw.latencies_s, raw.first_byte_s, errors, raw.duration_s, kind != "nonstream")
+        result.gw_cpu_pct, result.load_cpu_pct, result.other_cpu_pct, result.double_cpu_pct = gw, load, other, dbl
         return result

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from benchmarks.lab.footprint import footprint
 from benchmarks.lab.gate import Tolerances, compare, persistent
-from benchmarks.lab.loadgen import LoadGenerator, wrk_path
+from benchmarks.lab.loadgen import KINDS, LoadGenerator, wrk_path
 from benchmarks.lab.processes import Proc, Procs, default_cpus, http_call, pinned, terminate_as_exit, wait_ready
 from benchmarks.lab.report import StepProgress, gate_table, machine_info, print_report
 from benchmarks.lab.runner import Options, Runner, build_cases
@@ -68,9 +68,9 @@ def validate(args: argparse.Namespace) -> str | None:
     if unknown:
         return f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}"
     args.scenarios = ",".join(scenarios)
-    bad_kinds = [k for k in split_list(args.kinds) if k not in ("nonstream", "stream")]
+    bad_kinds = [k for k in split_list(args.kinds) if k not in KINDS]
     if bad_kinds or not split_list(args.kinds):
-        return f"--kinds takes nonstream and/or stream, got {args.kinds!r}"
+        return f"--kinds takes {', '.join(KINDS)}, got {args.kinds!r}"
     if args.loadgen == "wrk" and not wrk_path():
         return "--loadgen wrk: wrk is not installed"
     if args.gate and not args.gate.is_file():
@@ -160,7 +160,7 @@ class Session:
         """Compare with the baseline; measure again once before declaring a regression. True: none."""
         a = self.args
         tol = Tolerances(a.tolerance, a.floor_us, a.memory_tolerance, a.memory_floor_mb, a.startup_tolerance,
-                         a.startup_floor_ms)
+                         a.startup_floor_ms, a.cpu_tolerance)
         first, missing = compare(baseline, doc, tol)
         self.console.print(gate_table(first))
         for m in missing:

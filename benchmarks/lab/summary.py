@@ -54,10 +54,21 @@ def vs_direct(rounds: list[TargetRound], case: str, target: str,
     for p in _LATENCIES:
         out[f"{p}_ratio"] = statistics.median(getattr(t, f"{p}_ms") / getattr(d, f"{p}_ms") for t, d in pairs)
         out[f"overhead_{p}_ms"] = statistics.median(getattr(t, f"{p}_ms") - getattr(d, f"{p}_ms") for t, d in pairs)
+    cpu = [t_us / d_us for t, d in pairs
+           if (t_us := cpu_us(t, t.gw_cpu_pct)) is not None and (d_us := cpu_us(d, d.double_cpu_pct))]
+    if cpu:
+        # The gateway's CPU per request over the double's (alone) in the same round: the host's speed, which
+        # moves both, cancels out; a per-chunk cost that grew does not.
+        out["cpu_ratio"] = statistics.median(cpu)
     out["pairs"] = len(pairs)
     out["disturbed_pairs"] = len(every) - len(quiet)
     out["disturbed"] = not quiet
     return out
+
+
+def cpu_us(r: LoadResult, pct: float | None) -> float | None:
+    """CPU µs per request of a process tree that used `pct` % of a core during run `r`."""
+    return pct * 1e4 / r.rps if pct is not None and r.rps else None
 
 
 def rps_vs(rounds: list[TargetRound], case: str, target: str, other: str) -> float | None:
@@ -90,6 +101,8 @@ def summarize_case(rounds: list[TargetRound], case: str, target: str, others: li
         **{f"{p}_ms": statistics.median(getattr(r, f"{p}_ms") for r in valid) for p in _LATENCIES},
         **{f"ttfb_{p}_ms": median(getattr(r, f"ttfb_{p}_ms") for r in valid) for p in _LATENCIES},
         "gw_cpu_pct": median(r.gw_cpu_pct for r in valid),
+        "gw_cpu_us": median(cpu_us(r, r.gw_cpu_pct) for r in valid),
+        "double_cpu_us": median(cpu_us(r, r.double_cpu_pct) for r in valid),
         "load_cpu_pct": statistics.median(r.load_cpu_pct for r in valid),
         "other_cpu_pct": median(r.other_cpu_pct for r in valid),
         "cdf_ms": _cdf(valid),

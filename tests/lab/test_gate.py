@@ -82,6 +82,32 @@ def test_only_what_fails_twice_is_declared() -> None:
     assert [x.figure for x in persistent(first, second)] == ["a"]
 
 
+def paced(cpu_ratio: float, gw_cpu_pct: float = 40.0) -> dict[str, Any]:
+    return {"cases": {"paced-c32": {"direct": {"p50_ms": 45.0, "p95_ms": 48.0},
+                                    GW: {"gw_cpu_pct": gw_cpu_pct,
+                                         "vs_direct": {"p50_ratio": 1.02, "p95_ratio": 1.05, "rps_ratio": 0.98,
+                                                       "cpu_ratio": cpu_ratio}}}}}
+
+
+def test_paced_streams_are_gated_on_cpu_per_request() -> None:
+    # Latency and rps follow the double's pacing: a per-chunk cost that grew shows in CPU per request only.
+    comparisons, _ = compare(paced(4.0), paced(5.1), Tolerances())  # +27.5%: past the default 25%
+    assert [c.figure for c in comparisons if c.failed] == [
+        "paced-c32 llmgate/passthrough CPU per request (ratio to the double's)"]
+    comparisons, _ = compare(paced(4.0), paced(4.8), Tolerances())  # +20%
+    assert not any(c.failed for c in comparisons)
+    comparisons, _ = compare(paced(4.0), paced(5.1), Tolerances(cpu_tolerance=0.3))
+    assert not any(c.failed for c in comparisons)
+    comparisons, _ = compare(paced(4.0), {"cases": {"paced-c32": {"direct": {"p50_ms": 45.0, "p95_ms": 48.0},
+                                                                  GW: {"vs_direct": {"p50_ratio": 1.0,
+                                                                                     "p95_ratio": 1.0,
+                                                                                     "rps_ratio": 1.0}}}}},
+                             Tolerances())
+    assert not any("CPU" in c.figure for c in comparisons)  # no CPU figure on one side: nothing to compare
+    comparisons, _ = compare(paced(4.0, gw_cpu_pct=3.0), paced(6.0), Tolerances())
+    assert not any("CPU" in c.figure for c in comparisons)  # a few clock ticks of CPU: too coarse to judge
+
+
 def test_describe_names_figure_and_numbers() -> None:
     (comparison,) = [x for x in compare(doc(), doc(p95_ratio=4.5), Tolerances())[0] if x.failed]
     assert comparison.describe() == ("REGRESSION nonstream-c1 llmgate/passthrough overhead p95 (ratio to direct): "

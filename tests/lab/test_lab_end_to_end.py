@@ -28,9 +28,12 @@ def bench(*args: str) -> subprocess.CompletedProcess[str]:
 def test_bench_reports_then_gate_names_the_slowed_figure(tmp_path: Path) -> None:
     baseline = tmp_path / "baseline.json"
     plot = tmp_path / "cdf.png"
-    run = bench("--json", str(baseline), "--plot", str(plot))
+    run = bench("--json", str(baseline), "--plot", str(plot), "--kinds", "nonstream,paced")
     assert run.returncode == 0, run.stdout + run.stderr
     doc = json.loads(baseline.read_text())
+    paced = doc["cases"]["paced-c1"]
+    assert paced["direct"]["ttfb_p50_ms"] < paced["direct"]["p50_ms"] - 19 * 2  # 21 chunks 2 ms apart
+    assert paced["llmgate/passthrough"]["errors"] == 0 and paced["direct"]["double_cpu_us"] > 0
     row = doc["cases"]["nonstream-c1"]["llmgate/passthrough"]
     assert row["errors"] == 0 and row["rps"] > 0
     assert row["vs_direct"]["p95_ratio"] > 0 and row["vs_direct"]["pairs"] == 1

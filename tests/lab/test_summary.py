@@ -95,3 +95,22 @@ def test_every_pair_disturbed_is_flagged() -> None:
     vs = vs_direct(data, "nonstream-c1", GW)
     assert vs is not None and vs["disturbed"] is True and vs["pairs"] == 3
     assert vs_direct(data, "nonstream-c1", GW, max_other_cpu_pct=100.0)["disturbed"] is False  # type: ignore[index]
+
+
+def test_cpu_per_request_is_a_ratio_to_the_doubles_alone_in_the_same_round() -> None:
+    data = []
+    for r, slow in ((1, 1.0), (2, 1.5), (3, 1.0)):  # round 2: a slower host, both alike
+        direct = result(1000, 2.0, 2.5, 3.0)
+        direct.double_cpu_pct = 20.0 * slow           # 200 µs a request (300 in round 2)
+        gw = result(500, 2.1, 2.6, 3.1)
+        gw.gw_cpu_pct, gw.double_cpu_pct = 40.0 * slow, 10.0  # 800 µs a request (1200 in round 2)
+        data += [TargetRound("direct", r, {"paced-c32": direct}), TargetRound(GW, r, {"paced-c32": gw})]
+    row = summarize_case(data, "paced-c32", GW, ["direct", GW])
+    assert row is not None
+    assert row["vs_direct"]["cpu_ratio"] == pytest.approx(4.0)
+    assert row["gw_cpu_us"] == pytest.approx(800.0)
+    assert summarize_case(data, "paced-c32", "direct", ["direct", GW])["double_cpu_us"] == pytest.approx(200.0)
+
+
+def test_no_cpu_ratio_without_the_processes_cpu() -> None:
+    assert "cpu_ratio" not in (vs_direct(rounds(), "nonstream-c1", GW) or {})

@@ -244,6 +244,20 @@ def test_x_mock_delay_and_chunk_delay(client: httpx.Client) -> None:
     assert arrivals[0] < 0.09 and arrivals[-1] >= 0.4  # first chunk at once, then 100 ms after each delta
 
 
+def test_a_paced_model_streams_its_chunks_apart(client: httpx.Client) -> None:
+    # paced-*: 2 ms between chunks, each its own write (one read each at the client), as real tokens arrive.
+    with client.stream("POST", "/v1/chat/completions", json={"model": "paced-gpt", "stream": True},
+                       headers={"x-mock-chunks": "20"}) as r:
+        t0 = time.perf_counter()
+        reads = list(r.iter_raw())
+        took = time.perf_counter() - t0
+    assert took >= 19 * 0.002 and len(reads) >= 10  # back to back, 22 frames would come in one or two reads
+    t0 = time.perf_counter()
+    client.post("/v1/chat/completions", json={"model": "paced-gpt", "stream": True},
+                headers={"x-mock-chunks": "5", "x-mock-chunk-delay-ms": "60"})  # the header wins
+    assert time.perf_counter() - t0 >= 4 * 0.06
+
+
 def test_unknown_path_404(client: httpx.Client) -> None:
     r = client.get("/v1/nope")
     assert r.status_code == 404 and r.json()["error"]["message"] == "not found"

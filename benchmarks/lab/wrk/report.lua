@@ -22,13 +22,14 @@ function M.done(summary, latency, requests)
 end
 
 -- The bearer: WRK_KEY from the environment (default sk-test, the reference gateway's key).
-function M.setup_chat(stream)
+-- model: "gpt-4o-mini" unless given ("paced-gpt-4o-mini": the double paces its chunks, each its own write)
+function M.setup_chat(stream, model)
   local key = os.getenv("WRK_KEY") or "sk-test"
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
   wrk.headers["Authorization"] = "Bearer " .. key
   local flag = stream and '"stream":true,' or ''
-  wrk.body = '{"model":"gpt-4o-mini",' .. flag ..
+  wrk.body = '{"model":"' .. (model or "gpt-4o-mini") .. '",' .. flag ..
     '"messages":[{"role":"user","content":"Say hello in one short sentence please."}]}'
 end
 

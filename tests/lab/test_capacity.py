@@ -1,0 +1,67 @@
+"""The capacity test (benchmarks/capacity.py) briefly end to end, and its client's chunk timing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.lab import streamload
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class _Transport:
+    def write(self, data: bytes) -> None:
+        self.sent = data
+
+
+def test_frames_are_timed_as_they_arrive_even_split_across_reads() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        done = loop.create_future()
+        stream = streamload._Stream(b"req", done)
+        stream.connection_made(_Transport())  # type: ignore[arg-type]
+        stream.data_received(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1a\r\ndata: {\"a\":1}\n")
+        assert stream.arrivals == [] and stream.status_ok
+        stream.data_received(b"\n\r\n")  # the frame's end came in the next read
+        stream.data_received(b"1a\r\ndata: {\"a\":2}\n\n\r\ne\r\ndata: [DONE]\n\n\r\n0\r\n\r\n")
+        assert len(stream.arrivals) == 3 and stream.finished
+        assert stream.arrivals == sorted(stream.arrivals) and stream.arrivals[1] == stream.arrivals[2]
+        stream.connection_lost(None)
+        assert done.done()
+    finally:
+        loop.close()
+
+
+def test_an_error_status_is_not_a_stream() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        stream = streamload._Stream(b"req", loop.create_future())
+        stream.data_received(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 2\r\n\r\n{}")
+        assert not stream.status_ok and not stream.finished
+    finally:
+        loop.close()
+
+
+@pytest.mark.timeout(180)
+def test_capacity_end_to_end(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMGATE_", "OPENAI_"))}
+    env["PYTHONPATH"] = str(REPO)
+    out = tmp_path / "capacity.json"
+    run = subprocess.run([sys.executable, "-m", "benchmarks.capacity", "--streams", "30", "--chunks", "4",
+                          "--chunk-delay-ms", "20", "--rounds", "1", "--settle", "0.2", "--timeout", "90",
+                          "--json", str(out)], capture_output=True, text=True, cwd=REPO, env=env, timeout=170)
+    assert run.returncode == 0, run.stdout + run.stderr
+    summary = json.loads(out.read_text())["summary"]
+    direct, gateway = summary["direct"], summary["llmgate/passthrough"]
+    assert direct["ok"] == gateway["ok"] == 30 and gateway["errors"] == 0
+    assert direct["p50_s"] >= 4 * 0.02  # the pace was kept: 4 chunks 20 ms apart, then the end
+    assert gateway["rss_peak_mb"] >= gateway["rss_idle_mb"] > 0 and gateway["fds_after"] > 0
+    assert set(gateway["holds"]) >= {"no errors", "peak RSS <= 250.0 MB", "fds back to idle"}
+    assert "llmgate/passthrough" in run.stdout and "holds" in run.stdout
