@@ -13,7 +13,7 @@ import msgspec
 
 from llmgate.errors import InvalidRequest, PayloadTooLarge
 from llmgate.proxy.asgi import Receive, iter_body, read_body, too_large_message
-from llmgate.schemas.openai import RoutingView, decode_routing_view
+from llmgate.schemas.openai import UNDECODABLE, RoutingView, decode_routing_view, undecodable
 
 if TYPE_CHECKING:
     from llmgate.pipeline.endpoints import Endpoint
@@ -47,6 +47,8 @@ def decode_view(raw: bytes) -> RoutingView:
     """Decode `model`/`stream`; a client's mistake becomes a 400 that names it."""
     try:
         return decode_routing_view(raw)
+    except UNDECODABLE as exc:
+        raise undecodable(exc) from None
     except msgspec.ValidationError as exc:
         message, _, where = str(exc).partition(" - at `$.")
         param = where.rstrip("`") or None
@@ -67,7 +69,7 @@ def _lenient_model(raw: bytes, content_type: bytes) -> str | None:
         return None
     try:
         return decode_routing_view(raw).model
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, *UNDECODABLE):
         return None
 
 

@@ -51,3 +51,37 @@ def test_body_over_the_limit_is_413(small_gateway: Gateway) -> None:
     chunks = [b"x" * 1000] * 10  # no content-length: the limit holds while reading
     response = small_gateway.post("/v1/embeddings", content=chunks)
     assert response.status_code == 413
+
+
+DEEP = b'{"model":"m","messages":' + b"[" * 5000 + b"]" * 5000 + b"}"
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (DEEP, "The JSON body of your request is nested too deeply."),
+    (b'{"model":"gpt-\xff\xfe"}', "The JSON body of your request is not valid UTF-8."),
+])
+def test_decode_view_refuses_what_msgspec_cannot_decode(body: bytes, message: str) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        decode_view(body)
+    assert (info.value.message, info.value.status) == (message, 400)
+
+
+@pytest.mark.parametrize("body", [DEEP, b'{"model":"gpt-\xff"}'])
+@pytest.mark.parametrize(("path", "anthropic"), [
+    ("/v1/chat/completions", False), ("/v1/messages", True), ("/v1/token-count", False),
+    ("/v1/messages/count_tokens", True)])
+def test_undecodable_bodies_are_400_in_the_callers_shape(double_gateway: Gateway, body: bytes, path: str,
+                                                         anthropic: bool) -> None:
+    """Nesting past msgspec's limit and bytes that are no UTF-8 were a 500 (RecursionError, UnicodeDecodeError)."""
+    response = double_gateway.post(path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and ("JSON body" in error["message"])
+    assert ("param" in error) is not anthropic and (response.json().get("type") == "error") is anthropic
+
+
+def test_translated_and_counted_bodies_with_bad_keys_are_400(double_gateway: Gateway) -> None:
+    """A key the view skips is decoded where the whole body is (translation, counting): 400 there too."""
+    body = b'{"model":"m","text":"x","\xff":1}'
+    response = double_gateway.post("/v1/token-count", content=body)
+    assert response.status_code == 400 and "UTF-8" in response.json()["error"]["message"]
