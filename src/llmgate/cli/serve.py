@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import os
 import signal
+import socket
 import sys
+from typing import NamedTuple
+
+import msgspec
 
 from llmgate import __version__
 from llmgate.config import ConfigError, Settings, is_loopback, load_settings
@@ -40,6 +45,11 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"llmgate: {exc.report()}", file=sys.stderr)
         return 2
     setup_logging(settings.server.log_level, settings.server.log_json, known_secrets(settings))
+    address = bind_address(settings.server.host)
+    if isinstance(address, BindError):
+        print(f"llmgate: configuration error: {address.message}", file=sys.stderr)
+        return 2
+    settings = msgspec.structs.replace(settings, server=msgspec.structs.replace(settings.server, host=address))
     problem = check_exposure(settings)
     if problem:
         print(f"llmgate: refusing to start: {problem}", file=sys.stderr)
@@ -64,6 +74,27 @@ def run_serve(args: argparse.Namespace) -> int:
     with metrics_dir(settings.server.workers):  # several workers share their metrics through it
         _run_granian(settings)
     return 0
+
+
+class BindError(NamedTuple):
+    message: str
+
+
+def bind_address(host: str) -> str | BindError:
+    """The IP address granian is to listen on for `host` (it takes addresses only): an address as it is (IPv6
+    brackets removed), `localhost` as 127.0.0.1, another name resolved (IPv4 first); a `BindError` saying why not."""
+    bare = host.strip().removeprefix("[").removesuffix("]")
+    with contextlib.suppress(ValueError):
+        return str(ipaddress.ip_address(bare))
+    if bare.lower() == "localhost":
+        return "127.0.0.1"
+    try:
+        found = socket.getaddrinfo(bare, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        return BindError(f"server.host (LLMGATE_HOST, --host): cannot listen on {host!r}: it is not an IP "
+                         f"address and the name does not resolve ({reason})")
+    return str(sorted(found, key=lambda info: info[0] != socket.AF_INET)[0][4][0])
 
 
 def serves_in_process(settings: Settings) -> bool:
