@@ -9,13 +9,16 @@ import os
 import signal
 import socket
 import sys
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import msgspec
 
 from llmgate import __version__
 from llmgate.config import ConfigError, Settings, is_loopback, load_settings
 from llmgate.log import known_secrets, mask_secret, setup_logging
+
+if TYPE_CHECKING:
+    from granian.http import HTTP1Settings
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -120,13 +123,22 @@ def _run_embedded(settings: Settings) -> None:
         # start-up line says how it serves, and docs/operations.md and .env.example say what granian calls the mode.
         server = EmbeddedServer(create_app, factory=True, address=settings.server.host, port=settings.server.port,
                                 interface=Interfaces.ASGI, log_level=LogLevels.error, log_access=False,
-                                backlog=settings.server.backlog, backpressure=settings.server.max_connections)
+                                backlog=settings.server.backlog, backpressure=settings.server.max_connections,
+                                http1_settings=http1_settings(settings))
         loop = asyncio.get_running_loop()
         for stop in (signal.SIGINT, signal.SIGTERM):  # the embedded server installs no handlers of its own
             loop.add_signal_handler(stop, server.stop)
         await server.serve()
 
     uvloop.run(serve())
+
+
+def http1_settings(settings: Settings) -> HTTP1Settings:
+    """granian's HTTP/1 settings: its read buffer is what bounds a request's head (hyper's `max_buf_size`; bodies
+    pass through it in pieces), so `max_header_bytes` is its size."""
+    from granian.http import HTTP1Settings
+
+    return HTTP1Settings(max_buffer_size=settings.server.max_header_bytes)
 
 
 def open_files_wanted(max_connections: int) -> tuple[int, int]:
@@ -258,4 +270,5 @@ def _run_granian(settings: Settings) -> None:
         respawn_failed_workers=True,
         backlog=server.backlog,
         backpressure=server.max_connections,  # per worker
+        http1_settings=http1_settings(settings),
     ).serve()
