@@ -11,6 +11,7 @@
      ├── Conflict                409  /manage: a project name taken, a revoked token rotated
      ├── RateLimited             429  rpm or tpm (retry-after, x-ratelimit-*)
      ├── QuotaExhausted          429  max_requests or budget_tokens used up
+     ├── AuthThrottled           429  too many failed authentications from one address (retry-after)
      ├── ManagementDisabled      503  /manage without LLMGATE_MANAGEMENT_TOKEN
      ├── RouteNotFound           404  a path outside the /v1 allowlist
      ├── ModelNotFound           404  no provider serves the model
@@ -161,6 +162,10 @@ class QuotaExhausted(GatewayError):
 
     status, type = 429, "insufficient_quota"
     code: str | None = "insufficient_quota"
+
+
+class AuthThrottled(GatewayError):
+    status, type, code = 429, "requests", "too_many_failed_authentications"
 
 
 class NotFound(GatewayError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import re
+import time
 from typing import Any
 
 from litestar import Request, Response
@@ -11,6 +12,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.handlers import BaseRouteHandler
 
+from llmgate.access.throttle import AuthThrottle, client_address
 from llmgate.errors import GatewayError, InvalidRequest, ManagementDisabled, NotFound, Unauthorized, error_response
 from llmgate.log import new_request_id
 
@@ -20,16 +22,21 @@ DISABLED = ("The management API is disabled: set LLMGATE_MANAGEMENT_TOKEN to a s
 
 
 def require_management_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard: `Authorization: Bearer $LLMGATE_MANAGEMENT_TOKEN`; 503 when unset, 401 when missing or wrong."""
+    """Guard: `Authorization: Bearer $LLMGATE_MANAGEMENT_TOKEN`; 503 when unset, 401 when missing or wrong, 429
+    once the caller's address has failed too often (access/throttle.py, shared with /v1)."""
     expected: str | None = connection.app.state.management_token
     if not expected:
         raise ManagementDisabled(DISABLED)
     header = connection.headers.get("authorization", "")
     given = header[7:].strip() if header[:7].lower() == "bearer " else ""
+    if given and hmac.compare_digest(given.encode(), expected.encode()):
+        return
+    throttle: AuthThrottle | None = connection.app.state.get("auth_throttle")
+    if throttle is not None:
+        throttle.failed(client_address(connection.scope), time.monotonic())  # type: ignore[arg-type]
     if not given:
         raise Unauthorized("Missing management token: send 'Authorization: Bearer <LLMGATE_MANAGEMENT_TOKEN>'.")
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise Unauthorized("Incorrect management token.")
+    raise Unauthorized("Incorrect management token.")
 
 
 def gateway_error(request: Request[Any, Any, Any], error: GatewayError) -> Response[bytes]:

@@ -40,6 +40,7 @@ def serve_v1(services: V1Services) -> ASGIApp:
     max_body_bytes = services.server.max_body_bytes
     body_deadlines = BodyDeadlines(services.server.body_timeout_s)
     lag = services.lag
+    auth_throttle = services.auth_throttle
 
     async def v1(scope: Scope, receive: Receive, send: Send) -> None:
         inbound = split_request_headers(scope["headers"])
@@ -54,7 +55,7 @@ def serve_v1(services: V1Services) -> ASGIApp:
         try:
             screen(request, max_lag_s)                                   # a bad Host; shed while overloaded
             endpoint = find_endpoint(routes, request.method, path)       # 404, 405
-            await authenticate(services.authenticator, request)          # 401
+            await authenticate(services.authenticator, request, auth_throttle)  # 401; 429 past failures
             upstreams = services.upstreams()  # held for the whole request: a reload meanwhile does not change it
             upstreams.active += 1
             try:
