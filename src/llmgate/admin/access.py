@@ -11,9 +11,19 @@ from litestar import Request, Response
 from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.handlers import BaseRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.routes import HTTPRoute
 
 from llmgate.access.throttle import AuthThrottle, client_address
-from llmgate.errors import GatewayError, InvalidRequest, ManagementDisabled, NotFound, Unauthorized, error_response
+from llmgate.errors import (
+    ErrorBody,
+    GatewayError,
+    InvalidRequest,
+    ManagementDisabled,
+    NotFound,
+    Unauthorized,
+    error_response,
+)
 from llmgate.log import new_request_id
 
 _BACKTICKED = re.compile(r"`([^`]+)`")
@@ -69,6 +79,37 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
     detail = str(exc.detail)
     if exc.status_code == 400 and ("truncated" in detail or "JSON" in detail or "malformed" in detail.lower()):
         return gateway_error(request, InvalidRequest(f"The request body is not valid JSON: {detail}."))
-    error = GatewayError(detail)
+    error = GatewayError(detail, headers=dict(exc.headers or {}))  # a 405's `allow`
     error.status, error.type = exc.status_code, "invalid_request_error"
     return gateway_error(request, error)
+
+
+def answer_options(request: Request[Any, Any, Any]) -> Response[bytes] | None:
+    """`OPTIONS` on a /manage path: 204 with `allow` listing every method the path serves (a before-request hook).
+
+    Litestar's own OPTIONS handler is made with the first route of a path and keeps that route's methods: for
+    /manage/projects it said `OPTIONS, POST` though GET is served too."""
+    if request.method != "OPTIONS":
+        return None
+    handler = request.route_handler
+    methods = {method for route in request.app.routes if isinstance(route, HTTPRoute)
+               and any(known is handler for known in route.route_handlers) for method in route.methods}
+    return Response(b"", status_code=204, headers={"allow": ", ".join(sorted(methods))})
+
+
+_ERRORS = {
+    400: "Bad request: the body is not valid JSON, or a parameter is refused (`error.param` names it)",
+    401: "The management token is missing or wrong",
+    404: "No such project or token",
+    409: "A conflict: a project name already taken, or a revoked token",
+    422: "A value of the body or the query has the wrong type or is out of range (`error.param` names it)",
+    429: "Too many failed authentications from this address (`retry-after` says when to try again)",
+    503: "The management API is disabled (LLMGATE_MANAGEMENT_TOKEN is not set)",
+}
+
+
+def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """The OpenAPI description of the errors a /manage operation answers: those of every operation (401, 429, 503)
+    and `statuses`, each with the OpenAI-shaped body they really have (errors.py's `ErrorBody`)."""
+    return {status: ResponseSpec(data_container=ErrorBody, description=_ERRORS[status], generate_examples=False)
+            for status in sorted({401, 429, 503, *statuses})}
