@@ -41,7 +41,7 @@ def gateway_env(upstream: str, **extra: str) -> dict[str, str]:
     """A clean environment for llmgate: no stray LLMGATE_*/OPENAI_* from the developer's shell."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMGATE_", "OPENAI_"))}
     env.update(OPENAI_BASE_URL=f"{upstream}/v1", OPENAI_API_KEY=UPSTREAM_KEY, LLMGATE_MASTER_KEY=MASTER_KEY,
-               LLMGATE_DATA_DIR=_data_dir())
+               LLMGATE_DATA_DIR=_data_dir(), LLMGATE_AUTH_FAIL_BURST="0")  # as tests/inprocess/gateway.py
     env.update(extra)
     return env
 

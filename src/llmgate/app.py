@@ -15,11 +15,11 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.types import Middleware
 
 from llmgate import __version__
-from llmgate.admin.access import gateway_error, http_error, require_management_token, validation_error
+from llmgate.admin.access import answer_options, gateway_error, http_error, require_management_token, validation_error
+from llmgate.admin.openapi import ManageSchemaPlugin
 from llmgate.admin.projects import ProjectController
 from llmgate.admin.tokens import TokenController
 from llmgate.admin.usage import UsageController
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None, *, middleware: Sequence[Middlew
 
     cors = settings.server.cors_origins
     manage = Router("/manage", route_handlers=[ProjectController, TokenController, UsageController],
-                    guards=[require_management_token],
+                    guards=[require_management_token], before_request=answer_options,
                     exception_handlers={GatewayError: gateway_error, ValidationException: validation_error,
                                         HTTPException: http_error})
     v1 = serve_v1(state.v1_services())
@@ -83,12 +83,12 @@ def create_app(settings: Settings | None = None, *, middleware: Sequence[Middlew
         dependencies={"gateway": Provide(lambda: state, use_cache=True, sync_to_thread=False)},
         lifespan=[lifespan],
         middleware=list(middleware),
-        state=State({"management_token": settings.management_token}),
+        state=State({"management_token": settings.management_token, "auth_throttle": state.auth_throttle}),
         exception_handlers={GatewayError: gateway_error, HTTPException: http_error},
         cors_config=CORSConfig(allow_origins=list(cors), allow_headers=["*"], expose_headers=["*"]) if cors else None,
         # Only the management API is described (/v1 mirrors OpenAI's published spec), at /manage/schema.
         openapi_config=OpenAPIConfig(title="llmgate management API", version=__version__, path="/manage/schema",
-                                     render_plugins=[JsonRenderPlugin(path="/")]),
+                                     render_plugins=[ManageSchemaPlugin(path="/")]),
         logging_config=None,  # Litestar's default turns on per-request INFO lines from httpx
         debug=False,
     )

@@ -195,6 +195,19 @@ class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     """Connections the kernel queues for accepting (capped by net.core.somaxconn)."""
     max_body_bytes: FileSize = DEFAULT_MAX_BODY_BYTES
     """Largest request body accepted on /v1; bigger ones get 413."""
+    body_timeout_s: Seconds = 60.0
+    """How long a `/v1` request's body may take to arrive, whole, once its headers are in; past it the request gets
+    408 and its connection is closed (a client that sends headers and then dribbles or stops would otherwise hold a
+    connection slot for ever). A multipart upload's body is streamed upstream: only its first part is held to it."""
+    max_header_bytes: Annotated[int, Meta(ge=8192)] = 64 * 1024
+    """Largest request head (request line and headers together) granian reads; a bigger one is answered 431 by
+    granian and the connection closed (nginx allows 8 KiB a line, 32 KiB in all; Envoy 60 KiB in all)."""
+    auth_fail_burst: Retained = 20
+    """Failed authentications (/v1 and /manage) one client address may make at once before it is answered 429 with
+    `retry-after`; every address counts, loopback too; 0 turns the throttle off. Valid credentials are never
+    slowed."""
+    auth_fail_per_s: Seconds = 1.0
+    """How fast an address regains failed attempts after `auth_fail_burst` is spent (attempts a second)."""
     cors_origins: tuple[str, ...] = ()
     """Origins allowed by CORS; CORS is off when empty."""
     extra_routes: tuple[Route, ...] = ()

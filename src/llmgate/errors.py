@@ -2,6 +2,7 @@
 
     GatewayError
      ├── InvalidRequest          400  malformed JSON, missing `model`, ...
+     │    └── IncompleteBody     400  the body ended early (malformed chunked framing, or the client left)
      ├── Unauthorized            401  missing or wrong key
      │    ├── TokenRevoked       401  a revoked virtual token
      │    └── TokenExpired       401  a virtual token past its expires_at
@@ -10,10 +11,12 @@
      ├── Conflict                409  /manage: a project name taken, a revoked token rotated
      ├── RateLimited             429  rpm or tpm (retry-after, x-ratelimit-*)
      ├── QuotaExhausted          429  max_requests or budget_tokens used up
+     ├── AuthThrottled           429  too many failed authentications from one address (retry-after)
      ├── ManagementDisabled      503  /manage without LLMGATE_MANAGEMENT_TOKEN
      ├── RouteNotFound           404  a path outside the /v1 allowlist
      ├── ModelNotFound           404  no provider serves the model
      ├── MethodNotAllowed        405
+     ├── RequestTimeout          408  the request body did not arrive within LLMGATE_BODY_TIMEOUT_S
      ├── PayloadTooLarge         413
      ├── RateLimited             429  every key that could serve the model is resting after a 429
      ├── UpstreamUnreachable     502  connection refused, reset, DNS
@@ -62,7 +65,12 @@ class GatewayError(Exception):
 
 
 class InvalidRequest(GatewayError):
-    status, type, code = 400, "invalid_request_error", None
+    status, type = 400, "invalid_request_error"
+    code: str | None = None
+
+
+class IncompleteBody(InvalidRequest):
+    code = "incomplete_body"
 
 
 class Unauthorized(GatewayError):
@@ -79,6 +87,10 @@ class ModelNotFound(GatewayError):
 
 class MethodNotAllowed(GatewayError):
     status, type, code = 405, "invalid_request_error", "method_not_allowed"
+
+
+class RequestTimeout(GatewayError):
+    status, type, code = 408, "invalid_request_error", "request_timeout"
 
 
 class PayloadTooLarge(GatewayError):
@@ -150,6 +162,10 @@ class QuotaExhausted(GatewayError):
 
     status, type = 429, "insufficient_quota"
     code: str | None = "insufficient_quota"
+
+
+class AuthThrottled(GatewayError):
+    status, type, code = 429, "requests", "too_many_failed_authentications"
 
 
 class NotFound(GatewayError):

@@ -21,6 +21,7 @@ from loguru import logger
 
 from llmgate.access.authenticate import Authenticator
 from llmgate.access.lifecycle import TokenLifecycle
+from llmgate.access.throttle import AuthThrottle
 from llmgate.access.tokens import TokenCache
 from llmgate.config import ProviderConfig, Settings
 from llmgate.observe.lag import LoopLag
@@ -65,6 +66,8 @@ class Services:
                                  time.time, self.shared)
         self.authenticator = Authenticator(settings.master_key, self.tokens,
                                            has_management_token=settings.management_token is not None)
+        self.auth_throttle = AuthThrottle(server.auth_fail_burst, server.auth_fail_per_s)
+        """Failed authentications per client address, /v1 and /manage alike."""
         self.token_lifecycle = TokenLifecycle(self.store, self.tokens, self.authenticator, self.shared)
         self.new_client = clients
         """Makes a provider's upstream client (here and on reload)."""
@@ -143,7 +146,7 @@ class Services:
         """What the /v1 pipeline's steps are given."""
         return V1Services(server=self.settings.server, authenticator=self.authenticator, tokens=self.tokens,
                           pricing=self.pricing, upstreams=lambda: self.upstreams, emit=self.bus.emit, lag=self.lag,
-                          tracing=self.settings.tracing)
+                          auth_throttle=self.auth_throttle, tracing=self.settings.tracing)
 
     async def open(self) -> None:
         """Open the store (migrating it), one pooled client per provider, and start the usage write-back, the

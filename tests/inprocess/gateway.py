@@ -119,7 +119,10 @@ class Gateway:
         self._root = Path(tempfile.mkdtemp(prefix="llmgate-inprocess-"))
         self._config = self._root / "llmgate.toml"
         self.env = {"OPENAI_BASE_URL": f"{UPSTREAM_URL}/v1", "OPENAI_API_KEY": UPSTREAM_KEY,
-                    "LLMGATE_MASTER_KEY": MASTER_KEY, "LLMGATE_DATA_DIR": str(self._root / "data")}
+                    "LLMGATE_MASTER_KEY": MASTER_KEY, "LLMGATE_DATA_DIR": str(self._root / "data"),
+                    # every request comes from 127.0.0.1: tests of refusals would soon meet the failed-auth
+                    # throttle instead; its own tests turn it on
+                    "LLMGATE_AUTH_FAIL_BURST": "0"}
         if config:  # else no config file, as `llmgate serve` without one
             self._config.write_text(config)
             self.env["LLMGATE_CONFIG"] = str(self._config)

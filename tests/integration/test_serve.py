@@ -120,3 +120,14 @@ def test_more_open_connections_than_granian_defaults_to_are_all_served(gateway: 
             return [response.status_code for response in await asyncio.gather(*calls)]
 
     assert asyncio.run(run()) == [200] * 200
+
+
+def test_localhost_is_served_and_a_name_that_does_not_resolve_is_one_line(upstream: str) -> None:
+    """`--host localhost` was a granian traceback (it takes IP addresses only)."""
+    with start_gateway(gateway_env(upstream), "--host", "localhost") as gw:
+        assert httpx.get(f"{gw.url}/health").status_code == 200
+        assert "listening on http://127.0.0.1:" in gw.logs()
+    result = run_cli(gateway_env(upstream), "serve", "--host", "no-such-host.invalid", "--port", "1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("llmgate: configuration error: server.host (LLMGATE_HOST, --host): cannot listen "
+                                    "on 'no-such-host.invalid'") and result.stderr.count("\n") == 1

@@ -4,4 +4,5 @@
     tokens.py         virtual tokens: secrets and hashes, the in-process cache, batched usage write-back
     lifecycle.py      a token's life: issue, update, revoke, rotate (store, caches, other instances)
     limits.py         rpm / tpm / max_requests / budget checks; pure, the clock passed in
+    throttle.py       failed authentications per client address (a token bucket each; 429 past it)
 """

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import hmac
 import re
+import time
 from typing import Any
 
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.handlers import BaseRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.routes import HTTPRoute
 
-from llmgate.errors import GatewayError, InvalidRequest, ManagementDisabled, NotFound, Unauthorized, error_response
+from llmgate.access.throttle import AuthThrottle, client_address
+from llmgate.errors import (
+    ErrorBody,
+    GatewayError,
+    InvalidRequest,
+    ManagementDisabled,
+    NotFound,
+    Unauthorized,
+    error_response,
+)
 from llmgate.log import new_request_id
 
 _BACKTICKED = re.compile(r"`([^`]+)`")
@@ -20,16 +32,21 @@ DISABLED = ("The management API is disabled: set LLMGATE_MANAGEMENT_TOKEN to a s
 
 
 def require_management_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard: `Authorization: Bearer $LLMGATE_MANAGEMENT_TOKEN`; 503 when unset, 401 when missing or wrong."""
+    """Guard: `Authorization: Bearer $LLMGATE_MANAGEMENT_TOKEN`; 503 when unset, 401 when missing or wrong, 429
+    once the caller's address has failed too often (access/throttle.py, shared with /v1)."""
     expected: str | None = connection.app.state.management_token
     if not expected:
         raise ManagementDisabled(DISABLED)
     header = connection.headers.get("authorization", "")
     given = header[7:].strip() if header[:7].lower() == "bearer " else ""
+    if given and hmac.compare_digest(given.encode(), expected.encode()):
+        return
+    throttle: AuthThrottle | None = connection.app.state.get("auth_throttle")
+    if throttle is not None:
+        throttle.failed(client_address(connection.scope), time.monotonic())  # type: ignore[arg-type]
     if not given:
         raise Unauthorized("Missing management token: send 'Authorization: Bearer <LLMGATE_MANAGEMENT_TOKEN>'.")
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise Unauthorized("Incorrect management token.")
+    raise Unauthorized("Incorrect management token.")
 
 
 def gateway_error(request: Request[Any, Any, Any], error: GatewayError) -> Response[bytes]:
@@ -62,6 +79,37 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
     detail = str(exc.detail)
     if exc.status_code == 400 and ("truncated" in detail or "JSON" in detail or "malformed" in detail.lower()):
         return gateway_error(request, InvalidRequest(f"The request body is not valid JSON: {detail}."))
-    error = GatewayError(detail)
+    error = GatewayError(detail, headers=dict(exc.headers or {}))  # a 405's `allow`
     error.status, error.type = exc.status_code, "invalid_request_error"
     return gateway_error(request, error)
+
+
+def answer_options(request: Request[Any, Any, Any]) -> Response[bytes] | None:
+    """`OPTIONS` on a /manage path: 204 with `allow` listing every method the path serves (a before-request hook).
+
+    Litestar's own OPTIONS handler is made with the first route of a path and keeps that route's methods: for
+    /manage/projects it said `OPTIONS, POST` though GET is served too."""
+    if request.method != "OPTIONS":
+        return None
+    handler = request.route_handler
+    methods = {method for route in request.app.routes if isinstance(route, HTTPRoute)
+               and any(known is handler for known in route.route_handlers) for method in route.methods}
+    return Response(b"", status_code=204, headers={"allow": ", ".join(sorted(methods))})
+
+
+_ERRORS = {
+    400: "Bad request: the body is not valid JSON, or a parameter is refused (`error.param` names it)",
+    401: "The management token is missing or wrong",
+    404: "No such project or token",
+    409: "A conflict: a project name already taken, or a revoked token",
+    422: "A value of the body or the query has the wrong type or is out of range (`error.param` names it)",
+    429: "Too many failed authentications from this address (`retry-after` says when to try again)",
+    503: "The management API is disabled (LLMGATE_MANAGEMENT_TOKEN is not set)",
+}
+
+
+def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """The OpenAPI description of the errors a /manage operation answers: those of every operation (401, 429, 503)
+    and `statuses`, each with the OpenAI-shaped body they really have (errors.py's `ErrorBody`)."""
+    return {status: ResponseSpec(data_container=ErrorBody, description=_ERRORS[status], generate_examples=False)
+            for status in sorted({401, 429, 503, *statuses})}

@@ -8,6 +8,7 @@ from typing import Any
 
 from litestar import Controller, delete, get, patch, post
 
+from llmgate.admin.access import error_responses
 from llmgate.admin.schemas import Deleted, ProjectCreate, ProjectOut, ProjectUpdate, changes_of, project_out
 from llmgate.errors import Conflict, InvalidRequest, NotFound
 from llmgate.services import Services
@@ -20,7 +21,7 @@ class ProjectController(Controller):
     path = "/projects"
     tags = ["projects"]  # noqa: RUF012 - Litestar reads it as a plain class attribute
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, responses=error_responses(400, 409, 422))
     async def create_project(self, gateway: Services, data: ProjectCreate) -> ProjectOut:
         now = time.time()
         project = Project(id=f"proj_{secrets.token_hex(8)}", name=data.name, description=data.description,
@@ -33,15 +34,15 @@ class ProjectController(Controller):
             raise Conflict(str(exc), param="name") from None
         return project_out(project, gateway.keybox.decrypt)
 
-    @get("/")
+    @get("/", responses=error_responses())
     async def list_projects(self, gateway: Services) -> list[ProjectOut]:
         return [project_out(p, gateway.keybox.decrypt) for p in await gateway.store.list_projects()]
 
-    @get("/{project_id:str}")
+    @get("/{project_id:str}", responses=error_responses(400, 404))
     async def get_project(self, gateway: Services, project_id: str) -> ProjectOut:
         return project_out(await find_project(gateway, project_id), gateway.keybox.decrypt)
 
-    @patch("/{project_id:str}")
+    @patch("/{project_id:str}", responses=error_responses(400, 404, 409, 422))
     async def update_project(self, gateway: Services, project_id: str, data: ProjectUpdate) -> ProjectOut:
         changes: dict[str, Any] = changes_of(data)
         if "upstream_keys" in changes:
@@ -61,7 +62,7 @@ class ProjectController(Controller):
         await gateway.token_lifecycle.invalidate(*(t.secret_hash for t in tokens))
         return project_out(project, gateway.keybox.decrypt)
 
-    @delete("/{project_id:str}", status_code=200)
+    @delete("/{project_id:str}", status_code=200, responses=error_responses(400, 404))
     async def delete_project(self, gateway: Services, project_id: str) -> Deleted:
         revoked = await gateway.store.delete_project(project_id, time.time())
         if revoked is None:

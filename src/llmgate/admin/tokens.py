@@ -6,6 +6,7 @@ from __future__ import annotations
 import msgspec
 from litestar import Controller, delete, get, patch, post
 
+from llmgate.admin.access import error_responses
 from llmgate.admin.projects import find_project
 from llmgate.admin.schemas import TokenCreate, TokenCreated, TokenOut, TokenUpdate, changes_of, token_out
 from llmgate.services import Services
@@ -15,31 +16,31 @@ class TokenController(Controller):
     path = "/tokens"
     tags = ["tokens"]  # noqa: RUF012 - Litestar reads it as a plain class attribute
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, responses=error_responses(400, 404, 422))
     async def create_token(self, gateway: Services, data: TokenCreate) -> TokenCreated:
         project = await find_project(gateway, data.project_id)
         limits = {k: v for k, v in msgspec.structs.asdict(data).items() if k != "project_id"}
         token, secret = await gateway.token_lifecycle.issue(project, limits)
         return token_out(token, secret)  # type: ignore[return-value]
 
-    @get("/")
+    @get("/", responses=error_responses(400, 422))
     async def list_tokens(self, gateway: Services, project_id: str | None = None,
                           active: bool | None = None) -> list[TokenOut]:
         return [token_out(t) for t in await gateway.store.list_tokens(project_id, active)]
 
-    @get("/{token_id:str}")
+    @get("/{token_id:str}", responses=error_responses(400, 404))
     async def get_token(self, gateway: Services, token_id: str) -> TokenOut:
         return token_out(await gateway.token_lifecycle.find(token_id))
 
-    @patch("/{token_id:str}")
+    @patch("/{token_id:str}", responses=error_responses(400, 404, 422))
     async def update_token(self, gateway: Services, token_id: str, data: TokenUpdate) -> TokenOut:
         return token_out(await gateway.token_lifecycle.update(token_id, changes_of(data)))
 
-    @delete("/{token_id:str}", status_code=200)
+    @delete("/{token_id:str}", status_code=200, responses=error_responses(400, 404))
     async def revoke_token(self, gateway: Services, token_id: str) -> TokenOut:
         return token_out(await gateway.token_lifecycle.revoke(token_id))
 
-    @post("/{token_id:str}/rotate", status_code=200)
+    @post("/{token_id:str}/rotate", status_code=200, responses=error_responses(400, 404, 409))
     async def rotate_token(self, gateway: Services, token_id: str) -> TokenCreated:
         token, secret = await gateway.token_lifecycle.rotate(token_id)
         return token_out(token, secret)  # type: ignore[return-value]

@@ -9,6 +9,7 @@ import msgspec
 from litestar import Controller, get
 from litestar.params import Parameter, QueryParameter
 
+from llmgate.admin.access import error_responses
 from llmgate.errors import InvalidRequest
 from llmgate.services import Services
 from llmgate.store.usage import GroupBy, UsageGroup, UsageQuery
@@ -42,7 +43,7 @@ class UsageController(Controller):
     path = "/usage"
     tags = ["usage"]  # noqa: RUF012 - Litestar reads it as a plain class attribute
 
-    @get("/")
+    @get("/", responses=error_responses(400))
     async def usage_summary(
         self, gateway: Services,
         project: Annotated[str | None, Parameter(description="only this project id's requests")] = None,
@@ -52,11 +53,14 @@ class UsageController(Controller):
             "from this time on (inclusive): Unix seconds, or ISO 8601 (`2026-11-23`, `2026-11-23T20:00Z`; UTC "
             "when no offset is given)"))] = None,
         to: Annotated[str | None, Parameter(description="until this time (exclusive), as `from`")] = None,
-        group_by: Annotated[str | None, Parameter(description="day, hour, model, project or token")] = None,
+        group_by: Annotated[str | None, Parameter(description="day, hour, model, project or token; empty or "
+                                                              "left out: one group, `all`",
+                                                  schema_extra={"enum": [*GROUP_BY, ""]})] = None,
     ) -> UsageSummary:
         """Requests, errors, tokens, cost and p50/p95 latency and overhead per group (one group, `all`, when
         not grouped) in `data`; groups with no request are not listed. `recording` says whether this gateway
         adds to them (with `note` saying why not)."""
+        group_by = group_by or None  # `group_by=` (empty) is not grouped, as an empty `from` is no bound
         if group_by is not None and group_by not in GROUP_BY:
             raise InvalidRequest(f"Invalid `group_by`: expected one of {', '.join(GROUP_BY)}, got {group_by!r}.",
                                  param="group_by")

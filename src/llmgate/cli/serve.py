@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import os
 import signal
+import socket
 import sys
+from typing import TYPE_CHECKING, NamedTuple
+
+import msgspec
 
 from llmgate import __version__
 from llmgate.config import ConfigError, Settings, is_loopback, load_settings
 from llmgate.log import known_secrets, mask_secret, setup_logging
+
+if TYPE_CHECKING:
+    from granian.http import HTTP1Settings
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,6 +48,11 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"llmgate: {exc.report()}", file=sys.stderr)
         return 2
     setup_logging(settings.server.log_level, settings.server.log_json, known_secrets(settings))
+    address = bind_address(settings.server.host)
+    if isinstance(address, BindError):
+        print(f"llmgate: configuration error: {address.message}", file=sys.stderr)
+        return 2
+    settings = msgspec.structs.replace(settings, server=msgspec.structs.replace(settings.server, host=address))
     problem = check_exposure(settings)
     if problem:
         print(f"llmgate: refusing to start: {problem}", file=sys.stderr)
@@ -66,6 +79,27 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+class BindError(NamedTuple):
+    message: str
+
+
+def bind_address(host: str) -> str | BindError:
+    """The IP address granian is to listen on for `host` (it takes addresses only): an address as it is (IPv6
+    brackets removed), `localhost` as 127.0.0.1, another name resolved (IPv4 first); a `BindError` saying why not."""
+    bare = host.strip().removeprefix("[").removesuffix("]")
+    with contextlib.suppress(ValueError):
+        return str(ipaddress.ip_address(bare))
+    if bare.lower() == "localhost":
+        return "127.0.0.1"
+    try:
+        found = socket.getaddrinfo(bare, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        return BindError(f"server.host (LLMGATE_HOST, --host): cannot listen on {host!r}: it is not an IP "
+                         f"address and the name does not resolve ({reason})")
+    return str(sorted(found, key=lambda info: info[0] != socket.AF_INET)[0][4][0])
+
+
 def serves_in_process(settings: Settings) -> bool:
     """One process (granian's embedded server) unless asked otherwise or serving several workers."""
     single = settings.server.single_process
@@ -89,13 +123,22 @@ def _run_embedded(settings: Settings) -> None:
         # start-up line says how it serves, and docs/operations.md and .env.example say what granian calls the mode.
         server = EmbeddedServer(create_app, factory=True, address=settings.server.host, port=settings.server.port,
                                 interface=Interfaces.ASGI, log_level=LogLevels.error, log_access=False,
-                                backlog=settings.server.backlog, backpressure=settings.server.max_connections)
+                                backlog=settings.server.backlog, backpressure=settings.server.max_connections,
+                                http1_settings=http1_settings(settings))
         loop = asyncio.get_running_loop()
         for stop in (signal.SIGINT, signal.SIGTERM):  # the embedded server installs no handlers of its own
             loop.add_signal_handler(stop, server.stop)
         await server.serve()
 
     uvloop.run(serve())
+
+
+def http1_settings(settings: Settings) -> HTTP1Settings:
+    """granian's HTTP/1 settings: its read buffer is what bounds a request's head (hyper's `max_buf_size`; bodies
+    pass through it in pieces), so `max_header_bytes` is its size."""
+    from granian.http import HTTP1Settings
+
+    return HTTP1Settings(max_buffer_size=settings.server.max_header_bytes)
 
 
 def open_files_wanted(max_connections: int) -> tuple[int, int]:
@@ -227,4 +270,5 @@ def _run_granian(settings: Settings) -> None:
         respawn_failed_workers=True,
         backlog=server.backlog,
         backpressure=server.max_connections,  # per worker
+        http1_settings=http1_settings(settings),
     ).serve()

@@ -13,6 +13,7 @@ import msgspec
 
 from llmgate.errors import InvalidRequest, ModelNotFound
 from llmgate.proxy.asgi import JSON_CONTENT_TYPE, send_response
+from llmgate.schemas.openai import UNDECODABLE, undecodable
 
 if TYPE_CHECKING:
     from llmgate.pipeline.request import V1Request
@@ -42,12 +43,19 @@ async def answer_models(request: V1Request, upstreams: Upstreams) -> None:
     await _send_json(request, _encode(model))
 
 
-def decode_json(raw: bytes) -> dict[str, Any]:
-    """The request body as a JSON object; a 400 otherwise."""
+def decode_any(raw: bytes) -> Any:
+    """The request body as JSON (nesting and UTF-8 checked); a 400 otherwise."""
     try:
-        request = msgspec.json.decode(raw)
+        return msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"We could not parse the JSON body of your request: {exc}.") from None
+    except UNDECODABLE as exc:
+        raise undecodable(exc) from None
+
+
+def decode_json(raw: bytes) -> dict[str, Any]:
+    """The request body as a JSON object; a 400 otherwise."""
+    request = decode_any(raw)
     if not isinstance(request, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     return request
@@ -87,10 +95,7 @@ async def answer_token_count(request: V1Request, _: Upstreams) -> None:
     """`POST /v1/token-count`: prompt tokens counted with tiktoken."""
     raw = request.body
     assert isinstance(raw, bytes)
-    try:
-        body = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise InvalidRequest(f"We could not parse the JSON body of your request: {exc}.") from None
+    body = decode_any(raw)
     result = await asyncio.to_thread(count_prompt, body) if len(raw) > THREAD_THRESHOLD_BYTES else count_prompt(body)
     await _send_json(request, _encode(result))
 

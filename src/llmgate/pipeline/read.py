@@ -6,25 +6,42 @@ streamed up, their leading text fields sniffed from the first chunk, never buffe
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import TYPE_CHECKING, NamedTuple
 
 import msgspec
 
-from llmgate.errors import InvalidRequest, PayloadTooLarge
-from llmgate.proxy.asgi import Receive, iter_body, read_body, too_large_message
-from llmgate.schemas.openai import RoutingView, decode_routing_view
+from llmgate.errors import InvalidRequest, PayloadTooLarge, RequestTimeout
+from llmgate.proxy.asgi import Receive, incomplete_body, iter_body, read_body, too_large_message, uncancel
+from llmgate.proxy.deadlines import BodyDeadlines
+from llmgate.schemas.openai import UNDECODABLE, RoutingView, decode_routing_view, undecodable
 
 if TYPE_CHECKING:
     from llmgate.pipeline.endpoints import Endpoint
     from llmgate.pipeline.request import V1Request
 
 
-async def read(request: V1Request, endpoint: Endpoint, limit: int) -> None:
-    """Fill in `request.body`, `model`, `stream` (and `stream_options` for JSON views)."""
-    kind = endpoint.body
-    if kind == "none":
+async def read(request: V1Request, endpoint: Endpoint, limit: int, deadlines: BodyDeadlines) -> None:
+    """Fill in `request.body`, `model`, `stream` (and `stream_options` for JSON views); 408 when the body takes longer
+    than `deadlines.after_s` to arrive."""
+    if endpoint.body == "none":
         return
+    task = deadlines.start()
+    try:
+        await _read(request, endpoint, limit)
+    except asyncio.CancelledError:
+        if not deadlines.stop(task):
+            raise
+        uncancel()
+        raise RequestTimeout(f"The request body did not arrive within {deadlines.after_s:g} seconds.",
+                             headers={"connection": "close"}) from None
+    finally:
+        deadlines.stop(task)
+
+
+async def _read(request: V1Request, endpoint: Endpoint, limit: int) -> None:
+    kind = endpoint.body
     content_length = request.inbound.content_length
     if kind == "multipart":
         first = await read_first_chunk(request.receive, limit, content_length)
@@ -47,6 +64,8 @@ def decode_view(raw: bytes) -> RoutingView:
     """Decode `model`/`stream`; a client's mistake becomes a 400 that names it."""
     try:
         return decode_routing_view(raw)
+    except UNDECODABLE as exc:
+        raise undecodable(exc) from None
     except msgspec.ValidationError as exc:
         message, _, where = str(exc).partition(" - at `$.")
         param = where.rstrip("`") or None
@@ -67,7 +86,7 @@ def _lenient_model(raw: bytes, content_type: bytes) -> str | None:
         return None
     try:
         return decode_routing_view(raw).model
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, *UNDECODABLE):
         return None
 
 
@@ -81,6 +100,8 @@ async def read_first_chunk(receive: Receive, limit: int, content_length: int | N
     if content_length is not None and content_length > limit:
         raise PayloadTooLarge(too_large_message(limit))
     message = await receive()
+    if message["type"] == "http.disconnect":
+        raise incomplete_body(0)
     return FirstChunk(message.get("body", b""), message.get("more_body", False))
 
 

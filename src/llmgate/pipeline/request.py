@@ -15,6 +15,7 @@ from llmgate.proxy.headers import InboundHeaders
 
 if TYPE_CHECKING:
     from llmgate.access.authenticate import Authenticator
+    from llmgate.access.throttle import AuthThrottle
     from llmgate.access.tokens import TokenCache, TokenEntry
     from llmgate.config import ServerConfig
     from llmgate.observe.lag import LoopLag
@@ -36,6 +37,8 @@ class V1Services(NamedTuple):
     emit: Callable[[Exchange], None]
     """Hands a finished request to the usage bus (metrics, usage log)."""
     lag: LoopLag
+    auth_throttle: AuthThrottle
+    """Counts failed authentications per client address (429 past its bucket)."""
     tracing: TracingConfig | None = None
     """Tracing's sampler when an OTLP endpoint is configured; None: the pipeline traces nothing."""
 

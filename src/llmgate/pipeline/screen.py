@@ -1,4 +1,4 @@
-"""The cheap refusals, before anything is read: a Host header that is no host name, and load shedding.
+"""The cheap refusals, before anything is read: a Host header missing, repeated or no host name, and load shedding.
 
 Shedding: while the event loop lags past `LLMGATE_SHED_LAG_MS`, a request gets 503 with `retry-after` at once.
 A request arriving on a loop that is already behind waits for everything queued before its handler even runs;
@@ -29,10 +29,24 @@ def shed_after_s(server: ServerConfig) -> float:
 
 
 def screen(request: V1Request, max_lag_s: float) -> None:
-    """400 for a Host header that is no host name; 503 with `retry-after` while the loop is behind."""
-    if not valid_host(request.inbound.host):
-        raise InvalidRequest("The Host header is not a valid host name.")
+    """400 for a Host header missing, repeated or no host name; 503 with `retry-after` while the loop is behind."""
+    inbound = request.inbound
+    if inbound.hosts != 1 or not inbound.host or not valid_host(inbound.host):
+        check_host(request)
     lag_s = request.exchange.lag_s
     if lag_s > max_lag_s:
         raise Overloaded(f"The gateway is overloaded (its event loop is {lag_s * 1000:.0f} ms behind); "
                          "retry shortly.", headers={"retry-after": str(RETRY_AFTER_S)})
+
+
+def check_host(request: V1Request) -> None:
+    """RFC 9112 §3.2: an HTTP/1.1 request with no Host header (granian then gives an empty one), or with more than
+    one, gets 400 (a proxy in front and llmgate could otherwise each read a different one); HTTP/1.0 may leave it
+    out, HTTP/2 sends `:authority`."""
+    inbound = request.inbound
+    if inbound.hosts > 1:
+        raise InvalidRequest("The request has more than one Host header.")
+    if not inbound.host and request.scope.get("http_version") == "1.1":
+        raise InvalidRequest("The request has no Host header; HTTP/1.1 requires one.")
+    if not valid_host(inbound.host):
+        raise InvalidRequest("The Host header is not a valid host name.")

@@ -28,6 +28,7 @@ from llmgate.pipeline.resolve import Answered, resolve
 from llmgate.pipeline.screen import screen, shed_after_s
 from llmgate.pipeline.settle import settle
 from llmgate.proxy.asgi import ASGIApp, ClientDisconnected, Receive, Scope, Send
+from llmgate.proxy.deadlines import BodyDeadlines
 from llmgate.proxy.forward import forward
 from llmgate.proxy.headers import split_request_headers
 from llmgate.usage.event import CLIENT_CLOSED, Exchange
@@ -38,8 +39,10 @@ def serve_v1(services: V1Services) -> ASGIApp:
     endpoints = build_endpoints(services.server.extra_routes)
     max_lag_s = shed_after_s(services.server)
     max_body_bytes = services.server.max_body_bytes
+    body_deadlines = BodyDeadlines(services.server.body_timeout_s)
     lag = services.lag
     tracing = services.tracing
+    auth_throttle = services.auth_throttle
 
     async def v1(scope: Scope, receive: Receive, send: Send) -> None:
         inbound = split_request_headers(scope["headers"])
@@ -56,11 +59,11 @@ def serve_v1(services: V1Services) -> ASGIApp:
         try:
             screen(request, max_lag_s)                                   # a bad Host; shed while overloaded
             endpoint = find_endpoint(routes, request.method, path)       # 404, 405
-            await authenticate(services.authenticator, request)          # 401
+            await authenticate(services.authenticator, request, auth_throttle)  # 401; 429 past failures
             upstreams = services.upstreams()  # held for the whole request: a reload meanwhile does not change it
             upstreams.active += 1
             try:
-                await read(request, endpoint, max_body_bytes)            # the body (413); model, stream (400)
+                await read(request, endpoint, max_body_bytes, body_deadlines)  # the body (408, 413); model (400)
                 plan = resolve(request, endpoint, upstreams)             # alias → deployments (404); how
                 await admit(services.tokens, request, plan)              # a token's model (403), limits (429)
                 if isinstance(plan, Answered):

@@ -10,7 +10,9 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from llmgate.errors import GatewayError, PayloadTooLarge, error_response
+from loguru import logger
+
+from llmgate.errors import GatewayError, IncompleteBody, PayloadTooLarge, error_response
 
 # Plain ASGI shapes: the hot path builds and reads message dicts directly (Litestar's TypedDicts are stricter
 # than what a passthrough needs to say).
@@ -35,13 +37,15 @@ async def read_body(receive: Receive, limit: int, content_length: int | None) ->
     if not message.get("more_body", False) or len(body) == content_length:
         if len(body) > limit:
             raise PayloadTooLarge(too_large_message(limit))
+        if not body and message["type"] == "http.disconnect":
+            raise incomplete_body(0)
         return body
     parts = [body]
     size = len(body)
     while message.get("more_body", False) and size != content_length:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise ClientDisconnected
+            raise incomplete_body(size)
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
@@ -67,6 +71,16 @@ async def iter_body(receive: Receive, first: bytes, limit: int) -> AsyncIterator
             yield chunk
         if not message.get("more_body", False):
             return
+
+
+def incomplete_body(received: int) -> IncompleteBody:
+    """The 400 for a body that ended early. Granian reports a body it could not read (a chunk shorter than it
+    declared, a chunk size that is no number, a connection closed mid-body) as `http.disconnect`: a client still
+    there gets this answer, one that left does not, and the log says which bytes came."""
+    logger.info("the request body ended early, after {} bytes (malformed chunked framing, or the client left)",
+                received)
+    return IncompleteBody("The request body ended before it was complete (malformed chunked framing, or a "
+                          "connection closed mid-body).", headers={"connection": "close"})
 
 
 def too_large_message(limit: int) -> str:

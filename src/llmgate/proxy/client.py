@@ -24,6 +24,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from loguru import logger
 from pyreqwest.client import Client, ClientBuilder
 from pyreqwest.exceptions import ConnectTimeoutError, PyreqwestError, RequestTimeoutError
 
@@ -31,6 +32,7 @@ from llmgate.config import ProviderConfig
 
 if TYPE_CHECKING:
     import aiohttp
+    from pyreqwest.http import HeaderMap
 
 Body = bytes | AsyncIterable[bytes]
 Headers = list[tuple[str, str]]
@@ -73,6 +75,40 @@ def _stream_error(exc: aiohttp.ClientError) -> StreamError:
     return StreamError(message)
 
 
+def _log_dropped(name: str) -> None:
+    logger.warning("dropped the upstream's response header {} (its value is not ASCII)", name)
+
+
+def _header_pairs(headers: HeaderMap) -> RawHeaders:
+    """pyreqwest's headers as byte pairs, names lower-cased (the http crate's HeaderName already is).
+
+    A value with bytes past ASCII (obs-text, RFC 9110 §5.5) cannot be read from pyreqwest as bytes or str: it is
+    dropped, with a log line, as the streaming client's are (`_ascii_headers`), so both kinds answer alike."""
+    try:
+        return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    except ValueError:  # "failed to convert header to a str"
+        pairs: RawHeaders = []
+        for name in headers.keys():  # noqa: SIM118  (a HeaderMap's own keys view; names are always ASCII)
+            try:
+                values = headers.getall(name)
+            except ValueError:
+                _log_dropped(name)
+                continue
+            pairs.extend((name.encode("latin-1"), value.encode("latin-1")) for value in values)
+        return pairs
+
+
+def _ascii_headers(headers: RawHeaders) -> RawHeaders:
+    """`headers` without the values that hold bytes past ASCII (see `_header_pairs`), each dropped logged."""
+    kept: RawHeaders = []
+    for name, value in headers:
+        if value.isascii():
+            kept.append((name, value))
+        else:
+            _log_dropped(name.decode("latin-1"))
+    return kept
+
+
 def warm_streaming() -> asyncio.Future[object]:
     """Import aiohttp in a worker thread, so the first stream does not wait for it on the event loop."""
     return asyncio.ensure_future(asyncio.to_thread(importlib.import_module, "aiohttp"))
@@ -106,7 +142,8 @@ class StreamedReply:
     def raw_headers(self) -> RawHeaders:
         """The response headers, names lower-cased (as pyreqwest's already are)."""
         assert self._response is not None
-        return [(name.lower(), value) for name, value in self._response.raw_headers]
+        headers = [(name.lower(), value) for name, value in self._response.raw_headers]
+        return headers if all(value.isascii() for _, value in headers) else _ascii_headers(headers)
 
     async def read(self) -> bytes:
         """The whole remaining body (an error answer, before it is decided whether to retry)."""
@@ -196,9 +233,7 @@ class UpstreamClient:
             if time.monotonic() - started < self.provider.timeouts.connect_s:
                 raise RequestTimeoutError("no answer within the first-byte timeout", {"causes": None}) from exc
             raise
-        # names arrive lower-cased (the http crate's HeaderName)
-        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
-        return response.status, raw, bytes(await response.bytes())
+        return response.status, _header_pairs(response.headers), bytes(await response.bytes())
 
     def stream(self, method: str, path: str, headers: Headers, body: Body) -> StreamedReply:
         """Prepare a request whose response is relayed as it arrives (deadlines: see proxy/streaming.py)."""

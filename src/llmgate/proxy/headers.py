@@ -31,10 +31,12 @@ _DROP_UP = frozenset(
 class InboundHeaders:
     """What the hot path needs from the client's headers, found in one pass."""
 
-    __slots__ = ("content_length", "content_type", "credential", "forward", "host", "request_id")
+    __slots__ = ("content_length", "content_type", "credential", "forward", "host", "hosts", "request_id")
 
     def __init__(self) -> None:
         self.host: bytes = b""
+        self.hosts = 0
+        """How many Host headers came (RFC 9112 §3.2: exactly one in HTTP/1.1)."""
         self.credential: str | None = None
         self.request_id: bytes | None = None
         self.content_length: int | None = None
@@ -66,6 +68,7 @@ def split_request_headers(raw: Iterable[tuple[bytes, bytes]]) -> InboundHeaders:
             found.content_length = int(value) if value.isdigit() else None
         elif name == b"host":
             found.host = value
+            found.hosts += 1
     return found
 
 

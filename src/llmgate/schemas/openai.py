@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from llmgate.errors import InvalidRequest
+
 
 class RoutingView(msgspec.Struct, frozen=True):
     """`model` and `stream`: decoded from the raw bytes, which are forwarded untouched."""
@@ -17,6 +19,20 @@ class RoutingView(msgspec.Struct, frozen=True):
 
 decode_routing_view = msgspec.json.Decoder(RoutingView).decode
 
+NESTED_TOO_DEEPLY = "The JSON body of your request is nested too deeply."
+NOT_UTF8 = "The JSON body of your request is not valid UTF-8."
+UNDECODABLE = (RecursionError, UnicodeDecodeError)
+"""What msgspec raises besides its own errors: past its nesting limit, and for bytes that are no UTF-8 in a
+string it decodes (strings it skips are not checked: they are forwarded as they came, for the upstream to judge)."""
+
+
+def undecodable(exc: RecursionError | UnicodeDecodeError) -> InvalidRequest:
+    """The 400 for a body msgspec could not decode for a reason of its own (nesting, UTF-8)."""
+    if isinstance(exc, RecursionError):
+        return InvalidRequest(NESTED_TOO_DEEPLY)
+    return InvalidRequest(NOT_UTF8)
+
+
 _decode_top_level = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
 _encode = msgspec.json.Encoder().encode
 
@@ -26,6 +42,9 @@ def replace_model(raw: bytes, model: str) -> bytes:
 
     Only for deployments whose upstream model name differs from the alias: the common case forwards the bytes.
     """
-    fields = _decode_top_level(raw)
+    try:
+        fields = _decode_top_level(raw)
+    except UNDECODABLE as exc:  # a key the routing view skipped
+        raise undecodable(exc) from None
     fields["model"] = msgspec.Raw(_encode(model))
     return _encode(fields)

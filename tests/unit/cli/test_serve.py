@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
-from llmgate.cli.serve import _log_start, models_served, open_files_wanted, without_password
+from llmgate.cli.serve import BindError, _log_start, bind_address, models_served, open_files_wanted, without_password
 from llmgate.config import DeploymentConfig, ModelConfig, ProviderConfig, ServerConfig, Settings, load_settings
 from llmgate.routing.table import RoutingTable
 from tests.docs import DOCS, section
@@ -111,3 +111,18 @@ def test_the_soft_limit_goes_up_to_the_hard_one_and_only_a_shortfall_below_the_n
 
 def test_each_connection_counts_twice_at_most_and_once_at_least() -> None:
     assert open_files_wanted(10_000) == (20_256, 10_256)  # the client's and its upstream's; the client's
+
+
+@pytest.mark.parametrize(("host", "address"), [
+    ("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "0.0.0.0"), ("::1", "::1"), ("[::1]", "::1"), ("localhost", "127.0.0.1"),
+    ("LOCALHOST", "127.0.0.1"),
+])
+def test_the_host_becomes_an_address_granian_takes(host: str, address: str) -> None:
+    assert bind_address(host) == address
+
+
+def test_a_host_name_that_does_not_resolve_is_a_one_line_error() -> None:
+    problem = bind_address("no-such-host.invalid")
+    assert isinstance(problem, BindError)
+    assert problem.message.startswith("server.host (LLMGATE_HOST, --host): cannot listen on 'no-such-host.invalid': "
+                                      "it is not an IP address and the name does not resolve (")

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from llmgate.access.authenticate import Authenticator
+from llmgate.access.throttle import AuthThrottle
 from llmgate.errors import Unauthorized
 from llmgate.pipeline.authenticate import authenticate
 from llmgate.pipeline.request import V1Request
@@ -30,7 +31,7 @@ def request_with(*headers: tuple[bytes, bytes]) -> V1Request:
 
 def test_the_master_key_has_no_token_and_the_time_is_stamped() -> None:
     request = request_with((b"authorization", f"Bearer {MASTER_KEY}".encode()))
-    asyncio.run(authenticate(Authenticator(MASTER_KEY), request))
+    asyncio.run(authenticate(Authenticator(MASTER_KEY), request, AuthThrottle(20, 1.0)))
     assert request.entry is None and request.exchange.token_id is None
     assert request.exchange.auth_s > 0
 
@@ -38,7 +39,7 @@ def test_the_master_key_has_no_token_and_the_time_is_stamped() -> None:
 @pytest.mark.parametrize("headers", [(), ((b"authorization", b"Bearer wrong"),), ((b"x-api-key", b"wrong"),)])
 def test_a_wrong_or_missing_credential_is_401(headers: tuple[tuple[bytes, bytes], ...]) -> None:
     with pytest.raises(Unauthorized):
-        asyncio.run(authenticate(Authenticator(MASTER_KEY), request_with(*headers)))
+        asyncio.run(authenticate(Authenticator(MASTER_KEY), request_with(*headers), AuthThrottle(20, 1.0)))
 
 
 def test_a_virtual_tokens_ids_go_with_its_request(tmp_path: Path) -> None:

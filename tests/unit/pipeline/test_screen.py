@@ -16,7 +16,8 @@ from llmgate.pipeline.request import V1Request
 from llmgate.pipeline.screen import screen, shed_after_s
 from llmgate.proxy.headers import split_request_headers
 from llmgate.usage.event import Exchange
-from tests.inprocess.gateway import Gateway
+from tests.inprocess.gateway import Gateway, drive, http_scope
+from tests.servers import MASTER_KEY
 
 
 def request(anthropic: bool, lag_s: float = 0.4321, host: bytes = b"localhost:8000") -> V1Request:
@@ -80,3 +81,28 @@ def test_a_host_header_no_url_could_hold_is_400(double_gateway: Gateway) -> None
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
     assert "Host header" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(("hosts", "version", "says"), [
+    ([b"a.example", b"b.example"], "1.1", "more than one Host header"),
+    ([b"a.example", b"a.example"], "1.0", "more than one Host header"),
+    ([], "1.1", "no Host header; HTTP/1.1 requires one"),
+    ([b""], "1.1", "no Host header; HTTP/1.1 requires one"),  # what granian gives for none
+])
+def test_a_missing_or_repeated_host_is_400(double_gateway: Gateway, hosts: list[bytes], version: str,
+                                           says: str) -> None:
+    """Both were served (RFC 9112 §3.2 asks for 400)."""
+    scope = http_scope("POST", "/v1/messages", {"authorization": f"Bearer {MASTER_KEY}"}, 2)
+    scope["headers"] = [h for h in scope["headers"] if h[0] != b"host"] + [(b"host", host) for host in hosts]
+    scope["http_version"] = version
+    response = double_gateway.run(drive(double_gateway.app, scope, [b"{}"]))
+    assert response.status_code == 400 and says in response.json()["error"]["message"]
+    assert response.json()["type"] == "error"  # /v1/messages: Anthropic's shape
+
+
+@pytest.mark.parametrize("version", ["1", "1.0", "2"])
+def test_no_host_is_fine_where_the_protocol_allows_it(double_gateway: Gateway, version: str) -> None:
+    scope = http_scope("GET", "/v1/models", {"authorization": f"Bearer {MASTER_KEY}"})
+    scope["headers"] = [h for h in scope["headers"] if h[0] != b"host"]
+    scope["http_version"] = version
+    assert double_gateway.run(drive(double_gateway.app, scope, [])).status_code == 200

@@ -131,3 +131,44 @@ def test_a_stream_left_mid_body_drops_the_connection(upstream: str) -> None:
     while (seen := httpx.get(f"{upstream}/_seen").json())["streams_aborted"] < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert seen["streams_aborted"] == 1 and seen["streams_completed"] == 0
+
+
+def test_a_header_value_past_ascii_is_dropped_and_logged_by_both_clients() -> None:
+    """An upstream header holding bytes 0x80-0xFF made pyreqwest's header view raise (a 500 on every whole
+    answer) while streams relayed it: both now drop it with a log line and keep every other header."""
+    from loguru import logger
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(len(CHAT))
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-bad: caf\xe9\r\nx-ok: 1\r\n"
+                     b"content-length: 2\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    async def main() -> tuple[Any, Any]:
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        base_url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        client = UpstreamClient(ProviderConfig(name="up", base_url=base_url))
+        await client.open()
+        try:
+            status, whole, body = await client.fetch("POST", "/x", JSON, CHAT)
+            assert (status, body) == (200, b"{}")
+            async with client.stream("POST", "/x", JSON, CHAT) as reply:
+                streamed = reply.raw_headers()
+            return whole, streamed
+        finally:
+            await client.close()
+            server.close()
+
+    lines: list[str] = []
+    sink = logger.add(lines.append, level="WARNING", format="{message}")
+    try:
+        whole, streamed = asyncio.run(main())
+    finally:
+        logger.remove(sink)
+    for headers in (whole, streamed):
+        names = [name for name, _ in headers]
+        assert b"x-bad" not in names and (b"x-ok", b"1") in headers and b"content-type" in names
+    assert [line.strip() for line in lines] == \
+        ["dropped the upstream's response header x-bad (its value is not ASCII)"] * 2
