@@ -9,7 +9,7 @@ header; until then nothing runs per request.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from llmgate.proxy.asgi import ASGIApp, Message, Receive, Scope, Send
@@ -31,8 +31,8 @@ def start_draining() -> None:
         callback()
 
 
-def closing_connections(app: ASGIApp) -> ASGIApp:
-    """`app` with `connection: close` added to every HTTP response it starts."""
+def closing_connections(app: Callable[..., Awaitable[None]]) -> ASGIApp:
+    """`app` (an ASGI app: ours or Litestar's handler) with `connection: close` added to every HTTP response."""
 
     async def closing(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

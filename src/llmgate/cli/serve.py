@@ -95,7 +95,7 @@ def _run_embedded(settings: Settings) -> None:
 
         def stop() -> None:
             start_draining()  # what is answered from now on closes its connection (llmgate/drain.py)
-            server.stop()
+            server.stop()  # type: ignore[no-untyped-call]
 
         for signum in (signal.SIGINT, signal.SIGTERM):  # the embedded server installs no handlers of its own
             loop.add_signal_handler(signum, stop)
