@@ -11,6 +11,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -74,6 +75,13 @@ def run_postgres() -> Iterator[str]:
 @contextlib.contextmanager
 def run_redis() -> Iterator[str]:
     """A throwaway redis-server without persistence; yields its URL."""
+    with run_redis_process() as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def run_redis_process() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`run_redis`, also yielding the server's process (to stop, freeze or restart it)."""
     binary = shutil.which("redis-server")
     if binary is None:
         _unavailable("redis-server is not installed (Debian: apt-get install redis-server; .ci/run does it in CI)")
@@ -87,8 +95,9 @@ def run_redis() -> Iterator[str]:
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError("redis-server did not start")
             time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield f"redis://127.0.0.1:{port}/0", proc
     finally:
+        proc.send_signal(signal.SIGCONT)  # a frozen one too
         proc.terminate()
         proc.wait(5)
         shutil.rmtree(root, ignore_errors=True)

@@ -24,6 +24,7 @@ from llmgate.admin.projects import ProjectController
 from llmgate.admin.tokens import TokenController
 from llmgate.admin.usage import UsageController
 from llmgate.config import Settings, load_settings
+from llmgate.drain import closing_connections, on_drain
 from llmgate.errors import GatewayError
 from llmgate.log import known_secrets, setup_logging
 from llmgate.pipeline.v1 import serve_v1
@@ -65,9 +66,11 @@ def create_app(settings: Settings | None = None, *, middleware: Sequence[Middlew
 
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, on_sighup)
+        forget = on_drain(lambda: setattr(app, "asgi_handler", closing_connections(app.asgi_handler)))
         try:
             yield
         finally:
+            forget()
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGHUP)
             await state.close()

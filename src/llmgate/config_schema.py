@@ -287,6 +287,12 @@ class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
         return self.usage_spill_path or f"{self.data_dir}/usage-spill.jsonl"
 
     @property
+    def store_spill_file(self) -> str:
+        """Where usage batches the store could not take wait to be replayed into it (the spill file's name with
+        `.store`: not mixed with the events other sinks spilled, which the store has)."""
+        return f"{self.spill_file}.store"
+
+    @property
     def raw_log_file(self) -> str:
         """The raw log: `raw_log_path`, else `<data_dir>/raw.jsonl`."""
         return self.raw_log_path or f"{self.data_dir}/raw.jsonl"

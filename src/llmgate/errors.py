@@ -23,6 +23,7 @@
      ├── UpstreamError           502  the upstream answered something unusable (a gateway-served route)
      ├── NoHealthyDeployment     503  every deployment's circuit breaker is open
      ├── Overloaded              503  the event loop lags past LLMGATE_SHED_LAG_MS (retry-after)
+     ├── StoreUnavailable        503  a virtual token not cached while the store is down (retry-after)
      ├── UpstreamTimeout         504  connect, first byte or idle timeout
      └── InternalError           500  a bug: logged with its traceback
 
@@ -103,6 +104,10 @@ class NoHealthyDeployment(GatewayError):
 
 class Overloaded(GatewayError):
     status, type, code = 503, "server_error", "overloaded"
+
+
+class StoreUnavailable(GatewayError):
+    status, type, code = 503, "server_error", "store_unavailable"
 
 
 class UpstreamUnreachable(GatewayError):

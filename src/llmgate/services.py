@@ -116,7 +116,7 @@ class Services:
         if server.usage_log and server.usage_store:
             from llmgate.usage.sinks.store import StoreSink
 
-            sinks.append(StoreSink(self.store))
+            sinks.append(StoreSink(self.store, server.store_spill_file))
         if server.usage_jsonl_path:
             from llmgate.usage.sinks.jsonl import JsonlSink
 

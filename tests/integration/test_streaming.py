@@ -70,6 +70,7 @@ def test_client_disconnect_closes_the_upstream_stream(gateway: Gateway, upstream
 def test_client_disconnect_while_waiting_for_a_whole_response(upstream: str) -> None:
     """A non-streamed request abandoned by its client is cancelled upstream too, at once."""
     with start_gateway(gateway_env(upstream, LLMGATE_LOG_LEVEL="DEBUG")) as gw:
+        httpx.post(f"{upstream}/_reset")
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(f"{gw.url}/v1/chat/completions", json={"model": "m"}, timeout=0.5,
                        headers={**AUTH, "x-mock-delay-ms": "3000"})
@@ -77,4 +78,7 @@ def test_client_disconnect_while_waiting_for_a_whole_response(upstream: str) -> 
         while "client disconnected while waiting" not in gw.logs() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert "client disconnected while waiting; upstream request closed" in gw.logs()
+        while httpx.get(f"{upstream}/_seen").json()["abandoned"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert httpx.get(f"{upstream}/_seen").json()["abandoned"] == 1  # the upstream saw the connection closed
         assert httpx.post(f"{gw.url}/v1/chat/completions", headers=AUTH, json={"model": "m"}).status_code == 200

@@ -4,6 +4,10 @@ A cache entry lives `ttl_s`; past half of it, the next write-back cycle reloads 
 background, so a steady stream of requests never waits on the store. Unknown secrets get a negative entry
 (`negative_ttl_s`), so guessing does not reach the store either. Counted requests and tokens are written
 back in batches by `flush()`, called every `LLMGATE_USAGE_FLUSH_S` (and at shutdown).
+
+While the store is down (a load fails), a cached token keeps working from its entry for up to `STALE_S` past
+its TTL (a revoked one, marked stale by `forget`, does not); a token not cached gets 503 `store_unavailable`.
+For `STORE_RETRY_S` after a failure the store is not asked again, so requests do not queue behind it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from llmgate.errors import (
     ModelNotAllowed,
     QuotaExhausted,
     RateLimited,
+    StoreUnavailable,
     TokenExpired,
     TokenRevoked,
     Unauthorized,
@@ -36,6 +41,12 @@ if TYPE_CHECKING:
 SECRET_PREFIX = "lg-"
 _NEGATIVE_MAX = 10_000  # bounded: a flood of random keys must not grow memory without end
 IDLE_FLUSHES = 300  # an entry unused for this many write-back cycles (5 min at 1 s) leaves the cache
+STALE_S = 300.0
+"""How long past its TTL a cached token is still served while the store cannot be reached."""
+STORE_RETRY_S = 1.0
+"""After the store failed a load, how long loads are answered from the cache alone."""
+LOAD_TIMEOUT_S = 2.0
+"""The longest a request waits for the store to load its token (a hung store counts as down)."""
 WRONG_KEY = "Incorrect API key provided."
 
 
@@ -138,6 +149,8 @@ class TokenCache:
         self._loading: dict[str, asyncio.Future[TokenEntry | None]] = {}
         self._used: set[TokenEntry] = set()  # entries with unflushed counts
         self._warned_at = -math.inf
+        self._store_down_until = -math.inf
+        self._store_warned_at = -math.inf
 
     def lookup(self, secret_hash: str, now: float) -> TokenEntry | None:
         """The fresh cached entry, or None when the store must be asked; Unauthorized for a known-bad secret."""
@@ -154,16 +167,35 @@ class TokenCache:
         return None
 
     async def load(self, secret_hash: str) -> TokenEntry:
-        """Ask the store (one query however many requests wait for the same secret)."""
+        """Ask the store (one query however many requests wait for the same secret); while it is down, the
+        cache alone answers (see the module docstring)."""
+        if self.clock() < self._store_down_until:
+            return self._from_cache(secret_hash)
         pending = self._loading.get(secret_hash)
         if pending is None:
-            pending = asyncio.ensure_future(self._load(secret_hash))
+            pending = asyncio.ensure_future(asyncio.wait_for(self._load(secret_hash), LOAD_TIMEOUT_S))
             self._loading[secret_hash] = pending
             pending.add_done_callback(lambda _: self._loading.pop(secret_hash, None))
-        entry = await asyncio.shield(pending)
+        try:
+            entry = await asyncio.shield(pending)
+        except Exception as exc:  # the store's own error (asyncpg, sqlite3): down, or failing
+            now = self.clock()
+            self._store_down_until = now + STORE_RETRY_S
+            if now - self._store_warned_at >= 10:
+                self._store_warned_at = now
+                logger.warning("the token store failed ({}); cached tokens are served for up to {} s past their "
+                               "TTL, others get 503 until it answers", exc, STALE_S)
+            return self._from_cache(secret_hash)
         if entry is None:
             raise Unauthorized(WRONG_KEY)
         return entry
+
+    def _from_cache(self, secret_hash: str) -> TokenEntry:
+        entry = self.entries.get(secret_hash)
+        if entry is not None and self.clock() - entry.loaded_at < self.ttl_s + STALE_S:
+            return entry
+        raise StoreUnavailable("The gateway cannot check this API key right now: its token store is unavailable. "
+                               "Try again shortly.", headers={"retry-after": str(math.ceil(STORE_RETRY_S))})
 
     async def _load(self, secret_hash: str) -> TokenEntry | None:
         token = await self.store.find_token(secret_hash)

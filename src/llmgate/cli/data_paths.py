@@ -77,7 +77,7 @@ def _directory_error(directory: Path) -> str | None:
     try:
         if directory.exists() and not directory.is_dir():
             return "Not a directory"
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # what llmgate keeps there is the owner's alone
         with tempfile.TemporaryFile(dir=directory, prefix=".llmgate-write-check-"):
             pass
     except OSError as exc:

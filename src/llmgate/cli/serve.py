@@ -117,6 +117,7 @@ def _run_embedded(settings: Settings) -> None:
     from granian.server.embed import Server as EmbeddedServer
 
     from llmgate.app import create_app
+    from llmgate.drain import start_draining
 
     async def serve() -> None:
         # granian's only warning here would be "Embedded server is experimental!", at every start: llmgate's own
@@ -126,8 +127,13 @@ def _run_embedded(settings: Settings) -> None:
                                 backlog=settings.server.backlog, backpressure=settings.server.max_connections,
                                 http1_settings=http1_settings(settings))
         loop = asyncio.get_running_loop()
-        for stop in (signal.SIGINT, signal.SIGTERM):  # the embedded server installs no handlers of its own
-            loop.add_signal_handler(stop, server.stop)
+
+        def stop() -> None:
+            start_draining()  # what is answered from now on closes its connection (llmgate/drain.py)
+            server.stop()  # type: ignore[no-untyped-call]
+
+        for signum in (signal.SIGINT, signal.SIGTERM):  # the embedded server installs no handlers of its own
+            loop.add_signal_handler(signum, stop)
         await server.serve()
 
     uvloop.run(serve())

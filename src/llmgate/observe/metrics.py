@@ -94,10 +94,10 @@ class GatewayMetrics:
                                       ("deployment",), registry=own)
         self.queue_depth = Gauge("llmgate_usage_queue_depth", "Usage events waiting for the sinks.", registry=own,
                                  multiprocess_mode="livesum")
-        self.spilled = Counter("llmgate_usage_events_spilled", "Usage events written to the spill file because the "
-                               "queue was full.", registry=own)
-        self.dropped = Counter("llmgate_usage_events_dropped", "Usage events lost: the queue was full and the spill "
-                               "file failed.", registry=own)
+        self.spilled = Counter("llmgate_usage_events_spilled", "Usage events written to a spill file: the queue was "
+                               "full, or a sink (the store, the HTTP endpoint) could not take them.", registry=own)
+        self.dropped = Counter("llmgate_usage_events_dropped", "Usage events lost: they could not be queued or "
+                               "written, and the spill file failed.", registry=own)
         self.sink_failures = Counter("llmgate_usage_sink_failures", "Batches a usage sink failed to write.",
                                      ("sink",), registry=own)
         self.loop_lag = Gauge("llmgate_event_loop_lag_seconds", "Event-loop lag, latest sample (worst worker).",

@@ -7,6 +7,11 @@ Chosen by measurement (benchmarks/README.md), per kind of response:
   Rust thread to the event loop) or by filling a buffer first (its default pre-reads 64 KiB before even the
   headers are returned, so an LLM stream would reach the client only once generation ended). aiohttp's
   `readany()` returns what has arrived without waiting for more: the same bytes, fewer and cheaper sends.
+- pyreqwest cannot abort a request in flight (cancelling its future leaves the request running in its Rust
+  runtime, the upstream connection open until the answer comes). So a whole answer goes through pyreqwest only
+  where answers are known to come fast (`AnswerTimes`); where they are slow or not known yet (an LLM generating:
+  the answer a client may give up on), through aiohttp, whose cancellation closes the connection at once. The
+  per-request cost of aiohttp does not matter there: such a request waits for seconds.
 Everything client-specific lives here; `proxy/forward.py` translates the errors named in `TRANSPORT_ERRORS`.
 
 aiohttp loads when the first stream needs it, or in the background once the gateway serves (`warm_streaming`):
@@ -62,6 +67,38 @@ def is_timeout(exc: BaseException) -> bool:
 
 def is_connect_timeout(exc: BaseException) -> bool:
     return isinstance(exc, ConnectTimeoutError | StreamConnectTimeout)
+
+
+FAST_ANSWER_S = 0.25
+"""A path whose whole answers take less than this (a moving average) is served by pyreqwest: a client leaving a
+request that short loses little. Slower paths go through aiohttp, which closes an abandoned request at once."""
+
+
+class AnswerTimes:
+    """How long whole answers take, per upstream path: a moving average, bounded in the paths it remembers."""
+
+    __slots__ = ("_seconds",)
+    MAX_PATHS = 512
+    WEIGHT = 0.2
+
+    def __init__(self) -> None:
+        self._seconds: dict[str, float] = {}
+
+    def is_fast(self, path: str) -> bool:
+        """Answers on `path` are known to come fast (a path not seen yet is not)."""
+        seconds = self._seconds.get(path)
+        return seconds is not None and seconds < FAST_ANSWER_S
+
+    def record(self, path: str, seconds: float) -> None:
+        """An answer on `path` took `seconds` (or a request has waited that long already)."""
+        times = self._seconds
+        before = times.get(path)
+        if before is None:
+            if len(times) >= self.MAX_PATHS:
+                times.clear()  # paths come from clients: forget them all rather than grow without bound
+            times[path] = seconds
+        else:
+            times[path] = before + (seconds - before) * self.WEIGHT
 
 
 def _stream_error(exc: aiohttp.ClientError) -> StreamError:
@@ -176,6 +213,8 @@ class UpstreamClient:
         self._buffered: Client | None = None
         self._streaming: aiohttp.ClientSession | None = None
         self._client_error: type[Exception] = Exception
+        self.answer_times = AnswerTimes()
+        """Which paths' whole answers go through pyreqwest (see the module docstring)."""
 
     async def open(self) -> None:
         """Open the connection pools (in the app's lifespan)."""
@@ -216,7 +255,19 @@ class UpstreamClient:
             self._streaming = None
 
     async def fetch(self, method: str, path: str, headers: Headers, body: Body) -> tuple[int, RawHeaders, bytes]:
-        """Send a request and read the whole response: status, headers (names lower-cased), body."""
+        """Send a request and read the whole response: status, headers (names lower-cased), body. The upstream's
+        first-byte timeout bounds it all; a cancelled fetch closes its upstream request at once when the path's
+        answers are slow (see the module docstring)."""
+        started = time.monotonic()
+        try:
+            if self.answer_times.is_fast(path):
+                return await self._fetch_pooled(method, path, headers, body, started)
+            return await self._fetch_abortable(method, path, headers, body)
+        finally:
+            self.answer_times.record(path, time.monotonic() - started)
+
+    async def _fetch_pooled(self, method: str, path: str, headers: Headers, body: Body,
+                            started: float) -> tuple[int, RawHeaders, bytes]:
         assert self._buffered is not None, "UpstreamClient.open() was not awaited"
         builder = self._buffered.request(method, self.base_url + path).headers(headers)
         if isinstance(body, bytes):
@@ -224,16 +275,32 @@ class UpstreamClient:
                 builder = builder.body_bytes(body)
         else:
             builder = builder.body_stream(body)
-        started = time.monotonic()
         try:
             response = await builder.build().send()
         except ConnectTimeoutError as exc:
-            # pyreqwest names the whole request's timeout (first_byte_s) a connect timeout too; before
-            # connect_s has passed it cannot be the connect timeout.
-            if time.monotonic() - started < self.provider.timeouts.connect_s:
+            # pyreqwest names the whole request's timeout (first_byte_s) a connect timeout too: one that fired
+            # at first_byte_s is that one, the connection was up.
+            if not self._is_connect_timeout(time.monotonic() - started):
                 raise RequestTimeoutError("no answer within the first-byte timeout", {"causes": None}) from exc
             raise
         return response.status, _header_pairs(response.headers), bytes(await response.bytes())
+
+    def _is_connect_timeout(self, elapsed_s: float) -> bool:
+        """A timeout after `elapsed_s` was the connect timeout, not the whole request's (first_byte_s)."""
+        timeouts = self.provider.timeouts
+        return timeouts.connect_s < timeouts.first_byte_s and elapsed_s < timeouts.first_byte_s * 0.99
+
+    async def _fetch_abortable(self, method: str, path: str, headers: Headers,
+                               body: Body) -> tuple[int, RawHeaders, bytes]:
+        reply = self.stream(method, path, headers, body)
+        try:
+            async with asyncio.timeout(self.provider.timeouts.first_byte_s):
+                async with reply:
+                    return reply.status, reply.raw_headers(), await reply.read()
+        except TimeoutError as exc:
+            if isinstance(exc, StreamError):
+                raise
+            raise StreamTimeout("no answer within the first-byte timeout") from exc
 
     def stream(self, method: str, path: str, headers: Headers, body: Body) -> StreamedReply:
         """Prepare a request whose response is relayed as it arrives (deadlines: see proxy/streaming.py)."""

@@ -33,4 +33,9 @@ async def relay(call: Call, opened: Opened, extra: Headers) -> GatewayError | No
     tap = call.tap if ok else None
     if tap is not None:
         tap.strip = call.asked_for_usage(opened.deployment)
-    return await relay_body(call.send, opened.reply, opened.body, guard, headers, tap)
+    error = await relay_body(call.send, opened.reply, opened.body, guard, headers, tap)
+    if error is not None:  # the stream broke: it ended with our error event, still a 200 to the client
+        exchange.error = error.code or error.type
+    elif tap is not None:  # the upstream itself may have ended it with an error event
+        exchange.error = tap.ended_with_error()
+    return error

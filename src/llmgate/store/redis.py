@@ -1,6 +1,10 @@
 """Redis for several instances: rpm/tpm/max_requests counted in one place (a Lua script, atomic), and
 revocations broadcast over pub/sub so every instance drops its cache entry within about a millisecond.
 
+A request never waits long on Redis: each command has `TIMEOUT_S` (no retries), and after a failure (refused,
+timed out: a hung or stopped server) the breaker sends nobody to Redis for `RETRY_AFTER_S`, then lets one
+request probe it; meanwhile `SharedUnavailable` is raised at once and the caller counts on this instance.
+
 redis-py is imported lazily: an instance without LLMGATE_REDIS_URL never loads it.
 """
 
@@ -8,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
-from collections.abc import Callable
-from typing import Any, Literal
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeVar
 
 from loguru import logger
 
@@ -18,6 +24,56 @@ from llmgate.access.limits import Limits, Refusal, format_duration, rate_headers
 
 CHANNEL = "llmgate:token-invalidations"
 _WINDOW_MS = 60_000
+TIMEOUT_S = 0.25
+"""The longest a command may take (connecting included): Redis answers in about a millisecond when well."""
+RETRY_AFTER_S = 1.0
+"""After a failure, how long requests skip Redis before one probes it again."""
+T = TypeVar("T")
+
+
+class SharedUnavailable(Exception):
+    """Redis failed recently: not asked again until the breaker's retry time (the caller counts locally)."""
+
+
+class RedisBreaker:
+    """Closed: every call goes to Redis. Open (after a failure): calls fail at once for `RETRY_AFTER_S`, then one
+    call probes; its success closes the breaker, its failure opens it again."""
+
+    __slots__ = ("_clock", "_failed_at", "_probing")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._failed_at = -math.inf
+        self._probing = False
+
+    @property
+    def is_open(self) -> bool:
+        return self._failed_at > -math.inf
+
+    async def call(self, command: Awaitable[T]) -> T:
+        """Await `command` under the breaker and `TIMEOUT_S`; SharedUnavailable when the breaker is open."""
+        probing = False
+        if self.is_open:
+            if self._probing or self._clock() - self._failed_at < RETRY_AFTER_S:
+                if asyncio.iscoroutine(command):
+                    command.close()  # never awaited: not a leak to warn about
+                raise SharedUnavailable("Redis failed recently")
+            self._probing = probing = True
+        try:
+            async with asyncio.timeout(TIMEOUT_S):
+                result = await command
+        except Exception:
+            if not self.is_open:
+                logger.warning("Redis failed: skipped for {} s, then probed", RETRY_AFTER_S)
+            self._failed_at = self._clock()
+            raise
+        finally:
+            if probing:
+                self._probing = False
+        if self.is_open:
+            logger.info("Redis answers again: limits are shared again")
+        self._failed_at = -math.inf
+        return result
 
 # KEYS: request log (zset), token log (zset of "nonce:tokens"), request count.
 # ARGV: rpm, tpm, max_requests (-1: none), count so far per the store, a nonce.
@@ -73,8 +129,12 @@ class SharedLimits:
 
     def __init__(self, url: str) -> None:
         import redis.asyncio as redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
-        self._client: Any = redis.Redis.from_url(url)
+        self._client: Any = redis.Redis.from_url(url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S,
+                                                 retry=Retry(NoBackoff(), 0))
+        self.breaker = RedisBreaker()
         self._admit = self._client.register_script(_ADMIT)
         self._record = self._client.register_script(_RECORD)
         self._listener: asyncio.Task[None] | None = None
@@ -91,7 +151,7 @@ class SharedLimits:
         keys = [f"llmgate:{{{token_id}}}:{name}" for name in ("rpm", "tpm", "count")]
         args: list[int | str] = [_or_none(limits.rpm), _or_none(limits.tpm), _or_none(limits.max_requests),
                                  request_count, os.urandom(8).hex()]
-        result = await self._admit(keys=keys, args=args)
+        result = await self.breaker.call(self._admit(keys=keys, args=args))
         code = int(result[0])
         if code == 0:
             return None
@@ -107,7 +167,7 @@ class SharedLimits:
                        wait_s, rate_headers(unit, limit, limit - used, wait_s))
 
     async def record_tokens(self, token_id: str, tokens: int) -> None:
-        await self._record(keys=[f"llmgate:{{{token_id}}}:tpm"], args=[os.urandom(8).hex(), tokens])
+        await self.breaker.call(self._record(keys=[f"llmgate:{{{token_id}}}:tpm"], args=[os.urandom(8).hex(), tokens]))
 
     async def reset_count(self, token_id: str) -> None:
         """Forget the shared request count (its limit changed): it is taken from the store again."""

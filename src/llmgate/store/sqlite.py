@@ -7,6 +7,7 @@ One connection and one lock: SQLite allows one writer at a time anyway, and each
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -60,7 +61,11 @@ class SqliteStore:
         self._usage_rows: UsageRowWriter | None = None
 
     async def open(self) -> None:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # Token hashes, usage and project keys: a new directory and database are the owner's alone (SQLite gives
+        # its -wal and -shm files the database's permissions).
+        Path(self.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.path != ":memory:" and not Path(self.path).exists():
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
         self._db.row_factory = aiosqlite.Row
         await self._db.execute("PRAGMA journal_mode=WAL")

@@ -96,7 +96,7 @@ def summary_sql(query: UsageQuery, dialect: str) -> tuple[str, list[Any]]:
     key = group_key(query, dialect)
     where, args = where_clause(query, "?" if dialect == "sqlite" else "$")
     estimated = "estimated" if dialect == "postgres" else "estimated = 1"
-    columns = [f"{key} AS grp", "COUNT(*)", "SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END)",
+    columns = [f"{key} AS grp", "COUNT(*)", "SUM(CASE WHEN status >= 400 OR error IS NOT NULL THEN 1 ELSE 0 END)",
                "COALESCE(SUM(prompt_tokens), 0)", "COALESCE(SUM(completion_tokens), 0)",
                "COALESCE(SUM(total_tokens), 0)", f"SUM(CASE WHEN {estimated} THEN 1 ELSE 0 END)", "SUM(cost)"]
     if dialect == "postgres":

@@ -78,10 +78,21 @@ class EventBus:
         self._warned_at = -_WARN_EVERY_S
         self.emitted = 0
         self.written = 0
-        self.spilled = 0
-        self.dropped = 0
+        self._spilled = 0
+        self._dropped = 0
         self.build_failures = 0
         self.sink_failures: dict[str, int] = {sink.name: 0 for sink in self.sinks}
+
+    @property
+    def spilled(self) -> int:
+        """Events written to a spill file instead of where they were going: by the bus (a full queue) or by a
+        sink that could not take them (the store down, the HTTP endpoint given up)."""
+        return self._spilled + sum(getattr(sink, "spilled", 0) for sink in self.sinks)
+
+    @property
+    def dropped(self) -> int:
+        """Events lost: a full queue or a failed sink, and no spill file to take them."""
+        return self._dropped + sum(getattr(sink, "dropped", 0) for sink in self.sinks)
 
     @property
     def depth(self) -> int:
@@ -206,9 +217,9 @@ class EventBus:
             except Exception as exc:
                 logger.error("usage spill file {} failed: {}", self.spill_path, exc)
         if spilled:
-            self.spilled += 1
+            self._spilled += 1
         else:
-            self.dropped += 1
+            self._dropped += 1
         if now - self._warned_at >= _WARN_EVERY_S:
             self._warned_at = now
             logger.warning("usage event queue full ({} queued): {} spilled to {}, {} dropped so far",

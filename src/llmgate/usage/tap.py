@@ -107,10 +107,53 @@ _DONE_DATA_LF = b"[DONE]\n\n"
 _END_LF = b"\n\n" + _DONE_LF
 
 
+_CHOICES = (b'"choices":[{', b'"choices": [{')
+"""In an event: it carries choices, so it is not the usage-only event the gateway may have to remove."""
+_ERROR_EVENT = (b"event: error", b'data: {"error"', b'data: {"type":"error"', b'data: {"type": "error"')
+
+
+class _ErrorView(msgspec.Struct):
+    error: dict[str, object] | str | None = None
+
+
+_decode_error = msgspec.json.Decoder(_ErrorView).decode
+
+
+def error_of_last_event(tail: bytes) -> str | None:
+    """The error a stream's last event reports (OpenAI: `data: {"error": ...}`; Anthropic: `event: error`): its
+    `code`, else its `type`, else "upstream_error"; None when the last event is not an error."""
+    tail = tail.rstrip()
+    begin = max(tail.rfind(b"\n\n"), tail.rfind(b"\r\n\r\n"))
+    event = tail[begin + 1:].lstrip() if begin >= 0 else tail
+    if event.startswith(b"data: [DONE]") or not any(event.find(marker) >= 0 for marker in _ERROR_EVENT):
+        return None
+    data = event.find(b"data:")
+    try:
+        error = _decode_error(event[data + 5:]).error if data >= 0 else None
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        error = None
+    if isinstance(error, dict):
+        named = error.get("code") or error.get("type")
+        if isinstance(named, str) and named:
+            return named
+    return "upstream_error"
+
+
+def _null_prefix_at_end(data: bytes) -> int:
+    """How many bytes at the end of `data` could be the start of `,"usage":null` (to keep until more come)."""
+    for size in range(min(len(_NULL_USAGE) - 1, len(data)), 0, -1):
+        if data.endswith(_NULL_USAGE[:size]):
+            return size
+    return 0
+
+
 class StreamTap(msgspec.Struct, gc=False):
     """Feeds every chunk to the meter; with `strip`, drops the usage chunk the gateway asked for (and the
-    `"usage":null` OpenAI then adds to every other chunk). A partial SSE event at a chunk's end is held back
-    until its end arrives (upstreams write whole events, so rarely).
+    `"usage":null` OpenAI then adds to every other chunk). A partial SSE event at a chunk's end is held back only
+    until it is known not to be that usage chunk (it has choices): from then on its bytes go out as they come
+    (but for a tail that could begin a `"usage":null` or the event's end), so an upstream that drips an event is
+    not delayed.
+    The last two chunks are kept (by reference) to tell whether the stream ended with an error event.
 
     A Struct, as UsageMeter is: one is made for every metered stream."""
 
@@ -123,9 +166,14 @@ class StreamTap(msgspec.Struct, gc=False):
     """Whether this upstream writes `"usage":null` into its chunks; known from its first read with data."""
     _removed: bool = False
     """The usage event has been removed: nothing more to look for."""
+    _passing: bool = False
+    """The partial event being held is not the usage event: its bytes go out as they come."""
+    _last: bytes = b""
+    _before_last: bytes = b""
 
     def feed(self, chunk: bytes) -> bytes:
         """The bytes to send on for `chunk` (all of it unless stripping)."""
+        self._before_last, self._last = self._last, chunk
         if self.strip and not self._held and not self._removed and chunk.endswith(_DONE_LF):
             # the stream's last read, often all of it: its usage event, then [DONE] (where OpenAI puts them)
             out = self._last_events(chunk)
@@ -135,6 +183,7 @@ class StreamTap(msgspec.Struct, gc=False):
         if not self.strip:
             return chunk
         if not self._held and chunk.endswith(self._sep):  # whole events
+            self._passing = False
             return self._strip(chunk, self._sep)
         data = self._held + chunk if self._held else chunk
         sep = self._sep
@@ -144,10 +193,29 @@ class StreamTap(msgspec.Struct, gc=False):
             end = data.rfind(sep)
         if end < 0:
             self._held = data
-            return b""
+            return self._release()
         end += len(sep)
         complete, self._held = data[:end], data[end:]
-        return self._strip(complete, sep)
+        self._passing = False
+        out = self._strip(complete, sep)
+        return out + self._release() if self._held else out
+
+    def _release(self) -> bytes:
+        """What of the held partial event can go out now (see the class docstring)."""
+        held = self._held
+        if not self._passing:
+            if held.find(_CHOICES[0]) < 0 and held.find(_CHOICES[1]) < 0:
+                return b""
+            self._passing = True
+        keep = len(held) - len(held.rstrip(b"\r\n"))  # what may begin the event's end: seen with the next bytes
+        if self._nulls is not False:
+            keep = max(keep, _null_prefix_at_end(held))
+        out, self._held = held[:len(held) - keep], held[len(held) - keep:]
+        pieces = out.split(_NULL_USAGE)
+        if len(pieces) > 1:
+            self._nulls = True
+            return b"".join(pieces)
+        return out
 
     def _last_events(self, events: bytes) -> bytes | None:
         """Whole LF-separated `events` ending with the usage event and [DONE], without the usage event (whose
@@ -209,3 +277,10 @@ class StreamTap(msgspec.Struct, gc=False):
         """What is still held when the stream ends (sent as it is)."""
         held, self._held = self._held, b""
         return held
+
+    def ended_with_error(self) -> str | None:
+        """The error the stream's last event reported (see `error_of_last_event`); None when it ended well."""
+        last = self._last
+        if not last:
+            return None
+        return error_of_last_event(self._before_last + last if len(last) < 4096 else last)

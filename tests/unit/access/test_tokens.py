@@ -289,3 +289,54 @@ def test_anthropic_route_checks_tokens_and_answers_in_its_format(gw: Gateway) ->
     manage(gw, "DELETE", f"/tokens/{token['id']}")
     revoked = gw.post("/v1/messages", json=body, headers=headers, auth=False)
     assert revoked.status_code == 401 and revoked.json()["type"] == "error"
+
+
+class DownStore(CountingStore):
+    """The real store, until it is `down`: then every lookup fails as a dead database's driver would."""
+
+    down = False
+
+    async def find_token(self, secret_hash: str) -> Token | None:
+        if self.down:
+            self.lookups += 1
+            raise ConnectionRefusedError("the database is down")
+        return await super().find_token(secret_hash)
+
+
+def test_while_the_store_is_down_cached_tokens_work_for_a_bounded_time_and_others_get_503(tmp_path: Path) -> None:
+    from llmgate.access.tokens import STALE_S, STORE_RETRY_S
+    from llmgate.errors import StoreUnavailable
+
+    async def run() -> None:
+        store = DownStore(str(tmp_path / "t.db"))
+        await store.open()
+        await store.create_project(Project(id="p", name="p", created_at=NOW, updated_at=NOW))
+        secret = new_secret()
+        await store.create_token(Token(id="t", project_id="p", prefix=display_prefix(secret),
+                                       secret_hash=hash_secret(secret), created_at=NOW, updated_at=NOW))
+        clock = Clock()
+        cache = TokenCache(store, KeyBox("k" * 20), 10.0, 1.0, clock)
+        cached = await cache.load(hash_secret(secret))
+        store.down = True
+        clock.now += 11  # past the TTL: the store is asked, fails, and the entry still serves
+        assert cache.lookup(hash_secret(secret), clock.now) is None
+        assert await cache.load(hash_secret(secret)) is cached
+        with pytest.raises(StoreUnavailable) as refused:  # never cached: no way to check it
+            await cache.load(hash_secret(new_secret()))
+        assert refused.value.status == 503 and refused.value.headers["retry-after"] == "1"
+        assert store.lookups == 2  # the first load, the failed one; not asked again within STORE_RETRY_S
+        clock.now += STORE_RETRY_S
+        assert await cache.load(hash_secret(secret)) is cached and store.lookups == 3
+        clock.now += STALE_S  # too stale now
+        with pytest.raises(StoreUnavailable):
+            await cache.load(hash_secret(secret))
+        store.down = False
+        clock.now += STORE_RETRY_S
+        assert await cache.load(hash_secret(secret)) is cached and cached.loaded_at == clock.now  # back: reloaded
+        cache.forget(hash_secret(secret))  # revoked: never served from the cache
+        store.down = True
+        with pytest.raises(StoreUnavailable):
+            await cache.load(hash_secret(secret))
+        await store.close()
+
+    asyncio.run(run())

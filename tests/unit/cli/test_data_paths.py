@@ -25,6 +25,23 @@ def test_a_writable_data_dir_is_created_and_left_empty(tmp_path: Path) -> None:
     data = tmp_path / "a" / "data"
     assert unwritable(load_settings({"LLMGATE_DATA_DIR": str(data)})) is None
     assert data.is_dir() and list(data.iterdir()) == []
+    assert data.stat().st_mode & 0o777 == 0o700  # what it will hold (token hashes, usage) is the owner's alone
+
+
+def test_a_new_sqlite_store_is_the_owners_alone(tmp_path: Path) -> None:
+    import asyncio
+
+    from llmgate.store.sqlite import SqliteStore
+
+    store = SqliteStore(str(tmp_path / "new" / "llmgate.db"))
+
+    async def main() -> None:
+        await store.open()
+        await store.close()
+
+    asyncio.run(main())
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "new" / "llmgate.db").stat().st_mode & 0o777 == 0o600
 
 
 def test_an_existing_store_is_left_untouched(tmp_path: Path) -> None:

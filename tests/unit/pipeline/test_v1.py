@@ -13,13 +13,22 @@ import pytest
 
 from tests.inprocess.access import until
 from tests.inprocess.gateway import Gateway, Response, http_scope
-from tests.inprocess.upstream import DOUBLE_URL, Sent, double
+from tests.inprocess.upstream import DOUBLE_URL, Reply, Sent, double
 from tests.servers import MASTER_KEY
+
+ERROR_STREAMS = {
+    "openai-error-stream": b'data: {"error":{"message":"overloaded","type":"server_error","code":"overloaded"}}\n\n',
+    "anthropic-error-stream": b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error"}}\n\n',
+}
 
 
 def boom(sent: Sent) -> Any:
-    if sent.json().get("model") == "boom":
+    model = sent.json().get("model")
+    if model == "boom":
         raise RuntimeError("a bug nobody foresaw")
+    if model in ERROR_STREAMS:
+        first = b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+        return Reply(200, [first, ERROR_STREAMS[model]], [("content-type", "text/event-stream")])
     return double()(sent)
 
 
@@ -105,3 +114,13 @@ def test_a_body_that_ends_early_is_answered_400_and_recorded_as_such(gw: Gateway
     event = event_of(gw, events, "left-early")
     assert (event["status"], event["error"]) == (400, "incomplete_body")
     assert "the request body ended early, after 15 bytes" in gw.logs()
+
+
+@pytest.mark.parametrize(("model", "error"), [("openai-error-stream", "overloaded"),
+                                              ("anthropic-error-stream", "overloaded_error")])
+def test_a_stream_the_upstream_ended_with_an_error_event_is_logged_as_an_error(gw: Gateway, events: Path,
+                                                                                model: str, error: str) -> None:
+    response = gw.post("/v1/chat/completions", json={"model": model, "stream": True, "messages": []})
+    assert response.status_code == 200 and response.content.endswith(ERROR_STREAMS[model])  # passed on as it came
+    event = event_of(gw, events, response)
+    assert (event["status"], event["error"]) == (200, error)

@@ -139,10 +139,13 @@ def test_a_header_value_past_ascii_is_dropped_and_logged_by_both_clients() -> No
     from loguru import logger
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        await reader.readexactly(len(CHAT))
+        head = (await reader.readuntil(b"\r\n\r\n")).lower()
+        if b"transfer-encoding: chunked" in head:  # aiohttp (the slow-path client) sends its body chunked
+            await reader.readuntil(b"0\r\n\r\n")
+        else:
+            await reader.readexactly(len(CHAT))
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-bad: caf\xe9\r\nx-ok: 1\r\n"
-                     b"content-length: 2\r\n\r\n{}")
+                     b"connection: close\r\ncontent-length: 2\r\n\r\n{}")
         await writer.drain()
         writer.close()
 
@@ -172,3 +175,59 @@ def test_a_header_value_past_ascii_is_dropped_and_logged_by_both_clients() -> No
         assert b"x-bad" not in names and (b"x-ok", b"1") in headers and b"content-type" in names
     assert [line.strip() for line in lines] == \
         ["dropped the upstream's response header x-bad (its value is not ASCII)"] * 2
+
+
+def wait_for_abandoned(upstream: str, expected: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 3
+    while (seen := httpx.get(f"{upstream}/_seen").json())["abandoned"] < expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return seen  # type: ignore[no-any-return]
+
+
+def test_a_cancelled_whole_answer_closes_the_upstream_request_at_once(upstream: str) -> None:
+    """A slow path (an LLM generating) goes through the client that can abort: the upstream sees the request
+    abandoned as soon as the fetch is cancelled, not when its answer is done."""
+    httpx.post(f"{upstream}/_reset")
+
+    async def use(client: UpstreamClient) -> None:
+        task = asyncio.ensure_future(client.fetch("POST", "/chat/completions", [*JSON, ("x-mock-delay-ms", "5000")],
+                                                  CHAT))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not client.answer_times.is_fast("/chat/completions")
+
+    with_client(f"{upstream}/v1", use)
+    assert wait_for_abandoned(upstream, 1)["abandoned"] == 1
+
+
+def test_fast_answers_go_through_the_pooled_client_and_slow_ones_move_back(upstream: str) -> None:
+    async def use(client: UpstreamClient) -> list[bool]:
+        fast = []
+        for delay in ("0", "0", "1000", "1000"):  # a moving average: one slow answer is not enough
+            await client.fetch("POST", "/embeddings", [*JSON, ("x-mock-delay-ms", delay)], b'{"model":"e"}')
+            fast.append(client.answer_times.is_fast("/embeddings"))
+        return fast
+
+    assert with_client(f"{upstream}/v1", use) == [True, True, True, False]
+
+
+def test_a_first_byte_timeout_longer_than_connect_s_is_a_read_timeout(upstream: str) -> None:
+    """pyreqwest names its whole-request timeout a connect timeout: one that fired at first_byte_s (after
+    connect_s had passed) is still the first-byte timeout, on either client."""
+    async def use(client: UpstreamClient) -> list[BaseException]:
+        errors = []
+        for delay in ("0", "3000", "3000"):  # the first, fast, makes the next go through pyreqwest
+            try:
+                await client.fetch("POST", "/chat/completions", [*JSON, ("x-mock-delay-ms", delay)], CHAT)
+            except TRANSPORT_ERRORS as exc:
+                errors.append(exc)
+        return errors
+
+    errors = with_client(f"{upstream}/v1", use, connect_s=0.2, first_byte_s=0.6)
+    assert len(errors) == 2
+    client = UpstreamClient(ProviderConfig(name="up", base_url=upstream))
+    for error in errors:
+        assert is_timeout(error) and not is_connect_timeout(error), error
+        assert upstream_error(error, client).message == "The upstream provider `up` did not answer in time."

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import time
 import uuid
 
+import pytest
+
 from llmgate.access.limits import Limits
-from llmgate.store.redis import SharedLimits
+from llmgate.store.redis import RETRY_AFTER_S, TIMEOUT_S, RedisBreaker, SharedLimits, SharedUnavailable
+from tests.services import run_redis_process
 
 
 def test_rpm_and_max_requests_are_exact_under_concurrency(redis_url: str) -> None:
@@ -57,3 +63,57 @@ def test_invalidations_reach_listeners(redis_url: str) -> None:
         await receiver.close()
 
     asyncio.run(run())
+
+
+def test_the_breaker_fails_at_once_while_open_and_probes_after_the_retry_time() -> None:
+    now = [0.0]
+    breaker = RedisBreaker(lambda: now[0])
+
+    async def fails() -> int:
+        raise ConnectionError("refused")
+
+    async def works() -> int:
+        return 7
+
+    async def run() -> None:
+        with pytest.raises(ConnectionError):
+            await breaker.call(fails())
+        assert breaker.is_open
+        with pytest.raises(SharedUnavailable):  # not even tried
+            await breaker.call(works())
+        now[0] += RETRY_AFTER_S
+        with pytest.raises(ConnectionError):  # the probe fails: open again, for another RETRY_AFTER_S
+            await breaker.call(fails())
+        now[0] += RETRY_AFTER_S / 2
+        with pytest.raises(SharedUnavailable):
+            await breaker.call(works())
+        now[0] += RETRY_AFTER_S
+        assert await breaker.call(works()) == 7 and not breaker.is_open
+
+    asyncio.run(run())
+
+
+def test_a_frozen_redis_costs_one_short_timeout_then_nothing_until_it_is_back() -> None:
+    """kill -STOP: the connection is up but nothing answers. The first command times out after TIMEOUT_S, the
+    next ones fail at once; after SIGCONT, the first probe after RETRY_AFTER_S shares the limits again."""
+    async def run(url: str, proc: subprocess.Popen[bytes]) -> None:
+        shared = SharedLimits(url)
+        token = uuid.uuid4().hex
+        assert await shared.admit(token, Limits(rpm=100), 0) is None  # connected, script loaded
+        proc.send_signal(signal.SIGSTOP)
+        started = time.monotonic()
+        with pytest.raises(Exception):  # noqa: B017 - redis-py's timeout, or ours
+            await shared.admit(token, Limits(rpm=100), 0)
+        assert time.monotonic() - started < TIMEOUT_S + 0.5
+        started = time.monotonic()
+        for _ in range(100):
+            with pytest.raises(SharedUnavailable):
+                await shared.admit(token, Limits(rpm=100), 0)
+        assert time.monotonic() - started < 0.2  # 100 requests, none waiting on Redis
+        proc.send_signal(signal.SIGCONT)
+        await asyncio.sleep(RETRY_AFTER_S)
+        assert await shared.admit(token, Limits(rpm=100), 0) is None and not shared.breaker.is_open
+        await shared.close()
+
+    with run_redis_process() as (url, proc):
+        asyncio.run(run(url, proc))

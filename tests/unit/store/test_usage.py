@@ -103,3 +103,13 @@ def test_sqlite_project_and_token_filters_use_their_partial_indexes(tmp_path) ->
         plan = " ".join(str(row) for row in db.execute(
             f"EXPLAIN QUERY PLAN SELECT COUNT(*) FROM usage WHERE {column} = ? AND time >= ?", ("x", 0.0)))
         assert index in plan, plan
+
+
+def test_a_stream_that_ended_with_an_error_counts_as_an_error(store: Store) -> None:  # noqa: F811
+    """Its status is the 200 the client got before the error event: its `error` makes it one."""
+    project = f"proj_{uuid.uuid4().hex[:8]}"
+    events = [event(project, 1), event(project, 2, stream=True, error="overloaded_error"),
+              event(project, 3, status=499)]
+    run(store, store.insert_usage(events))
+    [total] = run(store, store.summarize_usage(UsageQuery(project_id=project)))
+    assert (total.requests, total.errors) == (3, 2)

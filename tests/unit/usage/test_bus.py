@@ -279,3 +279,15 @@ async def test_a_batch_is_built_in_slices_that_let_requests_run_between_them() -
     assert between, order  # a request ran while the batch was being built
     assert order.count("build") == 200 and sum(observed) == 200 and max(observed) <= 50
     assert [len(batch) for batch in sink.batches] == [200]
+
+
+class SpillingSink(ListSink):
+    """A sink that spilled some events itself (as the store and HTTP sinks do)."""
+
+    spilled = 7
+    dropped = 2
+
+
+async def test_the_bus_counts_what_its_sinks_spilled_and_dropped() -> None:
+    bus = EventBus([SpillingSink()], build_event)
+    assert (bus.spilled, bus.dropped) == (7, 2)

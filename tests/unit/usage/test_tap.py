@@ -184,3 +184,41 @@ def test_the_raw_log_keeps_the_upstreams_bytes_of_a_stripped_last_read() -> None
         assert meter.tokens() == 6
     assert kept.body == whole  # what the upstream sent, usage chunk included
     assert let_go.body is None
+
+
+def test_a_dripped_event_goes_out_as_it_comes_once_it_has_choices() -> None:
+    """An upstream writing an event a few bytes at a time: once the event shows choices (so it is not the usage
+    chunk to remove), its bytes are not held until the event's end (but for what could begin a `"usage":null`)."""
+    tap = StreamTap(UsageMeter(), strip=True)
+    event = CHUNKS[0]
+    sent = [tap.feed(event[i:i + 3]) for i in range(0, len(event), 3)]
+    at = event.find(b'"choices":[{') + len(b'"choices":[{')
+    assert b"".join(sent[:at // 3 - 1]) == b""  # before the choices: it might be the usage chunk
+    assert b"".join(sent[:at // 3 + 2]).startswith(event[:at])  # after them: out at once
+    assert sum(1 for part in sent if part) > 5
+    rest = [tap.feed(chunk) for chunk in CHUNKS[1:]]
+    assert b"".join(sent + rest) + tap.end() == WITHOUT_USAGE
+    assert tap.meter.tokens() == 6
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 7, 13, 64])
+def test_any_drip_keeps_the_client_stream_the_same(size: int) -> None:
+    whole = b"".join(CHUNKS)
+    tap = StreamTap(UsageMeter(), strip=True)
+    assert relay(tap, [whole[i:i + size] for i in range(0, len(whole), size)]) == WITHOUT_USAGE
+    assert tap.meter.tokens() == 6
+
+
+@pytest.mark.parametrize(("last", "error"), [
+    (b'data: {"error":{"message":"overloaded","type":"server_error","code":"overloaded"}}\n\n', "overloaded"),
+    (b'data: {"error":{"message":"boom","type":"server_error","code":null}}\n\n', "server_error"),
+    (b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"x"}}\n\n',
+     "overloaded_error"),
+    (b'data: {"error":"not json\n\n', "upstream_error"),
+    (b"data: [DONE]\n\n", None),
+    (b'data: {"id":"c1","choices":[{"index":0,"delta":{"content":"error"}}]}\n\n', None),
+])
+def test_a_stream_that_ends_with_an_error_event_says_so(last: bytes, error: str | None) -> None:
+    tap = StreamTap(UsageMeter())
+    relay(tap, [CHUNKS[0], last[:10], last[10:]])
+    assert tap.ended_with_error() == error

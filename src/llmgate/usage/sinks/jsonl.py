@@ -60,7 +60,7 @@ class RotatingFile:
         if not lines:
             return
         data = b"".join(lines)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # usage and bodies: the owner's
         try:
             start = os.fstat(fd).st_size
             try:

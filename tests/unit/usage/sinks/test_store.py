@@ -27,3 +27,71 @@ def test_a_batch_becomes_rows_and_closing_leaves_the_store_open(tmp_path: Path) 
         await store.close()
 
     asyncio.run(main())
+
+
+class DownStore(SqliteStore):
+    """The real SQLite store, refusing writes while `down` (as a stopped PostgreSQL would)."""
+
+    down = False
+
+    async def insert_usage(self, events):  # type: ignore[no-untyped-def]
+        if self.down:
+            raise ConnectionRefusedError("the database is down")
+        await super().insert_usage(events)
+
+
+def events_from(start: int, count: int) -> list[UsageEvent]:
+    return [UsageEvent(request_id=f"r{n}", time=1_700_000_000.0 + n, method="POST", endpoint="/v1/chat/completions",
+                       status=200, model="m", project_id="p", total_tokens=1) for n in range(start, start + count)]
+
+
+def test_batches_the_store_refuses_are_spilled_then_replayed_when_it_is_back(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = DownStore(str(tmp_path / "usage.db"))
+        await store.open()
+        spill = tmp_path / "spill.jsonl.store"
+        sink = StoreSink(store, str(spill))
+        await sink.write(events_from(0, 2))
+        store.down = True
+        await sink.write(events_from(2, 600))  # more than a replay transaction
+        await sink.write(events_from(602, 3))
+        assert (sink.spilled, sink.dropped) == (603, 0) and len(spill.read_bytes().splitlines()) == 603
+        assert oct(spill.stat().st_mode & 0o777) == "0o600"
+        store.down = False
+        await sink.write(events_from(605, 1))  # the store is back: this batch, then the spilled ones
+        [total] = await store.summarize_usage(UsageQuery(project_id="p"))
+        assert total.requests == 606 and sink.replayed == 603
+        assert not spill.exists() and not Path(f"{spill}.replaying").exists()
+        await store.close()
+
+    asyncio.run(main())
+
+
+def test_a_spill_file_left_by_a_previous_run_is_replayed_after_the_first_write(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = DownStore(str(tmp_path / "usage.db"))
+        await store.open()
+        spill = tmp_path / "spill.jsonl.store"
+        store.down = True
+        await StoreSink(store, str(spill)).write(events_from(0, 4))  # the gateway stops with the store down
+        store.down = False
+        sink = StoreSink(store, str(spill))  # the next run
+        await sink.write(events_from(4, 1))
+        [total] = await store.summarize_usage(UsageQuery(project_id="p"))
+        assert total.requests == 5 and not spill.exists()
+        await store.close()
+
+    asyncio.run(main())
+
+
+def test_without_a_spill_file_a_refused_batch_is_counted_as_dropped(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = DownStore(str(tmp_path / "usage.db"))
+        await store.open()
+        store.down = True
+        sink = StoreSink(store)
+        await sink.write(events_from(0, 3))
+        assert (sink.spilled, sink.dropped) == (0, 3)
+        await store.close()
+
+    asyncio.run(main())

@@ -1,0 +1,38 @@
+"""The shutdown drain under granian (finding 11 of issue 28): once SIGTERM has come, a response still being
+answered says `connection: close`, so its client does not send the next request on a connection that is about
+to close; a connection idle at that moment is closed by the server before anything is sent on it."""
+
+from __future__ import annotations
+
+import http.client
+import signal
+import time
+
+from tests.servers import MASTER_KEY, gateway_env, start_gateway
+
+HEADERS = {"authorization": f"Bearer {MASTER_KEY}", "content-type": "application/json"}
+
+
+def test_responses_during_the_drain_close_their_connection(upstream: str) -> None:
+    with start_gateway(gateway_env(upstream)) as gw:
+        host, port = gw.url.removeprefix("http://").split(":")
+        busy = http.client.HTTPConnection(host, int(port), timeout=10)
+        idle = http.client.HTTPConnection(host, int(port), timeout=10)
+        idle.request("POST", "/v1/chat/completions", body=b'{"model":"m"}', headers=HEADERS)
+        before = idle.getresponse()
+        before.read()
+        assert before.status == 200 and before.getheader("connection") is None  # kept alive before the drain
+        busy.request("POST", "/v1/chat/completions", body=b'{"model":"m"}',
+                     headers={**HEADERS, "x-mock-delay-ms": "1500"})
+        time.sleep(0.3)
+        gw.proc.send_signal(signal.SIGTERM)
+        answer = busy.getresponse()
+        assert answer.status == 200 and answer.read().startswith(b"{")
+        assert answer.getheader("connection") == "close"
+        assert idle.sock is not None
+        idle.sock.settimeout(5)
+        assert idle.sock.recv(1) == b""  # closed by the server, nothing half-sent on it
+        busy.close()
+        idle.close()
+        assert gw.proc.wait(15) == 0
+
