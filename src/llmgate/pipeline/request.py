@@ -16,6 +16,7 @@ from llmgate.proxy.headers import InboundHeaders
 if TYPE_CHECKING:
     from llmgate.access.authenticate import Authenticator
     from llmgate.access.tokens import TokenCache, TokenEntry
+    from llmgate.cache.flight import ResponseCache
     from llmgate.config import ServerConfig
     from llmgate.observe.lag import LoopLag
     from llmgate.upstreams import Upstreams
@@ -35,6 +36,8 @@ class V1Services(NamedTuple):
     emit: Callable[[Exchange], None]
     """Hands a finished request to the usage bus (metrics, usage log)."""
     lag: LoopLag
+    cache: ResponseCache | None = None
+    """The response cache, when the settings turn it on."""
 
 
 class V1Request(msgspec.Struct, gc=False):

@@ -1,6 +1,6 @@
 """`/v1`: every request's steps, in order, in one place; and the one place its errors are answered.
 
-    screen → find the endpoint → authenticate → read → resolve → admit → forward (or answer) → settle
+    screen → find the endpoint → authenticate → read → resolve → admit → [cache] forward (or answer) → settle
 
 Each step is a function of the request object and the few services it needs (pipeline/*.py, one module a
 step). The dialect (OpenAI, or Anthropic on /v1/messages*) is data the request carries: the steps do not
@@ -18,6 +18,7 @@ from llmgate.errors import GatewayError, InternalError
 from llmgate.log import current_request, new_request_id
 from llmgate.pipeline.admit import admit
 from llmgate.pipeline.authenticate import authenticate
+from llmgate.pipeline.cache import through_cache
 from llmgate.pipeline.dialects import send_error
 from llmgate.pipeline.endpoints import build_endpoints, find_endpoint, find_routes
 from llmgate.pipeline.meter import meter
@@ -38,6 +39,8 @@ def serve_v1(services: V1Services) -> ASGIApp:
     max_lag_s = shed_after_s(services.server)
     max_body_bytes = services.server.max_body_bytes
     lag = services.lag
+    # The response cache wraps the attempts (a hit is answered without them); without one, nothing is in the way.
+    send_on = forward if services.cache is None else through_cache(services.cache, forward, services.upstreams)
 
     async def v1(scope: Scope, receive: Receive, send: Send) -> None:
         inbound = split_request_headers(scope["headers"])
@@ -63,7 +66,7 @@ def serve_v1(services: V1Services) -> ASGIApp:
                     await plan.answer(request, upstreams)                # ours: the model list, token counts
                     return
                 meter(plan, request, services.server)                    # what to count of the answer
-                await forward(plan.call, plan.route)                     # attempts, failover, relay
+                await send_on(plan.call, plan.route)                     # (cache,) attempts, failover, relay
                 await settle(services.tokens, services.pricing, request)  # the token's tokens and cost
             finally:
                 upstreams.leave()

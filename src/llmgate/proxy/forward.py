@@ -289,6 +289,7 @@ async def _deliver(call: Call, opened: Opened, succeeded: bool = True) -> None:
             await reply.__aexit__(None, None, None)
             exchange.upstream_s += _monotonic() - opened.sent_at
     if error is not None:
+        exchange.broken = True
         if deployment.breaker_for(call.model).record_failure(call.clock()):
             logger.warning("deployment {} circuit breaker opened for {} (mid-stream failure)", deployment.name,
                            call.model or "requests naming no model")
