@@ -83,6 +83,7 @@ SERVER_ENV: dict[str, str] = {
     "LLMGATE_RAW_LOG_PATH": "raw_log_path",
     "LLMGATE_RAW_LOG_MAX_BYTES": "raw_log_max_bytes",
     "LLMGATE_RAW_LOG_BACKUPS": "raw_log_backups",
+    "LLMGATE_COMPRESS_MIN_BYTES": "compress_min_bytes",
 }
 # Environment variable → key in [cache].
 CACHE_ENV: dict[str, str] = {

@@ -275,6 +275,9 @@ class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     """Rotate the raw log before a write would take it past this size."""
     raw_log_backups: Retained = 3
     """Rotated raw log files kept."""
+    compress_min_bytes: Retained = 0
+    """gzip whole JSON answers of at least this many bytes for clients that accept it (`accept-encoding: gzip`);
+    never streams, nor answers the upstream compressed already. 0 (the default): off."""
 
     @property
     def spill_file(self) -> str:

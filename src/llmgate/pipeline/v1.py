@@ -28,6 +28,7 @@ from llmgate.pipeline.resolve import Answered, resolve
 from llmgate.pipeline.screen import screen, shed_after_s
 from llmgate.pipeline.settle import settle
 from llmgate.proxy.asgi import ASGIApp, ClientDisconnected, Receive, Scope, Send
+from llmgate.proxy.compress import gzip_send
 from llmgate.proxy.forward import forward
 from llmgate.proxy.headers import split_request_headers
 from llmgate.usage.event import CLIENT_CLOSED, Exchange
@@ -38,6 +39,7 @@ def serve_v1(services: V1Services) -> ASGIApp:
     endpoints = build_endpoints(services.server.extra_routes)
     max_lag_s = shed_after_s(services.server)
     max_body_bytes = services.server.max_body_bytes
+    compress_min_bytes = services.server.compress_min_bytes
     lag = services.lag
     # The response cache wraps the attempts (a hit is answered without them); without one, nothing is in the way.
     send_on = forward if services.cache is None else through_cache(services.cache, forward, services.upstreams)
@@ -60,6 +62,8 @@ def serve_v1(services: V1Services) -> ASGIApp:
             upstreams.active += 1
             try:
                 await read(request, endpoint, max_body_bytes)            # the body (413); model, stream (400)
+                if compress_min_bytes and not request.stream:            # gzip a whole answer, if accepted
+                    request.send = gzip_send(request.send, request.inbound.accept_encoding, compress_min_bytes)
                 plan = resolve(request, endpoint, upstreams)             # alias → deployments (404); how
                 await admit(services.tokens, request, plan)              # a token's model (403), limits (429)
                 if isinstance(plan, Answered):

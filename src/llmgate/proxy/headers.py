@@ -31,7 +31,7 @@ _DROP_UP = frozenset(
 class InboundHeaders:
     """What the hot path needs from the client's headers, found in one pass."""
 
-    __slots__ = ("content_length", "content_type", "credential", "forward", "host", "request_id")
+    __slots__ = ("accept_encoding", "content_length", "content_type", "credential", "forward", "host", "request_id")
 
     def __init__(self) -> None:
         self.host: bytes = b""
@@ -39,6 +39,8 @@ class InboundHeaders:
         self.request_id: bytes | None = None
         self.content_length: int | None = None
         self.content_type: bytes = b""
+        self.accept_encoding: bytes = b""
+        """What the client accepts (not sent upstream): llmgate's own compression of whole answers reads it."""
         self.forward: list[tuple[str, str]] = []
 
 
@@ -66,6 +68,8 @@ def split_request_headers(raw: Iterable[tuple[bytes, bytes]]) -> InboundHeaders:
             found.content_length = int(value) if value.isdigit() else None
         elif name == b"host":
             found.host = value
+        elif name == b"accept-encoding":
+            found.accept_encoding = value
     return found
 
 
