@@ -24,6 +24,7 @@ from llmgate.config_schema import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_OPENAI_BASE_URL,
     LOG_LEVELS,
+    CacheConfig,
     Capability,
     ConfigError,
     DeploymentConfig,
@@ -41,10 +42,10 @@ from llmgate.observe.tracing import tracing_from_env
 from llmgate.toml_lines import KeyPath, key_lines, line_of
 
 __all__ = [
-    "DEFAULT_ANTHROPIC_BASE_URL", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_OPENAI_BASE_URL", "LOG_LEVELS", "OTHER_ENV",
-    "SERVER_ENV", "Capability", "ConfigError", "DeploymentConfig", "FileConfig", "HedgeConfig", "ModelConfig",
-    "ProviderConfig", "ProviderKind", "RoutingConfig", "ServerConfig", "Settings", "Timeouts", "is_loopback",
-    "load_settings",
+    "CACHE_ENV", "DEFAULT_ANTHROPIC_BASE_URL", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_OPENAI_BASE_URL", "LOG_LEVELS",
+    "OTHER_ENV", "SERVER_ENV", "CacheConfig", "Capability", "ConfigError", "DeploymentConfig", "FileConfig",
+    "HedgeConfig", "ModelConfig", "ProviderConfig", "ProviderKind", "RoutingConfig", "ServerConfig", "Settings",
+    "Timeouts", "is_loopback", "load_settings",
 ]
 
 # Environment variable → key in [server]; its type is the field's. One table, so .env.example can be checked.
@@ -87,6 +88,11 @@ SERVER_ENV: dict[str, str] = {
     "LLMGATE_RAW_LOG_PATH": "raw_log_path",
     "LLMGATE_RAW_LOG_MAX_BYTES": "raw_log_max_bytes",
     "LLMGATE_RAW_LOG_BACKUPS": "raw_log_backups",
+    "LLMGATE_COMPRESS_MIN_BYTES": "compress_min_bytes",
+}
+# Environment variable → key in [cache].
+CACHE_ENV: dict[str, str] = {
+    "LLMGATE_CACHE_TTL_S": "ttl_s",
 }
 # Environment variable → the Settings field it fills as it is (secrets and store URLs: not in the file).
 SETTINGS_ENV: dict[str, str] = {
@@ -98,10 +104,13 @@ SETTINGS_ENV: dict[str, str] = {
     "LLMGATE_USAGE_HTTP_TOKEN": "usage_http_token",
     "LLMGATE_METRICS_TOKEN": "metrics_token",
 }
-OTHER_ENV = (*SETTINGS_ENV, "LLMGATE_CONFIG", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY",
+OTHER_ENV = (*SETTINGS_ENV, *CACHE_ENV, "LLMGATE_CONFIG", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY",
              "ANTHROPIC_BASE_URL", "LLMGATE_URL")  # LLMGATE_URL: read by the `llmgate project|token` commands only
 
 _SERVER_TYPES = {field.name: field.type for field in msgspec.structs.fields(ServerConfig)}
+_CACHE_TYPES = {field.name: field.type for field in msgspec.structs.fields(CacheConfig)}
+_TABLE_ENV = (("server", SERVER_ENV, _SERVER_TYPES), ("cache", CACHE_ENV, _CACHE_TYPES))
+"""The tables the environment's values go into: the table, variable → key, key → type."""
 _SETTINGS_TYPES = {field.name: field.type for field in msgspec.structs.fields(Settings)}
 
 
@@ -131,6 +140,7 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
         providers=tuple(_resolve_provider(p, i, env, problems) for i, p in enumerate(file_config.providers)),
         models=file_config.models,
         routing=file_config.routing,
+        cache=file_config.cache,
         prices=file_config.prices,
         config_path=path,
         has_config_file=path is not None,
@@ -161,22 +171,24 @@ def _parse_toml(path: str, text: str) -> dict[str, Any]:
 
 def _with_env(data: dict[str, Any], env: Mapping[str, str], sources: _Sources,
               problems: list[Problem]) -> dict[str, Any]:
-    """The file's data with the environment's [server] values over it, and, when the file declares no
-    providers, the ones the SDKs' own variables describe."""
-    server = data.get("server", {})
-    if isinstance(server, dict):  # else the check says the file's [server] is not a table
-        server = dict(server)
-        for var, key in SERVER_ENV.items():
+    """The file's data with the environment's [server] and [cache] values over it, and, when the file declares
+    no providers, the ones the SDKs' own variables describe."""
+    for name, variables, types in _TABLE_ENV:
+        table = data.get(name, {})
+        if not isinstance(table, dict):  # the check says the file's table is not a table
+            continue
+        table = dict(table)
+        for var, key in variables.items():
             raw = env.get(var)
             if raw is None or raw == "":
                 continue
-            sources.env[("server", key)] = _Env(var, raw)
-            server.pop(key, None)
+            sources.env[(name, key)] = _Env(var, raw)
+            table.pop(key, None)
             try:
-                server[key] = from_env(raw, _SERVER_TYPES[key])
+                table[key] = from_env(raw, types[key])
             except ValueError as exc:
-                problems.append(Problem(("server", key), str(exc), shown(raw)))
-        data = {**data, "server": server}
+                problems.append(Problem((name, key), str(exc), shown(raw)))
+        data = {**data, name: table}
     if not data.get("providers"):
         data = {**data, "providers": _providers_from_sdk_env(env, sources)}
     return data

@@ -140,6 +140,13 @@ class HedgeConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fiel
     """Hedged requests at most this share of the alias's requests."""
 
 
+class ModelCache(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """An alias's own response cache: `cache = { ttl_s = 600 }` in its `[[models]]` entry."""
+
+    ttl_s: Seconds
+    """How long an answer of this alias is served from the cache (over `[cache] ttl_s`)."""
+
+
 class ModelConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """A public model name (alias) and the deployments that serve it, in order of preference."""
 
@@ -149,6 +156,8 @@ class ModelConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fiel
     fallbacks: tuple[str, ...] = ()
     """Aliases tried, in order, when every deployment of this one failed or is unavailable."""
     hedge: HedgeConfig | None = None
+    cache: ModelCache | None = None
+    """Cache this alias's successful answers (docs/cache.md); default: `[cache] ttl_s`, if set."""
 
 
 class RoutingConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -280,6 +289,9 @@ class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     """Rotate the raw log before a write would take it past this size."""
     raw_log_backups: Retained = 3
     """Rotated raw log files kept."""
+    compress_min_bytes: Retained = 0
+    """gzip whole JSON answers of at least this many bytes for clients that accept it (`accept-encoding: gzip`);
+    never streams, nor answers the upstream compressed already. 0 (the default): off."""
 
     @property
     def spill_file(self) -> str:
@@ -298,11 +310,29 @@ class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
         return self.raw_log_path or f"{self.data_dir}/raw.jsonl"
 
 
+class CacheConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """The `[cache]` table: the response cache (docs/cache.md). Off unless `ttl_s` is set here (or by
+    `LLMGATE_CACHE_TTL_S`) or an alias has its own `cache`."""
+
+    ttl_s: Seconds | None = None
+    """How long a successful answer is served from the cache, for every alias without its own `cache`."""
+    max_bytes: FileSize = 64 * 1024 * 1024
+    """The in-process cache's size bound (answers' bytes); the least recently used go first. With Redis
+    (`LLMGATE_REDIS_URL`), Redis's own `maxmemory` bounds it instead."""
+    scope: Literal["project", "global"] = "project"
+    """`project`: answers are shared only between the requests of one project (the master key's requests are one
+    more); `global`: between every caller."""
+    wait_s: Seconds = 30.0
+    """How long identical requests wait for the one in flight to be answered before they go upstream
+    themselves."""
+
+
 class FileConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """The whole TOML config file."""
 
     server: ServerConfig = ServerConfig()
     routing: RoutingConfig = RoutingConfig()
+    cache: CacheConfig = CacheConfig()
     providers: tuple[ProviderConfig, ...] = ()
     models: tuple[ModelConfig, ...] = ()
     prices: dict[ModelPattern, Price] = {}
@@ -317,6 +347,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Keys resolved: `api_keys` holds every key (secrets, no `env:`), `api_key` the first."""
     models: tuple[ModelConfig, ...] = ()
     routing: RoutingConfig = RoutingConfig()
+    cache: CacheConfig = CacheConfig()
     master_key: str | None = None
     """`LLMGATE_MASTER_KEY`: required as a bearer (or x-api-key) on every /v1 request when set."""
     config_path: str | None = None
@@ -337,3 +368,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """`LLMGATE_METRICS_TOKEN`: when set, `GET /metrics` requires it as `Authorization: Bearer ...`."""
     tracing: TracingConfig | None = None
     """From the standard OTEL_* variables: traces exported over OTLP/HTTP when an endpoint is set."""
+
+    @property
+    def caches(self) -> bool:
+        """Whether any answer is cached: `[cache] ttl_s` is set, or an alias has its own `cache`."""
+        return self.cache.ttl_s is not None or any(model.cache is not None for model in self.models)

@@ -40,6 +40,7 @@ from llmgate.usage.event import Exchange, UsageEvent
 from llmgate.usage.prices import Pricing
 
 if TYPE_CHECKING:
+    from llmgate.cache.flight import ResponseCache
     from llmgate.observe.otlp import SpanExport
     from llmgate.store.redis import SharedLimits
     from llmgate.usage.raw import RawLogSink
@@ -92,7 +93,15 @@ class Services:
                             prepare=self.accounting.prepare,
                             max_queue=server.usage_queue_size, batch_size=server.usage_batch_size,
                             flush_s=server.usage_flush_s, spill_path=spill)
-        self.sampler = StateSampler(self.metrics, lambda: self.upstreams.table, self.bus, self.lag)
+        self.cache: ResponseCache | None = None
+        """The response cache, when the settings turn it on (its storage and scope are set at start)."""
+        if settings.caches:
+            from llmgate.cache.flight import open_cache
+
+            self.cache = open_cache(settings)
+        cache = self.cache
+        self.sampler = StateSampler(self.metrics, lambda: self.upstreams.table, self.bus, self.lag,
+                                    (lambda: cache.held_bytes) if cache is not None else None)
         self.started_at = time.monotonic()
         self._flusher: asyncio.Task[None] | None = None
         self._warming_streams: asyncio.Future[object] | None = None
@@ -146,7 +155,7 @@ class Services:
         """What the /v1 pipeline's steps are given."""
         return V1Services(server=self.settings.server, authenticator=self.authenticator, tokens=self.tokens,
                           pricing=self.pricing, upstreams=lambda: self.upstreams, emit=self.bus.emit, lag=self.lag,
-                          auth_throttle=self.auth_throttle, tracing=self.settings.tracing)
+                          auth_throttle=self.auth_throttle, cache=self.cache, tracing=self.settings.tracing)
 
     async def open(self) -> None:
         """Open the store (migrating it), one pooled client per provider, and start the usage write-back, the
@@ -183,6 +192,8 @@ class Services:
                 await self._flusher
         await self.tokens.flush()
         await close_all(list(self.upstreams.clients.values()))
+        if self.cache is not None:
+            await self.cache.close()
         if self.shared is not None:
             await self.shared.close()
         await self.store.close()

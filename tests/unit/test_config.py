@@ -225,3 +225,27 @@ def test_token_and_store_settings() -> None:
 def test_bad_token_and_store_settings_name_the_key(env: dict[str, str], names: str) -> None:
     with pytest.raises(ConfigError, match=names):
         load_settings(env)
+
+
+def test_the_cache_is_off_unless_a_ttl_is_set() -> None:
+    assert not load_settings({}).caches
+    settings = load_settings({"LLMGATE_CACHE_TTL_S": "600"})
+    assert settings.caches and settings.cache.ttl_s == 600 and settings.cache.scope == "project"
+
+
+def test_an_alias_cache_turns_the_cache_on(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[providers]]\nname = "p"\nbase_url = "http://p/v1"\n\n[[models]]\nname = "m"\n'
+                           'cache = { ttl_s = 60 }\ndeployments = [{ provider = "p" }]\n')
+    settings = load_settings({}, path)
+    assert settings.caches and settings.cache.ttl_s is None and settings.models[0].cache is not None
+
+
+@pytest.mark.parametrize(("env", "toml", "expected"), [
+    ({"LLMGATE_CACHE_TTL_S": "soon"}, "", r'LLMGATE_CACHE_TTL_S="soon": cache.ttl_s: expected a number'),
+    ({}, '[cache]\nscope = "team"\n', r'llmgate.toml:2: cache.scope: expected one of "project", "global"'),
+    ({}, "[cache]\nttl_s = 0\n", r"cache.ttl_s: expected a number of seconds > 0"),
+    ({}, "[cache]\nttl = 5\n", r'cache.ttl: unknown key \(did you mean "ttl_s"\?\)'),
+])
+def test_cache_settings_errors_name_the_key(tmp_path: Path, env: dict[str, str], toml: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load_settings(env, write(tmp_path, toml) if toml else None)

@@ -104,6 +104,10 @@ class GatewayMetrics:
                               registry=own, multiprocess_mode="livemax")
         self.loop_lag_peak = Gauge("llmgate_event_loop_lag_peak_seconds", "Worst event-loop lag of the last ~10 s.",
                                    registry=own, multiprocess_mode="livemax")
+        self.cache = Counter("llmgate_cache_requests", "/v1 requests for cached models, by the response cache's "
+                             "result: hit, miss or bypass.", ("result",), registry=own)
+        self.cache_bytes = Gauge("llmgate_cache_bytes", "Bytes of answers the response cache holds in memory "
+                                 "(0 when they are kept in Redis).", registry=own, multiprocess_mode="livesum")
         self.workers = Gauge("llmgate_workers", "Worker processes serving.", registry=own, multiprocess_mode="livesum")
         self.workers.set(1)
         self._models: set[str] = set()
@@ -159,6 +163,8 @@ class GatewayMetrics:
                 tally.count(found.completion, completion)
             if exchange.error is not None:
                 tally.count(self.errors.labels(route, exchange.error), 1)
+            if exchange.cache is not None:
+                tally.count(self.cache.labels(exchange.cache), 1)
         tally.apply()
 
     def _model_label(self, model: str) -> str:

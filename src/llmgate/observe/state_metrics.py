@@ -50,8 +50,11 @@ class Deltas:
 class StateSampler:
     """Sets the state metrics from the routing table, the bus and the lag monitor (see the module docstring)."""
 
-    def __init__(self, metrics: GatewayMetrics, table: Callable[[], RoutingTable], bus: EventBus, lag: LoopLag) -> None:
+    def __init__(self, metrics: GatewayMetrics, table: Callable[[], RoutingTable], bus: EventBus, lag: LoopLag,
+                 cache_bytes: Callable[[], int] | None = None) -> None:
+        """`cache_bytes`: the bytes the response cache holds in this process, when there is one."""
         self.metrics = metrics
+        self._cache_bytes = cache_bytes
         self._table = table
         self._bus = bus
         self._lag = lag
@@ -67,6 +70,8 @@ class StateSampler:
         metrics, lag = self.metrics, self._lag
         metrics.loop_lag.set(lag.lag_s)
         metrics.loop_lag_peak.set(lag.peak_s)
+        if self._cache_bytes is not None:
+            metrics.cache_bytes.set(self._cache_bytes())
 
     def _sample_routing(self, table: RoutingTable, now: float) -> None:
         metrics = self.metrics

@@ -10,6 +10,7 @@
     resolve.py       alias → deployments; passthrough, translated (translate.py) or answered (local.py)
     admit.py         a virtual token's model and limits
     meter.py         what of the answer to count (usage log, budgets, tpm)
+    cache.py         the response cache in front of the attempts, when configured (storage: llmgate/cache/)
     settle.py        a virtual token's tokens and cost, once answered
 The attempts themselves (retries, failover, hedging, relay) are proxy/forward.py's.
 """

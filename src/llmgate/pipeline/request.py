@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from llmgate.access.authenticate import Authenticator
     from llmgate.access.throttle import AuthThrottle
     from llmgate.access.tokens import TokenCache, TokenEntry
+    from llmgate.cache.flight import ResponseCache
     from llmgate.config import ServerConfig
     from llmgate.observe.lag import LoopLag
     from llmgate.observe.tracing import TracingConfig
@@ -39,6 +40,8 @@ class V1Services(NamedTuple):
     lag: LoopLag
     auth_throttle: AuthThrottle
     """Counts failed authentications per client address (429 past its bucket)."""
+    cache: ResponseCache | None = None
+    """The response cache, when the settings turn it on."""
     tracing: TracingConfig | None = None
     """Tracing's sampler when an OTLP endpoint is configured; None: the pipeline traces nothing."""
 

@@ -13,10 +13,11 @@ if TYPE_CHECKING:
 
 
 async def settle(tokens: TokenCache, pricing: Pricing, request: V1Request) -> None:
-    """Count what a successful answer used against the caller's token; nothing for the master key."""
+    """Count what a successful answer used against the caller's token; nothing for the master key, nor for an
+    answer from the response cache (no upstream tokens)."""
     entry, exchange = request.entry, request.exchange
     meter = exchange.meter
-    if entry is None or meter is None or exchange.status != 200:
+    if entry is None or meter is None or exchange.status != 200 or exchange.cache == "hit":
         return
     usage = meter.usage()
     if usage is None:

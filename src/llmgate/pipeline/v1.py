@@ -1,6 +1,6 @@
 """`/v1`: every request's steps, in order, in one place; and the one place its errors are answered.
 
-    (trace) → screen → find the endpoint → authenticate → read → resolve → admit → forward (or answer) → settle
+    (trace) → screen → find the endpoint → authenticate → read → resolve → admit → [cache] forward (or answer) → settle
 
 Each step is a function of the request object and the few services it needs (pipeline/*.py, one module a
 step). The dialect (OpenAI, or Anthropic on /v1/messages*) is data the request carries: the steps do not
@@ -19,6 +19,7 @@ from llmgate.log import current_request, new_request_id
 from llmgate.observe.tracing import begin_trace
 from llmgate.pipeline.admit import admit
 from llmgate.pipeline.authenticate import authenticate
+from llmgate.pipeline.cache import through_cache
 from llmgate.pipeline.dialects import send_error
 from llmgate.pipeline.endpoints import build_endpoints, find_endpoint, find_routes
 from llmgate.pipeline.meter import meter
@@ -28,6 +29,7 @@ from llmgate.pipeline.resolve import Answered, resolve
 from llmgate.pipeline.screen import screen, shed_after_s
 from llmgate.pipeline.settle import settle
 from llmgate.proxy.asgi import ASGIApp, ClientDisconnected, Receive, Scope, Send
+from llmgate.proxy.compress import gzip_send
 from llmgate.proxy.deadlines import BodyDeadlines
 from llmgate.proxy.forward import forward
 from llmgate.proxy.headers import split_request_headers
@@ -43,6 +45,9 @@ def serve_v1(services: V1Services) -> ASGIApp:
     lag = services.lag
     tracing = services.tracing
     auth_throttle = services.auth_throttle
+    compress_min_bytes = services.server.compress_min_bytes
+    # The response cache wraps the attempts (a hit is answered without them); without one, nothing is in the way.
+    send_on = forward if services.cache is None else through_cache(services.cache, forward, services.upstreams)
 
     async def v1(scope: Scope, receive: Receive, send: Send) -> None:
         inbound = split_request_headers(scope["headers"])
@@ -64,13 +69,15 @@ def serve_v1(services: V1Services) -> ASGIApp:
             upstreams.active += 1
             try:
                 await read(request, endpoint, max_body_bytes, body_deadlines)  # the body (408, 413); model (400)
+                if compress_min_bytes and not request.stream:            # gzip a whole answer, if accepted
+                    request.send = gzip_send(request.send, request.inbound.accept_encoding, compress_min_bytes)
                 plan = resolve(request, endpoint, upstreams)             # alias → deployments (404); how
                 await admit(services.tokens, request, plan)              # a token's model (403), limits (429)
                 if isinstance(plan, Answered):
                     await plan.answer(request, upstreams)                # ours: the model list, token counts
                     return
                 meter(plan, request, services.server)                    # what to count of the answer
-                await forward(plan.call, plan.route)                     # attempts, failover, relay
+                await send_on(plan.call, plan.route)                     # (cache,) attempts, failover, relay
                 await settle(services.tokens, services.pricing, request)  # the token's tokens and cost
             finally:
                 upstreams.leave()

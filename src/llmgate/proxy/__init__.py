@@ -11,4 +11,5 @@
     hedge.py      opt-in hedged attempts
     streaming.py  byte-for-byte stream relay; first-byte/idle deadlines and keep-alive comments
     translated.py the same guards for answers translated into the other dialect (whole or streamed)
+    compress.py   gzip for whole JSON answers the client accepts it for (never streams)
 """

@@ -317,6 +317,7 @@ async def _deliver(call: Call, opened: Opened, succeeded: bool = True) -> None:
         if exchange.trace is not None:
             exchange.trace.delivered_at = _monotonic()
     if error is not None:
+        exchange.broken = True
         if deployment.breaker_for(call.model).record_failure(call.clock()):
             logger.warning("deployment {} circuit breaker opened for {} (mid-stream failure)", deployment.name,
                            call.model or "requests naming no model")

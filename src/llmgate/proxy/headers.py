@@ -31,7 +31,8 @@ _DROP_UP = frozenset(
 class InboundHeaders:
     """What the hot path needs from the client's headers, found in one pass."""
 
-    __slots__ = ("content_length", "content_type", "credential", "forward", "host", "hosts", "request_id")
+    __slots__ = ("accept_encoding", "content_length", "content_type", "credential", "forward", "host", "hosts",
+                 "request_id")
 
     def __init__(self) -> None:
         self.host: bytes = b""
@@ -41,6 +42,8 @@ class InboundHeaders:
         self.request_id: bytes | None = None
         self.content_length: int | None = None
         self.content_type: bytes = b""
+        self.accept_encoding: bytes = b""
+        """What the client accepts (not sent upstream): llmgate's own compression of whole answers reads it."""
         self.forward: list[tuple[str, str]] = []
 
 
@@ -69,6 +72,8 @@ def split_request_headers(raw: Iterable[tuple[bytes, bytes]]) -> InboundHeaders:
         elif name == b"host":
             found.host = value
             found.hosts += 1
+        elif name == b"accept-encoding":
+            found.accept_encoding = value
     return found
 
 

@@ -47,6 +47,8 @@ class UsageGroup(msgspec.Struct, kw_only=True):
     total_tokens: int
     estimated_requests: int
     """Requests whose tokens are tiktoken's estimate (the provider reported none)."""
+    cached_requests: int = 0
+    """Requests answered from the response cache (their tokens are counted, at no cost)."""
     cost: float | None
     """Sum over the requests that have a price; null when none has."""
     latency_p50_ms: float | None
@@ -95,10 +97,11 @@ def summary_sql(query: UsageQuery, dialect: str) -> tuple[str, list[Any]]:
     """The summary query; percentile columns only for PostgreSQL."""
     key = group_key(query, dialect)
     where, args = where_clause(query, "?" if dialect == "sqlite" else "$")
-    estimated = "estimated" if dialect == "postgres" else "estimated = 1"
+    estimated, cached = ("estimated", "cached") if dialect == "postgres" else ("estimated = 1", "cached = 1")
     columns = [f"{key} AS grp", "COUNT(*)", "SUM(CASE WHEN status >= 400 OR error IS NOT NULL THEN 1 ELSE 0 END)",
                "COALESCE(SUM(prompt_tokens), 0)", "COALESCE(SUM(completion_tokens), 0)",
-               "COALESCE(SUM(total_tokens), 0)", f"SUM(CASE WHEN {estimated} THEN 1 ELSE 0 END)", "SUM(cost)"]
+               "COALESCE(SUM(total_tokens), 0)", f"SUM(CASE WHEN {estimated} THEN 1 ELSE 0 END)", "SUM(cost)",
+               f"SUM(CASE WHEN {cached} THEN 1 ELSE 0 END)"]
     if dialect == "postgres":
         columns += [f"percentile_cont({p}) WITHIN GROUP (ORDER BY {c})"
                     for c in ("duration_ms", "overhead_ms") for p in (0.5, 0.95)]
@@ -139,11 +142,12 @@ def summary_groups(query: UsageQuery, rows: Sequence[Sequence[Any]],
             points = [percentile(durations, 0.5), percentile(durations, 0.95), percentile(overheads, 0.5),
                       percentile(overheads, 0.95)]
         else:
-            points = list(row[8:12])
+            points = list(row[9:13])
         p50, p95, o50, o95 = (round(float(v), 3) if v is not None else None for v in points)
         groups.append(UsageGroup(group=group_label(query, key), requests=int(row[1]), errors=int(row[2]),
                                  prompt_tokens=int(row[3]), completion_tokens=int(row[4]),
                                  total_tokens=int(row[5]), estimated_requests=int(row[6]),
+                                 cached_requests=int(row[8] or 0),
                                  cost=round(float(row[7]), 10) if row[7] is not None else None,
                                  latency_p50_ms=p50, latency_p95_ms=p95, overhead_p50_ms=o50, overhead_p95_ms=o95))
     return groups

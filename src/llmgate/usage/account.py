@@ -56,7 +56,7 @@ class EventBuilder:
         if event.total_tokens is None and needs_estimate(exchange):
             self._estimate(exchange, event)
         if event.total_tokens is not None and self._priced:
-            event.cost = self.cost(event)
+            event.cost = 0.0 if event.cached else self.cost(event)
         if self.raw is not None:
             self.raw.capture(exchange, event)
         return event

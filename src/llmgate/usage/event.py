@@ -56,6 +56,10 @@ class Exchange(msgspec.Struct, gc=False):
     error: str | None = None
     """The error `type` llmgate answered with, when it answered with one of its own."""
     meter: UsageMeter | None = None
+    cache: str | None = None
+    """The response cache's part: `hit`, `miss` or `bypass` (None: the request was not for a cached alias)."""
+    broken: bool = False
+    """A started stream ended with an error (the upstream broke or fell silent mid-way)."""
     request_body: bytes | None = None
     """Kept only when usage is logged: the prompt to count with tiktoken if the provider reports none."""
     request_headers: list[tuple[str, str]] | None = None
@@ -98,6 +102,8 @@ class UsageEvent(msgspec.Struct, gc=False):
     error: str | None = None
     trace_id: str | None = None
     """The request's W3C trace id, when tracing is on."""
+    cached: bool = False
+    """Answered from the response cache: no upstream call, no cost (the tokens are those of the kept answer)."""
 
 
 def _ms(seconds: float) -> float:
@@ -127,5 +133,6 @@ def build_event(exchange: Exchange) -> UsageEvent:
         total_tokens=usage.total if usage is not None else None,
         cached_tokens=usage.cached if usage is not None else None,
         upstream_request_id=upstream_id.decode("latin-1") if upstream_id is not None else None,
-        error=exchange.error, trace_id=exchange.trace.trace_id if exchange.trace is not None else None)
+        error=exchange.error, cached=exchange.cache == "hit",
+        trace_id=exchange.trace.trace_id if exchange.trace is not None else None)
 

@@ -55,6 +55,16 @@ def test_insert_and_summarize(store: Store) -> None:  # noqa: F811
     assert run(store, store.summarize_usage(UsageQuery(project_id=project, model="nope"))) == []
 
 
+def test_cached_requests_are_stored_and_counted(store: Store) -> None:  # noqa: F811
+    project = f"proj_{uuid.uuid4().hex[:8]}"
+    run(store, store.insert_usage([event(project, 1), event(project, 2, cached=True, cost=0.0),
+                                   event(project, 3, cached=True, cost=0.0)]))
+    [total] = run(store, store.summarize_usage(UsageQuery(project_id=project)))
+    assert (total.requests, total.cached_requests, total.total_tokens) == (3, 2, 45)
+    assert total.cost == pytest.approx(0.001)
+    assert total.latency_p50_ms == pytest.approx(2.0)  # the percentiles still line up after the new column
+
+
 def test_percentile_matches_percentile_cont() -> None:
     assert percentile([], 0.5) is None
     assert percentile([4.0], 0.95) == 4.0
