@@ -1,0 +1,204 @@
+"""Providers of kind `vertex` through the app in process, with the OpenAI and Anthropic SDKs, against the Google
+double: its Vertex paths accept only bearer tokens that a local OAuth token endpoint issued, for a JWT assertion
+signed by the service account key the test made (its `token_uri` is that endpoint)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import anthropic
+import openai
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from tests.google_double import TEXT, GoogleDouble, embedding
+from tests.inprocess.gateway import Gateway
+from tests.servers import MASTER_KEY
+
+EMAIL = "llmgate-test@my-project.iam.gserviceaccount.com"
+PREFIX = "/v1/projects/my-project/locations/us-central1/publishers"
+AUDIENCE = "https://oauth2.googleapis.com/token"
+"""What a service account's assertion names as its audience (google-auth's, whatever the key's token_uri)."""
+HI = [{"role": "user", "content": "hi there"}]
+
+
+def _b64(data: str) -> bytes:
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+
+
+class TokenEndpoint:
+    """OAuth 2's JWT-bearer grant (RFC 7523) as Google's token endpoint answers it: the assertion's signature
+    checked with the service account's public key; each token issued is remembered."""
+
+    def __init__(self, public_key: rsa.RSAPublicKey) -> None:
+        self.public_key = public_key
+        self.issued: set[str] = set()
+        self.assertions: list[dict[str, Any]] = []
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                form = parse_qs(self.rfile.read(int(self.headers["content-length"])).decode())
+                status, body = endpoint.grant(form)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def grant(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        if form.get("grant_type") != ["urn:ietf:params:oauth:grant-type:jwt-bearer"]:
+            return 400, {"error": "unsupported_grant_type"}
+        header, payload, signature = form["assertion"][0].split(".")
+        try:
+            self.public_key.verify(_b64(signature), f"{header}.{payload}".encode(), padding.PKCS1v15(),
+                                   hashes.SHA256())
+        except Exception:
+            return 400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
+        claims = json.loads(_b64(payload))
+        self.assertions.append(claims)
+        if claims["iss"] != EMAIL or claims["aud"] != AUDIENCE or "cloud-platform" not in claims["scope"]:
+            return 400, {"error": "invalid_grant", "error_description": "Invalid claims."}
+        token = "ya29." + secrets.token_hex(16)
+        self.issued.add(token)
+        return 200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
+
+
+@pytest.fixture(scope="module")
+def key_pair() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+def token_endpoint(key_pair: rsa.RSAPrivateKey) -> Iterator[TokenEndpoint]:
+    endpoint = TokenEndpoint(key_pair.public_key())
+    yield endpoint
+    endpoint.server.shutdown()
+    endpoint.server.server_close()
+
+
+def service_account(tmp_path: Path, key: rsa.RSAPrivateKey, token_uri: str) -> Path:
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    path = tmp_path / "sa.json"
+    path.write_text(json.dumps({"type": "service_account", "project_id": "my-project", "private_key_id": "k1",
+                                "private_key": pem, "client_email": EMAIL, "client_id": "1",
+                                "token_uri": token_uri}))
+    return path
+
+
+@pytest.fixture
+def double(token_endpoint: TokenEndpoint) -> GoogleDouble:
+    return GoogleDouble(tokens=token_endpoint.issued)
+
+
+@pytest.fixture
+def gw(tmp_path: Path, key_pair: rsa.RSAPrivateKey, token_endpoint: TokenEndpoint,
+       double: GoogleDouble) -> Iterator[Gateway]:
+    config = """
+[[providers]]
+name = "vertex"
+kind = "vertex"
+project = "my-project"
+location = "us-central1"
+credentials_file = "env:GOOGLE_APPLICATION_CREDENTIALS"
+base_url = "http://vertex.test"
+models = ["gemini-*", "claude-*", "text-embedding-*"]
+"""
+    env = {"GOOGLE_APPLICATION_CREDENTIALS": str(service_account(tmp_path, key_pair, token_endpoint.url))}
+    with Gateway(config, double, env=env) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+def client(gw: Gateway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{gw.url}/v1", api_key=MASTER_KEY, max_retries=0, http_client=gw.http)
+
+
+def test_gemini_chat_and_stream_with_an_issued_token(client: openai.OpenAI, double: GoogleDouble,
+                                                    token_endpoint: TokenEndpoint) -> None:
+    completion = client.chat.completions.create(model="gemini-2.5-pro", messages=HI)
+    assert completion.choices[0].message.content == TEXT and completion.usage is not None
+    path, headers, _ = double.seen[-1]
+    assert path == f"{PREFIX}/google/models/gemini-2.5-pro:generateContent"
+    assert headers["authorization"].removeprefix("Bearer ") in token_endpoint.issued
+    chunks = list(client.chat.completions.create(model="gemini-2.5-pro", messages=HI, stream=True,
+                                                 stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == TEXT
+    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 7
+    assert double.seen[-1][0] == f"{PREFIX}/google/models/gemini-2.5-pro:streamGenerateContent?alt=sse"
+    assert len(token_endpoint.issued) == 1  # cached: one exchange for every request
+    assert token_endpoint.assertions[0]["iss"] == EMAIL
+
+
+def test_claude_through_raw_predict(client: openai.OpenAI, double: GoogleDouble) -> None:
+    completion = client.chat.completions.create(model="claude-opus-4-7", messages=HI, max_tokens=64)
+    assert completion.choices[0].message.content == "Hello from Claude on the Vertex double."
+    assert completion.usage is not None and completion.usage.prompt_tokens == 9
+    path, _, body = double.seen[-1]
+    assert path == f"{PREFIX}/anthropic/models/claude-opus-4-7:rawPredict"
+    assert body == {"messages": [{"role": "user", "content": "hi there"}], "max_tokens": 64,
+                    "anthropic_version": "vertex-2023-10-16"}
+    chunks = list(client.chat.completions.create(model="claude-opus-4-7", messages=HI, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == \
+        "Hello from Claude on the Vertex double."
+    assert double.seen[-1][0] == f"{PREFIX}/anthropic/models/claude-opus-4-7:streamRawPredict"
+
+
+def test_anthropic_sdk_reaches_claude_as_it_is(gw: Gateway, double: GoogleDouble) -> None:
+    client = anthropic.Anthropic(base_url=gw.url, api_key=MASTER_KEY, max_retries=0, http_client=gw.http2)
+    message = client.messages.create(model="claude-opus-4-7", max_tokens=32, messages=HI)
+    assert message.content[0].type == "text" and message.content[0].text == "Hello from Claude on the Vertex double."
+    assert double.seen[-1][2] == {"max_tokens": 32, "messages": HI, "anthropic_version": "vertex-2023-10-16"}
+    with client.messages.stream(model="claude-opus-4-7", max_tokens=32, messages=HI) as stream:
+        assert "".join(stream.text_stream) == "Hello from Claude on the Vertex double."
+    gemini = client.messages.create(model="gemini-2.5-pro", max_tokens=32, messages=HI)
+    assert gemini.content[0].type == "text" and gemini.content[0].text == TEXT
+
+
+def test_embeddings_through_predict(client: openai.OpenAI, double: GoogleDouble) -> None:
+    result = client.embeddings.create(model="text-embedding-005", input=["a b", "c"], encoding_format="float")
+    assert [d.embedding for d in result.data] == [embedding("a b", 8), embedding("c", 8)]
+    assert result.usage.prompt_tokens == 3
+    assert double.seen[-1][0] == f"{PREFIX}/google/models/text-embedding-005:predict"
+
+
+def test_errors_and_a_token_that_cannot_be_had(client: openai.OpenAI, tmp_path: Path, key_pair: rsa.RSAPrivateKey,
+                                               double: GoogleDouble) -> None:
+    with pytest.raises(openai.RateLimitError) as limited:
+        client.chat.completions.create(model="gemini-2.5-pro", messages=HI, extra_headers={"x-mock-status": "429"})
+    assert limited.value.code == "RESOURCE_EXHAUSTED"
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # the endpoint does not know it
+    config = f"""
+[[providers]]
+name = "vertex"
+kind = "vertex"
+project = "my-project"
+location = "us-central1"
+credentials_file = "{service_account(tmp_path, other, "http://127.0.0.1:1/token")}"
+base_url = "http://vertex.test"
+models = ["gemini-*"]
+[routing]
+max_attempts = 1
+"""
+    with Gateway(config, double) as gw:
+        answer = gw.post("/v1/chat/completions", json={"model": "gemini-2.5-pro", "messages": HI})
+        assert answer.status_code == 502 and "vertex" in answer.json()["error"]["message"]
+        assert "could not obtain an access token" in gw.logs()
