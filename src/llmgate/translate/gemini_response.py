@@ -87,7 +87,7 @@ def _choice(candidate: Any, position: int) -> Json:
             texts.append(part["text"])
         elif isinstance(part.get("functionCall"), dict):
             calls.append(tool_call(part, new_call_id()))
-    message: Json = {"role": "assistant", "content": "".join(texts) if texts or not calls else None,
+    message: Json = {"role": "assistant", "content": "".join(texts) or (None if calls else ""),
                      "refusal": None}
     if calls:
         message["tool_calls"] = calls
