@@ -225,3 +225,26 @@ def test_token_and_store_settings() -> None:
 def test_bad_token_and_store_settings_name_the_key(env: dict[str, str], names: str) -> None:
     with pytest.raises(ConfigError, match=names):
         load_settings(env)
+
+
+def test_google_kinds_default_their_base_url_and_vertex_needs_project_and_location(tmp_path: Path) -> None:
+    path = tmp_path / "llmgate.toml"
+    path.write_text('[[providers]]\nname = "g"\nkind = "gemini"\napi_key = "env:GEMINI_API_KEY"\n'
+                    '[[providers]]\nname = "v"\nkind = "vertex"\nproject = "p"\nlocation = "europe-west4"\n'
+                    'credentials_file = "env:GOOGLE_APPLICATION_CREDENTIALS"\n'
+                    '[[providers]]\nname = "global"\nkind = "vertex"\nproject = "p"\nlocation = "global"\n')
+    gemini, vertex, world = load_settings({"GEMINI_API_KEY": "AIza", "GOOGLE_APPLICATION_CREDENTIALS": "/k.json"},
+                                          str(path)).providers
+    assert (gemini.base_url, gemini.api_key) == ("https://generativelanguage.googleapis.com", "AIza")
+    assert (vertex.base_url, vertex.credentials_file) == ("https://europe-west4-aiplatform.googleapis.com", "/k.json")
+    assert world.base_url == "https://aiplatform.googleapis.com" and world.credentials_file == ""
+    path.write_text('[[providers]]\nname = "v"\nkind = "vertex"\ncredentials_file = "env:NOPE"\n'
+                    '[[providers]]\nname = "o"\nkind = "openai"\n')
+    with pytest.raises(ConfigError) as error:
+        load_settings({}, str(path))
+    assert error.value.problems == (
+        f"{path}:1: providers[0].project: is required for kind 'vertex'",
+        f"{path}:1: providers[0].location: is required for kind 'vertex'",
+        f"{path}:4: providers[0].credentials_file: refers to environment variable 'NOPE', which is not set",
+        f"{path}:5: providers[1].base_url: is required for kind 'openai'",
+    )

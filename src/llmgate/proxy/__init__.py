@@ -11,4 +11,6 @@
     hedge.py      opt-in hedged attempts
     streaming.py  byte-for-byte stream relay; first-byte/idle deadlines and keep-alive comments
     translated.py the same guards for answers translated into the other dialect (whole or streamed)
+    google.py     translated calls to Google's APIs: the body per model, Vertex's token, RetryInfo → retry-after
+    google_auth.py Vertex AI access tokens (google-auth, lazily; refreshed ahead of expiry in a thread)
 """
