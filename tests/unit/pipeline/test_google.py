@@ -196,6 +196,11 @@ def test_429_cools_the_key_for_the_retry_delay(gw: Gateway) -> None:
     assert first.json()["error"]["type"] == "rate_limit_error" and first.headers["retry-after"] == "42"
     key = gw.health("gemini")["keys"][0]
     assert key["state"] == "cooling_down" and key["cooling_down_for_s"] == 42
+    gw.clock.advance(42)
+    streamed = gw.post("/v1/chat/completions", json={"model": "gemini-2.5-flash", "messages": HI, "stream": True},
+                       headers={"x-mock-status": "429", "x-mock-retry-delay": "7s"})
+    assert streamed.status_code == 429 and streamed.headers["retry-after"] == "7"
+    assert gw.health("gemini")["keys"][0]["cooling_down_for_s"] == 7
 
 
 def test_an_exhausted_key_rests_and_the_next_one_answers() -> None:

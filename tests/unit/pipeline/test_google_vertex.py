@@ -19,6 +19,16 @@ from tests.servers import MASTER_KEY
 
 PREFIX = "/v1/projects/my-project/locations/us-central1/publishers"
 HI = [{"role": "user", "content": "hi there"}]
+CONFIG = """
+[[providers]]
+name = "vertex"
+kind = "vertex"
+project = "my-project"
+location = "us-central1"
+credentials_file = "env:GOOGLE_APPLICATION_CREDENTIALS"
+base_url = "http://vertex.test"
+models = ["gemini-*", "claude-*", "text-embedding-*"]
+"""
 
 
 @pytest.fixture(scope="module")
@@ -41,18 +51,8 @@ def double(token_endpoint: TokenEndpoint) -> GoogleDouble:
 @pytest.fixture
 def gw(tmp_path: Path, key_pair: rsa.RSAPrivateKey, token_endpoint: TokenEndpoint,
        double: GoogleDouble) -> Iterator[Gateway]:
-    config = """
-[[providers]]
-name = "vertex"
-kind = "vertex"
-project = "my-project"
-location = "us-central1"
-credentials_file = "env:GOOGLE_APPLICATION_CREDENTIALS"
-base_url = "http://vertex.test"
-models = ["gemini-*", "claude-*", "text-embedding-*"]
-"""
     env = {"GOOGLE_APPLICATION_CREDENTIALS": str(service_account(tmp_path, key_pair, token_endpoint.url))}
-    with Gateway(config, double, env=env) as gateway:
+    with Gateway(CONFIG, double, env=env) as gateway:
         yield gateway
 
 
@@ -131,3 +131,13 @@ max_attempts = 1
         answer = gw.post("/v1/chat/completions", json={"model": "gemini-2.5-pro", "messages": HI})
         assert answer.status_code == 502 and "vertex" in answer.json()["error"]["message"]
         assert "could not obtain an access token" in gw.logs()
+
+
+def test_a_reload_keeps_the_token(gw: Gateway, client: openai.OpenAI, token_endpoint: TokenEndpoint,
+                                  tmp_path: Path) -> None:
+    client.chat.completions.create(model="gemini-2.5-pro", messages=HI)
+    # the same key file, named as it is (a reload reads the process's environment)
+    gw.write_config(CONFIG.replace("env:GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "sa.json")))
+    assert gw.reload()
+    client.chat.completions.create(model="gemini-2.5-pro", messages=HI)
+    assert len(token_endpoint.issued) == 1
