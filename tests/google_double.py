@@ -61,7 +61,8 @@ def _check_part(part: Any, where: str) -> None:
     kind = kinds[0]
     value = part[kind]
     if kind == "text":
-        _require(isinstance(value, str), f"{where}.text must be a string")
+        _require(isinstance(value, str) and value != "", "Unable to submit request because it has an empty text "
+                 f"parameter ({where}.text). Add a value to the parameter and try again.")
     elif kind == "inlineData":
         _require(isinstance(value, dict) and bool(value.get("mimeType")) and bool(value.get("data")),
                  f"{where}.inlineData needs mimeType and data")

@@ -7,6 +7,7 @@ The chat mapping (https://ai.google.dev/api/generate-content):
                                   `fileData` (http(s) and gs:// URLs)
   assistant text, `tool_calls`  → `contents[role=model].parts`: text, `functionCall` {name, args} (a
                                   thought signature carried in the call's id goes back with it)
+  empty texts                   → left out, and a turn left with no parts (Google rejects both)
   consecutive `tool` messages   → one user turn of `functionResponse` parts (the name found from the call's id)
   tools / tool_choice           → `tools[0].functionDeclarations` (`parametersJsonSchema`) / `toolConfig`
   response_format               → `responseMimeType` application/json (+ `responseJsonSchema`)
@@ -103,7 +104,7 @@ def _arguments(call: Any, where: str) -> tuple[str, str, Json]:
     return call["id"], function["name"], parsed
 
 
-def _model_turn(message: Json, where: str, names: dict[str, str]) -> Json:
+def _model_turn(message: Json, where: str, names: dict[str, str]) -> list[Json]:
     content, calls = message.get("content"), message.get("tool_calls") or []
     if not isinstance(calls, list):
         raise TranslationError(f"{where}.tool_calls must be a list.", f"{where}.tool_calls")
@@ -124,9 +125,7 @@ def _model_turn(message: Json, where: str, names: dict[str, str]) -> Json:
         if mark and signature:
             part["thoughtSignature"] = signature
         parts.append(part)
-    if not parts:  # an empty assistant turn: Gemini rejects a turn without parts
-        parts.append({"text": ""})
-    return {"role": "model", "parts": parts}
+    return parts
 
 
 def _function_response(message: Json, where: str, names: dict[str, str]) -> Json:
@@ -159,10 +158,12 @@ def convert_messages(messages: Any) -> tuple[list[str], list[Json]]:
         role = message.get("role") if isinstance(message, dict) else None
         if role in ("system", "developer"):
             system.extend(_texts(message.get("content"), f"{where}.content"))
-        elif role == "user":
-            contents.append({"role": "user", "parts": _user_parts(message.get("content"), f"{where}.content")})
-        elif role == "assistant":
-            contents.append(_model_turn(message, where, names))
+        elif role in ("user", "assistant"):
+            parts = _user_parts(message.get("content"), f"{where}.content") if role == "user" \
+                else _model_turn(message, where, names)
+            parts = [p for p in parts if p.get("text") != ""]
+            if parts:  # Google rejects empty text and turns without parts: an empty message says nothing
+                contents.append({"role": "user" if role == "user" else "model", "parts": parts})
         elif role == "tool":
             part = _function_response(message, where, names)
             last = contents[-1] if contents else None
