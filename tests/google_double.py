@@ -235,6 +235,8 @@ class GoogleDouble:
             _require("alt=sse" in sent.path, "this double speaks SSE only: alt=sse is required")
             chunks = int(sent.headers.get("x-mock-chunks", "3"))
             return Reply(200, stream_events(whole, chunks), [("content-type", "text/event-stream")])
+        if method == "countTokens":
+            return _json({"totalTokens": self._count(body, model, vertex="/publishers/" in sent.path)})
         if method == "batchEmbedContents":
             requests = body.get("requests") if isinstance(body, dict) else None
             _require(isinstance(requests, list) and bool(requests), "requests is required")
@@ -254,6 +256,23 @@ class GoogleDouble:
                           "statistics": {"token_count": len(i["content"].split()), "truncated": False}}}
                           for i in instances]})
         return error(404, f"method {method} is not found")
+
+    @staticmethod
+    def _count(body: Any, model: str, vertex: bool) -> int:
+        """countTokens: Gemini's wants system instructions and tools inside a generateContentRequest naming the
+        model (or bare contents); Vertex's takes the fields as they are."""
+        _require(isinstance(body, dict), "the body must be an object")
+        if not vertex and "generateContentRequest" in body:
+            _require(set(body) == {"generateContentRequest"}, "give either contents or generateContentRequest")
+            inner = dict(body["generateContentRequest"])
+            _require(inner.pop("model", None) == f"models/{model}", "generateContentRequest.model is required")
+            body = inner
+        elif not vertex:
+            _require(set(body) == {"contents"}, "Invalid JSON payload received: only contents without "
+                     "generateContentRequest")
+        check_generate(body)
+        system = [p["text"] for p in (body.get("systemInstruction") or {}).get("parts", [])]
+        return _tokens(_texts(body) + system) + 3 * len(body["contents"])
 
     def _vertex(self, sent: Sent, body: Any, publisher: str, model: str, method: str) -> Reply:
         auth = sent.headers.get("authorization", "")

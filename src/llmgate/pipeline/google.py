@@ -5,6 +5,7 @@ up, the answer on the way down. Imported only when such a request comes.
     embeddings_via_google POST /v1/embeddings        → Gemini batchEmbedContents (Vertex: predict)
     messages_via_google   POST /v1/messages          → the same, from Anthropic's Messages API (Claude on Vertex
                                                        natively, Gemini through OpenAI chat's translation)
+    count_tokens_via_google  POST /v1/messages/count_tokens → Gemini countTokens (Claude on Vertex: counted here)
 The provider kind and the model of the route's first deployment decide the dialect: an alias should not mix
 them (as for the other translated calls, pipeline/translate.py).
 """
@@ -31,7 +32,7 @@ from llmgate.translate.chat_to_messages import chat_completion as chat_from_anth
 from llmgate.translate.errors import anthropic_error_from_openai, openai_error_from_anthropic
 from llmgate.translate.gemini_stream import OpenAIChunksFromGemini
 from llmgate.translate.messages_stream import OpenAIChunksFromAnthropic
-from llmgate.translate.messages_to_chat import anthropic_message, openai_request
+from llmgate.translate.messages_to_chat import anthropic_message, convert_messages, convert_tools, openai_request
 
 if TYPE_CHECKING:
     from llmgate.pipeline.request import V1Request
@@ -111,6 +112,11 @@ def _upstream_model(route: Route, request: V1Request) -> str:
 
 def _is_claude_on_vertex(route: Route, request: V1Request) -> bool:
     return route.dialect("chat") == "vertex" and is_anthropic_model(_upstream_model(route, request))
+
+
+def counts_tokens_here(route: Route, request: V1Request) -> bool:
+    """Claude on Vertex has no countTokens of Google's: its `count_tokens` is counted with tiktoken here."""
+    return _is_claude_on_vertex(route, request)
 
 
 def _call(request: V1Request, upstreams: Upstreams, translation: Translation, capability: str,
@@ -203,6 +209,36 @@ def messages_via_google(request: V1Request, upstreams: Upstreams, route: Route) 
         request, lambda r: anthropic_message(from_gemini.chat_completion(r, model, created))),
         _anthropic_error(from_gemini.openai_error_from_google), piped if stream else None, meters_output=True)
     return _call(request, upstreams, translation, "chat", lambda _model: body, query)
+
+
+def count_tokens_via_google(request: V1Request, upstreams: Upstreams, route: Route) -> GoogleCall:
+    """Anthropic's `count_tokens` for a Gemini model: Google's own `countTokens`, as `{"input_tokens": n}`."""
+    assert isinstance(request.body, bytes)
+    original = decode_json(request.body)
+
+    def prompt() -> Json:
+        chat: Json = {"messages": convert_messages(original.get("system"), original.get("messages"))}
+        if original.get("tools"):
+            chat["tools"] = convert_tools(original["tools"])
+        body = to_gemini.gemini_request(chat)
+        body.pop("generationConfig", None)
+        return body
+
+    body = _checked(prompt)
+    translation = Translation({}, ":countTokens", _DROP, _reader(request, _input_tokens),
+                              _anthropic_error(from_gemini.openai_error_from_google), None)
+    if route.dialect("chat") == "vertex":  # Vertex's countTokens takes the prompt's fields as they are
+        return _call(request, upstreams, translation, "chat", lambda _model: body)
+    # Gemini's takes system instructions and tools only inside a generateContentRequest naming the model
+    return _call(request, upstreams, translation, "chat",
+                 lambda upstream: {"generateContentRequest": {"model": f"models/{upstream}", **body}})
+
+
+def _input_tokens(answer: Any) -> Json:
+    total = answer.get("totalTokens") if isinstance(answer, dict) else None
+    if not isinstance(total, int):
+        raise TranslationError("The upstream's answer is not a countTokens response.")
+    return {"input_tokens": total}
 
 
 def _anthropic_from_vertex(status: int, body: bytes) -> tuple[int, bytes]:

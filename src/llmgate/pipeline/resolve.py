@@ -79,11 +79,13 @@ def _resolve_messages(request: V1Request, upstreams: Upstreams) -> Plan:
     except ModelNotFound:
         route, native = upstreams.table.resolve(model, "/chat/completions"), False
     if route.dialect("chat") in GOOGLE_KINDS:
-        if path == COUNT_TOKENS:
-            return Answered(answer_count_tokens, admit="model")
-        from llmgate.pipeline.google import messages_via_google
+        from llmgate.pipeline.google import count_tokens_via_google, counts_tokens_here, messages_via_google
 
-        return Forwarded(route, messages_via_google(request, upstreams, route))
+        if path != COUNT_TOKENS:
+            return Forwarded(route, messages_via_google(request, upstreams, route))
+        if counts_tokens_here(route, request):
+            return Answered(answer_count_tokens, admit="model")
+        return Forwarded(route, count_tokens_via_google(request, upstreams, route), admit="model")
     if native:
         call = passthrough(request, None, upstreams, capability="messages")
         return Forwarded(route, call, admit="model" if path == COUNT_TOKENS else "request")

@@ -245,3 +245,15 @@ def test_anthropic_sdk_on_messages(gw: Gateway, double: GoogleDouble) -> None:
     with pytest.raises(anthropic.RateLimitError):
         client.messages.create(model="gemini-2.5-flash", max_tokens=5, messages=[{"role": "user", "content": "x"}],
                                extra_headers={"x-mock-status": "429"})
+
+
+def test_anthropic_count_tokens_asks_gemini(gw: Gateway, double: GoogleDouble) -> None:
+    client = anthropic.Anthropic(base_url=gw.url, api_key=MASTER_KEY, max_retries=0, http_client=gw.http2)
+    counted = client.messages.count_tokens(model="gemini-2.5-flash", system="be brief",
+                                           messages=[{"role": "user", "content": "hi there"}])
+    assert counted.input_tokens == 2 + 2 + 3  # the double's count: words of the prompt and system, 3 a turn
+    path, _, body = double.seen[-1]
+    assert path == "/v1beta/models/gemini-2.5-flash:countTokens"
+    assert body == {"generateContentRequest": {"model": "models/gemini-2.5-flash",
+                                               "contents": [{"role": "user", "parts": [{"text": "hi there"}]}],
+                                               "systemInstruction": {"parts": [{"text": "be brief"}]}}}

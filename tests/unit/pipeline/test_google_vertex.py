@@ -141,3 +141,13 @@ def test_a_reload_keeps_the_token(gw: Gateway, client: openai.OpenAI, token_endp
     assert gw.reload()
     client.chat.completions.create(model="gemini-2.5-pro", messages=HI)
     assert len(token_endpoint.issued) == 1
+
+
+def test_count_tokens_gemini_upstream_claude_here(gw: Gateway, double: GoogleDouble) -> None:
+    client = anthropic.Anthropic(base_url=gw.url, api_key=MASTER_KEY, max_retries=0, http_client=gw.http2)
+    assert client.messages.count_tokens(model="gemini-2.5-pro", messages=HI).input_tokens == 2 + 3
+    assert double.seen[-1][0] == f"{PREFIX}/google/models/gemini-2.5-pro:countTokens"
+    assert double.seen[-1][2] == {"contents": [{"role": "user", "parts": [{"text": "hi there"}]}]}
+    seen = len(double.seen)
+    assert client.messages.count_tokens(model="claude-opus-4-7", messages=HI).input_tokens > 0  # tiktoken, here
+    assert len(double.seen) == seen
