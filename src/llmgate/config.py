@@ -21,6 +21,7 @@ from llmgate.config_checks import check_settings
 from llmgate.config_decode import BAD, Problem, check, format_path, from_env, shown
 from llmgate.config_schema import (
     DEFAULT_ANTHROPIC_BASE_URL,
+    DEFAULT_BASE_URLS,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_OPENAI_BASE_URL,
     LOG_LEVELS,
@@ -147,7 +148,8 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
         tracing=tracing,
         **secrets,
     )
-    problems += check_settings(settings)
+    found = {problem.path for problem in problems}  # a value already reported as wrong is not also "missing"
+    problems += [problem for problem in check_settings(settings) if problem.path not in found]
     if problems:
         raise sources.error(problems)
     return settings
@@ -251,8 +253,14 @@ def _resolve_provider(provider: ProviderConfig, index: int, env: Mapping[str, st
     keys = [_resolve_key(provider.api_key, (*where, "api_key"), env, problems)] if provider.api_key else []
     keys += [_resolve_key(k, (*where, "api_keys", i), env, problems) for i, k in enumerate(provider.api_keys)]
     keys = [k for k in dict.fromkeys(keys) if k]
+    base_url = provider.base_url or DEFAULT_BASE_URLS.get(provider.kind, "")
+    if "{location}" in base_url:  # Vertex AI's global endpoint has no region in its host
+        base_url = base_url.replace("{location}-", "" if provider.location == "global" else f"{provider.location}-")
+    credentials = provider.credentials_file
+    if credentials:
+        credentials = _resolve_key(credentials, (*where, "credentials_file"), env, problems)
     return msgspec.structs.replace(provider, api_key=keys[0] if keys else "", api_keys=tuple(keys),
-                                   base_url=provider.base_url.rstrip("/"))
+                                   base_url=base_url.rstrip("/"), credentials_file=credentials)
 
 
 class _Env(NamedTuple):

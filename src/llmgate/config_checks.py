@@ -5,7 +5,7 @@ URL shapes are the types' own constraints (config_schema.py)."""
 from __future__ import annotations
 
 from llmgate.config_decode import Problem
-from llmgate.config_schema import ConfigError, ModelConfig, Settings
+from llmgate.config_schema import ConfigError, ModelConfig, ProviderConfig, Settings
 
 
 def check_settings(settings: Settings) -> list[Problem]:
@@ -20,7 +20,20 @@ def check_settings(settings: Settings) -> list[Problem]:
         if provider.name in seen:
             problems.append(Problem(("providers", i, "name"), f"{provider.name!r} is used by another provider"))
         seen.add(provider.name)
+        problems += _check_provider(provider, i)
     problems += _check_routing(settings)
+    return problems
+
+
+def _check_provider(provider: ProviderConfig, index: int) -> list[Problem]:
+    """The keys a provider's kind needs: a base URL for kinds without a default, a project and location for
+    vertex."""
+    problems = []
+    if not provider.base_url:
+        problems.append(Problem(("providers", index, "base_url"), f"is required for kind {provider.kind!r}"))
+    if provider.kind == "vertex":
+        problems += [Problem(("providers", index, key), "is required for kind 'vertex'")
+                     for key in ("project", "location") if not getattr(provider, key)]
     return problems
 
 

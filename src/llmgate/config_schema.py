@@ -15,7 +15,10 @@ DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 
-ProviderKind = Literal["openai", "azure", "anthropic"]
+ProviderKind = Literal["openai", "azure", "anthropic", "gemini", "vertex"]
+DEFAULT_BASE_URLS = {"gemini": "https://generativelanguage.googleapis.com",
+                     "vertex": "https://{location}-aiplatform.googleapis.com"}
+"""The base URL of a kind whose config may leave it out (`{location}`: the provider's `location`)."""
 Capability = Literal["chat", "completions", "embeddings", "images", "audio", "responses", "messages"]
 
 
@@ -87,12 +90,15 @@ class ProviderConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_f
 
     name: str
     """Unique name, used in logs, metrics and deployment names."""
-    base_url: HttpUrl
+    base_url: OptionalHttpUrl = ""
     """`openai`: the base URL with its version prefix, e.g. `https://api.openai.com/v1`; `azure`: the resource,
-    e.g. `https://my-resource.openai.azure.com`; `anthropic`: e.g. `https://api.anthropic.com`."""
+    e.g. `https://my-resource.openai.azure.com`; `anthropic`: e.g. `https://api.anthropic.com`. Required for
+    those; `gemini` defaults to `https://generativelanguage.googleapis.com`, `vertex` to
+    `https://{location}-aiplatform.googleapis.com`."""
     kind: ProviderKind = "openai"
     """`openai` for any OpenAI-compatible API (OpenAI, OpenRouter, Groq, Together, vLLM, Ollama, ...), `azure` for
-    Azure OpenAI's deployment paths and `api-key` header, `anthropic` for Anthropic's `x-api-key` auth."""
+    Azure OpenAI's deployment paths and `api-key` header, `anthropic` for Anthropic's `x-api-key` auth,
+    `gemini` for Google AI Studio's Gemini API, `vertex` for Google Cloud Vertex AI (Gemini and Claude models)."""
     api_key: str = ""
     """The provider's key, or `env:VAR` to read it from the environment variable VAR."""
     api_keys: tuple[str, ...] = ()
@@ -106,6 +112,13 @@ class ProviderConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_f
     capabilities: tuple[Capability, ...] | None = None
     """What the provider can serve (chat, completions, embeddings, images, audio, responses, messages); default:
     all but `messages` for openai and azure, `messages` and `chat` for anthropic."""
+    project: str = ""
+    """`vertex`: the Google Cloud project id."""
+    location: str = ""
+    """`vertex`: the region, e.g. `us-central1` (or `global`)."""
+    credentials_file: str = ""
+    """`vertex`: a service-account JSON key file, or `env:VAR` to read its path from VAR (e.g.
+    `env:GOOGLE_APPLICATION_CREDENTIALS`); empty: the metadata server's credentials (workload identity)."""
     timeouts: Timeouts = Timeouts()
     stream_usage: bool = True
     """With the usage log on, ask this provider's chat/completions streams for their usage chunk

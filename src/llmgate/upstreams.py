@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from llmgate.config import RoutingConfig, Settings
+from llmgate.providers.registry import GOOGLE_KINDS
 from llmgate.proxy.asgi import WatchList
 from llmgate.proxy.client import UpstreamClient
 from llmgate.proxy.models import fetch_model_list
@@ -57,6 +58,10 @@ class Upstreams:
         ring = self.table.keyrings[provider_name]
         key = ring.choose(self.clock()) or ring.keys[0]
         headers = [*key.auth_headers, *provider.default_headers]
+        if provider.config.kind in GOOGLE_KINDS:
+            from llmgate.proxy.google import fetch_google_models
+
+            return await fetch_google_models(self.clients[provider_name], provider, headers)
         query = "limit=1000" if provider.config.kind == "anthropic" else ""  # Anthropic pages by 20 by default
         return await fetch_model_list(self.clients[provider_name], provider.upstream_path("/models", query, ""),
                                       headers)

@@ -178,8 +178,8 @@ def test_aliases_keys_and_kinds(tmp_path: Path) -> None:
     (('provider = "az", model', 'provider = "nope", model'), r"models\[0\]\.deployments\[1\]\.provider: no provider"),
     (('fallbacks = ["mini"]', 'fallbacks = ["maxi"]'), r"models\[0\]\.fallbacks\[0\]: 'maxi' is not a model alias"),
     (("weight = 2", "weight = 0"), r"models\[0\]\.deployments\[0\]\.weight: expected a number > 0"),
-    (('kind = "azure"', 'kind = "bedrock"'),
-     r'providers\[1\]\.kind: expected one of "openai", "azure", "anthropic", got "bedrock"'),
+    (('kind = "azure"', 'kind = "watsonx"'),
+     r'providers\[1\]\.kind: expected one of "openai", "azure", "anthropic", "gemini", "vertex".*, got "watsonx"'),
     (('"chat", "embeddings"', '"chat", "video"'), r"providers\[1\]\.capabilities\[1\]"),
     (('model = "gpt-4o-mini" }]', 'model = "gpt-4o-mini" }]\n[[models]]\nname = "mini"\n'
       'deployments = [{ provider = "az" }]'),
@@ -249,3 +249,26 @@ def test_an_alias_cache_turns_the_cache_on(tmp_path: Path) -> None:
 def test_cache_settings_errors_name_the_key(tmp_path: Path, env: dict[str, str], toml: str, expected: str) -> None:
     with pytest.raises(ConfigError, match=expected):
         load_settings(env, write(tmp_path, toml) if toml else None)
+
+
+def test_google_kinds_default_their_base_url_and_vertex_needs_project_and_location(tmp_path: Path) -> None:
+    path = tmp_path / "llmgate.toml"
+    path.write_text('[[providers]]\nname = "g"\nkind = "gemini"\napi_key = "env:GEMINI_API_KEY"\n'
+                    '[[providers]]\nname = "v"\nkind = "vertex"\nproject = "p"\nlocation = "europe-west4"\n'
+                    'credentials_file = "env:GOOGLE_APPLICATION_CREDENTIALS"\n'
+                    '[[providers]]\nname = "global"\nkind = "vertex"\nproject = "p"\nlocation = "global"\n')
+    gemini, vertex, world = load_settings({"GEMINI_API_KEY": "AIza", "GOOGLE_APPLICATION_CREDENTIALS": "/k.json"},
+                                          str(path)).providers
+    assert (gemini.base_url, gemini.api_key) == ("https://generativelanguage.googleapis.com", "AIza")
+    assert (vertex.base_url, vertex.credentials_file) == ("https://europe-west4-aiplatform.googleapis.com", "/k.json")
+    assert world.base_url == "https://aiplatform.googleapis.com" and world.credentials_file == ""
+    path.write_text('[[providers]]\nname = "v"\nkind = "vertex"\ncredentials_file = "env:NOPE"\n'
+                    '[[providers]]\nname = "o"\nkind = "openai"\n')
+    with pytest.raises(ConfigError) as error:
+        load_settings({}, str(path))
+    assert error.value.problems == (
+        f"{path}:1: providers[0].project: is required for kind 'vertex'",
+        f"{path}:1: providers[0].location: is required for kind 'vertex'",
+        f"{path}:4: providers[0].credentials_file: refers to environment variable 'NOPE', which is not set",
+        f"{path}:5: providers[1].base_url: is required for kind 'openai'",
+    )

@@ -10,6 +10,7 @@ import msgspec
 from llmgate.errors import InvalidRequest, ModelNotFound
 from llmgate.pipeline.dialects import ANTHROPIC
 from llmgate.pipeline.local import answer_count_tokens
+from llmgate.providers.registry import GOOGLE_KINDS
 from llmgate.proxy.attempt import Call
 
 if TYPE_CHECKING:
@@ -54,7 +55,12 @@ def resolve(request: V1Request, endpoint: Endpoint, upstreams: Upstreams) -> Pla
     table = upstreams.table
     model, path = request.model, request.path
     route = table.default_route if model is None else table.resolve(model, "" if endpoint.body == "raw" else path)
-    if route.dialect(endpoint.capability) != "anthropic":
+    dialect = route.dialect(endpoint.capability)
+    if dialect in GOOGLE_KINDS:
+        from llmgate.pipeline.google import via_google  # only Google's requests load its translators
+
+        return Forwarded(route, via_google(request, upstreams, route))
+    if dialect != "anthropic":
         return Forwarded(route, passthrough(request, endpoint, upstreams))
     if path != "/chat/completions" or not isinstance(request.body, bytes):
         raise InvalidRequest(f"/v1{path} is not available for models served by an Anthropic provider; "
@@ -72,6 +78,14 @@ def _resolve_messages(request: V1Request, upstreams: Upstreams) -> Plan:
         native = route.dialect("messages") == "anthropic"
     except ModelNotFound:
         route, native = upstreams.table.resolve(model, "/chat/completions"), False
+    if route.dialect("chat") in GOOGLE_KINDS:
+        from llmgate.pipeline.google import count_tokens_via_google, counts_tokens_here, messages_via_google
+
+        if path != COUNT_TOKENS:
+            return Forwarded(route, messages_via_google(request, upstreams, route))
+        if counts_tokens_here(route, request):
+            return Answered(answer_count_tokens, admit="model")
+        return Forwarded(route, count_tokens_via_google(request, upstreams, route), admit="model")
     if native:
         call = passthrough(request, None, upstreams, capability="messages")
         return Forwarded(route, call, admit="model" if path == COUNT_TOKENS else "request")

@@ -4,5 +4,7 @@
     openai_compatible.py  any OpenAI-compatible API: `{base_url}{path}`, `Authorization: Bearer`
     azure.py              Azure OpenAI: `/openai/deployments/{model}{path}?api-version=`, `api-key`
     anthropic.py          Anthropic: `/v1{path}`, `x-api-key` + `anthropic-version`
+    gemini.py             Google AI Studio: `/v1beta/models/{model}:{method}`, `x-goog-api-key`
+    vertex.py             Vertex AI: `/v1/projects/…/publishers/{google|anthropic}/models/{model}:{method}`, bearer
     registry.py           ProviderConfig → Provider
 """

@@ -12,4 +12,6 @@
     streaming.py  byte-for-byte stream relay; first-byte/idle deadlines and keep-alive comments
     translated.py the same guards for answers translated into the other dialect (whole or streamed)
     compress.py   gzip for whole JSON answers the client accepts it for (never streams)
+    google.py     translated calls to Google's APIs: the body per model, Vertex's token, RetryInfo → retry-after
+    google_auth.py Vertex AI access tokens (google-auth, lazily; refreshed ahead of expiry in a thread)
 """

@@ -15,8 +15,14 @@ class _ModelList(msgspec.Struct):
     data: list[dict[str, Any]]
 
 
-async def fetch_model_list(client: UpstreamClient, path: str, headers: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """`GET {base_url}{path}` (the provider's model list): the model objects it lists."""
+class _GoogleModelList(msgspec.Struct):
+    models: list[dict[str, Any]] = []
+
+
+async def fetch_model_list(client: UpstreamClient, path: str, headers: list[tuple[str, str]],
+                           field: str = "data") -> list[dict[str, Any]]:
+    """`GET {base_url}{path}` (the provider's model list): the model objects it lists under `field` (`data`;
+    Google's: `models`)."""
     try:
         status, _, data = await client.fetch("GET", path, headers, b"")
     except TRANSPORT_ERRORS as exc:
@@ -24,6 +30,8 @@ async def fetch_model_list(client: UpstreamClient, path: str, headers: list[tupl
     if status != 200:
         raise UpstreamError(f"The upstream provider `{client.provider.name}` answered {status} to GET /models.")
     try:
+        if field == "models":
+            return msgspec.json.decode(data, type=_GoogleModelList).models
         return msgspec.json.decode(data, type=_ModelList).data
     except msgspec.MsgspecError:
         raise UpstreamError(f"The upstream provider `{client.provider.name}` sent an unreadable model list.") from None

@@ -46,11 +46,11 @@ class StreamTranslator(Protocol):
 class Translation:
     """One request's translation: the upstream request, and how its answer comes back."""
 
-    __slots__ = ("drop", "error", "path", "request", "stream", "whole")
+    __slots__ = ("drop", "error", "meters_output", "path", "request", "stream", "whole")
 
     def __init__(self, request: dict[str, Any], path: str, drop: frozenset[str],
                  whole: Callable[[bytes], bytes], error: TranslateBody,
-                 stream: Callable[[str], StreamTranslator] | None) -> None:
+                 stream: Callable[[str], StreamTranslator] | None, meters_output: bool = False) -> None:
         self.request = request
         """The translated request; its `model` is set per deployment."""
         self.path = path
@@ -62,6 +62,9 @@ class Translation:
         self.error = error
         self.stream = stream
         """A stream's translator for the upstream model name; None when not streaming."""
+        self.meters_output = meters_output
+        """The usage meter reads the translated answer (the upstream's dialect is one it cannot read); a
+        stream's translator then reports its usage in `usage` when it closes."""
 
 
 class TranslatedCall(Call):
@@ -130,8 +133,8 @@ async def deliver_translated(call: TranslatedCall, opened: Opened, extra: Header
     if reply is None:
         if opened.status == 200:
             status, body = 200, translation.whole(opened.body)
-            if exchange.meter is not None:
-                exchange.meter.whole(opened.body)  # the upstream's usage, in its dialect
+            if exchange.meter is not None:  # the upstream's usage, in its dialect (or ours)
+                exchange.meter.whole(body if translation.meters_output else opened.body)
         else:
             status, body = translation.error(opened.status, opened.body)
         exchange.status = status
@@ -165,14 +168,22 @@ async def _relay(call: TranslatedCall, opened: Opened, translator: StreamTransla
                         "headers": [*translated_headers(opened.headers, exchange, _SSE), *extra]})
         next_chunk = opened.reply.next_chunk
         chunk = opened.body
+        upstream_meter = meter if not call.translation.meters_output else None
         while chunk:
-            if meter is not None:
-                meter.feed(chunk)
+            if upstream_meter is not None:
+                upstream_meter.feed(chunk)
             if out := translator.feed(chunk):
+                if meter is not None and upstream_meter is None:
+                    meter.feed(out)
                 await send({"type": "http.response.body", "body": out, "more_body": True})
             guard.progress()
             chunk = await next_chunk()
-        await send({"type": "http.response.body", "body": translator.close(), "more_body": False})
+        tail = translator.close()
+        if meter is not None and upstream_meter is None:
+            meter.feed(tail)
+            if (usage := getattr(translator, "usage", None)) is not None:
+                meter.reported(usage)
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
         return None
     except (asyncio.CancelledError, *TRANSPORT_ERRORS) as exc:
         error = broken_stream(exc, guard)

@@ -35,6 +35,8 @@ class RoutingTable:
                  routing: RoutingConfig | None = None, previous: RoutingTable | None = None) -> None:
         self.routing = routing or RoutingConfig()
         self.providers: dict[str, Provider] = {p.name: build_provider(p) for p in providers}
+        if previous is not None:
+            _keep_access_tokens(self.providers, previous.providers)
         self.keyrings = {name: _keyring(p, previous) for name, p in self.providers.items()}
         self._deployments: dict[str, Deployment] = {}
         self._exact: dict[str, Route] = {}
@@ -145,3 +147,13 @@ def _keyring(provider: Provider, previous: RoutingTable | None) -> KeyRing:
         kept = old.get(secret)
         states.append(kept if kept is not None and kept.auth_headers == headers else KeyState(secret, headers))
     return KeyRing(states)
+
+
+def _keep_access_tokens(providers: dict[str, Provider], previous: dict[str, Provider]) -> None:
+    """A Vertex provider whose credentials did not change keeps its cached access token over a reload (no request
+    waits for a new one)."""
+    for name, provider in providers.items():
+        old = previous.get(name)
+        if old is not None and hasattr(old, "tokens") and hasattr(provider, "tokens") and \
+                old.config.credentials_file == provider.config.credentials_file:
+            provider.tokens = old.tokens

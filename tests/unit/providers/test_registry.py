@@ -47,6 +47,30 @@ def test_anthropic() -> None:
     assert v1.upstream_path("/messages", "", "c") == "/messages"
 
 
+def test_gemini() -> None:
+    p = build_provider(ProviderConfig(name="g", kind="gemini", base_url="https://generativelanguage.googleapis.com"))
+    assert p.upstream_path(":generateContent", "", "gemini-2.5-flash") == \
+        "/v1beta/models/gemini-2.5-flash:generateContent"
+    assert p.upstream_path(":streamGenerateContent", "alt=sse", "g") == "/v1beta/models/g:streamGenerateContent?alt=sse"
+    assert p.upstream_path("/models", "pageSize=1000", "") == "/v1beta/models?pageSize=1000"
+    assert p.auth_headers("AIza") == (("x-goog-api-key", "AIza"),) and p.auth_headers("") == ()
+    assert p.capabilities == {"chat", "embeddings"}
+    versioned = build_provider(ProviderConfig(name="g", kind="gemini", base_url="https://proxy/v1"))
+    assert versioned.upstream_path(":generateContent", "", "m") == "/models/m:generateContent"
+
+
+def test_vertex() -> None:
+    p = build_provider(ProviderConfig(name="v", kind="vertex", base_url="https://us-central1-aiplatform.googleapis.com",
+                                      project="proj", location="us-central1"))
+    prefix = "/v1/projects/proj/locations/us-central1/publishers"
+    assert p.upstream_path(":generateContent", "", "gemini-2.5-pro") == \
+        f"{prefix}/google/models/gemini-2.5-pro:generateContent"
+    assert p.upstream_path(":streamRawPredict", "", "claude-opus-4-7") == \
+        f"{prefix}/anthropic/models/claude-opus-4-7:streamRawPredict"
+    assert p.upstream_path(":predict", "", "text-embedding-005") == f"{prefix}/google/models/text-embedding-005:predict"
+    assert p.auth_headers("anything") == ()  # the access token is added per request
+
+
 # Through the app, against the upstream double run in process.
 
 
