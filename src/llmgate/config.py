@@ -37,6 +37,7 @@ from llmgate.config_schema import (
     Settings,
     Timeouts,
 )
+from llmgate.providers.presets import PRESETS
 from llmgate.toml_lines import KeyPath, key_lines, line_of
 
 __all__ = [
@@ -228,8 +229,20 @@ def _resolve_provider(provider: ProviderConfig, index: int, env: Mapping[str, st
     keys = [_resolve_key(provider.api_key, (*where, "api_key"), env, problems)] if provider.api_key else []
     keys += [_resolve_key(k, (*where, "api_keys", i), env, problems) for i, k in enumerate(provider.api_keys)]
     keys = [k for k in dict.fromkeys(keys) if k]
+    base_url = provider.base_url or _default_base_url(provider, where, problems)
     return msgspec.structs.replace(provider, api_key=keys[0] if keys else "", api_keys=tuple(keys),
-                                   base_url=provider.base_url.rstrip("/"))
+                                   base_url=base_url.rstrip("/"))
+
+
+def _default_base_url(provider: ProviderConfig, where: KeyPath, problems: list[Problem]) -> str:
+    """The kind's own base URL when the config gives none: a preset's, Bedrock's for its region."""
+    if provider.kind == "bedrock":  # without a region: config_checks says so
+        return f"https://bedrock-runtime.{provider.region}.amazonaws.com" if provider.region else ""
+    preset = PRESETS.get(provider.kind)
+    if preset is None:
+        problems.append(Problem((*where, "base_url"), f"required for kind = \"{provider.kind}\""))
+        return ""
+    return preset.base_url
 
 
 class _Env(NamedTuple):

@@ -20,6 +20,8 @@ def check_settings(settings: Settings) -> list[Problem]:
         if provider.name in seen:
             problems.append(Problem(("providers", i, "name"), f"{provider.name!r} is used by another provider"))
         seen.add(provider.name)
+        if provider.kind == "bedrock" and not provider.region:
+            problems.append(Problem(("providers", i, "region"), 'required for kind = "bedrock" (e.g. "us-east-1")'))
     problems += _check_routing(settings)
     return problems
 

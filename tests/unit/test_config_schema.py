@@ -17,6 +17,6 @@ def test_kind_defaults_to_openai_and_accepts_anthropic(tmp_path: Path) -> None:
 
 def test_unknown_kind_names_the_key(tmp_path: Path) -> None:
     path = tmp_path / "llmgate.toml"
-    path.write_text('[[providers]]\nname = "a"\nbase_url = "https://x/v1"\nkind = "bedrock"\n')
+    path.write_text('[[providers]]\nname = "a"\nbase_url = "https://x/v1"\nkind = "watsonx"\n')
     with pytest.raises(ConfigError, match=r"providers\[0\]\.kind"):
         load_settings({}, str(path))
