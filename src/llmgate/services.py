@@ -28,6 +28,7 @@ from llmgate.observe.metrics import GatewayMetrics
 from llmgate.observe.state_metrics import StateSampler
 from llmgate.pipeline.request import V1Services
 from llmgate.proxy.client import UpstreamClient, warm_streaming
+from llmgate.proxy.sigv4 import signing_clients
 from llmgate.reload import Reloader
 from llmgate.store.backend import open_store
 from llmgate.store.base import Store
@@ -64,9 +65,9 @@ class Services:
         self.authenticator = Authenticator(settings.master_key, self.tokens,
                                            has_management_token=settings.management_token is not None)
         self.token_lifecycle = TokenLifecycle(self.store, self.tokens, self.authenticator, self.shared)
-        self.new_client = clients
-        """Makes a provider's upstream client (here and on reload)."""
-        self.upstreams = Upstreams(settings, {p.name: clients(p) for p in settings.providers}, clock=clock)
+        self.new_client = signing_clients(clients)
+        """Makes a provider's upstream client (here and on reload); a Bedrock provider's signs its requests."""
+        self.upstreams = Upstreams(settings, {p.name: self.new_client(p) for p in settings.providers}, clock=clock)
         """The current configuration generation (a reload swaps it)."""
         self.reloader = Reloader(self)
         self.lag = LoopLag()

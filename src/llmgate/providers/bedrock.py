@@ -29,8 +29,9 @@ class Bedrock:
         self.default_headers: AuthHeaders = ()
 
     def upstream_path(self, path: str, query: str, model: str) -> str:
-        # `:` (in `anthropic.claude-3-5-sonnet-20240620-v1:0`) and `/` (in ARNs) are encoded: botocore does too.
-        return f"/model/{quote(model, safe='')}{path}"
+        # `/` (in ARNs) is encoded; `:` and `@`, legal in a path segment, are not: the streaming client (aiohttp,
+        # through yarl) would decode `%3A` before sending, and the signature covers the path as it is sent.
+        return f"/model/{quote(model, safe=':@')}{path}"
 
     def auth_headers(self, key: str) -> AuthHeaders:
         return ()
