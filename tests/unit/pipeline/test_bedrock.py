@@ -210,9 +210,11 @@ def test_anthropic_sdk_on_messages_reaches_claude_on_bedrock(gw: Gateway) -> Non
         final = s.get_final_message()
     assert streamed == message.content[0].text and final.usage.output_tokens == 7  # type: ignore[union-attr]
     assert SEEN[-1]["path"].endswith("/converse-stream")
-    throttled = client.messages.with_raw_response  # errors come back in Anthropic's shape
-    with pytest.raises(anthropic.RateLimitError):
-        throttled.create(model="meta.llama3-throttled", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(anthropic.RateLimitError):  # errors come back in Anthropic's shape
+        client.messages.create(model="meta.llama3-throttled", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(anthropic.APIStatusError, match=r"The model stopped unexpectedly\."), \
+            client.messages.stream(model="meta.stream-error-model", max_tokens=64, messages=HI) as broken:
+        "".join(broken.text_stream)
 
 
 def test_missing_credentials_are_a_clear_500(monkeypatch: pytest.MonkeyPatch, aws: None) -> None:
