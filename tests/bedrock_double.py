@@ -166,8 +166,8 @@ def answer_of(model: str, body: dict[str, Any]) -> tuple[list[dict[str, Any]], s
     results = [b["toolResult"] for b in last["content"] if "toolResult" in b]
     if tools and not results:
         name = tools[0]["toolSpec"]["name"]
-        blocks = [{"text": "Let me check."}, {"toolUse": {"toolUseId": "tooluse_d0uble01", "name": name,
-                                                          "input": {"city": "Paris", "unit": "celsius"}}}]
+        use = {"toolUseId": "tooluse_d0uble01", "name": name, "input": {"city": "Paris", "unit": "celsius"}}
+        blocks: list[dict[str, Any]] = [{"text": "Let me check."}, {"toolUse": use}]
         return blocks, "tool_use", {"inputTokens": prompt_tokens, "outputTokens": 9, "totalTokens": prompt_tokens + 9}
     if results:
         said = " ".join(c.get("text", "") for c in results[0]["content"])

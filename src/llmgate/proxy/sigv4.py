@@ -8,12 +8,15 @@ refreshes: signing itself is a few HMACs over the request line, three headers an
 `host`, `content-type` and `x-amz-date` (and the session token) are signed; the caller's other headers go up
 unsigned, as AWS allows, so nothing on the way can break the signature by adding one.
 
-botocore is imported only when a Bedrock provider is configured (`signing_clients`).
+botocore is imported only when a Bedrock provider is configured, and then in a worker thread as the client opens
+(its import takes a second or more: on the event loop it would stall every request in flight), with the
+credentials resolved right after, so that the first request finds both ready.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -66,6 +69,7 @@ class AwsCredentials:
         return self._frozen
 
     def _load(self) -> Any:
+        import_botocore()  # here, in the worker thread, should a request come before the client's warm-up
         source = self._source or self._resolve()
         if source is None:
             raise MissingCredentials(
@@ -75,6 +79,12 @@ class AwsCredentials:
         frozen = source.get_frozen_credentials()  # a refreshable source refreshes here, off the loop
         logger.debug("AWS credentials for {} resolved ({})", self.provider, getattr(source, "method", "?"))
         return frozen
+
+
+def import_botocore() -> None:
+    """Import what signing and ConverseStream decoding use (slow: call it in a worker thread)."""
+    for module in ("botocore.auth", "botocore.awsrequest", "botocore.session", "llmgate.pipeline.bedrock"):
+        importlib.import_module(module)
 
 
 def _default_chain() -> Credentials | None:
@@ -95,10 +105,10 @@ class Signer:
 
     async def sign(self, method: str, url: str, headers: Headers, body: bytes) -> Headers:
         """`headers` (any x-amz-*/authorization of the caller's removed) plus the signature's headers."""
+        frozen = await self.credentials.current()  # botocore is imported once this has returned
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
 
-        frozen = await self.credentials.current()
         if frozen is not self._for or self._auth is None:
             self._auth, self._for = SigV4Auth(frozen, SERVICE, self.region), frozen
         content_type = next((v for k, v in headers if k == "content-type"), "application/json")
@@ -116,11 +126,23 @@ class SigningClient(UpstreamClient):
         self.base_url = inner.base_url
         self.inner = inner
         self.signer = signer
+        self._warming: asyncio.Future[None] | None = None
 
     async def open(self) -> None:
         await self.inner.open()
+        self._warming = asyncio.ensure_future(self._warm())
+
+    async def _warm(self) -> None:
+        """botocore imported and the credentials resolved in worker threads, before the first request."""
+        await asyncio.to_thread(import_botocore)
+        try:
+            await self.signer.credentials.current()
+        except Exception as exc:  # the first request tries again, and its caller is told why
+            logger.warning("AWS credentials for provider {} not found yet: {}", self.provider.name, exc)
 
     async def close(self) -> None:
+        if self._warming is not None and not self._warming.done():
+            self._warming.cancel()
         await self.inner.close()
 
     async def fetch(self, method: str, path: str, headers: Headers, body: Body) -> tuple[int, RawHeaders, bytes]:

@@ -125,3 +125,43 @@ def test_botocore_is_not_imported_without_a_bedrock_provider(tmp_path: Any) -> N
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'botocore'))\n")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+class Idle(UpstreamClient):
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+def test_opening_the_client_resolves_credentials_in_a_thread_before_any_request() -> None:
+    chain = Chain(Credentials(ACCESS_KEY, SECRET_KEY))
+    client = SigningClient(Idle(PROVIDER), Signer(PROVIDER, AwsCredentials("bedrock", chain)))
+
+    async def start() -> None:
+        await client.open()
+        await asyncio.sleep(0)
+        assert chain.threads == []  # open() did not wait for it
+        assert client._warming is not None
+        await client._warming
+        await client.close()
+
+    asyncio.run(start())
+    assert len(chain.threads) == 1 and chain.threads[0] != threading.get_ident()
+    assert "llmgate.pipeline.bedrock" in sys.modules  # and the translators with botocore's decoder
+
+
+def test_a_failed_warm_up_is_logged_and_the_request_tries_again() -> None:
+    chain = Chain(None)
+    client = SigningClient(Idle(PROVIDER), Signer(PROVIDER, AwsCredentials("bedrock", chain)))
+
+    async def start() -> None:
+        await client.open()
+        assert client._warming is not None
+        await client._warming
+        with pytest.raises(MissingCredentials):
+            await client.fetch("POST", "/model/m/converse", [], BODY)
+
+    asyncio.run(start())
+    assert len(chain.threads) == 2
