@@ -146,6 +146,8 @@ def test_validation_error_is_a_400_in_openai_shape(gw: Gateway) -> None:
     assert response.status_code == 400
     assert response.json() == {"error": {"message": "The provided model identifier is invalid.",
                                          "type": "invalid_request_error", "param": None, "code": None}}
+    streamed = gw.post("/v1/chat/completions", json={"model": "amazon.invalid-model", "messages": HI, "stream": True})
+    assert streamed.status_code == 400 and streamed.json() == response.json()
     unsupported = gw.post("/v1/chat/completions", json={"model": CLAUDE, "messages": HI, "n": 3})
     assert unsupported.status_code == 400 and unsupported.json()["error"]["param"] == "n"
     embeddings = gw.post("/v1/embeddings", json={"model": CLAUDE, "input": "x"})
@@ -174,8 +176,9 @@ def test_model_not_ready_is_transient_not_a_cooldown(gw: Gateway) -> None:
 
 
 def test_access_denied_is_the_callers_answer_and_keeps_the_credentials(gw: Gateway) -> None:
-    for _ in range(2):
-        response = gw.post("/v1/chat/completions", json={"model": "meta.denied-model", "messages": HI})
+    for stream in (False, True):
+        response = gw.post("/v1/chat/completions", json={"model": "meta.denied-model", "messages": HI,
+                                                         "stream": stream})
         assert response.status_code == 403 and response.json()["error"]["type"] == "permission_error"
     assert len(gw.sent) == 2  # the second request reached Bedrock too: nothing was disabled
 
