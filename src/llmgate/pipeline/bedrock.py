@@ -77,7 +77,10 @@ def _whole(exchange: Exchange, translate: Callable[[Any], Any]) -> Callable[[byt
 
 
 def _stream(request: V1Request, include_usage: bool, created: int) -> Callable[[str], OpenAIChunksFromConverse]:
+    """The stream translator's factory; chunks name the model the caller asked for, as whole answers do (a
+    Converse answer names none)."""
     exchange = request.exchange
+    model = request.model or ""
 
     def reported(usage: dict[str, Any]) -> None:
         if exchange.meter is not None:
@@ -85,7 +88,10 @@ def _stream(request: V1Request, include_usage: bool, created: int) -> Callable[[
             exchange.meter.reported(TokenUsage(usage["prompt_tokens"], usage["completion_tokens"],
                                                usage["total_tokens"], cached))
 
-    return lambda model: OpenAIChunksFromConverse(model, created, include_usage, reported)
+    def translator(_upstream_model: str) -> OpenAIChunksFromConverse:
+        return OpenAIChunksFromConverse(model, created, include_usage, reported)
+
+    return translator
 
 
 def chat_via_bedrock(request: V1Request, upstreams: Upstreams) -> TranslatedCall:
@@ -112,10 +118,7 @@ def messages_via_bedrock(request: V1Request, upstreams: Upstreams) -> Translated
     converse = _translated_request(chat, converse_request)
     created = int(time.time())
     model = request.model or ""
-    stream = None
-    if chat.get("stream") is True:
-        chunks = _stream(request, True, created)
-        stream = lambda upstream_model: Chained(chunks(upstream_model), AnthropicEventsFromOpenAI(model))  # noqa: E731
+    stream = _anthropic_stream(request, created) if chat.get("stream") is True else None
 
     def whole(answer: Any) -> Any:
         return anthropic_message(chat_completion(answer, model, created))
@@ -126,6 +129,16 @@ def messages_via_bedrock(request: V1Request, upstreams: Upstreams) -> Translated
     translation = Translation(converse, "/converse-stream" if stream else "/converse", _NOT_TO_BEDROCK,
                               _whole(request.exchange, whole), error, stream)
     return _call(request, upstreams, translation)
+
+
+def _anthropic_stream(request: V1Request, created: int) -> Callable[[str], StreamTranslator]:
+    chunks = _stream(request, True, created)
+    model = request.model or ""
+
+    def translator(upstream_model: str) -> StreamTranslator:
+        return Chained(chunks(upstream_model), AnthropicEventsFromOpenAI(model))
+
+    return translator
 
 
 class Chained:

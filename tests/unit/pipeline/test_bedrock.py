@@ -157,6 +157,7 @@ def test_validation_error_is_a_400_in_openai_shape(gw: Gateway) -> None:
 def test_throttling_cools_the_credentials_down_and_fails_over(gw: Gateway) -> None:
     first = gw.post("/v1/chat/completions", json={"model": "llama", "messages": HI})
     assert first.status_code == 200 and first.headers["x-llmgate-attempts"] == "2"
+    assert first.json()["model"] == "llama"
     assert [s.url.split("/model/")[0] for s in gw.sent] == ["http://bedrock-east.test", "http://bedrock-west.test"]
     second = gw.post("/v1/chat/completions", json={"model": "llama", "messages": HI})
     assert second.status_code == 200 and second.headers["x-llmgate-attempts"] == "1"  # east is resting
@@ -171,6 +172,8 @@ def test_model_not_ready_is_transient_not_a_cooldown(gw: Gateway) -> None:
     for _ in range(2):
         response = gw.post("/v1/chat/completions", json={"model": "warming", "messages": HI, "stream": True})
         assert response.status_code == 200 and "8b-instruct" in response.text
+        chunks = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")]
+        assert {chunk["model"] for chunk in chunks} == {"warming"}  # the name asked for, as in whole answers
     # east was tried again the second time: its credentials were not put to rest
     assert [s.url.split("/model/")[0] for s in gw.sent].count("http://bedrock-east.test") == 2
 
