@@ -7,7 +7,7 @@
     screen.py        cheap refusals: a bad Host, load shedding
     authenticate.py  master key | virtual token | open
     read.py          the body under its limit; `model`/`stream` decoded for routing
-    resolve.py       alias → deployments; passthrough, translated (translate.py) or answered (local.py)
+    resolve.py       alias → deployments; passthrough, translated (translate.py, bedrock.py) or answered (local.py)
     admit.py         a virtual token's model and limits
     meter.py         what of the answer to count (usage log, budgets, tpm)
     settle.py        a virtual token's tokens and cost, once answered

@@ -4,5 +4,7 @@
     openai_compatible.py  any OpenAI-compatible API: `{base_url}{path}`, `Authorization: Bearer`
     azure.py              Azure OpenAI: `/openai/deployments/{model}{path}?api-version=`, `api-key`
     anthropic.py          Anthropic: `/v1{path}`, `x-api-key` + `anthropic-version`
+    bedrock.py            AWS Bedrock: `/model/{modelId}/converse[-stream]`, SigV4-signed (proxy/sigv4.py)
+    presets.py            named OpenAI-compatible providers (groq, openrouter, ...): base URL, capabilities, quirks
     registry.py           ProviderConfig → Provider
 """

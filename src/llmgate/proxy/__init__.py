@@ -11,4 +11,5 @@
     hedge.py      opt-in hedged attempts
     streaming.py  byte-for-byte stream relay; first-byte/idle deadlines and keep-alive comments
     translated.py the same guards for answers translated into the other dialect (whole or streamed)
+    sigv4.py      AWS SigV4 signing at the transport for Bedrock providers (botocore), credentials off the loop
 """
