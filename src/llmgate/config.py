@@ -40,6 +40,7 @@ from llmgate.config_schema import (
     Timeouts,
 )
 from llmgate.observe.tracing import tracing_from_env
+from llmgate.providers.presets import PRESETS
 from llmgate.toml_lines import KeyPath, key_lines, line_of
 
 __all__ = [
@@ -253,14 +254,25 @@ def _resolve_provider(provider: ProviderConfig, index: int, env: Mapping[str, st
     keys = [_resolve_key(provider.api_key, (*where, "api_key"), env, problems)] if provider.api_key else []
     keys += [_resolve_key(k, (*where, "api_keys", i), env, problems) for i, k in enumerate(provider.api_keys)]
     keys = [k for k in dict.fromkeys(keys) if k]
-    base_url = provider.base_url or DEFAULT_BASE_URLS.get(provider.kind, "")
-    if "{location}" in base_url:  # Vertex AI's global endpoint has no region in its host
-        base_url = base_url.replace("{location}-", "" if provider.location == "global" else f"{provider.location}-")
+    base_url = provider.base_url or _default_base_url(provider)
     credentials = provider.credentials_file
     if credentials:
         credentials = _resolve_key(credentials, (*where, "credentials_file"), env, problems)
     return msgspec.structs.replace(provider, api_key=keys[0] if keys else "", api_keys=tuple(keys),
                                    base_url=base_url.rstrip("/"), credentials_file=credentials)
+
+
+def _default_base_url(provider: ProviderConfig) -> str:
+    """The kind's own base URL when the config gives none ("" for a kind without one: config_checks says so)."""
+    if provider.kind == "bedrock":  # without a region: config_checks says so
+        return f"https://bedrock-runtime.{provider.region}.amazonaws.com" if provider.region else ""
+    preset = PRESETS.get(provider.kind)
+    if preset is not None:
+        return preset.base_url
+    base_url = DEFAULT_BASE_URLS.get(provider.kind, "")
+    if "{location}" in base_url:  # Vertex AI's global endpoint has no region in its host
+        base_url = base_url.replace("{location}-", "" if provider.location == "global" else f"{provider.location}-")
+    return base_url
 
 
 class _Env(NamedTuple):

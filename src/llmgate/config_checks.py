@@ -26,10 +26,12 @@ def check_settings(settings: Settings) -> list[Problem]:
 
 
 def _check_provider(provider: ProviderConfig, index: int) -> list[Problem]:
-    """The keys a provider's kind needs: a base URL for kinds without a default, a project and location for
-    vertex."""
+    """The keys a provider's kind needs: a base URL for kinds without a default, a region for bedrock, a project
+    and location for vertex."""
     problems = []
-    if not provider.base_url:
+    if provider.kind == "bedrock" and not provider.region:  # its base URL is made from the region
+        problems.append(Problem(("providers", index, "region"), "is required for kind 'bedrock' (e.g. us-east-1)"))
+    elif not provider.base_url:
         problems.append(Problem(("providers", index, "base_url"), f"is required for kind {provider.kind!r}"))
     if provider.kind == "vertex":
         problems += [Problem(("providers", index, key), "is required for kind 'vertex'")

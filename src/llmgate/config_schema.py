@@ -15,7 +15,8 @@ DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 
-ProviderKind = Literal["openai", "azure", "anthropic", "gemini", "vertex"]
+ProviderKind = Literal["openai", "azure", "anthropic", "gemini", "vertex", "bedrock", "openrouter", "groq", "together",
+                       "mistral", "deepseek", "xai", "fireworks", "perplexity", "ollama", "vllm", "lmstudio"]
 DEFAULT_BASE_URLS = {"gemini": "https://generativelanguage.googleapis.com",
                      "vertex": "https://{location}-aiplatform.googleapis.com"}
 """The base URL of a kind whose config may leave it out (`{location}`: the provider's `location`)."""
@@ -93,12 +94,15 @@ class ProviderConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_f
     base_url: OptionalHttpUrl = ""
     """`openai`: the base URL with its version prefix, e.g. `https://api.openai.com/v1`; `azure`: the resource,
     e.g. `https://my-resource.openai.azure.com`; `anthropic`: e.g. `https://api.anthropic.com`. Required for
-    those; `gemini` defaults to `https://generativelanguage.googleapis.com`, `vertex` to
-    `https://{location}-aiplatform.googleapis.com`."""
+    those three; the other kinds have a default that this overrides (`gemini`:
+    `https://generativelanguage.googleapis.com`, `vertex`: `https://{location}-aiplatform.googleapis.com`,
+    `bedrock`: `https://bedrock-runtime.{region}.amazonaws.com`, a named preset: its provider's URL)."""
     kind: ProviderKind = "openai"
-    """`openai` for any OpenAI-compatible API (OpenAI, OpenRouter, Groq, Together, vLLM, Ollama, ...), `azure` for
-    Azure OpenAI's deployment paths and `api-key` header, `anthropic` for Anthropic's `x-api-key` auth,
-    `gemini` for Google AI Studio's Gemini API, `vertex` for Google Cloud Vertex AI (Gemini and Claude models)."""
+    """`openai` for any OpenAI-compatible API, `azure` for Azure OpenAI's deployment paths and `api-key` header,
+    `anthropic` for Anthropic's `x-api-key` auth, `gemini` for Google AI Studio's Gemini API, `vertex` for Google
+    Cloud Vertex AI (Gemini and Claude models), `bedrock` for AWS Bedrock's Converse API (SigV4-signed with the
+    standard AWS credentials); or a named OpenAI-compatible preset: `openrouter`, `groq`, `together`, `mistral`,
+    `deepseek`, `xai`, `fireworks`, `perplexity`, `ollama`, `vllm`, `lmstudio` (docs/providers)."""
     api_key: str = ""
     """The provider's key, or `env:VAR` to read it from the environment variable VAR."""
     api_keys: tuple[str, ...] = ()
@@ -106,6 +110,8 @@ class ProviderConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_f
     api_version: str = ""
     """`azure`: the `api-version` query parameter (default 2024-10-21); `anthropic`: the `anthropic-version`
     header sent when the caller sends none (default 2023-06-01)."""
+    region: str = ""
+    """`bedrock`: the AWS region, e.g. `us-east-1` (in the default base URL, and signed into every request)."""
     models: tuple[str, ...] = ()
     """Model names this provider serves as they are (a trailing `*` matches a prefix, e.g. `claude-*`); a
     provider that declares none and that no `[[models]]` alias uses passes every other model through."""

@@ -29,6 +29,7 @@ from llmgate.observe.metrics import GatewayMetrics
 from llmgate.observe.state_metrics import StateSampler
 from llmgate.pipeline.request import V1Services
 from llmgate.proxy.client import UpstreamClient, warm_streaming
+from llmgate.proxy.sigv4 import signing_clients
 from llmgate.reload import Reloader
 from llmgate.store.backend import open_store
 from llmgate.store.base import Store
@@ -70,9 +71,9 @@ class Services:
         self.auth_throttle = AuthThrottle(server.auth_fail_burst, server.auth_fail_per_s)
         """Failed authentications per client address, /v1 and /manage alike."""
         self.token_lifecycle = TokenLifecycle(self.store, self.tokens, self.authenticator, self.shared)
-        self.new_client = clients
-        """Makes a provider's upstream client (here and on reload)."""
-        self.upstreams = Upstreams(settings, {p.name: clients(p) for p in settings.providers}, clock=clock)
+        self.new_client = signing_clients(clients)
+        """Makes a provider's upstream client (here and on reload); a Bedrock provider's signs its requests."""
+        self.upstreams = Upstreams(settings, {p.name: self.new_client(p) for p in settings.providers}, clock=clock)
         """The current configuration generation (a reload swaps it)."""
         self.reloader = Reloader(self)
         self.lag = LoopLag()

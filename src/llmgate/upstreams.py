@@ -55,6 +55,8 @@ class Upstreams:
 
     async def _fetch_models(self, provider_name: str) -> list[dict[str, Any]]:
         provider = self.table.providers[provider_name]
+        if provider.config.kind == "bedrock":  # its model list is on another endpoint (bedrock, not -runtime)
+            return []
         ring = self.table.keyrings[provider_name]
         key = ring.choose(self.clock()) or ring.keys[0]
         headers = [*key.auth_headers, *provider.default_headers]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 # The Postgres and Redis drivers, the CLI's HTTP client, the tables and plotting libraries, the tokenizer, the
-# OpenTelemetry SDK (tracing off), Google's auth library (vertex providers only).
-HEAVY = ("asyncpg", "redis", "httpx", "rich", "matplotlib", "tiktoken", "opentelemetry", "google")
+# OpenTelemetry SDK (tracing off), Google's auth library (vertex providers only), AWS's SDK (bedrock only).
+HEAVY = ("asyncpg", "redis", "httpx", "rich", "matplotlib", "tiktoken", "opentelemetry", "google", "botocore")
 
 
 @pytest.mark.parametrize("module", ["llmgate.app", "llmgate.cli"])

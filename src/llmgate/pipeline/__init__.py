@@ -7,8 +7,8 @@
     screen.py        cheap refusals: a bad Host, load shedding
     authenticate.py  master key | virtual token | open
     read.py          the body under its limit; `model`/`stream` decoded for routing
-    resolve.py       alias → deployments; passthrough, translated (translate.py, google.py) or answered
-                     (local.py)
+    resolve.py       alias → deployments; passthrough, translated (translate.py, google.py, bedrock.py) or
+                     answered (local.py)
     admit.py         a virtual token's model and limits
     meter.py         what of the answer to count (usage log, budgets, tpm)
     cache.py         the response cache in front of the attempts, when configured (storage: llmgate/cache/)

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from llmgate.upstreams import Upstreams
 
 COUNT_TOKENS = "/messages/count_tokens"
+_TRANSLATED = {"anthropic": "an Anthropic", "bedrock": "a Bedrock"}
+"""Provider kinds whose chat requests are translated (the others are passed through)."""
 
 
 Admission = Literal["request", "model", "none"]
@@ -60,11 +62,15 @@ def resolve(request: V1Request, endpoint: Endpoint, upstreams: Upstreams) -> Pla
         from llmgate.pipeline.google import via_google  # only Google's requests load its translators
 
         return Forwarded(route, via_google(request, upstreams, route))
-    if dialect != "anthropic":
+    if dialect not in _TRANSLATED:
         return Forwarded(route, passthrough(request, endpoint, upstreams))
     if path != "/chat/completions" or not isinstance(request.body, bytes):
-        raise InvalidRequest(f"/v1{path} is not available for models served by an Anthropic provider; "
+        raise InvalidRequest(f"/v1{path} is not available for models served by {_TRANSLATED[dialect]} provider; "
                              "use /v1/chat/completions or /v1/messages.")
+    if dialect == "bedrock":
+        from llmgate.pipeline.bedrock import chat_via_bedrock  # only Bedrock requests load botocore
+
+        return Forwarded(route, chat_via_bedrock(request, upstreams))
     from llmgate.pipeline.translate import chat_via_anthropic  # only translated requests load the translators
 
     return Forwarded(route, chat_via_anthropic(request, upstreams))
@@ -91,6 +97,10 @@ def _resolve_messages(request: V1Request, upstreams: Upstreams) -> Plan:
         return Forwarded(route, call, admit="model" if path == COUNT_TOKENS else "request")
     if path == COUNT_TOKENS:
         return Answered(answer_count_tokens, admit="model")
+    if route.dialect("chat") == "bedrock":
+        from llmgate.pipeline.bedrock import messages_via_bedrock
+
+        return Forwarded(route, messages_via_bedrock(request, upstreams))
     from llmgate.pipeline.translate import messages_via_openai
 
     return Forwarded(route, messages_via_openai(request, upstreams))

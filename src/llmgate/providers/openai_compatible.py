@@ -1,4 +1,6 @@
-"""Any OpenAI-compatible API (OpenAI, OpenRouter, Groq, Together, vLLM, Ollama, ...): `{base_url}{path}`, bearer."""
+"""Any OpenAI-compatible API (OpenAI, OpenRouter, Groq, Together, vLLM, Ollama, ...): `{base_url}{path}`, bearer.
+
+The named presets (presets.py) are this class with their own default capabilities."""
 
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ class OpenAICompatible:
 
     __slots__ = ("capabilities", "config", "default_headers", "name")
 
-    def __init__(self, config: ProviderConfig) -> None:
+    def __init__(self, config: ProviderConfig, default_capabilities: frozenset[Capability] = DEFAULT_CAPABILITIES,
+                 ) -> None:
         self.name = config.name
         self.config = config
-        self.capabilities = capabilities_of(config, DEFAULT_CAPABILITIES)
+        self.capabilities = capabilities_of(config, default_capabilities)
         self.default_headers: AuthHeaders = ()
 
     def upstream_path(self, path: str, query: str, model: str) -> str:

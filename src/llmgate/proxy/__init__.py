@@ -14,4 +14,5 @@
     compress.py   gzip for whole JSON answers the client accepts it for (never streams)
     google.py     translated calls to Google's APIs: the body per model, Vertex's token, RetryInfo → retry-after
     google_auth.py Vertex AI access tokens (google-auth, lazily; refreshed ahead of expiry in a thread)
+    sigv4.py      AWS SigV4 signing at the transport for Bedrock providers (botocore), credentials off the loop
 """

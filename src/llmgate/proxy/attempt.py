@@ -14,6 +14,7 @@ from loguru import logger
 
 from llmgate.config import RoutingConfig
 from llmgate.errors import GatewayError
+from llmgate.providers.presets import QUIRKY_KINDS, drop_params, rejected_params
 from llmgate.proxy.asgi import Headers, Receive, Send, WatchList
 from llmgate.proxy.client import Body, RawHeaders, StreamedReply, UpstreamClient
 from llmgate.proxy.headers import InboundHeaders, upstream_request_headers
@@ -162,9 +163,17 @@ class Call:
         if self.usage_body is not None and deployment.provider.config.stream_usage:
             body = self.usage_body
         model = deployment.upstream_model
+        kind = deployment.provider.config.kind
+        if kind in QUIRKY_KINDS and self.is_json and isinstance(body, bytes):
+            body = drop_params(body, rejected_params(kind, model or self.model or ""), deployment.provider.name)
         if model is None or model == self.model or not self.is_json or not isinstance(body, bytes):
             return body
         return replace_model(body, model)
+
+    def refine_failure(self, kind: FailureKind, headers: RawHeaders) -> FailureKind | None:
+        """What a failed status means for routing once its headers are read too (None: the caller's answer);
+        a provider whose errors share a status (Bedrock's) tells them apart by overriding this."""
+        return kind
 
     def asked_for_usage(self, deployment: Deployment) -> bool:
         """The body sent to `deployment` asked for a usage chunk the client did not (to remove from the stream)."""

@@ -236,6 +236,8 @@ async def open_buffered(call: Call, deployment: Deployment, key: KeyState) -> Op
     exchange.upstream_s += took
     exchange.ttfb_s = took
     kind = failure_kind(status)
+    if kind is not None:
+        kind = call.refine_failure(kind, headers)
     if kind is None:
         return Opened(deployment, key, status, headers, data)
     return Failure(deployment, key, kind, status, headers, data)
@@ -253,6 +255,8 @@ async def open_stream(call: Call, deployment: Deployment, key: KeyState) -> Open
         await reply.__aenter__()
         entered = True
         kind = failure_kind(reply.status)
+        if kind is not None:
+            kind = call.refine_failure(kind, reply.raw_headers())
         if kind is not None:
             body = await reply.read()
             await reply.__aexit__(None, None, None)

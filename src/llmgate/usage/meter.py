@@ -4,7 +4,7 @@ Shapes read: OpenAI chat/completions/embeddings (`prompt_tokens`, `completion_to
 `prompt_tokens_details.cached_tokens`), the Responses API (`input_tokens`, `output_tokens`,
 `input_tokens_details.cached_tokens`, inside `response` in its stream's `response.completed` event) and
 Anthropic (`input_tokens` + cache writes + cache reads, `output_tokens`; split over `message_start` and
-`message_delta` in a stream).
+`message_delta` in a stream) and Bedrock's Converse (`inputTokens` + cache reads and writes, `outputTokens`).
 """
 
 from __future__ import annotations
@@ -37,8 +37,18 @@ class _Usage(msgspec.Struct):
     cache_read_input_tokens: int | None = None
     prompt_tokens_details: _Details | None = None
     input_tokens_details: _Details | None = None
+    # Bedrock's Converse (camelCase; cache reads and writes counted apart from inputTokens)
+    converse_input: int | None = msgspec.field(default=None, name="inputTokens")
+    converse_output: int | None = msgspec.field(default=None, name="outputTokens")
+    converse_cache_read: int | None = msgspec.field(default=None, name="cacheReadInputTokens")
+    converse_cache_write: int | None = msgspec.field(default=None, name="cacheWriteInputTokens")
 
     def read(self) -> TokenUsage:
+        if self.converse_input is not None or self.converse_output is not None:
+            reads = self.converse_cache_read or 0
+            prompt = (self.converse_input or 0) + reads + (self.converse_cache_write or 0)
+            completion = self.converse_output or 0
+            return TokenUsage(prompt, completion, prompt + completion, reads or None)
         if self.prompt_tokens is not None or self.completion_tokens is not None:  # OpenAI chat, embeddings
             prompt, completion = self.prompt_tokens or 0, self.completion_tokens or 0
             details = self.prompt_tokens_details

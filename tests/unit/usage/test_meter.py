@@ -1,6 +1,6 @@
 """Token usage read from whole bodies and from the tail of SSE streams."""
 
-from llmgate.usage.meter import UsageMeter, usage_tokens
+from llmgate.usage.meter import TokenUsage, UsageMeter, usage_tokens
 
 
 def test_whole_bodies() -> None:
@@ -110,3 +110,12 @@ def test_a_reported_usage_lets_go_of_what_was_kept_for_an_estimate() -> None:
         assert meter.tokens() == 3
     assert for_estimate.body is None
     assert for_raw_log.body == b'data: {"choices":[]}\n\ndata: [DONE]\n\n'
+
+
+def test_bedrock_converse_usage_counts_cache_reads_and_writes_as_prompt_tokens() -> None:
+    meter = UsageMeter()
+    meter.whole(b'{"output":{"message":{"role":"assistant","content":[{"text":"hi"}]}},"stopReason":"end_turn",'
+                b'"usage":{"inputTokens":10,"outputTokens":3,"totalTokens":13,"cacheReadInputTokens":4,'
+                b'"cacheWriteInputTokens":2}}')
+    assert meter.usage() == TokenUsage(16, 3, 19, 4)
+    assert usage_tokens(b'{"usage":{"inputTokens":7,"outputTokens":2,"totalTokens":9}}') == 9
