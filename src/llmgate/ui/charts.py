@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from markupsafe import Markup, escape
 
 WIDTH, HEIGHT = 640, 200
-_LEFT, _BOTTOM, _TOP = 56, 28, 12
+_LEFT, _RIGHT, _BOTTOM, _TOP = 56, 8, 28, 12
 _ids = itertools.count()
 
 
@@ -30,7 +30,7 @@ def bar_chart(title: str, labels: Sequence[str], values: Sequence[float],
     chart_id = f"chart{next(_ids)}"
     top = max([*values, *(overlay or ()), 0.0])
     scale = (HEIGHT - _BOTTOM - _TOP) / top if top > 0 else 0.0
-    slot = (WIDTH - _LEFT) / max(n, 1)
+    slot = (WIDTH - _LEFT - _RIGHT) / max(n, 1)
     bar = max(slot * 0.8, 1.0)
     parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
              f'aria-labelledby="{chart_id}-t {chart_id}-d" preserveAspectRatio="xMidYMid meet">',
@@ -50,7 +50,9 @@ def bar_chart(title: str, labels: Sequence[str], values: Sequence[float],
                               f"{labels[i]}: {tick(overlay[i])} {overlay_name}"))
     for i in sorted({0, n // 2, n - 1}) if n else ():
         x = _LEFT + i * slot + slot / 2
-        parts.append(f'<text class="axis" x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="middle">'
+        anchor = "start" if i == 0 and n > 1 else "end" if i == n - 1 and n > 1 else "middle"
+        x = _LEFT if anchor == "start" else WIDTH - _RIGHT if anchor == "end" else x
+        parts.append(f'<text class="axis" x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">'
                      f'{escape(labels[i])}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))

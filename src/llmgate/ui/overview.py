@@ -79,12 +79,11 @@ class OverviewPage(Controller):
         def values(field: str) -> list[float]:
             return [float(getattr(b, field) or 0) if b is not None else 0.0 for b in buckets]
 
-        charts = [
-            bar_chart(f"Requests, {chosen.label.lower()} (errors darker)", labels, values("requests"),
-                      values("errors"), "errors"),
-            bar_chart(f"LLM tokens, {chosen.label.lower()}", labels, values("total_tokens")),
-            bar_chart(f"Cost, {chosen.label.lower()}", labels, values("cost")),
-        ]
+        period = chosen.label.lower()
+        charts = [(f"Requests, {period} (errors darker)", bar_chart(f"Requests, {period}", labels, values("requests"),
+                                                                     values("errors"), "errors")),
+                  (f"LLM tokens, {period}", bar_chart(f"LLM tokens, {period}", labels, values("total_tokens"))),
+                  (f"Cost, {period}", bar_chart(f"Cost, {period}", labels, values("cost")))]
         server = gateway.settings.server
         return page(request, "overview.html", windows=WINDOWS, window=window if window in WINDOWS else "day",
                     chosen=chosen, charts=charts, total=totals[0] if totals else None,
