@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-# The Postgres and Redis drivers, the CLI's HTTP client, the tables and plotting libraries, the tokenizer.
-HEAVY = ("asyncpg", "redis", "httpx", "rich", "matplotlib", "tiktoken")
+# The Postgres and Redis drivers, the CLI's HTTP client, the tables and plotting libraries, the tokenizer, the
+# admin UI's templates (loaded by create_app only when the management API is on).
+HEAVY = ("asyncpg", "redis", "httpx", "rich", "matplotlib", "tiktoken", "jinja2")
 
 
 @pytest.mark.parametrize("module", ["llmgate.app", "llmgate.cli"])

@@ -139,3 +139,53 @@ def test_a_safe_next_only(gw: Gateway) -> None:
     for target in ("https://evil.example/", "//evil.example/ui/", "/manage/projects"):
         answer = client.post("/ui/sign-in", data={"token": TOKEN, "next": target})
         assert answer.headers["location"] == "/ui/"
+
+
+def new_project(client: httpx.Client, csrf: str, name: str) -> str:
+    created = client.post("/ui/projects", data={"name": name, "csrf": csrf})
+    assert created.status_code == 303
+    return created.headers["location"].split("/")[-1].split("?")[0]
+
+
+def new_token(client: httpx.Client, csrf: str, project_id: str) -> tuple[str, str]:
+    """(token id, secret) of a token made through the form."""
+    page = client.post("/ui/tokens", data={"project_id": project_id, "csrf": csrf})
+    assert page.status_code == 201
+    secret = re.search(r'value="(lg-[^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    return re.search(r"/ui/tokens/(tok_[0-9a-f]+)", page.text).group(1), secret  # type: ignore[union-attr]
+
+
+def test_deleting_a_project_says_how_many_tokens_it_revokes_then_revokes_them(gw: Gateway) -> None:
+    client = signed_in(gw)
+    csrf = csrf_of(client.get("/ui/projects/new").text)
+    project_id = new_project(client, csrf, "doomed")
+    tokens = [new_token(client, csrf, project_id) for _ in range(2)]
+    confirm = client.get(f"/ui/projects/{project_id}/delete")
+    assert "revokes its <strong>2 active tokens</strong>" in confirm.text
+    assert 'type="submit" class="danger">Delete project</button>' in confirm.text
+    assert client.post(f"/ui/projects/{project_id}/delete", data={"csrf": csrf}).status_code == 303
+    for _, secret in tokens:
+        assert gw.post("/v1/chat/completions", json={"model": "m", "messages": []},
+                       headers={"authorization": f"Bearer {secret}"}).status_code == 401
+
+
+def test_limits_change_and_rotation_shows_a_new_secret_once(gw: Gateway) -> None:
+    client = signed_in(gw)
+    csrf = csrf_of(client.get("/ui/projects/new").text)
+    token_id, old = new_token(client, csrf, new_project(client, csrf, "rotating"))
+    saved = client.post(f"/ui/tokens/{token_id}", data={"rpm_limit": "30", "max_requests": "7", "csrf": csrf})
+    assert saved.status_code == 303
+    manage = gw.get(f"/manage/tokens/{token_id}", headers={"authorization": f"Bearer {TOKEN}"}).json()
+    assert (manage["rpm_limit"], manage["max_requests"]) == (30, 7)
+    assert old not in client.get(f"/ui/tokens/{token_id}").text  # never shown again
+    rotated = client.post(f"/ui/tokens/{token_id}/rotate", data={"csrf": csrf})
+    new = re.search(r'value="(lg-[^"]+)"', rotated.text).group(1)  # type: ignore[union-attr]
+    assert rotated.status_code == 200 and new != old
+    headers = {"authorization": f"Bearer {old}"}
+    assert gw.post("/v1/chat/completions", json={"model": "m", "messages": []}, headers=headers).status_code == 401
+
+
+def test_htmx_requests_that_lost_their_session_are_sent_to_sign_in() -> None:
+    with Gateway(env={"LLMGATE_MANAGEMENT_TOKEN": TOKEN}) as gw:
+        answer = gw.http.get("/ui/deployments", headers={"hx-request": "true"})
+        assert answer.status_code == 401 and answer.headers["hx-redirect"] == "/ui/sign-in?next=/ui/deployments"
