@@ -189,3 +189,9 @@ def test_htmx_requests_that_lost_their_session_are_sent_to_sign_in() -> None:
     with Gateway(env={"LLMGATE_MANAGEMENT_TOKEN": TOKEN}) as gw:
         answer = gw.http.get("/ui/deployments", headers={"hx-request": "true"})
         assert answer.status_code == 401 and answer.headers["hx-redirect"] == "/ui/sign-in?next=/ui/deployments"
+
+
+def test_v1_still_goes_straight_to_the_pipeline_with_the_ui_on(gw: Gateway) -> None:
+    """The UI is a Litestar router: /v1 keeps skipping Litestar (routes/front.py), so it pays nothing for it."""
+    assert any(route.path.startswith("/ui") for route in gw.app.routes)
+    assert gw.app.asgi_handler.__qualname__ == "v1_first.<locals>.front"
