@@ -8,6 +8,7 @@ import gc
 import signal
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
@@ -81,8 +82,13 @@ def create_app(settings: Settings | None = None, *, middleware: Sequence[Middlew
                     exception_handlers={GatewayError: gateway_error, ValidationException: validation_error,
                                         HTTPException: http_error})
     v1 = serve_v1(state.v1_services())
+    handlers: list[Any] = [v1_handler(v1), HealthController, metrics, manage]
+    if settings.management_token:  # the admin UI comes with the management API (its Jinja import too)
+        from llmgate.ui.router import ui_router
+
+        handlers.append(ui_router(settings))
     app = Litestar(
-        route_handlers=[v1_handler(v1), HealthController, metrics, manage],
+        route_handlers=handlers,
         dependencies={"gateway": Provide(lambda: state, use_cache=True, sync_to_thread=False)},
         lifespan=[lifespan],
         middleware=list(middleware),

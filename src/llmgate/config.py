@@ -105,6 +105,8 @@ SETTINGS_ENV: dict[str, str] = {
     "LLMGATE_REDIS_URL": "redis_url",
     "LLMGATE_USAGE_HTTP_TOKEN": "usage_http_token",
     "LLMGATE_METRICS_TOKEN": "metrics_token",
+    "LLMGATE_ADMIN_USER": "admin_user",
+    "LLMGATE_ADMIN_PASSWORD": "admin_password",
 }
 OTHER_ENV = (*SETTINGS_ENV, *CACHE_ENV, "LLMGATE_CONFIG", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY",
              "ANTHROPIC_BASE_URL", "LLMGATE_URL")  # LLMGATE_URL: read by the `llmgate project|token` commands only

@@ -385,6 +385,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """`LLMGATE_USAGE_HTTP_TOKEN`: sent as `Authorization: Bearer ...` with the HTTP usage sink's POSTs."""
     metrics_token: str | None = None
     """`LLMGATE_METRICS_TOKEN`: when set, `GET /metrics` requires it as `Authorization: Bearer ...`."""
+    admin_user: str | None = None
+    """`LLMGATE_ADMIN_USER`: with `admin_password`, the admin UI (/ui) also accepts HTTP basic auth."""
+    admin_password: str | None = None
+    """`LLMGATE_ADMIN_PASSWORD`: the admin UI's basic-auth password (with `admin_user`)."""
     tracing: TracingConfig | None = None
     """From the standard OTEL_* variables: traces exported over OTLP/HTTP when an endpoint is set."""
 

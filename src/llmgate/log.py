@@ -141,7 +141,7 @@ class JsonLines:
 def known_secrets(settings: Settings) -> list[str]:
     """Every secret in the settings: for the log scrubber (and nothing else)."""
     found = [settings.master_key, settings.management_token, settings.metrics_token, settings.usage_http_token,
-             settings.secret_key, *(key for p in settings.providers for key in p.api_keys),
+             settings.secret_key, settings.admin_password, *(key for p in settings.providers for key in p.api_keys),
              *(p.api_key for p in settings.providers)]
     for url in (settings.database_url, settings.redis_url):
         password = url_password(url)

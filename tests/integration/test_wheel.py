@@ -53,6 +53,9 @@ def unpacked(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def test_the_wheel_holds_the_package_only(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "llmgate/app.py" in names and "llmgate/cli/bench.py" in names
+    # the admin UI's templates and assets, with the vendored library's licence
+    assert {"llmgate/ui/templates/base.html", "llmgate/ui/static/ui.css", "llmgate/ui/static/vendor/htmx-2.0.11.min.js",
+            "llmgate/ui/static/vendor/htmx-2.0.11.LICENSE"} <= set(names)
     assert all(n.startswith(("llmgate/", "llmgate-")) for n in names), [n for n in names if "llmgate" not in n]
     assert not [n for n in names if n.startswith(LAB) or "double" in n or "/lab/" in n]
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 # The Postgres and Redis drivers, the CLI's HTTP client, the tables and plotting libraries, the tokenizer, the
-# OpenTelemetry SDK (tracing off), Google's auth library (vertex providers only), AWS's SDK (bedrock only).
-HEAVY = ("asyncpg", "redis", "httpx", "rich", "matplotlib", "tiktoken", "opentelemetry", "google", "botocore")
+# OpenTelemetry SDK (tracing off), Google's auth library (vertex providers only), AWS's SDK (bedrock only), the
+# admin UI's templates (loaded by create_app only when the management API is on).
+HEAVY = ("asyncpg", "redis", "httpx", "rich", "matplotlib", "tiktoken", "opentelemetry", "google", "botocore",
+         "jinja2")
 
 
 @pytest.mark.parametrize("module", ["llmgate.app", "llmgate.cli"])

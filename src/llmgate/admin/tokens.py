@@ -1,5 +1,5 @@
 """/manage/tokens: create (returns the secret, once), list, get, update limits, revoke (DELETE), rotate.
-HTTP in and out only: the token's life is access/lifecycle.py's."""
+HTTP in and out only: the token's life is access/lifecycle.py's (the admin UI calls it and `create_token` too)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,7 @@ class TokenController(Controller):
 
     @post("/", status_code=201, responses=error_responses(400, 404, 422))
     async def create_token(self, gateway: Services, data: TokenCreate) -> TokenCreated:
-        project = await find_project(gateway, data.project_id)
-        limits = {k: v for k, v in msgspec.structs.asdict(data).items() if k != "project_id"}
-        token, secret = await gateway.token_lifecycle.issue(project, limits)
-        return token_out(token, secret)  # type: ignore[return-value]
+        return await create_token(gateway, data)
 
     @get("/", responses=error_responses(400, 422))
     async def list_tokens(self, gateway: Services, project_id: str | None = None,
@@ -44,3 +41,12 @@ class TokenController(Controller):
     async def rotate_token(self, gateway: Services, token_id: str) -> TokenCreated:
         token, secret = await gateway.token_lifecycle.rotate(token_id)
         return token_out(token, secret)  # type: ignore[return-value]
+
+
+async def create_token(gateway: Services, data: TokenCreate) -> TokenCreated:
+    """A new token for `data.project_id` (404 naming `project_id` when there is no such project), its secret
+    shown this once; shared by /manage and the admin UI."""
+    project = await find_project(gateway, data.project_id)
+    limits = {k: v for k, v in msgspec.structs.asdict(data).items() if k != "project_id"}
+    token, secret = await gateway.token_lifecycle.issue(project, limits)
+    return token_out(token, secret)  # type: ignore[return-value]

@@ -60,18 +60,27 @@ class UsageController(Controller):
         """Requests, errors, tokens, cost and p50/p95 latency and overhead per group (one group, `all`, when
         not grouped) in `data`; groups with no request are not listed. `recording` says whether this gateway
         adds to them (with `note` saying why not)."""
-        group_by = group_by or None  # `group_by=` (empty) is not grouped, as an empty `from` is no bound
-        if group_by is not None and group_by not in GROUP_BY:
-            raise InvalidRequest(f"Invalid `group_by`: expected one of {', '.join(GROUP_BY)}, got {group_by!r}.",
-                                 param="group_by")
-        from_time, to_time = parse_time(from_, "from"), parse_time(to, "to")
-        if from_time is not None and to_time is not None and from_time > to_time:
-            raise InvalidRequest("Invalid time range: `from` is after `to`.", param="from")
-        query = UsageQuery(project_id=project, token_id=token, model=model, from_time=from_time, to_time=to_time,
-                           group_by=group_by)  # type: ignore[arg-type]  # checked against GROUP_BY above
-        server = gateway.settings.server
-        note = recording_note(server.usage_log, server.usage_store)
-        return UsageSummary(recording=note is None, note=note, data=await gateway.store.summarize_usage(query))
+        return await summarize_usage(gateway, project=project, token=token, model=model, from_=from_, to=to,
+                                     group_by=group_by)
+
+
+async def summarize_usage(gateway: Services, *, project: str | None = None, token: str | None = None,
+                          model: str | None = None, from_: str | None = None, to: str | None = None,
+                          group_by: str | None = None) -> UsageSummary:
+    """GET /manage/usage's answer for these query values (400 naming the parameter that is wrong); the admin UI
+    calls it too."""
+    group_by = group_by or None  # `group_by=` (empty) is not grouped, as an empty `from` is no bound
+    if group_by is not None and group_by not in GROUP_BY:
+        raise InvalidRequest(f"Invalid `group_by`: expected one of {', '.join(GROUP_BY)}, got {group_by!r}.",
+                             param="group_by")
+    from_time, to_time = parse_time(from_, "from"), parse_time(to, "to")
+    if from_time is not None and to_time is not None and from_time > to_time:
+        raise InvalidRequest("Invalid time range: `from` is after `to`.", param="from")
+    query = UsageQuery(project_id=project, token_id=token, model=model, from_time=from_time, to_time=to_time,
+                       group_by=group_by)  # type: ignore[arg-type]  # checked against GROUP_BY above
+    server = gateway.settings.server
+    note = recording_note(server.usage_log, server.usage_store)
+    return UsageSummary(recording=note is None, note=note, data=await gateway.store.summarize_usage(query))
 
 
 def parse_time(value: str | None, param: str) -> float | None:
