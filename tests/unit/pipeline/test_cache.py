@@ -210,3 +210,12 @@ def test_two_instances_share_answers_through_redis(redis_url: str) -> None:
         hit = ask(second, body)
         assert hit.headers["x-llmgate-cache"] == "hit" and json.loads(hit.content)["id"] == "chatcmpl-mock"
         assert second.sent == []
+
+
+def test_a_redis_that_is_down_makes_every_request_a_miss_not_an_error() -> None:
+    from tests.servers import free_port
+
+    with Gateway(upstream=double(), env={**CACHED, "LLMGATE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}) as gw:
+        answers = [ask(gw), ask(gw)]
+        assert [(a.status_code, a.headers["x-llmgate-cache"]) for a in answers] == [(200, "miss")] * 2
+        assert len(gw.sent) == 2 and "response cache: Redis" in gw.logs()
