@@ -65,7 +65,7 @@ def test_db_upgrade(tmp_path) -> None:  # type: ignore[no-untyped-def]
     env = {"PATH": "/usr/bin:/bin", "LLMGATE_DATA_DIR": str(tmp_path)}
     first = subprocess.run([sys.executable, "-m", "llmgate", "db", "upgrade"], env=env, capture_output=True,
                            text=True, timeout=30)
-    assert first.returncode == 0 and "applied migrations [1, 2, 3, 4, 7]" in first.stdout
+    assert first.returncode == 0 and "applied migrations [1, 2, 3, 4, 7, 8]" in first.stdout
     again = subprocess.run([sys.executable, "-m", "llmgate", "db", "upgrade"], env=env, capture_output=True,
                            text=True, timeout=30)
     assert again.returncode == 0 and "up to date" in again.stdout
