@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None, *, middleware: Sequence[Middlew
         dependencies={"gateway": Provide(lambda: state, use_cache=True, sync_to_thread=False)},
         lifespan=[lifespan],
         middleware=list(middleware),
-        state=State({"management_token": settings.management_token}),
+        state=State({"management_token": settings.management_token, "jwt": state.jwt}),
         exception_handlers={GatewayError: gateway_error, HTTPException: http_error},
         cors_config=CORSConfig(allow_origins=list(cors), allow_headers=["*"], expose_headers=["*"]) if cors else None,
         # Only the management API is described (/v1 mirrors OpenAI's published spec), at /manage/schema.

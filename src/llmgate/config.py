@@ -24,11 +24,13 @@ from llmgate.config_schema import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_OPENAI_BASE_URL,
     LOG_LEVELS,
+    AuthConfig,
     Capability,
     ConfigError,
     DeploymentConfig,
     FileConfig,
     HedgeConfig,
+    JwtConfig,
     ModelConfig,
     ProviderConfig,
     ProviderKind,
@@ -41,9 +43,9 @@ from llmgate.toml_lines import KeyPath, key_lines, line_of
 
 __all__ = [
     "DEFAULT_ANTHROPIC_BASE_URL", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_OPENAI_BASE_URL", "LOG_LEVELS", "OTHER_ENV",
-    "SERVER_ENV", "Capability", "ConfigError", "DeploymentConfig", "FileConfig", "HedgeConfig", "ModelConfig",
-    "ProviderConfig", "ProviderKind", "RoutingConfig", "ServerConfig", "Settings", "Timeouts", "is_loopback",
-    "load_settings",
+    "SERVER_ENV", "AuthConfig", "Capability", "ConfigError", "DeploymentConfig", "FileConfig", "HedgeConfig",
+    "JwtConfig", "ModelConfig", "ProviderConfig", "ProviderKind", "RoutingConfig", "ServerConfig", "Settings",
+    "Timeouts", "is_loopback", "load_settings",
 ]
 
 # Environment variable → key in [server]; its type is the field's. One table, so .env.example can be checked.
@@ -121,6 +123,7 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
         providers=tuple(_resolve_provider(p, i, env, problems) for i, p in enumerate(file_config.providers)),
         models=file_config.models,
         routing=file_config.routing,
+        auth=file_config.auth,
         prices=file_config.prices,
         config_path=path,
         has_config_file=path is not None,

@@ -40,6 +40,8 @@ class Reloader:
                 settings = load_settings(config_path=current.config_path)
             if settings.server != current.server:
                 logger.warning("reload: [server] settings changed; they take effect at the next restart")
+            if settings.auth != current.auth:
+                logger.warning("reload: [auth] settings changed; they take effect at the next restart")
             old = services.upstreams
             clients: dict[str, UpstreamClient] = {}
             for provider in settings.providers:
@@ -49,7 +51,8 @@ class Reloader:
             fresh = [c for c in clients.values() if c not in old.clients.values()]
             for client in fresh:
                 await client.open()
-            settings = msgspec.structs.replace(settings, server=current.server, master_key=current.master_key,
+            settings = msgspec.structs.replace(settings, server=current.server, auth=current.auth,
+                                               master_key=current.master_key,
                                                management_token=current.management_token,
                                                metrics_token=current.metrics_token,
                                                secret_key=current.secret_key, database_url=current.database_url,

@@ -3,7 +3,7 @@ the app's lifespan; the request path is handed the narrow few it uses (`v1_servi
 
     Services
      ├── store, keybox, shared (Redis)       persistence
-     ├── authenticator, tokens, token_lifecycle, pricing    access/
+     ├── authenticator, tokens, jwt, token_lifecycle, pricing    access/
      ├── upstreams                          the current configuration generation (llmgate/upstreams.py)
      ├── reloader                           swaps it (llmgate/reload.py)
      └── bus (usage sinks), metrics, sampler, lag
@@ -38,6 +38,7 @@ from llmgate.usage.bus import EventBus, Sink
 from llmgate.usage.prices import Pricing
 
 if TYPE_CHECKING:
+    from llmgate.access.jwt import JwtAuth
     from llmgate.store.redis import SharedLimits
     from llmgate.usage.raw import RawLogSink
 
@@ -49,7 +50,8 @@ class Services:
 
     def __init__(self, settings: Settings, *, clients: ClientFactory = UpstreamClient,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        """`clients` and `clock` are for tests (an upstream faked in process, routing's time set by hand)."""
+        """`clients` and `clock` are for tests (an upstream faked in process, routing's time, and the JWKS refresh
+        interval's, set by hand)."""
         self.settings = settings
         server = settings.server
         self.store: Store = open_store(settings.database_url, server.data_dir)
@@ -61,8 +63,14 @@ class Services:
             self.shared = SharedLimits(settings.redis_url)
         self.tokens = TokenCache(self.store, self.keybox, server.token_cache_ttl_s, server.token_negative_ttl_s,
                                  time.time, self.shared)
+        self.jwt: JwtAuth | None = None
+        """Bearer JWTs of the `[[auth.jwt]]` issuers (PyJWT loaded only when one is configured)."""
+        if settings.auth.jwt:
+            from llmgate.access.jwt import JwtAuth
+
+            self.jwt = JwtAuth(settings.auth.jwt, self.store, self.keybox, server.token_cache_ttl_s, clock)
         self.authenticator = Authenticator(settings.master_key, self.tokens,
-                                           has_management_token=settings.management_token is not None)
+                                           has_management_token=settings.management_token is not None, jwt=self.jwt)
         self.token_lifecycle = TokenLifecycle(self.store, self.tokens, self.authenticator, self.shared)
         self.new_client = clients
         """Makes a provider's upstream client (here and on reload)."""
@@ -137,6 +145,8 @@ class Services:
             logger.info("/v1 access: {}", mode)
         for client in self.upstreams.clients.values():
             await client.open()
+        if self.jwt is not None:
+            await self.jwt.open()
         if self.shared is not None:
             self.shared.listen(self.tokens.forget, self.tokens.forget_all)
         self._flusher = asyncio.create_task(self._flush_forever())
@@ -157,6 +167,8 @@ class Services:
                 await self._flusher
         await self.tokens.flush()
         await close_all(list(self.upstreams.clients.values()))
+        if self.jwt is not None:
+            await self.jwt.close()
         if self.shared is not None:
             await self.shared.close()
         await self.store.close()

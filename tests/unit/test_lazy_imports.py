@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-# The Postgres and Redis drivers, the CLI's HTTP client, the tables and plotting libraries, the tokenizer.
-HEAVY = ("asyncpg", "redis", "httpx", "rich", "matplotlib", "tiktoken")
+# The Postgres and Redis drivers, the CLI's HTTP client, the tables and plotting libraries, the tokenizer, PyJWT.
+HEAVY = ("asyncpg", "redis", "httpx", "rich", "matplotlib", "tiktoken", "jwt")
 
 
 @pytest.mark.parametrize("module", ["llmgate.app", "llmgate.cli"])

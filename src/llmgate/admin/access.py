@@ -1,35 +1,60 @@
-"""Who may use /manage (a bearer compared in constant time), and how its errors look (OpenAI-style bodies)."""
+"""Who may use /manage (the management token compared in constant time, or a JWT whose claims make its caller an
+admin), and how its errors look (OpenAI-style bodies)."""
 
 from __future__ import annotations
 
 import hmac
 import re
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.handlers import BaseRouteHandler
 
-from llmgate.errors import GatewayError, InvalidRequest, ManagementDisabled, NotFound, Unauthorized, error_response
+from llmgate.access.authenticate import looks_like_jwt
+from llmgate.errors import (
+    Forbidden,
+    GatewayError,
+    InvalidRequest,
+    ManagementDisabled,
+    NotFound,
+    Unauthorized,
+    error_response,
+)
 from llmgate.log import new_request_id
+
+if TYPE_CHECKING:
+    from llmgate.access.jwt import JwtAuth
 
 _BACKTICKED = re.compile(r"`([^`]+)`")
 DISABLED = ("The management API is disabled: set LLMGATE_MANAGEMENT_TOKEN to a secret and send it as "
             "'Authorization: Bearer <token>'.")
 
 
-def require_management_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard: `Authorization: Bearer $LLMGATE_MANAGEMENT_TOKEN`; 503 when unset, 401 when missing or wrong."""
+async def require_management_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: `Authorization: Bearer $LLMGATE_MANAGEMENT_TOKEN`, or a JWT of an `[[auth.jwt]]` issuer whose
+    `admin_claim` holds `admin_value`; 503 when neither is configured, 401 when missing or wrong, 403 for a JWT
+    without the admin role. Names the caller in `connection.state.actor` (for the audit trail)."""
     expected: str | None = connection.app.state.management_token
-    if not expected:
+    jwt: JwtAuth | None = connection.app.state.get("jwt")
+    admin_jwt = jwt is not None and jwt.has_admin_claim
+    if not expected and not admin_jwt:
         raise ManagementDisabled(DISABLED)
     header = connection.headers.get("authorization", "")
     given = header[7:].strip() if header[:7].lower() == "bearer " else ""
     if not given:
         raise Unauthorized("Missing management token: send 'Authorization: Bearer <LLMGATE_MANAGEMENT_TOKEN>'.")
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    if jwt is not None and admin_jwt and looks_like_jwt(given):
+        caller = await jwt.verify(given, time.time(), for_v1=False)
+        if not caller.is_admin:
+            raise Forbidden("This JWT does not carry the admin role the management API needs.")
+        connection.state.actor = f"jwt:{caller.subject or caller.user or '?'}"
+        return
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
         raise Unauthorized("Incorrect management token.")
+    connection.state.actor = "management_token"
 
 
 def gateway_error(request: Request[Any, Any, Any], error: GatewayError) -> Response[bytes]:
