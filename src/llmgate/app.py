@@ -19,7 +19,8 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.types import Middleware
 
 from llmgate import __version__
-from llmgate.admin.access import gateway_error, http_error, require_management_token, validation_error
+from llmgate.admin.access import actor_of, gateway_error, http_error, require_management_token, validation_error
+from llmgate.admin.audit import AuditController
 from llmgate.admin.projects import ProjectController
 from llmgate.admin.tokens import TokenController
 from llmgate.admin.usage import UsageController
@@ -73,8 +74,9 @@ def create_app(settings: Settings | None = None, *, middleware: Sequence[Middlew
             await state.close()
 
     cors = settings.server.cors_origins
-    manage = Router("/manage", route_handlers=[ProjectController, TokenController, UsageController],
+    manage = Router("/manage", route_handlers=[ProjectController, TokenController, UsageController, AuditController],
                     guards=[require_management_token],
+                    dependencies={"caller": Provide(actor_of, sync_to_thread=False)},
                     exception_handlers={GatewayError: gateway_error, ValidationException: validation_error,
                                         HTTPException: http_error})
     v1 = serve_v1(state.v1_services())

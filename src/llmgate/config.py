@@ -84,6 +84,7 @@ SERVER_ENV: dict[str, str] = {
     "LLMGATE_RAW_LOG_PATH": "raw_log_path",
     "LLMGATE_RAW_LOG_MAX_BYTES": "raw_log_max_bytes",
     "LLMGATE_RAW_LOG_BACKUPS": "raw_log_backups",
+    "LLMGATE_AUDIT_RETENTION_DAYS": "audit_retention_days",
 }
 # Environment variable → the Settings field it fills as it is (secrets and store URLs: not in the file).
 SETTINGS_ENV: dict[str, str] = {

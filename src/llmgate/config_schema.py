@@ -266,6 +266,9 @@ class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     """Rotate the raw log before a write would take it past this size."""
     raw_log_backups: Retained = 3
     """Rotated raw log files kept."""
+    audit_retention_days: Retained = 365
+    """Audit trail entries (management actions, sign-ins) older than this many days are pruned, checked hourly;
+    0 keeps them all."""
 
     @property
     def spill_file(self) -> str:

@@ -2,7 +2,7 @@
 the app's lifespan; the request path is handed the narrow few it uses (`v1_services`).
 
     Services
-     ├── store, keybox, shared (Redis)       persistence
+     ├── store, keybox, shared (Redis), audit    persistence
      ├── authenticator, tokens, jwt, token_lifecycle, pricing    access/
      ├── upstreams                          the current configuration generation (llmgate/upstreams.py)
      ├── reloader                           swaps it (llmgate/reload.py)
@@ -22,6 +22,7 @@ from loguru import logger
 from llmgate.access.authenticate import Authenticator
 from llmgate.access.lifecycle import TokenLifecycle
 from llmgate.access.tokens import TokenCache
+from llmgate.audit import AuditLog
 from llmgate.config import ProviderConfig, Settings
 from llmgate.observe.lag import LoopLag
 from llmgate.observe.metrics import GatewayMetrics
@@ -71,7 +72,9 @@ class Services:
             self.jwt = JwtAuth(settings.auth.jwt, self.store, self.keybox, server.token_cache_ttl_s, clock)
         self.authenticator = Authenticator(settings.master_key, self.tokens,
                                            has_management_token=settings.management_token is not None, jwt=self.jwt)
-        self.token_lifecycle = TokenLifecycle(self.store, self.tokens, self.authenticator, self.shared)
+        self.audit = AuditLog(self.store, server.audit_retention_days)
+        """The audit trail of management actions, handed to what performs them."""
+        self.token_lifecycle = TokenLifecycle(self.store, self.tokens, self.authenticator, self.shared, self.audit)
         self.new_client = clients
         """Makes a provider's upstream client (here and on reload)."""
         self.upstreams = Upstreams(settings, {p.name: clients(p) for p in settings.providers}, clock=clock)
@@ -149,6 +152,7 @@ class Services:
             await self.jwt.open()
         if self.shared is not None:
             self.shared.listen(self.tokens.forget, self.tokens.forget_all)
+        await self.audit.prune()
         self._flusher = asyncio.create_task(self._flush_forever())
         self.bus.start()
         self.lag.start()
@@ -191,3 +195,7 @@ class Services:
                     await self.check_access()
             except Exception:
                 logger.exception("token usage write-back failed")
+            try:
+                await self.audit.prune_now_and_then()
+            except Exception:
+                logger.exception("pruning the audit trail failed")

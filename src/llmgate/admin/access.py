@@ -14,6 +14,7 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.handlers import BaseRouteHandler
 
 from llmgate.access.authenticate import looks_like_jwt
+from llmgate.audit import Actor
 from llmgate.errors import (
     Forbidden,
     GatewayError,
@@ -55,6 +56,12 @@ async def require_management_token(connection: ASGIConnection[Any, Any, Any, Any
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
         raise Unauthorized("Incorrect management token.")
     connection.state.actor = "management_token"
+
+
+def actor_of(request: Request[Any, Any, Any]) -> Actor:
+    """The caller the guard let in, and its address: who an audited action is recorded as."""
+    client = request.client.host if request.client is not None else None
+    return Actor(name=request.state.get("actor", "unknown"), client=client)
 
 
 def gateway_error(request: Request[Any, Any, Any], error: GatewayError) -> Response[bytes]:

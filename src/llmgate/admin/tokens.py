@@ -8,6 +8,7 @@ from litestar import Controller, delete, get, patch, post
 
 from llmgate.admin.projects import find_project
 from llmgate.admin.schemas import TokenCreate, TokenCreated, TokenOut, TokenUpdate, changes_of, token_out
+from llmgate.audit import Actor
 from llmgate.services import Services
 
 
@@ -16,10 +17,10 @@ class TokenController(Controller):
     tags = ["tokens"]  # noqa: RUF012 - Litestar reads it as a plain class attribute
 
     @post("/", status_code=201)
-    async def create_token(self, gateway: Services, data: TokenCreate) -> TokenCreated:
+    async def create_token(self, gateway: Services, caller: Actor, data: TokenCreate) -> TokenCreated:
         project = await find_project(gateway, data.project_id)
         limits = {k: v for k, v in msgspec.structs.asdict(data).items() if k != "project_id"}
-        token, secret = await gateway.token_lifecycle.issue(project, limits)
+        token, secret = await gateway.token_lifecycle.issue(project, limits, caller)
         return token_out(token, secret)  # type: ignore[return-value]
 
     @get("/")
@@ -32,14 +33,14 @@ class TokenController(Controller):
         return token_out(await gateway.token_lifecycle.find(token_id))
 
     @patch("/{token_id:str}")
-    async def update_token(self, gateway: Services, token_id: str, data: TokenUpdate) -> TokenOut:
-        return token_out(await gateway.token_lifecycle.update(token_id, changes_of(data)))
+    async def update_token(self, gateway: Services, caller: Actor, token_id: str, data: TokenUpdate) -> TokenOut:
+        return token_out(await gateway.token_lifecycle.update(token_id, changes_of(data), caller))
 
     @delete("/{token_id:str}", status_code=200)
-    async def revoke_token(self, gateway: Services, token_id: str) -> TokenOut:
-        return token_out(await gateway.token_lifecycle.revoke(token_id))
+    async def revoke_token(self, gateway: Services, caller: Actor, token_id: str) -> TokenOut:
+        return token_out(await gateway.token_lifecycle.revoke(token_id, caller))
 
     @post("/{token_id:str}/rotate", status_code=200)
-    async def rotate_token(self, gateway: Services, token_id: str) -> TokenCreated:
-        token, secret = await gateway.token_lifecycle.rotate(token_id)
+    async def rotate_token(self, gateway: Services, caller: Actor, token_id: str) -> TokenCreated:
+        token, secret = await gateway.token_lifecycle.rotate(token_id, caller)
         return token_out(token, secret)  # type: ignore[return-value]

@@ -159,6 +159,14 @@ def test_the_management_api_takes_a_jwt_with_the_admin_claim(gw: Gateway, issuer
     assert gw.get("/manage/projects", headers=MANAGE, auth=False).status_code == 200  # the token still works
 
 
+def test_an_admin_jwts_actions_are_audited_under_its_subject(gw: Gateway, issuer: Issuer) -> None:
+    admin = {"authorization": f"Bearer {issuer.token(llmgate_role='admin', sub='ops-42')}"}
+    made = gw.post("/manage/projects", json={"name": "by-jwt"}, headers=admin, auth=False)
+    assert made.status_code == 201, made.text
+    entries = manage(gw, "GET", f"/audit?target={made.json()['id']}").json()["data"]
+    assert [(e["action"], e["actor"]) for e in entries] == [("project.create", "jwt:ops-42")]
+
+
 def test_a_jwt_is_not_a_key_for_health_deployments(gw: Gateway, issuer: Issuer) -> None:
     headers = {"authorization": f"Bearer {issuer.token(llmgate_project='app')}"}
     assert gw.get("/health/deployments", headers=headers, auth=False).status_code == 401
