@@ -10,6 +10,7 @@ token again costs a dict lookup, not a signature check. A refusal says precisely
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -153,6 +154,13 @@ class JwtAuth:
         if len(self._verified) >= MAX_CACHED:
             self._verified.popitem(last=False)
         self._verified[token] = caller
+
+    def forget_project(self, project_id: str) -> None:
+        """A project changed (models, keys) or was deleted: its callers' entries are read again on their next
+        request, as its tokens are."""
+        for entry in self._entries.values():
+            if entry.project_id == project_id:
+                entry.loaded_at = -math.inf
 
     def forget_kids(self, issuer: str, kids: set[str | None]) -> None:
         """Keys left the issuer's JWKS: tokens they signed are verified again (and refused)."""

@@ -81,6 +81,8 @@ async def change_project(gateway: Services, project_id: str, changes: dict[str, 
     # its tokens' allowances (models, keys) changed: reload them everywhere
     tokens = await gateway.store.list_tokens(project_id=project_id)
     await gateway.token_lifecycle.invalidate(*(t.secret_hash for t in tokens))
+    if gateway.jwt is not None:
+        gateway.jwt.forget_project(project_id)
     await gateway.audit.record(actor, "project.update", project_id, _changed(before, project, changes))
     return project
 
@@ -101,6 +103,8 @@ async def remove_project(gateway: Services, project_id: str, actor: Actor) -> in
     if revoked is None:
         raise NotFound(f"No project with id {project_id!r}.")
     await gateway.token_lifecycle.invalidate(*(t.secret_hash for t in revoked))
+    if gateway.jwt is not None:
+        gateway.jwt.forget_project(project_id)
     changes: dict[str, dict[str, Any]] = {"name": {"before": before.name}, "revoked_tokens": {"after": len(revoked)}}
     await gateway.audit.record(actor, "project.delete", project_id, changes)
     return len(revoked)

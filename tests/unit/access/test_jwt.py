@@ -144,6 +144,18 @@ def test_models_claim_narrows_the_projects_models(gw: Gateway, issuer: Issuer) -
     assert chat(gw, scoped, model="other-model").status_code == 403  # not the project's
 
 
+def test_a_project_change_applies_to_its_jwt_callers_at_once(issuer: Issuer) -> None:
+    with start(issuer, env={"LLMGATE_TOKEN_CACHE_TTL_S": "3600"}) as gw:
+        project = manage(gw, "POST", "/projects", json={"name": "moving", "allowed_models": ["gpt-4o"]}).json()
+        token = issuer.token(llmgate_project="moving")
+        assert chat(gw, token, model="gpt-4o").status_code == 200
+        manage(gw, "PATCH", f"/projects/{project['id']}", json={"allowed_models": ["gpt-4o-mini"]})
+        assert chat(gw, token, model="gpt-4o").status_code == 403
+        manage(gw, "DELETE", f"/projects/{project['id']}")
+        response = chat(gw, token, model="gpt-4o-mini")
+        assert (response.status_code, code_of(response)) == (401, "jwt_unknown_project")
+
+
 def test_the_management_api_takes_a_jwt_with_the_admin_claim(gw: Gateway, issuer: Issuer) -> None:
     admin = {"authorization": f"Bearer {issuer.token(llmgate_role='admin')}"}
     response = gw.get("/manage/projects", headers=admin, auth=False)
