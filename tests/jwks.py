@@ -104,5 +104,7 @@ class Issuer:
         own, own_alg = self.keys.get(kid, (None, None))
         payload = {"iss": self.iss, "aud": AUDIENCE, "sub": "user-1", "iat": int(time.time()),
                    "exp": int(time.time() + exp_in_s), **claims}
-        return jwt.encode({k: v for k, v in payload.items() if v is not None}, key or own, algorithm=alg or own_alg,
+        signing_key = key or own
+        assert signing_key is not None, f"no key {kid!r}: pass `key`"
+        return jwt.encode({k: v for k, v in payload.items() if v is not None}, signing_key, algorithm=alg or own_alg,
                           headers={"kid": kid})

@@ -125,7 +125,7 @@ def llmgate_target(scenario: str, upstream: str, workdir: Path, app: str | None,
     """llmgate configured for `scenario`, in front of the double at `upstream` (no /v1)."""
     env = {"OPENAI_BASE_URL": f"{upstream}/v1", "OPENAI_API_KEY": UPSTREAM_KEY, "LLMGATE_MASTER_KEY": MASTER_KEY,
            "LLMGATE_LOG_LEVEL": "WARNING", **extra_env}
-    prepare = None
+    prepare: Callable[[Target], None] | None = None
     if scenario == "routing":
         config = workdir / "routed.toml"
         config.write_text(ROUTED_TOML.format(upstream=upstream))

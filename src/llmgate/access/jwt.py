@@ -178,13 +178,16 @@ class JwtAuth:
         if not isinstance(alg, str) or alg not in _ASYMMETRIC:
             raise JwtRefused("jwt_alg_not_allowed",
                              f"The JWT's algorithm {alg!r} is not allowed (none and HMAC algorithms never are).")
-        keys = self.issuers.get(unverified.get("iss"))  # type: ignore[arg-type]
+        iss = unverified.get("iss")
+        keys = self.issuers.get(iss) if isinstance(iss, str) else None
         if keys is None:
-            raise JwtRefused("jwt_wrong_issuer", f"The JWT's issuer {unverified.get('iss')!r} is not trusted.")
+            raise JwtRefused("jwt_wrong_issuer", f"The JWT's issuer {iss!r} is not trusted.")
         config = keys.config
         if alg not in config.algorithms:
             raise JwtRefused("jwt_alg_not_allowed", f"The JWT's algorithm {alg!r} is not allowed for its issuer.")
         kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise JwtRefused("jwt_invalid", "The JWT's `kid` is not a string.")
         key = keys.key(kid)
         if key is None:
             removed = await keys.refresh()

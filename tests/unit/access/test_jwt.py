@@ -107,6 +107,22 @@ def test_a_bad_signature_is_refused(gw: Gateway, issuer: Issuer) -> None:
     assert (response.status_code, code_of(response)) == (401, "jwt_bad_signature")
 
 
+def test_odd_header_and_claim_types_are_refused_not_crashed_on(gw: Gateway, issuer: Issuer) -> None:
+    header = _b64(json.dumps({"alg": "RS256", "kid": "rsa-1"}).encode())
+    listed = _b64(json.dumps({"iss": [issuer.iss], "aud": AUDIENCE, "exp": 2**31}).encode())
+    response = chat(gw, f"{header}.{listed}.c2ln")  # refused before the signature is looked at
+    assert (response.status_code, code_of(response)) == (401, "jwt_wrong_issuer")
+    claims = _b64(json.dumps({"iss": issuer.iss, "aud": AUDIENCE, "exp": 2**31, "llmgate_project": "app"}).encode())
+    odd_kid = f"{_b64(json.dumps({'alg': 'RS256', 'kid': 7}).encode())}.{claims}.c2ln"
+    response = chat(gw, odd_kid)
+    assert (response.status_code, code_of(response)) == (401, "jwt_invalid")
+    no_alg = _b64(json.dumps({"typ": "JWT"}).encode())
+    response = chat(gw, f"{no_alg}.{claims}.c2ln")
+    assert (response.status_code, code_of(response)) == (401, "jwt_alg_not_allowed")
+    response = chat(gw, "eyJ%%%.bad.token")
+    assert (response.status_code, code_of(response)) == (401, "jwt_invalid")
+
+
 def test_alg_none_is_refused(gw: Gateway, issuer: Issuer) -> None:
     header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT","kid":"rsa-1"}').rstrip(b"=").decode()
     claims = {"iss": issuer.iss, "aud": AUDIENCE, "exp": 2**31, "llmgate_project": "app"}
