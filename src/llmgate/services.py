@@ -195,6 +195,11 @@ class Services:
                     await self.check_access()
             except Exception:
                 logger.exception("token usage write-back failed")
+            if self.jwt is not None:
+                try:
+                    await self.jwt.reload_stale(time.time())
+                except Exception:
+                    logger.exception("reloading the JWT callers' projects failed")
             try:
                 await self.audit.prune_now_and_then()
             except Exception:

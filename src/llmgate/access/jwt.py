@@ -10,6 +10,7 @@ token again costs a dict lookup, not a signature check. A refusal says precisely
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import OrderedDict
@@ -154,6 +155,14 @@ class JwtAuth:
         if len(self._verified) >= MAX_CACHED:
             self._verified.popitem(last=False)
         self._verified[token] = caller
+
+    async def reload_stale(self, now: float) -> None:
+        """Read again the project entries past half their TTL (called with the periodic write-back), so that a
+        steady caller never waits for the store; an entry whose project is gone is dropped."""
+        for key, entry in list(self._entries.items()):
+            if now - entry.loaded_at >= self.entry_ttl_s / 2 and key not in self._loading:
+                with contextlib.suppress(JwtRefused):
+                    await self._load_entry(key, now)
 
     def forget_project(self, project_id: str) -> None:
         """A project changed (models, keys) or was deleted: its callers' entries are read again on their next

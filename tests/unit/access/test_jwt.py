@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from llmgate.pipeline.authenticate import authenticate
-from tests.inprocess.access import MANAGE, TOKENS_ENV, chat, manage
+from tests.inprocess.access import MANAGE, TOKENS_ENV, chat, manage, until
 from tests.inprocess.gateway import Gateway
 from tests.inprocess.upstream import reply_json
 from tests.jwks import AUDIENCE, RSA_KEY, Issuer
@@ -170,6 +170,22 @@ def test_a_project_change_applies_to_its_jwt_callers_at_once(issuer: Issuer) -> 
         manage(gw, "DELETE", f"/projects/{project['id']}")
         response = chat(gw, token, model="gpt-4o-mini")
         assert (response.status_code, code_of(response)) == (401, "jwt_unknown_project")
+
+
+def test_a_steady_callers_project_is_reloaded_in_the_background(issuer: Issuer) -> None:
+    """Past its TTL the project entry has been read again by the periodic write-back: the hot path still answers
+    from memory (authenticate returns a principal, not None)."""
+    env = {"LLMGATE_TOKEN_CACHE_TTL_S": "0.4", "LLMGATE_USAGE_FLUSH_S": "0.05"}
+    with start(issuer, env=env) as gw:
+        manage(gw, "POST", "/projects", json={"name": "steady"})
+        token = issuer.token(llmgate_project="steady")
+        assert chat(gw, token).status_code == 200
+        auth = gw.services.authenticator
+        first = auth.authenticate(token, time.time())
+        assert first is not None and first.entry is not None
+        loaded_at = first.entry.loaded_at
+        assert until(gw, lambda: first.entry is not None and first.entry.loaded_at > loaded_at + 0.4)
+        assert auth.authenticate(token, time.time()) is not None
 
 
 def test_the_management_api_takes_a_jwt_with_the_admin_claim(gw: Gateway, issuer: Issuer) -> None:
