@@ -111,3 +111,14 @@ def test_the_soft_limit_goes_up_to_the_hard_one_and_only_a_shortfall_below_the_n
 
 def test_each_connection_counts_twice_at_most_and_once_at_least() -> None:
     assert open_files_wanted(10_000) == (20_256, 10_256)  # the client's and its upstream's; the client's
+
+
+def test_jwt_issuers_close_v1_enough_to_listen_beyond_loopback(tmp_path: Path) -> None:
+    from llmgate.cli.serve import check_exposure
+
+    path = tmp_path / "llmgate.toml"
+    path.write_text('[server]\nhost = "0.0.0.0"\n')
+    assert "neither LLMGATE_MASTER_KEY" in (check_exposure(load_settings({}, str(path))) or "")
+    path.write_text('[server]\nhost = "0.0.0.0"\n[[auth.jwt]]\nissuer = "https://login.example.com/"\n'
+                    'audiences = ["llmgate"]\n')
+    assert check_exposure(load_settings({}, str(path))) is None
