@@ -7,6 +7,8 @@ Scenarios (each a fresh llmgate in front of the same double; streaming is a requ
   routing       an alias over two deployments with three keys each (TOML config)
   token         a virtual token (a project and a token created through /manage after start-up), unlimited
   token-budget  a virtual token with a (never reached) token budget, whose answers are metered for it too
+  jwt           a JWT caller: an [[auth.jwt]] issuer whose JWKS this process serves (tests/jwks.py), one RS256
+                token naming a project created after start-up (compare with `token`: the issue's 10% target)
   no-usage-log  the master key with the usage log off (`LLMGATE_USAGE_LOG=0`): the pure pass-through edge, its
                 streams unparsed
 """
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from benchmarks.lab.processes import BenchError, http_call
 
-SCENARIOS = ("passthrough", "routing", "token", "token-budget", "no-usage-log")
+SCENARIOS = ("passthrough", "routing", "token", "token-budget", "jwt", "no-usage-log")
 DIRECT = "direct"
 MASTER_KEY = "sk-bench-master-0123456789"
 MANAGEMENT_TOKEN = "mt-bench-0123456789"
@@ -91,11 +93,39 @@ def create_token(target: Target, limits: dict[str, int] | None = None) -> None:
     target.key = json.loads(body)["secret"]
 
 
+JWT_TOML = """\
+# The lab's jwt scenario: callers sign in with an issuer whose keys the bench serves.
+[[auth.jwt]]
+issuer = "{issuer}"
+audiences = ["{audience}"]
+jwks_url = "{jwks}"
+"""
+
+
+def jwt_target_env(workdir: Path) -> tuple[dict[str, str], Callable[[Target], None]]:
+    """The jwt scenario: an issuer serving its JWKS from this process (for the bench's life), the config naming it,
+    and the set-up that creates the project and signs the caller's token."""
+    from tests.jwks import AUDIENCE, Issuer
+
+    issuer = Issuer().__enter__()  # a daemon thread; it serves until the bench process ends
+    config = workdir / "jwt.toml"
+    config.write_text(JWT_TOML.format(issuer=issuer.iss, audience=AUDIENCE, jwks=f"{issuer.url}/keys"))
+
+    def prepare(target: Target) -> None:
+        status, body = http_call(target.url, "POST", "/manage/projects", json.dumps({"name": "bench"}).encode(),
+                                 MANAGEMENT_TOKEN)
+        if status != 201:
+            raise BenchError(f"{target.name}: creating a project answered {status}: {body[:300]!r}")
+        target.key = issuer.token(llmgate_project="bench", exp_in_s=12 * 3600)
+
+    return {"LLMGATE_CONFIG": str(config), "LLMGATE_MANAGEMENT_TOKEN": MANAGEMENT_TOKEN}, prepare
+
+
 def llmgate_target(scenario: str, upstream: str, workdir: Path, app: str | None, extra_env: dict[str, str]) -> Target:
     """llmgate configured for `scenario`, in front of the double at `upstream` (no /v1)."""
     env = {"OPENAI_BASE_URL": f"{upstream}/v1", "OPENAI_API_KEY": UPSTREAM_KEY, "LLMGATE_MASTER_KEY": MASTER_KEY,
            "LLMGATE_LOG_LEVEL": "WARNING", **extra_env}
-    prepare = None
+    prepare: Callable[[Target], None] | None = None
     if scenario == "routing":
         config = workdir / "routed.toml"
         config.write_text(ROUTED_TOML.format(upstream=upstream))
@@ -106,6 +136,9 @@ def llmgate_target(scenario: str, upstream: str, workdir: Path, app: str | None,
     elif scenario == "token-budget":
         env["LLMGATE_MANAGEMENT_TOKEN"] = MANAGEMENT_TOKEN
         prepare = partial(create_token, limits={"budget_tokens": 10**15})
+    elif scenario == "jwt":
+        jwt_env, prepare = jwt_target_env(workdir)
+        env.update(jwt_env)
     elif scenario == "no-usage-log":
         env["LLMGATE_USAGE_LOG"] = "0"
     elif scenario != "passthrough":

@@ -19,7 +19,15 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import Middleware
 
 from llmgate import __version__
-from llmgate.admin.access import answer_options, gateway_error, http_error, require_management_token, validation_error
+from llmgate.admin.access import (
+    actor_of,
+    answer_options,
+    gateway_error,
+    http_error,
+    require_management_token,
+    validation_error,
+)
+from llmgate.admin.audit import AuditController
 from llmgate.admin.openapi import ManageSchemaPlugin
 from llmgate.admin.projects import ProjectController
 from llmgate.admin.tokens import TokenController
@@ -77,22 +85,27 @@ def create_app(settings: Settings | None = None, *, middleware: Sequence[Middlew
             await state.close()
 
     cors = settings.server.cors_origins
-    manage = Router("/manage", route_handlers=[ProjectController, TokenController, UsageController],
+    manage = Router("/manage", route_handlers=[ProjectController, TokenController, UsageController, AuditController],
                     guards=[require_management_token], before_request=answer_options,
+                    dependencies={"caller": Provide(actor_of, sync_to_thread=False)},
                     exception_handlers={GatewayError: gateway_error, ValidationException: validation_error,
                                         HTTPException: http_error})
     v1 = serve_v1(state.v1_services())
     handlers: list[Any] = [v1_handler(v1), HealthController, metrics, manage]
+    ui_auth = None
     if settings.management_token:  # the admin UI comes with the management API (its Jinja import too)
+        from llmgate.ui.auth import UIAuth
         from llmgate.ui.router import ui_router
 
-        handlers.append(ui_router(settings))
+        ui_auth = UIAuth(settings, state.audit)
+        handlers.append(ui_router())
     app = Litestar(
         route_handlers=handlers,
         dependencies={"gateway": Provide(lambda: state, use_cache=True, sync_to_thread=False)},
         lifespan=[lifespan],
         middleware=list(middleware),
-        state=State({"management_token": settings.management_token, "auth_throttle": state.auth_throttle}),
+        state=State({"management_token": settings.management_token, "auth_throttle": state.auth_throttle,
+                     "jwt": state.jwt, "ui_auth": ui_auth}),
         exception_handlers={GatewayError: gateway_error, HTTPException: http_error},
         cors_config=CORSConfig(allow_origins=list(cors), allow_headers=["*"], expose_headers=["*"]) if cors else None,
         # Only the management API is described (/v1 mirrors OpenAI's published spec), at /manage/schema.

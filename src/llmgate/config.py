@@ -25,12 +25,14 @@ from llmgate.config_schema import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_OPENAI_BASE_URL,
     LOG_LEVELS,
+    AuthConfig,
     CacheConfig,
     Capability,
     ConfigError,
     DeploymentConfig,
     FileConfig,
     HedgeConfig,
+    JwtConfig,
     ModelConfig,
     ProviderConfig,
     ProviderKind,
@@ -45,8 +47,9 @@ from llmgate.toml_lines import KeyPath, key_lines, line_of
 
 __all__ = [
     "CACHE_ENV", "DEFAULT_ANTHROPIC_BASE_URL", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_OPENAI_BASE_URL", "LOG_LEVELS",
-    "OTHER_ENV", "SERVER_ENV", "CacheConfig", "Capability", "ConfigError", "DeploymentConfig", "FileConfig",
-    "HedgeConfig", "ModelConfig", "ProviderConfig", "ProviderKind", "RoutingConfig", "ServerConfig", "Settings",
+    "OTHER_ENV", "SERVER_ENV", "AuthConfig", "CacheConfig", "Capability", "ConfigError", "DeploymentConfig",
+    "FileConfig", "HedgeConfig", "JwtConfig", "ModelConfig", "ProviderConfig", "ProviderKind", "RoutingConfig",
+    "ServerConfig", "Settings",
     "Timeouts", "is_loopback", "load_settings",
 ]
 
@@ -91,6 +94,7 @@ SERVER_ENV: dict[str, str] = {
     "LLMGATE_RAW_LOG_MAX_BYTES": "raw_log_max_bytes",
     "LLMGATE_RAW_LOG_BACKUPS": "raw_log_backups",
     "LLMGATE_COMPRESS_MIN_BYTES": "compress_min_bytes",
+    "LLMGATE_AUDIT_RETENTION_DAYS": "audit_retention_days",
 }
 # Environment variable → key in [cache].
 CACHE_ENV: dict[str, str] = {
@@ -145,6 +149,7 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
         models=file_config.models,
         routing=file_config.routing,
         cache=file_config.cache,
+        auth=file_config.auth,
         prices=file_config.prices,
         config_path=path,
         has_config_file=path is not None,

@@ -311,6 +311,9 @@ class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     compress_min_bytes: Retained = 0
     """gzip whole JSON answers of at least this many bytes for clients that accept it (`accept-encoding: gzip`);
     never streams, nor answers the upstream compressed already. 0 (the default): off."""
+    audit_retention_days: Retained = 365
+    """Audit trail entries (management actions, sign-ins) older than this many days are pruned, checked hourly;
+    0 keeps them all."""
 
     @property
     def spill_file(self) -> str:
@@ -346,12 +349,50 @@ class CacheConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fiel
     themselves."""
 
 
+JwtAlgorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+"""Asymmetric algorithms only: `none` and the HMAC ones (HS*) are refused, so a token signed with a public key
+as an HMAC secret can never pass."""
+
+
+class JwtConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """One `[[auth.jwt]]` issuer whose bearer JWTs are accepted on /v1 (and on /manage with the admin claim)."""
+
+    issuer: HttpUrl
+    """The `iss` the tokens must carry, exactly; also where OIDC discovery looks when `jwks_url` is absent."""
+    audiences: Annotated[tuple[str, ...], Meta(min_length=1, extra={"expected": "at least one audience"})]
+    """A token's `aud` must name one of these."""
+    jwks_url: OptionalHttpUrl = ""
+    """The issuer's signing keys (a JWKS document); default: `jwks_uri` of the issuer's
+    `/.well-known/openid-configuration`."""
+    algorithms: Annotated[tuple[JwtAlgorithm, ...], Meta(min_length=1)] = ("RS256", "ES256", "EdDSA")
+    """The signature algorithms accepted."""
+    leeway_s: Annotated[float, Meta(ge=0, le=600)] = 30.0
+    """Clock skew allowed on `exp`, `nbf` and `iat`."""
+    project_claim: str = "llmgate_project"
+    """The claim whose value names the caller's project (its id or its name)."""
+    models_claim: str = ""
+    """Optional: the claim listing the models this caller may use, within its project's (a list or a
+    space-separated string, as OAuth scopes are)."""
+    user_claim: str = "sub"
+    """The claim recorded as the end user in usage."""
+    admin_claim: str = ""
+    """Optional: a token whose claim holds `admin_value` (or a list containing it) may use /manage."""
+    admin_value: str = "admin"
+
+
+class AuthConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """The `[auth]` table: who else may call besides the master key and virtual tokens."""
+
+    jwt: tuple[JwtConfig, ...] = ()
+
+
 class FileConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """The whole TOML config file."""
 
     server: ServerConfig = ServerConfig()
     routing: RoutingConfig = RoutingConfig()
     cache: CacheConfig = CacheConfig()
+    auth: AuthConfig = AuthConfig()
     providers: tuple[ProviderConfig, ...] = ()
     models: tuple[ModelConfig, ...] = ()
     prices: dict[ModelPattern, Price] = {}
@@ -367,6 +408,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     models: tuple[ModelConfig, ...] = ()
     routing: RoutingConfig = RoutingConfig()
     cache: CacheConfig = CacheConfig()
+    auth: AuthConfig = AuthConfig()
     master_key: str | None = None
     """`LLMGATE_MASTER_KEY`: required as a bearer (or x-api-key) on every /v1 request when set."""
     config_path: str | None = None

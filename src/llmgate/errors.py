@@ -5,8 +5,10 @@
      │    └── IncompleteBody     400  the body ended early (malformed chunked framing, or the client left)
      ├── Unauthorized            401  missing or wrong key
      │    ├── TokenRevoked       401  a revoked virtual token
-     │    └── TokenExpired       401  a virtual token past its expires_at
+     │    ├── TokenExpired       401  a virtual token past its expires_at
+     │    └── JwtRefused         401  a bearer JWT refused; `code` says why (access/jwt.py)
      ├── ModelNotAllowed         403  a virtual token asking for a model it may not use
+     ├── Forbidden               403  /manage: a JWT without the admin role
      ├── NotFound                404  /manage: no such project or token
      ├── Conflict                409  /manage: a project name taken, a revoked token rotated
      ├── RateLimited             429  rpm or tpm (retry-after, x-ratelimit-*)
@@ -171,6 +173,10 @@ class QuotaExhausted(GatewayError):
 
 class AuthThrottled(GatewayError):
     status, type, code = 429, "requests", "too_many_failed_authentications"
+
+
+class Forbidden(GatewayError):
+    status, type, code = 403, "invalid_request_error", "forbidden"
 
 
 class NotFound(GatewayError):

@@ -5,11 +5,12 @@ kept, the others are closed once their last request ends."""
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from loguru import logger
 
+from llmgate.audit import SYSTEM, Actor
 from llmgate.config import ConfigError, ProviderConfig, Settings, load_settings
 from llmgate.proxy.client import UpstreamClient
 from llmgate.upstreams import Upstreams, close_all
@@ -27,7 +28,7 @@ class Reloader:
         """Reloads that took effect."""
         self._lock = asyncio.Lock()
 
-    async def reload(self, settings: Settings | None = None) -> Settings:
+    async def reload(self, settings: Settings | None = None, actor: Actor = SYSTEM) -> Settings:
         """Load the config again (from the same file and environment) and swap it in.
 
         A bad config raises ConfigError and changes nothing. Server settings (address, workers, body limit), the
@@ -40,6 +41,8 @@ class Reloader:
                 settings = load_settings(config_path=current.config_path)
             if settings.server != current.server:
                 logger.warning("reload: [server] settings changed; they take effect at the next restart")
+            if settings.auth != current.auth:
+                logger.warning("reload: [auth] settings changed; they take effect at the next restart")
             old = services.upstreams
             clients: dict[str, UpstreamClient] = {}
             for provider in settings.providers:
@@ -49,7 +52,8 @@ class Reloader:
             fresh = [c for c in clients.values() if c not in old.clients.values()]
             for client in fresh:
                 await client.open()
-            settings = msgspec.structs.replace(settings, server=current.server, master_key=current.master_key,
+            settings = msgspec.structs.replace(settings, server=current.server, auth=current.auth,
+                                               master_key=current.master_key,
                                                management_token=current.management_token,
                                                metrics_token=current.metrics_token,
                                                secret_key=current.secret_key, database_url=current.database_url,
@@ -64,6 +68,7 @@ class Reloader:
                 else:
                     old.retired = retired
             logger.info("config reloaded: {} provider(s), {} alias(es)", len(settings.providers), len(settings.models))
+            await services.audit.record(actor, "config.reload", settings.config_path, _changes(current, settings))
             return settings
 
     async def reload_or_keep(self) -> bool:
@@ -74,6 +79,16 @@ class Reloader:
             logger.error("config reload rejected, keeping the running config: {}", exc)
             return False
         return True
+
+
+def _changes(old: Settings, new: Settings) -> dict[str, dict[str, Any]]:
+    """What a reload changed, by name: providers and model aliases (never their keys)."""
+    changes: dict[str, dict[str, Any]] = {}
+    for field, before, after in (("providers", [p.name for p in old.providers], [p.name for p in new.providers]),
+                                 ("models", [m.name for m in old.models], [m.name for m in new.models])):
+        if before != after:
+            changes[field] = {"before": before, "after": after}
+    return changes
 
 
 def _same_pool(old: ProviderConfig, new: ProviderConfig) -> bool:

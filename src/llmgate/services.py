@@ -2,8 +2,8 @@
 the app's lifespan; the request path is handed the narrow few it uses (`v1_services`).
 
     Services
-     ├── store, keybox, shared (Redis)       persistence
-     ├── authenticator, tokens, token_lifecycle, pricing    access/
+     ├── store, keybox, shared (Redis), audit    persistence
+     ├── authenticator, tokens, jwt, token_lifecycle, pricing    access/
      ├── upstreams                          the current configuration generation (llmgate/upstreams.py)
      ├── reloader                           swaps it (llmgate/reload.py)
      └── bus (usage sinks), metrics, sampler, lag
@@ -23,6 +23,7 @@ from llmgate.access.authenticate import Authenticator
 from llmgate.access.lifecycle import TokenLifecycle
 from llmgate.access.throttle import AuthThrottle
 from llmgate.access.tokens import TokenCache
+from llmgate.audit import AuditLog
 from llmgate.config import ProviderConfig, Settings
 from llmgate.observe.lag import LoopLag
 from llmgate.observe.metrics import GatewayMetrics
@@ -41,6 +42,7 @@ from llmgate.usage.event import Exchange, UsageEvent
 from llmgate.usage.prices import Pricing
 
 if TYPE_CHECKING:
+    from llmgate.access.jwt import JwtAuth
     from llmgate.cache.flight import ResponseCache
     from llmgate.observe.otlp import SpanExport
     from llmgate.store.redis import SharedLimits
@@ -54,7 +56,8 @@ class Services:
 
     def __init__(self, settings: Settings, *, clients: ClientFactory = UpstreamClient,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        """`clients` and `clock` are for tests (an upstream faked in process, routing's time set by hand)."""
+        """`clients` and `clock` are for tests (an upstream faked in process, routing's time, and the JWKS refresh
+        interval's, set by hand)."""
         self.settings = settings
         server = settings.server
         self.store: Store = open_store(settings.database_url, server.data_dir)
@@ -66,11 +69,19 @@ class Services:
             self.shared = SharedLimits(settings.redis_url)
         self.tokens = TokenCache(self.store, self.keybox, server.token_cache_ttl_s, server.token_negative_ttl_s,
                                  time.time, self.shared)
+        self.jwt: JwtAuth | None = None
+        """Bearer JWTs of the `[[auth.jwt]]` issuers (PyJWT loaded only when one is configured)."""
+        if settings.auth.jwt:
+            from llmgate.access.jwt import JwtAuth
+
+            self.jwt = JwtAuth(settings.auth.jwt, self.store, self.keybox, server.token_cache_ttl_s, clock)
         self.authenticator = Authenticator(settings.master_key, self.tokens,
-                                           has_management_token=settings.management_token is not None)
+                                           has_management_token=settings.management_token is not None, jwt=self.jwt)
         self.auth_throttle = AuthThrottle(server.auth_fail_burst, server.auth_fail_per_s)
         """Failed authentications per client address, /v1 and /manage alike."""
-        self.token_lifecycle = TokenLifecycle(self.store, self.tokens, self.authenticator, self.shared)
+        self.audit = AuditLog(self.store, server.audit_retention_days)
+        """The audit trail of management actions, handed to what performs them."""
+        self.token_lifecycle = TokenLifecycle(self.store, self.tokens, self.authenticator, self.shared, self.audit)
         self.new_client = signing_clients(clients)
         """Makes a provider's upstream client (here and on reload); a Bedrock provider's signs its requests."""
         self.upstreams = Upstreams(settings, {p.name: self.new_client(p) for p in settings.providers}, clock=clock)
@@ -171,8 +182,11 @@ class Services:
             logger.info("/v1 access: {}", mode)
         for client in self.upstreams.clients.values():
             await client.open()
+        if self.jwt is not None:
+            await self.jwt.open()
         if self.shared is not None:
             self.shared.listen(self.tokens.forget, self.tokens.forget_all)
+        await self.audit.prune()
         self._flusher = asyncio.create_task(self._flush_forever())
         self.bus.start()
         self.lag.start()
@@ -195,6 +209,8 @@ class Services:
         await close_all(list(self.upstreams.clients.values()))
         if self.cache is not None:
             await self.cache.close()
+        if self.jwt is not None:
+            await self.jwt.close()
         if self.shared is not None:
             await self.shared.close()
         await self.store.close()
@@ -217,3 +233,12 @@ class Services:
                     await self.check_access()
             except Exception:
                 logger.exception("token usage write-back failed")
+            if self.jwt is not None:
+                try:
+                    await self.jwt.reload_stale(time.time())
+                except Exception:
+                    logger.exception("reloading the JWT callers' projects failed")
+            try:
+                await self.audit.prune_now_and_then()
+            except Exception:
+                logger.exception("pruning the audit trail failed")

@@ -1,4 +1,4 @@
-"""`llmgate project|token ...` against a running gateway, as a user would type them."""
+"""`llmgate project|token|audit ...` against a running gateway, as a user would type them."""
 
 from __future__ import annotations
 
@@ -48,6 +48,20 @@ def test_project_and_token_lifecycle(gw: Gateway) -> None:
     assert cli(gw, "project", "delete", project["id"]).returncode == 0
 
 
+def test_audit_in_the_terminal(gw: Gateway) -> None:
+    project = json.loads(cli(gw, "project", "create", "audit-cli", "--json").stdout)
+    assert cli(gw, "project", "update", project["id"], "--name", "audit-cli-2").returncode == 0
+    table = cli(gw, "audit", "--target", project["id"])
+    assert table.returncode == 0 and table.stdout.startswith("ID")
+    lines = table.stdout.splitlines()
+    assert "project.update" in lines[1] and "management_token" in lines[1]
+    assert "name: audit-cli → audit-cli-2" in lines[1] and "project.create" in lines[2]
+    page = json.loads(cli(gw, "audit", "--action", "project.update", "--limit", "1", "--json").stdout)
+    assert [e["target"] for e in page["data"]] == [project["id"]]
+    paged = cli(gw, "audit", "--limit", "1")
+    assert "more entries: --cursor" in paged.stderr
+
+
 def test_errors_have_clear_messages_and_exit_codes(gw: Gateway) -> None:
     missing = cli(gw, "project", "get", "proj_nope")
     assert missing.returncode == 1 and "404" in missing.stderr and "proj_nope" in missing.stderr
@@ -65,7 +79,7 @@ def test_db_upgrade(tmp_path) -> None:  # type: ignore[no-untyped-def]
     env = {"PATH": "/usr/bin:/bin", "LLMGATE_DATA_DIR": str(tmp_path)}
     first = subprocess.run([sys.executable, "-m", "llmgate", "db", "upgrade"], env=env, capture_output=True,
                            text=True, timeout=30)
-    assert first.returncode == 0 and "applied migrations [1, 2, 3, 4, 7, 8]" in first.stdout
+    assert first.returncode == 0 and "applied migrations [1, 2, 3, 4, 5, 7, 8]" in first.stdout
     again = subprocess.run([sys.executable, "-m", "llmgate", "db", "upgrade"], env=env, capture_output=True,
                            text=True, timeout=30)
     assert again.returncode == 0 and "up to date" in again.stdout

@@ -44,6 +44,8 @@ def test_token_and_usage_log_scenarios(tmp_path: Path) -> None:
     assert budget.env["LLMGATE_MANAGEMENT_TOKEN"] and isinstance(budget.prepare, partial)
     assert budget.prepare.func is create_token and budget.prepare.keywords == {"limits": {"budget_tokens": 10**15}}
     assert llmgate_target("no-usage-log", UP, tmp_path, None, {}).env["LLMGATE_USAGE_LOG"] == "0"
+    jwt = llmgate_target("jwt", UP, tmp_path, None, {})
+    assert "[[auth.jwt]]" in Path(jwt.env["LLMGATE_CONFIG"]).read_text() and jwt.prepare is not None
     with pytest.raises(ValueError, match="unknown scenario"):
         llmgate_target("nope", UP, tmp_path, None, {})
 

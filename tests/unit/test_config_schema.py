@@ -20,3 +20,28 @@ def test_unknown_kind_names_the_key(tmp_path: Path) -> None:
     path.write_text('[[providers]]\nname = "a"\nbase_url = "https://x/v1"\nkind = "watsonx"\n')
     with pytest.raises(ConfigError, match=r"providers\[0\]\.kind"):
         load_settings({}, str(path))
+
+
+def test_auth_jwt_issuers(tmp_path: Path) -> None:
+    path = tmp_path / "llmgate.toml"
+    path.write_text('[[auth.jwt]]\nissuer = "https://login.example.com/"\naudiences = ["llmgate"]\n'
+                    'algorithms = ["ES256"]\nmodels_claim = "scope"\n')
+    (issuer,) = load_settings({}, str(path)).auth.jwt
+    assert (issuer.issuer, issuer.audiences, issuer.algorithms, issuer.jwks_url) == \
+        ("https://login.example.com/", ("llmgate",), ("ES256",), "")
+    assert (issuer.project_claim, issuer.user_claim, issuer.models_claim, issuer.leeway_s) == \
+        ("llmgate_project", "sub", "scope", 30.0)
+
+
+@pytest.mark.parametrize(("body", "where"), [
+    ('issuer = "https://x/"\naudiences = ["a"]\nalgorithms = ["HS256"]\n', r"auth\.jwt\[0\]\.algorithms\[0\]"),
+    ('issuer = "https://x/"\naudiences = ["a"]\nalgorithms = ["none"]\n', r"auth\.jwt\[0\]\.algorithms\[0\]"),
+    ('issuer = "https://x/"\naudiences = []\n', r"auth\.jwt\[0\]\.audiences"),
+    ('issuer = "login.example.com"\naudiences = ["a"]\n', r"auth\.jwt\[0\]\.issuer"),
+    ('issuer = "https://x/"\naudiences = ["a"]\njwks = "https://x/keys"\n', r"auth\.jwt\[0\]"),
+])
+def test_bad_jwt_issuers_name_the_key(tmp_path: Path, body: str, where: str) -> None:
+    path = tmp_path / "llmgate.toml"
+    path.write_text("[[auth.jwt]]\n" + body)
+    with pytest.raises(ConfigError, match=where):
+        load_settings({}, str(path))

@@ -10,9 +10,9 @@ import pytest
 
 # The Postgres and Redis drivers, the CLI's HTTP client, the tables and plotting libraries, the tokenizer, the
 # OpenTelemetry SDK (tracing off), Google's auth library (vertex providers only), AWS's SDK (bedrock only), the
-# admin UI's templates (loaded by create_app only when the management API is on).
+# admin UI's templates (loaded by create_app only when the management API is on), PyJWT (no [[auth.jwt]]).
 HEAVY = ("asyncpg", "redis", "httpx", "rich", "matplotlib", "tiktoken", "opentelemetry", "google", "botocore",
-         "jinja2")
+         "jinja2", "jwt")
 
 
 @pytest.mark.parametrize("module", ["llmgate.app", "llmgate.cli"])

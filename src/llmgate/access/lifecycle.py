@@ -1,6 +1,7 @@
 """A virtual token's life: issued (its secret shown once), its limits changed, revoked, rotated. Each change
 is stored, then every cache that may hold the token forgets it: this instance's at once, the others' through
-Redis when it is configured (else within LLMGATE_TOKEN_CACHE_TTL_S)."""
+Redis when it is configured (else within LLMGATE_TOKEN_CACHE_TTL_S); and it is appended to the audit trail with
+who made it."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from llmgate.access.tokens import display_prefix, hash_secret, new_secret
+from llmgate.audit import Actor, AuditLog, created, diff
 from llmgate.errors import Conflict, InvalidRequest, NotFound
-from llmgate.store.base import Project, Store, Token
+from llmgate.store.base import TOKEN_UPDATABLE, Project, Store, Token
 
 if TYPE_CHECKING:
     from llmgate.access.authenticate import Authenticator
     from llmgate.access.tokens import TokenCache
     from llmgate.store.redis import SharedLimits
+
+_TOKEN_FIELDS = ("project_id", *sorted(TOKEN_UPDATABLE))
 
 
 def check_models(project: Project, models: list[str] | tuple[str, ...]) -> None:
@@ -33,8 +37,9 @@ class TokenLifecycle:
     """Issue, update, revoke and rotate tokens in the store, keeping the token caches and /v1's access right."""
 
     def __init__(self, store: Store, cache: TokenCache, authenticator: Authenticator,
-                 shared: SharedLimits | None) -> None:
+                 shared: SharedLimits | None, audit: AuditLog) -> None:
         self.store = store
+        self.audit = audit
         self.cache = cache
         self.authenticator = authenticator
         self.shared = shared
@@ -46,7 +51,7 @@ class TokenLifecycle:
             raise NotFound(f"No token with id {token_id!r}.")
         return token
 
-    async def issue(self, project: Project, limits: Mapping[str, Any]) -> tuple[Token, str]:
+    async def issue(self, project: Project, limits: Mapping[str, Any], actor: Actor) -> tuple[Token, str]:
         """A new token for `project` with `limits` (Token's limit fields, `name`, `allowed_models`); returns it and
         its secret, which is stored only as a hash. The first token closes an open /v1 at once."""
         models = tuple(dict.fromkeys(limits.get("allowed_models", ())))
@@ -58,9 +63,10 @@ class TokenLifecycle:
         await self.store.create_token(token)
         self.authenticator.has_tokens = True
         self.cache.forget_unknown(token.secret_hash)
+        await self.audit.record(actor, "token.create", token.id, created(token, _TOKEN_FIELDS))
         return token, secret
 
-    async def update(self, token_id: str, changes: dict[str, Any]) -> Token:
+    async def update(self, token_id: str, changes: dict[str, Any], actor: Actor) -> Token:
         """Change a token's limits or models (an empty change returns it as it is)."""
         current = await self.find(token_id)
         if "allowed_models" in changes:
@@ -76,16 +82,18 @@ class TokenLifecycle:
         if self.shared is not None and "max_requests" in changes:
             await self.shared.reset_count(token_id)
         await self.invalidate(token.secret_hash)
+        await self.audit.record(actor, "token.update", token_id, diff(current, token, sorted(changes)))
         return token
 
-    async def revoke(self, token_id: str) -> Token:
+    async def revoke(self, token_id: str, actor: Actor) -> Token:
         token = await self.store.revoke_token(token_id, time.time())
         if token is None:
             raise NotFound(f"No token with id {token_id!r}.")
         await self.invalidate(token.secret_hash)
+        await self.audit.record(actor, "token.revoke", token_id, {"is_active": {"after": False}})
         return token
 
-    async def rotate(self, token_id: str) -> tuple[Token, str]:
+    async def rotate(self, token_id: str, actor: Actor) -> tuple[Token, str]:
         """A new secret for an active token; the old one stops working at once."""
         old = await self.find(token_id)
         secret = new_secret()
@@ -94,6 +102,7 @@ class TokenLifecycle:
             raise Conflict(f"Token {token_id!r} is revoked; a revoked token cannot be rotated.")
         await self.invalidate(old.secret_hash)
         self.cache.forget_unknown(token.secret_hash)
+        await self.audit.record(actor, "token.rotate", token_id)  # the new secret: never recorded
         return token, secret
 
     async def invalidate(self, *secret_hashes: str) -> None:

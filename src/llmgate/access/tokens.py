@@ -100,6 +100,29 @@ class TokenEntry:
         self.idle_flushes = 0
         self.update(token, project, keybox, now)
 
+    @classmethod
+    def for_project(cls, project: Project, models: frozenset[str] | None, keybox: KeyBox, now: float) -> TokenEntry:
+        """A caller that holds no virtual token but belongs to `project` (a JWT's): the project's models (narrowed
+        to `models` when given) and upstream keys, no token limits; `token_id` is empty and nothing is written
+        back for it."""
+        entry = cls.__new__(cls)
+        entry.token_id = ""
+        entry.counters = Counters(0, 0, 0.0)
+        entry.unflushed_requests = entry.unflushed_tokens = entry.idle_flushes = 0
+        entry.unflushed_cost = 0.0
+        entry.is_active, entry.expires_at = True, None
+        entry.limits, entry.has_tpm, entry.counts_tokens = Limits(), False, False
+        entry.update_project(project, models, keybox, now)
+        return entry
+
+    def update_project(self, project: Project, models: frozenset[str] | None, keybox: KeyBox, now: float) -> None:
+        """A project caller's entry from a fresh project record."""
+        self.project_id = project.id
+        own = frozenset(project.allowed_models)
+        self.allowed_models = (own & models if own else models) if models is not None else (own or None)
+        self.upstream_keys = {name: key for name, enc in project.upstream_keys.items() if (key := keybox.decrypt(enc))}
+        self.loaded_at = now
+
     def update(self, token: Token, project: Project | None, keybox: KeyBox, now: float) -> None:
         """Take a fresh record from the store, keeping what was counted here and not written back yet."""
         self.is_active = token.is_active and project is not None
@@ -227,7 +250,7 @@ class TokenCache:
         """A request's checks: the model, then, without Redis, the limits (counting it). True when the limits are
         shared: the caller then awaits `admit_shared` (synchronous otherwise: no coroutine on the hot path)."""
         entry.check_model(model)
-        if self.shared is not None:
+        if self.shared is not None and entry.token_id:
             return True
         self.admit(entry, now)
         return False
@@ -317,6 +340,10 @@ class TokenCache:
         """Write counted usage back in one transaction, then reload entries past half their TTL."""
         now = self.clock()
         used, self._used = self._used, set()
+        for entry in [e for e in used if not e.token_id]:  # a project caller's (a JWT's): no token row to add to
+            entry.unflushed_requests = entry.unflushed_tokens = 0
+            entry.unflushed_cost = 0.0
+            used.discard(entry)
         deltas = [UsageDelta(e.token_id, e.unflushed_requests, e.unflushed_tokens, now, e.unflushed_cost)
                   for e in used]
         for entry in used:

@@ -1,11 +1,12 @@
-"""Who may use /manage (a bearer compared in constant time), and how its errors look (OpenAI-style bodies)."""
+"""Who may use /manage (the management token compared in constant time, or a JWT whose claims make its caller an
+admin), and how its errors look (OpenAI-style bodies)."""
 
 from __future__ import annotations
 
 import hmac
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
@@ -14,9 +15,12 @@ from litestar.handlers import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.routes import HTTPRoute
 
+from llmgate.access.authenticate import looks_like_jwt
 from llmgate.access.throttle import AuthThrottle, client_address
+from llmgate.audit import Actor
 from llmgate.errors import (
     ErrorBody,
+    Forbidden,
     GatewayError,
     InvalidRequest,
     ManagementDisabled,
@@ -26,27 +30,52 @@ from llmgate.errors import (
 )
 from llmgate.log import new_request_id
 
+if TYPE_CHECKING:
+    from llmgate.access.jwt import JwtAuth
+
 _BACKTICKED = re.compile(r"`([^`]+)`")
 DISABLED = ("The management API is disabled: set LLMGATE_MANAGEMENT_TOKEN to a secret and send it as "
             "'Authorization: Bearer <token>'.")
 
 
-def require_management_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard: `Authorization: Bearer $LLMGATE_MANAGEMENT_TOKEN`; 503 when unset, 401 when missing or wrong, 429
-    once the caller's address has failed too often (access/throttle.py, shared with /v1)."""
+async def require_management_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: `Authorization: Bearer $LLMGATE_MANAGEMENT_TOKEN`, or a JWT of an `[[auth.jwt]]` issuer whose
+    `admin_claim` holds `admin_value`; 503 when neither is configured, 401 when missing or wrong, 403 for a JWT
+    without the admin role, 429 once the caller's address has failed too often (access/throttle.py, shared with
+    /v1). Names the caller in `connection.state.actor` (for the audit trail)."""
     expected: str | None = connection.app.state.management_token
-    if not expected:
+    jwt: JwtAuth | None = connection.app.state.get("jwt")
+    admin_jwt = jwt is not None and jwt.has_admin_claim
+    if not expected and not admin_jwt:
         raise ManagementDisabled(DISABLED)
     header = connection.headers.get("authorization", "")
     given = header[7:].strip() if header[:7].lower() == "bearer " else ""
-    if given and hmac.compare_digest(given.encode(), expected.encode()):
+    if given and expected and hmac.compare_digest(given.encode(), expected.encode()):
+        connection.state.actor = "management_token"
         return
     throttle: AuthThrottle | None = connection.app.state.get("auth_throttle")
+    if given and jwt is not None and admin_jwt and looks_like_jwt(given):
+        try:
+            caller = await jwt.verify(given, time.time(), for_v1=False)
+        except Unauthorized:
+            if throttle is not None:
+                throttle.failed(client_address(connection.scope), time.monotonic())  # type: ignore[arg-type]
+            raise
+        if not caller.is_admin:
+            raise Forbidden("This JWT does not carry the admin role the management API needs.")
+        connection.state.actor = f"jwt:{caller.subject or caller.user or '?'}"
+        return
     if throttle is not None:
         throttle.failed(client_address(connection.scope), time.monotonic())  # type: ignore[arg-type]
     if not given:
         raise Unauthorized("Missing management token: send 'Authorization: Bearer <LLMGATE_MANAGEMENT_TOKEN>'.")
     raise Unauthorized("Incorrect management token.")
+
+
+def actor_of(request: Request[Any, Any, Any]) -> Actor:
+    """The caller the guard let in, and its address: who an audited action is recorded as."""
+    client = request.client.host if request.client is not None else None
+    return Actor(name=request.state.get("actor", "unknown"), client=client)
 
 
 def gateway_error(request: Request[Any, Any, Any], error: GatewayError) -> Response[bytes]:

@@ -1,5 +1,7 @@
-"""/manage/projects: create, list, get, update (PATCH), delete (which revokes the project's tokens). The changes are
-plain functions, which the admin UI (llmgate/ui/) calls too."""
+"""/manage/projects: create, list, get, update (PATCH), delete (which revokes the project's tokens).
+
+The controller is HTTP in and out; the changes are made by `add_project`, `change_project` and `remove_project`,
+which any other way in (the web UI) calls too, and which append each change to the audit trail."""
 
 from __future__ import annotations
 
@@ -11,10 +13,11 @@ from litestar import Controller, delete, get, patch, post
 
 from llmgate.admin.access import error_responses
 from llmgate.admin.schemas import Deleted, ProjectCreate, ProjectOut, ProjectUpdate, changes_of, project_out
+from llmgate.audit import Actor, created, diff
 from llmgate.errors import Conflict, InvalidRequest, NotFound
 from llmgate.services import Services
 from llmgate.store import base
-from llmgate.store.base import Project
+from llmgate.store.base import PROJECT_UPDATABLE, Project
 from llmgate.store.crypto import KeyBox, SecretKeyMissing
 
 
@@ -23,8 +26,8 @@ class ProjectController(Controller):
     tags = ["projects"]  # noqa: RUF012 - Litestar reads it as a plain class attribute
 
     @post("/", status_code=201, responses=error_responses(400, 409, 422))
-    async def create_project(self, gateway: Services, data: ProjectCreate) -> ProjectOut:
-        return await create_project(gateway, data)
+    async def create_project(self, gateway: Services, caller: Actor, data: ProjectCreate) -> ProjectOut:
+        return project_out(await add_project(gateway, data, caller), gateway.keybox.decrypt)
 
     @get("/", responses=error_responses())
     async def list_projects(self, gateway: Services) -> list[ProjectOut]:
@@ -35,16 +38,18 @@ class ProjectController(Controller):
         return project_out(await find_project(gateway, project_id), gateway.keybox.decrypt)
 
     @patch("/{project_id:str}", responses=error_responses(400, 404, 409, 422))
-    async def update_project(self, gateway: Services, project_id: str, data: ProjectUpdate) -> ProjectOut:
-        return await update_project(gateway, project_id, data)
+    async def update_project(self, gateway: Services, caller: Actor, project_id: str,
+                             data: ProjectUpdate) -> ProjectOut:
+        return project_out(await change_project(gateway, project_id, changes_of(data), caller), gateway.keybox.decrypt)
 
     @delete("/{project_id:str}", status_code=200, responses=error_responses(400, 404))
-    async def delete_project(self, gateway: Services, project_id: str) -> Deleted:
-        return await delete_project(gateway, project_id)
+    async def delete_project(self, gateway: Services, caller: Actor, project_id: str) -> Deleted:
+        revoked = await remove_project(gateway, project_id, caller)
+        return Deleted(id=project_id, object="project", revoked_tokens=revoked)
 
 
-async def create_project(gateway: Services, data: ProjectCreate) -> ProjectOut:
-    """A new project (409 naming `name` when the name is taken); shared by /manage and the admin UI."""
+async def add_project(gateway: Services, data: ProjectCreate, actor: Actor) -> Project:
+    """Store a new project (409 when its name is taken) and record `project.create`."""
     now = time.time()
     project = Project(id=f"proj_{secrets.token_hex(8)}", name=data.name, description=data.description,
                       metadata=data.metadata, allowed_models=tuple(dict.fromkeys(data.allowed_models)),
@@ -54,36 +59,56 @@ async def create_project(gateway: Services, data: ProjectCreate) -> ProjectOut:
         await gateway.store.create_project(project)
     except base.Conflict as exc:
         raise Conflict(str(exc), param="name") from None
-    return project_out(project, gateway.keybox.decrypt)
+    await gateway.audit.record(actor, "project.create", project.id, created(project, sorted(PROJECT_UPDATABLE)))
+    return project
 
 
-async def update_project(gateway: Services, project_id: str, data: ProjectUpdate) -> ProjectOut:
-    """Change the fields `data` gives; its tokens are reloaded everywhere (their allowances may have changed)."""
-    changes: dict[str, Any] = changes_of(data)
+async def change_project(gateway: Services, project_id: str, changes: dict[str, Any], actor: Actor) -> Project:
+    """Apply `changes` (PROJECT_UPDATABLE fields), reload its tokens everywhere, record `project.update` with
+    each changed field's before and after (upstream keys masked)."""
+    before = await find_project(gateway, project_id)
     if "upstream_keys" in changes:
         changes["upstream_keys"] = encrypt_keys(gateway.keybox, changes["upstream_keys"])
     if "allowed_models" in changes:
         changes["allowed_models"] = list(dict.fromkeys(changes["allowed_models"]))
     if not changes:
-        return project_out(await find_project(gateway, project_id), gateway.keybox.decrypt)
+        return before
     try:
         project = await gateway.store.update_project(project_id, changes, time.time())
     except base.Conflict as exc:
         raise Conflict(str(exc), param="name") from None
     if project is None:
         raise NotFound(f"No project with id {project_id!r}.")
+    # its tokens' allowances (models, keys) changed: reload them everywhere
     tokens = await gateway.store.list_tokens(project_id=project_id)
     await gateway.token_lifecycle.invalidate(*(t.secret_hash for t in tokens))
-    return project_out(project, gateway.keybox.decrypt)
+    if gateway.jwt is not None:
+        gateway.jwt.forget_project(project_id)
+    await gateway.audit.record(actor, "project.update", project_id, _changed(before, project, changes))
+    return project
 
 
-async def delete_project(gateway: Services, project_id: str) -> Deleted:
-    """Delete the project and revoke its tokens (404 when there is none)."""
+def _changed(before: Project, after: Project, changes: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = diff(before, after, sorted(changes))
+    if "upstream_keys" in changes and "upstream_keys" not in found:  # same providers, a key replaced
+        found["upstream_keys"] = {"before": {k: "****" for k in sorted(before.upstream_keys)},
+                                  "after": {k: "**** (replaced)" if before.upstream_keys.get(k) != v else "****"
+                                            for k, v in sorted(after.upstream_keys.items())}}
+    return found
+
+
+async def remove_project(gateway: Services, project_id: str, actor: Actor) -> int:
+    """Delete the project and revoke its tokens (everywhere); record `project.delete`. How many were revoked."""
+    before = await find_project(gateway, project_id)
     revoked = await gateway.store.delete_project(project_id, time.time())
     if revoked is None:
         raise NotFound(f"No project with id {project_id!r}.")
     await gateway.token_lifecycle.invalidate(*(t.secret_hash for t in revoked))
-    return Deleted(id=project_id, object="project", revoked_tokens=len(revoked))
+    if gateway.jwt is not None:
+        gateway.jwt.forget_project(project_id)
+    changes: dict[str, dict[str, Any]] = {"name": {"before": before.name}, "revoked_tokens": {"after": len(revoked)}}
+    await gateway.audit.record(actor, "project.delete", project_id, changes)
+    return len(revoked)
 
 
 async def find_project(gateway: Services, project_id: str) -> Project:

@@ -2,7 +2,7 @@
 
     serve.py     llmgate serve                      run the gateway (granian)
     db.py        llmgate db upgrade                 apply the store's migrations
-    manage.py    llmgate project|token|usage ...    the management API, over HTTP (httpx)
+    manage.py    llmgate project|token|usage|audit  the management API, over HTTP (httpx)
     bench.py     llmgate bench URL                  load-test an endpoint (bench_load.py: the loop)
 """
 

@@ -1,4 +1,5 @@
-"""`llmgate project ...`, `llmgate token ...` and `llmgate usage`: the management API over HTTP, tables or `--json`.
+"""`llmgate project ...`, `llmgate token ...`, `llmgate usage` and `llmgate audit`: the management API over HTTP,
+tables or `--json`.
 
 Exit codes: 0 done, 1 the API refused or could not be reached (its message printed), 2 bad usage.
 """
@@ -17,6 +18,7 @@ TOKEN_COLUMNS = ("id", "project_id", "prefix", "is_active", "request_count", "ma
                  "tpm_limit", "budget_tokens", "budget_cost", "cost_used", "expires_at")
 USAGE_COLUMNS = ("group", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens", "cost",
                  "latency_p50_ms", "latency_p95_ms", "overhead_p50_ms", "overhead_p95_ms")
+AUDIT_COLUMNS = ("id", "at", "actor", "client", "action", "target", "changes")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -32,6 +34,20 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     _token_parsers(commands.add_parser("token", help="virtual tokens: create, list, get, update, revoke, rotate")
                    .add_subparsers(dest="action", required=True), common)
     _usage_parser(commands.add_parser("usage", parents=[common], help="usage: requests, tokens, cost, latency"))
+    _audit_parser(commands.add_parser("audit", parents=[common], help="the audit trail: who changed what, when"))
+
+
+def _audit_parser(audit: argparse.ArgumentParser) -> None:
+    audit.add_argument("--actor", help="only this actor's (management_token, jwt:<sub>, admin:<user>, system)")
+    audit.add_argument("--action", help="only this action (project.create, token.rotate, config.reload, ...)")
+    audit.add_argument("--target", help="only entries about this id")
+    audit.add_argument("--from", dest="from_", metavar="TIME", help="from (Unix seconds or ISO 8601, UTC)")
+    audit.add_argument("--to", metavar="TIME", help="until (exclusive)")
+    audit.add_argument("--limit", type=int, default=50, help="entries to show (1-1000, default 50)")
+    audit.add_argument("--cursor", type=int, help="continue after an earlier listing (its `next: --cursor N`)")
+    audit.set_defaults(run=lambda a: _call(a, "GET", "/audit", None, AUDIT_COLUMNS, params={
+        k: str(v) for k, v in (("actor", a.actor), ("action", a.action), ("target", a.target), ("from", a.from_),
+                               ("to", a.to), ("limit", a.limit), ("cursor", a.cursor)) if v is not None}))
 
 
 def _usage_parser(usage: argparse.ArgumentParser) -> None:
@@ -171,6 +187,8 @@ def _call(args: argparse.Namespace, method: str, path: str, body: Any, columns: 
         return 0
     if path == "/usage":
         return _print_usage(data, columns)
+    if path == "/audit":
+        return _print_audit(data, columns)
     print(render_table(data if isinstance(data, list) else [data], columns))
     if isinstance(data, dict) and data.get("secret"):
         print(f"\nsecret (shown once, store it now): {data['secret']}")
@@ -190,6 +208,23 @@ def _print_usage(summary: dict[str, Any], columns: tuple[str, ...]) -> int:
     return 0 if rows else 1
 
 
+def _print_audit(page: dict[str, Any], columns: tuple[str, ...]) -> int:
+    rows = [{**row, "changes": _changes_text(row.get("changes") or {})} for row in page.get("data", [])]
+    print(render_table(rows, columns))
+    if page.get("next_cursor") is not None:
+        print(f"llmgate: more entries: --cursor {page['next_cursor']}", file=sys.stderr)
+    return 0
+
+
+def _changes_text(changes: dict[str, dict[str, Any]]) -> str:
+    """`name: app → web; rpm_limit: - → 60` (a side that does not exist shown as `-`)."""
+    def shown(value: Any) -> str:
+        return "-" if value is None else json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) \
+            else str(value)
+    return "; ".join(f"{field}: {shown(change.get('before'))} → {shown(change.get('after'))}"
+                     for field, change in changes.items())
+
+
 def render_table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
     """A plain text table; lists joined with commas, missing values as `-`, times as UTC dates."""
     shown = [c for c in columns if c != "secret"]
@@ -207,6 +242,8 @@ def _cell(column: str, value: Any) -> str:
         return "-"
     if isinstance(value, list):
         return ",".join(map(str, value))
+    if column == "at" and isinstance(value, int | float):
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(value))
     if column.endswith("_at") and isinstance(value, int | float):
         return time.strftime("%Y-%m-%d %H:%M", time.gmtime(value))
     if isinstance(value, bool):

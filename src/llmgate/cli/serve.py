@@ -172,13 +172,15 @@ def raise_open_files_limit(wanted: tuple[int, int]) -> str | None:
 
 def check_exposure(settings: Settings) -> str | None:
     """Why the gateway must not start as configured, or None. Bound beyond loopback, /v1 must be closed whatever
-    the store holds: a master key, or a management token (then only virtual tokens get in)."""
+    the store holds: a master key, a management token (then only virtual tokens get in), or JWT issuers (then only
+    their callers do)."""
     host = settings.server.host
-    if settings.master_key or settings.management_token or is_loopback(host):
+    if settings.master_key or settings.management_token or settings.auth.jwt or is_loopback(host):
         return None
     return (f"neither LLMGATE_MASTER_KEY nor LLMGATE_MANAGEMENT_TOKEN is set and the gateway would listen on "
             f"{host}, reachable from other machines, letting anyone spend the provider keys. Set "
-            "LLMGATE_MASTER_KEY (or LLMGATE_MANAGEMENT_TOKEN and issue virtual tokens), or bind to 127.0.0.1.")
+            "LLMGATE_MASTER_KEY (or LLMGATE_MANAGEMENT_TOKEN and issue virtual tokens, or [[auth.jwt]] issuers), or "
+            "bind to 127.0.0.1.")
 
 
 def _log_start(settings: Settings) -> None:

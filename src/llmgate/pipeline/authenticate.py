@@ -1,4 +1,5 @@
-"""Who is calling: the master key, a virtual token (whose project then pays), or anyone on an open gateway."""
+"""Who is calling: the master key, a virtual token (whose project then pays), a JWT (its project pays, its end
+user is recorded), or anyone on an open gateway."""
 
 from __future__ import annotations
 
@@ -30,5 +31,6 @@ async def authenticate(authenticator: Authenticator, request: V1Request, throttl
     exchange = request.exchange
     entry = request.entry = principal.entry
     if entry is not None:
-        exchange.project_id, exchange.token_id = entry.project_id, entry.token_id
+        exchange.project_id, exchange.token_id = entry.project_id, entry.token_id or None
+        exchange.end_user = principal.user
     exchange.auth_s = time.monotonic() - exchange.started_at

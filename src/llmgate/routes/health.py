@@ -17,7 +17,7 @@ from llmgate.routing.health import deployments_health
 from llmgate.services import Services
 
 
-class Health(msgspec.Struct, kw_only=True, frozen=True):
+class Health(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
     status: str
     version: str
     uptime_s: float
@@ -27,6 +27,9 @@ class Health(msgspec.Struct, kw_only=True, frozen=True):
     """The worst sample of the last ~10 s."""
     access: str
     """`open` (no credential needed on /v1) or `closed`; the start-up log says why."""
+    jwks: dict[str, str] | None = None
+    """Each `[[auth.jwt]]` issuer's keys: `ok`, or `stale: <why>` while its JWKS cannot be fetched and the cached
+    keys serve (absent without JWT issuers)."""
 
 
 class HealthController(Controller):
@@ -38,7 +41,8 @@ class HealthController(Controller):
         lag = gateway.lag
         return Health(status="ok", version=__version__, uptime_s=round(time.monotonic() - gateway.started_at, 3),
                       loop_lag_ms=round(lag.lag_s * 1000, 3), loop_lag_peak_ms=round(lag.peak_s * 1000, 3),
-                      access="open" if gateway.authenticator.is_open else "closed")
+                      access="open" if gateway.authenticator.is_open else "closed",
+                      jwks=gateway.jwt.status() if gateway.jwt is not None else None)
 
     @get("/deployments", include_in_schema=False)
     async def deployments(self, gateway: Services, request: Request[Any, Any, Any]) -> dict[str, Any]:
@@ -49,7 +53,7 @@ class HealthController(Controller):
         token = gateway.settings.management_token
         if not (token and credential and hmac.compare_digest(credential.encode(), token.encode())):
             principal = gateway.authenticator.authenticate(credential, time.time())
-            if principal is None or principal.kind == "token":
+            if principal is None or principal.kind in ("token", "jwt"):
                 raise Unauthorized("GET /health/deployments needs the master key or the management token.")
         return {"reloads": gateway.reloader.count,
                 "deployments": deployments_health(gateway.upstreams.table, gateway.upstreams.clock())}

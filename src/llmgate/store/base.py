@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 if TYPE_CHECKING:
+    from llmgate.store.audit import AuditEntry, AuditQuery
     from llmgate.store.usage import UsageGroup, UsageQuery
     from llmgate.usage.event import UsageEvent
 
@@ -136,6 +137,15 @@ class Store(Protocol):
 
     async def summarize_usage(self, query: UsageQuery) -> list[UsageGroup]:
         """Requests, errors, tokens, cost and latency percentiles of the rows `query` selects, per group."""
+
+    async def append_audit(self, entry: AuditEntry) -> None:
+        """Add a row to the audit trail (rows are never changed; the table refuses updates)."""
+
+    async def list_audit(self, query: AuditQuery) -> list[AuditEntry]:
+        """The audit rows `query` selects, newest first, at most `query.limit`."""
+
+    async def prune_audit(self, before: float) -> int:
+        """Delete the audit rows older than `before` (the retention); how many went."""
 
 
 def encode_value(column: str, value: Any) -> Any:

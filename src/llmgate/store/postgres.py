@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from llmgate.store.audit import AuditEntry, AuditQuery, audit_from_row, audit_row, insert_audit_sql, list_audit_sql
 from llmgate.store.base import (
     PROJECT_COLUMNS,
     PROJECT_UPDATABLE,
@@ -177,6 +178,17 @@ class PostgresStore:
         rows = await self.pool.fetch(sql, *args)
         return summary_groups(query, [tuple(r) for r in rows])
 
+    async def append_audit(self, entry: AuditEntry) -> None:
+        await self.pool.execute(_INSERT_AUDIT, *audit_row(entry))
+
+    async def list_audit(self, query: AuditQuery) -> list[AuditEntry]:
+        sql, args = list_audit_sql(query, "$")
+        return [audit_from_row(dict(r)) for r in await self.pool.fetch(sql, *args)]
+
+    async def prune_audit(self, before: float) -> int:
+        status = await self.pool.execute("DELETE FROM audit WHERE at < $1", before)
+        return int(status.split()[-1])  # "DELETE <count>"
+
     async def _update(self, table: str, columns_sql: str, row_id: str, changes: Mapping[str, Any],
                       now: float) -> Any:
         columns = sorted(changes)  # names come from the *_UPDATABLE allowlists, never from the client
@@ -186,6 +198,7 @@ class PostgresStore:
             f"UPDATE {table} SET {sets} WHERE id = ${len(columns) + 2} RETURNING {columns_sql}", *args, now, row_id)
 
 
+_INSERT_AUDIT = insert_audit_sql("$")
 _INSERT_USAGE = insert_sql("$")
 
 

@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import aiosqlite
 
+from llmgate.store.audit import AuditEntry, AuditQuery, audit_from_row, audit_row, insert_audit_sql, list_audit_sql
 from llmgate.store.base import (
     PROJECT_COLUMNS,
     PROJECT_UPDATABLE,
@@ -228,6 +229,26 @@ class SqliteStore:
         return summary_groups(query, rows, latencies)
 
 
+    async def append_audit(self, entry: AuditEntry) -> None:
+        async with self._tx() as db:
+            await db.execute(_INSERT_AUDIT, audit_row(entry))
+
+    async def list_audit(self, query: AuditQuery) -> list[AuditEntry]:
+        sql, args = list_audit_sql(query, "?")
+        async with self._tx(write=False) as db:
+            rows = await _fetch(db, sql, args)
+        return [audit_from_row(dict(r)) for r in rows]
+
+    async def prune_audit(self, before: float) -> int:
+        async with self._tx(write=False) as db:  # most checks find nothing: no write lock for them
+            if not await _fetch(db, "SELECT 1 FROM audit WHERE at < ? LIMIT 1", (before,)):
+                return 0
+        async with self._tx() as db:
+            cursor = await db.execute("DELETE FROM audit WHERE at < ?", (before,))
+            return cursor.rowcount
+
+
+_INSERT_AUDIT = insert_audit_sql("?")
 _INSERT_USAGE = insert_sql("?")
 _INSERT_USAGE_MANY = insert_sql("?", ROWS_PER_STATEMENT)
 

@@ -3,6 +3,7 @@ and the CSRF check of every state-changing form."""
 
 from __future__ import annotations
 
+import base64
 import hmac
 import math
 import time
@@ -17,6 +18,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.response import Redirect
 from loguru import logger
 
+from llmgate.audit import Actor, AuditLog
 from llmgate.config import Settings
 from llmgate.ui.render import SECURITY_HEADERS, VIEWER, page
 from llmgate.ui.session import (
@@ -61,15 +63,16 @@ class UIAuth:
     """The UI's credentials (the management token; basic auth when both user and password are set), its signing
     key, and the failed sign-in throttle of this process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, audit: AuditLog) -> None:
         assert settings.management_token, "the UI runs only with the management API"
+        self.audit = audit
         self.management_token = settings.management_token
         self.admin_user, self.admin_password = settings.admin_user, settings.admin_password
         self.has_basic = bool(self.admin_user and self.admin_password)
         self.key = signing_key(self.management_token)
         self.throttle = SignInThrottle()
 
-    def identify(self, connection: ASGIConnection[Any, Any, Any, Any], now: float) -> Viewer | None:
+    async def identify(self, connection: ASGIConnection[Any, Any, Any, Any], now: float) -> Viewer | None:
         """The viewer a request's session cookie or basic credentials show; TooManySignIns when its address must
         wait; wrong basic credentials count as a failed sign-in."""
         session = read_session(self.key, connection.cookies.get(SESSION_COOKIE), now)
@@ -84,21 +87,30 @@ class UIAuth:
         user = is_basic_valid(header, self.admin_user, self.admin_password)
         if user is None:
             self.throttle.failed(address, now)
-            record_sign_in(address, "basic", succeeded=False)
+            await self.record_sign_in(header_user(header), address, succeeded=False)
             return None
         session_id = f"basic:{user}"
         return Viewer(name=user, via="basic", session_id=session_id, csrf=csrf_token(self.key, session_id))
+
+    async def record_sign_in(self, user: str, address: str, *, succeeded: bool) -> None:
+        """A UI sign-in attempt, in the audit trail (`ui.sign_in` / `ui.sign_in_failed`, the name as typed) and
+        the log."""
+        if succeeded:
+            logger.info("ui.sign_in as {} from {}", user, address)
+        else:
+            logger.warning("ui.sign_in_failed as {} from {}", user, address)
+        await self.audit.sign_in(user, address, succeeded=succeeded)
 
     def check_throttle(self, address: str, now: float) -> None:
         wait_s = self.throttle.wait_s(address, now)
         if wait_s > 0:
             raise TooManySignIns(wait_s)
 
-    def guard(self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    async def guard(self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
         """Every UI route but sign-in and the static files: a viewer, or SignInRequired."""
         if handler.opt.get("public"):
             return
-        viewer = self.identify(connection, time.time())
+        viewer = await self.identify(connection, time.time())
         if viewer is None:
             raise SignInRequired
         connection.state[VIEWER] = viewer
@@ -128,13 +140,24 @@ def client_address(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     return connection.client.host if connection.client else "unknown"
 
 
-def record_sign_in(address: str, via: str, *, succeeded: bool) -> None:
-    """The one place a UI sign-in attempt is recorded (`ui.sign_in` / `ui.sign_in_failed`): an audit trail hooks
-    in here."""
-    if succeeded:
-        logger.info("ui.sign_in via {} from {}", via, address)
-    else:
-        logger.warning("ui.sign_in_failed via {} from {}", via, address)
+def header_user(header: str) -> str:
+    """The user name a basic-auth header gives (for the audit trail; never its password)."""
+    try:
+        return base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")[0] or "?"
+    except (ValueError, UnicodeDecodeError):
+        return "?"
+
+
+def actor_of(request: Request[Any, Any, Any]) -> Actor:
+    """Who a UI action is recorded as in the audit trail: `admin:<user>` (basic auth) or
+    `admin:management_token` (signed in with the token), from the viewer's address."""
+    viewer: Viewer = request.state[VIEWER]
+    name = viewer.name if viewer.via == "basic" else TOKEN_USER
+    return Actor(name=f"admin:{name}", client=client_address(request))
+
+
+TOKEN_USER = "management_token"
+"""The user name a sign-in with the management token is recorded under."""
 
 
 def safe_next(target: str | None) -> str:
@@ -169,11 +192,11 @@ class SignInController(Controller):
         given = str(form.get("token") or "").strip()
         if not given or not hmac.compare_digest(given.encode(), ui.management_token.encode()):
             ui.throttle.failed(address, now)
-            record_sign_in(address, "management token", succeeded=False)
+            await ui.record_sign_in(TOKEN_USER, address, succeeded=False)
             error = "Enter the management token." if not given else "Incorrect management token."
             return page(request, "sign_in.html", status_code=401, next=target, error=error)
         ui.throttle.succeeded(address)
-        record_sign_in(address, "management token", succeeded=True)
+        await ui.record_sign_in(TOKEN_USER, address, succeeded=True)
         value, _ = new_session(ui.key, now)
         cookie = Cookie(key=SESSION_COOKIE, value=value, max_age=SESSION_TTL_S, path="/ui", httponly=True,
                         samesite="strict", secure=is_tls(request))

@@ -7,10 +7,11 @@ from typing import Any
 from litestar import Controller, Request, Response, get, post
 from litestar.response import Redirect
 
-from llmgate.admin.projects import create_project, delete_project, find_project, update_project
-from llmgate.admin.schemas import ProjectCreate, ProjectUpdate, project_out
+from llmgate.admin.projects import add_project, change_project, find_project, remove_project
+from llmgate.admin.schemas import ProjectCreate, ProjectUpdate, changes_of, project_out
 from llmgate.errors import GatewayError
 from llmgate.services import Services
+from llmgate.ui.auth import actor_of
 from llmgate.ui.forms import FormErrors, decode, gateway_errors, key_lines, names, text
 from llmgate.ui.render import page
 
@@ -46,7 +47,7 @@ class ProjectsPage(Controller):
     async def create(self, request: Request[Any, Any, Any], gateway: Services) -> Response[Any]:
         form = await request.form()
         try:
-            created = await create_project(gateway, decode(project_values(form), ProjectCreate))
+            created = await add_project(gateway, decode(project_values(form), ProjectCreate), actor_of(request))
         except FormErrors as exc:
             return page(request, "project_form.html", status_code=422, project=None, form=form, errors=exc.errors)
         except GatewayError as exc:
@@ -68,7 +69,8 @@ class ProjectsPage(Controller):
         project = project_out(await find_project(gateway, project_id), gateway.keybox.decrypt)
         form = await request.form()
         try:
-            await update_project(gateway, project_id, decode(project_values(form), ProjectUpdate))
+            changes = changes_of(decode(project_values(form), ProjectUpdate))
+            await change_project(gateway, project_id, changes, actor_of(request))
         except FormErrors as exc:
             return page(request, "project_form.html", status_code=422, project=project, form=form, errors=exc.errors)
         except GatewayError as exc:
@@ -86,5 +88,5 @@ class ProjectsPage(Controller):
     @post("/{project_id:str}/delete")
     async def delete(self, request: Request[Any, Any, Any], gateway: Services, project_id: str) -> Response[Any]:
         project = await find_project(gateway, project_id)
-        await delete_project(gateway, project_id)
+        await remove_project(gateway, project_id, actor_of(request))
         return Redirect(f"/ui/projects?deleted={project.name}", status_code=303)

@@ -16,6 +16,7 @@ from llmgate.admin.usage import parse_time
 from llmgate.errors import GatewayError
 from llmgate.services import Services
 from llmgate.store.base import Project, Token
+from llmgate.ui.auth import actor_of
 from llmgate.ui.forms import FormErrors, decode, gateway_errors, names, only_given, text
 from llmgate.ui.render import page
 
@@ -84,7 +85,7 @@ class TokensPage(Controller):
         form = await request.form()
         try:
             values = {**only_given(token_values(form)), "project_id": text(form, "project_id")}
-            created = await create_token(gateway, decode(values, TokenCreate))
+            created = await create_token(gateway, decode(values, TokenCreate), actor_of(request))
         except FormErrors as exc:
             return await self._form(request, gateway, form, exc.errors, 422)
         except GatewayError as exc:
@@ -110,7 +111,7 @@ class TokensPage(Controller):
         form = await request.form()
         try:
             update = decode(token_values(form), TokenUpdate)
-            await gateway.token_lifecycle.update(token_id, changes_of(update))
+            await gateway.token_lifecycle.update(token_id, changes_of(update), actor_of(request))
         except FormErrors as exc:
             return await self._detail(request, gateway, token, form, exc.errors, None, 422)
         except GatewayError as exc:
@@ -119,7 +120,7 @@ class TokensPage(Controller):
 
     @post("/{token_id:str}/rotate")
     async def rotate(self, request: Request[Any, Any, Any], gateway: Services, token_id: str) -> Response[Any]:
-        token, secret = await gateway.token_lifecycle.rotate(token_id)
+        token, secret = await gateway.token_lifecycle.rotate(token_id, actor_of(request))
         project = await gateway.store.get_project(token.project_id)
         return page(request, "token_secret.html", token=token_out(token, secret), project=project, rotated=True)
 
@@ -131,5 +132,5 @@ class TokensPage(Controller):
 
     @post("/{token_id:str}/revoke")
     async def revoke(self, request: Request[Any, Any, Any], gateway: Services, token_id: str) -> Response[Any]:
-        token = await gateway.token_lifecycle.revoke(token_id)
+        token = await gateway.token_lifecycle.revoke(token_id, actor_of(request))
         return Redirect(f"/ui/tokens?revoked={token.prefix}", status_code=303)

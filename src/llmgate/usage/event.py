@@ -47,6 +47,8 @@ class Exchange(msgspec.Struct, gc=False):
     provider: str | None = None
     project_id: str | None = None
     token_id: str | None = None
+    end_user: str | None = None
+    """The end user the request was made for: a JWT caller's `user_claim`."""
     attempts: int = 0
     upstream_s: float = 0.0
     """Time spent in upstream calls, every attempt's, until the delivered answer's last byte."""

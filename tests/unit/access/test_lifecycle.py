@@ -14,12 +14,14 @@ import pytest
 from llmgate.access.authenticate import Authenticator
 from llmgate.access.lifecycle import TokenLifecycle
 from llmgate.access.tokens import TokenCache, hash_secret
+from llmgate.audit import Actor, AuditLog
 from llmgate.errors import Conflict, InvalidRequest, NotFound, TokenRevoked, Unauthorized
 from llmgate.store.base import Project
 from llmgate.store.crypto import KeyBox
 from llmgate.store.sqlite import SqliteStore
 
 T = TypeVar("T")
+ACTOR = Actor(name="management_token", client="127.0.0.1")
 
 
 class Parts:
@@ -49,8 +51,8 @@ def run(tmp_path: Path, test: Callable[[Parts], Awaitable[T]], shared: Any = Non
             authenticator = Authenticator(None, cache, has_management_token=False, has_tokens=False)
             project = Project(id="p", name="p", allowed_models=("a", "b"), created_at=0.0, updated_at=0.0)
             await store.create_project(project)
-            return await test(Parts(store, TokenLifecycle(store, cache, authenticator, shared), authenticator,
-                                    project))
+            lifecycle = TokenLifecycle(store, cache, authenticator, shared, AuditLog(store, 0))
+            return await test(Parts(store, lifecycle, authenticator, project))
         finally:
             await store.close()
 
@@ -63,7 +65,7 @@ def test_issuing_stores_only_the_hash_and_closes_an_open_gateway(tmp_path: Path)
         unknown = "lg-" + "x" * 43
         with pytest.raises(Unauthorized):
             await parts.caller(unknown)  # remembered as unknown for a while (the negative cache)
-        token, secret = await parts.lifecycle.issue(parts.project, {"allowed_models": ["a", "a", "b"]})
+        token, secret = await parts.lifecycle.issue(parts.project, {"allowed_models": ["a", "a", "b"]}, ACTOR)
         assert not parts.authenticator.is_open  # the first token closes /v1 at once
         stored = await parts.store.get_token(token.id)
         assert stored is not None and stored.secret_hash == hash_secret(secret) and secret not in repr(stored)
@@ -76,21 +78,21 @@ def test_issuing_stores_only_the_hash_and_closes_an_open_gateway(tmp_path: Path)
 def test_a_token_may_name_only_its_projects_models(tmp_path: Path) -> None:
     async def test(parts: Parts) -> None:
         with pytest.raises(InvalidRequest) as info:
-            await parts.lifecycle.issue(parts.project, {"allowed_models": ["c"]})
+            await parts.lifecycle.issue(parts.project, {"allowed_models": ["c"]}, ACTOR)
         assert info.value.param == "allowed_models"
-        token, _ = await parts.lifecycle.issue(parts.project, {})
+        token, _ = await parts.lifecycle.issue(parts.project, {}, ACTOR)
         with pytest.raises(InvalidRequest):
-            await parts.lifecycle.update(token.id, {"allowed_models": ["a", "c"]})
+            await parts.lifecycle.update(token.id, {"allowed_models": ["a", "c"]}, ACTOR)
 
     run(tmp_path, test)
 
 
 def test_a_change_applies_to_the_next_request_though_the_token_was_cached(tmp_path: Path) -> None:
     async def test(parts: Parts) -> None:
-        token, secret = await parts.lifecycle.issue(parts.project, {"max_requests": 5})
+        token, secret = await parts.lifecycle.issue(parts.project, {"max_requests": 5}, ACTOR)
         assert (await parts.caller(secret)).entry.limits.max_requests == 5  # now cached
-        assert await parts.lifecycle.update(token.id, {}) == token  # no change: nothing written
-        updated = await parts.lifecycle.update(token.id, {"max_requests": 1, "allowed_models": ["b", "b"]})
+        assert await parts.lifecycle.update(token.id, {}, ACTOR) == token  # no change: nothing written
+        updated = await parts.lifecycle.update(token.id, {"max_requests": 1, "allowed_models": ["b", "b"]}, ACTOR)
         assert updated.max_requests == 1 and updated.allowed_models == ("b",)
         entry = (await parts.caller(secret)).entry
         assert entry.limits.max_requests == 1 and entry.allowed_models == frozenset({"b"})
@@ -100,18 +102,18 @@ def test_a_change_applies_to_the_next_request_though_the_token_was_cached(tmp_pa
 
 def test_revoked_and_rotated_secrets_stop_at_once(tmp_path: Path) -> None:
     async def test(parts: Parts) -> None:
-        token, secret = await parts.lifecycle.issue(parts.project, {})
+        token, secret = await parts.lifecycle.issue(parts.project, {}, ACTOR)
         await parts.caller(secret)
-        rotated, new_secret = await parts.lifecycle.rotate(token.id)
+        rotated, new_secret = await parts.lifecycle.rotate(token.id, ACTOR)
         assert rotated.id == token.id and new_secret != secret
         with pytest.raises(Unauthorized):
             await parts.caller(secret)
         assert (await parts.caller(new_secret)).entry.token_id == token.id
-        await parts.lifecycle.revoke(token.id)
+        await parts.lifecycle.revoke(token.id, ACTOR)
         with pytest.raises(TokenRevoked):
             await parts.caller(new_secret)
         with pytest.raises(Conflict):
-            await parts.lifecycle.rotate(token.id)
+            await parts.lifecycle.rotate(token.id, ACTOR)
 
     run(tmp_path, test)
 
@@ -121,17 +123,17 @@ def test_an_unknown_token_is_404(tmp_path: Path, change: str) -> None:
     async def test(parts: Parts) -> None:
         with pytest.raises(NotFound):
             if change == "update":
-                await parts.lifecycle.update("tok_nope", {"max_requests": 1})
+                await parts.lifecycle.update("tok_nope", {"max_requests": 1}, ACTOR)
             else:
-                await getattr(parts.lifecycle, change)("tok_nope")
+                await getattr(parts.lifecycle, change)("tok_nope", ACTOR)
 
     run(tmp_path, test)
 
 
 def test_redis_down_does_not_undo_a_stored_change(tmp_path: Path) -> None:
     async def test(parts: Parts) -> None:
-        token, secret = await parts.lifecycle.issue(parts.project, {})
-        await parts.lifecycle.revoke(token.id)  # the broadcast fails; the revocation stands here
+        token, secret = await parts.lifecycle.issue(parts.project, {}, ACTOR)
+        await parts.lifecycle.revoke(token.id, ACTOR)  # the broadcast fails; the revocation stands here
         with pytest.raises(TokenRevoked):
             await parts.caller(secret)
 

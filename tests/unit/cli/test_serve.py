@@ -126,3 +126,14 @@ def test_a_host_name_that_does_not_resolve_is_a_one_line_error() -> None:
     assert isinstance(problem, BindError)
     assert problem.message.startswith("server.host (LLMGATE_HOST, --host): cannot listen on 'no-such-host.invalid': "
                                       "it is not an IP address and the name does not resolve (")
+
+
+def test_jwt_issuers_close_v1_enough_to_listen_beyond_loopback(tmp_path: Path) -> None:
+    from llmgate.cli.serve import check_exposure
+
+    path = tmp_path / "llmgate.toml"
+    path.write_text('[server]\nhost = "0.0.0.0"\n')
+    assert "neither LLMGATE_MASTER_KEY" in (check_exposure(load_settings({}, str(path))) or "")
+    path.write_text('[server]\nhost = "0.0.0.0"\n[[auth.jwt]]\nissuer = "https://login.example.com/"\n'
+                    'audiences = ["llmgate"]\n')
+    assert check_exposure(load_settings({}, str(path))) is None

@@ -72,7 +72,7 @@ def test_a_wrong_token_shows_an_error_next_to_the_field_and_repeated_failures_wa
         answer = client.post("/ui/sign-in", data={"token": "wrong"})
         assert answer.status_code == 401
         assert errors_of(answer.text) == {"token": "Incorrect management token."}
-    assert "ui.sign_in_failed via management token from 127.0.0.1" in gw.logs()
+    assert "ui.sign_in_failed as management_token from 127.0.0.1" in gw.logs()
     throttled = client.post("/ui/sign-in", data={"token": TOKEN})  # even the right one, while it waits
     assert throttled.status_code == 429 and int(throttled.headers.get("retry-after", "60")) > 0
     assert "Too many failed sign-ins" in errors_of(throttled.text)["token"]
@@ -195,3 +195,22 @@ def test_v1_still_goes_straight_to_the_pipeline_with_the_ui_on(gw: Gateway) -> N
     """The UI is a Litestar router: /v1 keeps skipping Litestar (routes/front.py), so it pays nothing for it."""
     assert any(route.path.startswith("/ui") for route in gw.app.routes)
     assert gw.app.asgi_handler.__qualname__ == "v1_first.<locals>.front"
+
+
+def test_ui_actions_and_sign_ins_are_in_the_audit_trail(gw: Gateway) -> None:
+    gw.http.post("/ui/sign-in", data={"token": "wrong"})
+    client = signed_in(gw)
+    form = client.get("/ui/projects/new")
+    created = client.post("/ui/projects", data={"csrf": csrf_of(form.text), "name": "audited", "allowed_models": ""})
+    assert created.status_code == 303
+    basic = gw.http.get("/ui/projects", auth=("ops", "wrong horse"))
+    assert basic.status_code == 401
+    audit = gw.http.get("/manage/audit", headers={"authorization": f"Bearer {TOKEN}"}).json()["data"]
+    seen = [(entry["action"], entry["actor"], entry["target"]) for entry in reversed(audit)]
+    project = next(target for action, _, target in seen if action == "project.create")
+    assert seen == [("ui.sign_in_failed", "admin:management_token", "management_token"),
+                    ("ui.sign_in", "admin:management_token", "management_token"),
+                    ("project.create", "admin:management_token", project),
+                    ("ui.sign_in_failed", "admin:ops", "ops")]  # the name as typed, never the password
+    assert all(entry["client"] == "127.0.0.1" for entry in audit)
+    assert "wrong horse" not in str(audit)

@@ -1,0 +1,15 @@
+-- The audit trail: one row per management action (store/audit.py), appended, never updated; rows older than
+-- the retention setting are pruned. `changes` is JSON: field -> {"before": ..., "after": ...}, secrets masked.
+CREATE TABLE audit (
+    id BIGSERIAL PRIMARY KEY,
+    at DOUBLE PRECISION NOT NULL,
+    actor TEXT NOT NULL,
+    client TEXT,
+    action TEXT NOT NULL,
+    target TEXT,
+    changes TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_at ON audit (at);
+CREATE INDEX audit_target_at ON audit (target, at);
+CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the audit trail is append-only'; END $$;
+CREATE TRIGGER audit_append_only BEFORE UPDATE ON audit FOR EACH ROW EXECUTE FUNCTION audit_append_only();
