@@ -17,12 +17,14 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import msgspec
 from loguru import logger
 
 from llmgate.access.authenticate import Authenticator
 from llmgate.access.lifecycle import TokenLifecycle
 from llmgate.access.tokens import TokenCache
 from llmgate.config import ProviderConfig, Settings
+from llmgate.observe.alerts import Alerts
 from llmgate.observe.lag import LoopLag
 from llmgate.observe.metrics import GatewayMetrics
 from llmgate.observe.state_metrics import StateSampler
@@ -30,7 +32,7 @@ from llmgate.pipeline.request import V1Services
 from llmgate.proxy.client import UpstreamClient, warm_streaming
 from llmgate.reload import Reloader
 from llmgate.store.backend import open_store
-from llmgate.store.base import Store
+from llmgate.store.base import Store, UserLimits
 from llmgate.store.crypto import KeyBox
 from llmgate.upstreams import Upstreams, close_all
 from llmgate.usage.account import EventBuilder
@@ -81,7 +83,11 @@ class Services:
                             prepare=self.accounting.prepare,
                             max_queue=server.usage_queue_size, batch_size=server.usage_batch_size,
                             flush_s=server.usage_flush_s, spill_path=spill)
-        self.sampler = StateSampler(self.metrics, lambda: self.upstreams.table, self.bus, self.lag)
+        self.sampler = StateSampler(self.metrics, lambda: self.upstreams.table, self.bus, self.lag,
+                                    lambda: self.tokens.queued)
+        self.alerts = Alerts(server.alert_webhook_url, self.metrics.budget_alerts)
+        self.tokens.on_alert = self.alerts
+        self.tokens.per_user_defaults = per_user_defaults(settings)
         self.started_at = time.monotonic()
         self._flusher: asyncio.Task[None] | None = None
         self._warming_streams: asyncio.Future[object] | None = None
@@ -141,6 +147,7 @@ class Services:
             self.shared.listen(self.tokens.forget, self.tokens.forget_all)
         self._flusher = asyncio.create_task(self._flush_forever())
         self.bus.start()
+        self.alerts.start()
         self.lag.start()
         self.sampler.start()
         self._warming_streams = warm_streaming()
@@ -156,6 +163,7 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
         await self.tokens.flush()
+        await self.alerts.close()
         await close_all(list(self.upstreams.clients.values()))
         if self.shared is not None:
             await self.shared.close()
@@ -179,3 +187,13 @@ class Services:
                     await self.check_access()
             except Exception:
                 logger.exception("token usage write-back failed")
+
+
+def per_user_defaults(settings: Settings) -> dict[str, UserLimits]:
+    """`[projects.<id>.per_user]` from the config, for the projects that set any."""
+    found = {}
+    for project_id, project in settings.projects.items():
+        limits = msgspec.convert(msgspec.to_builtins(project.per_user), UserLimits)
+        if limits.is_set():
+            found[project_id] = limits
+    return found

@@ -6,13 +6,14 @@ import secrets
 import time
 from typing import Any
 
+import msgspec
 from litestar import Controller, delete, get, patch, post
 
 from llmgate.admin.schemas import Deleted, ProjectCreate, ProjectOut, ProjectUpdate, changes_of, project_out
 from llmgate.errors import Conflict, InvalidRequest, NotFound
 from llmgate.services import Services
 from llmgate.store import base
-from llmgate.store.base import Project
+from llmgate.store.base import LIMIT_FIELDS, Project, UserLimits
 from llmgate.store.crypto import KeyBox, SecretKeyMissing
 
 
@@ -23,23 +24,26 @@ class ProjectController(Controller):
     @post("/", status_code=201)
     async def create_project(self, gateway: Services, data: ProjectCreate) -> ProjectOut:
         now = time.time()
+        limits = {f: getattr(data, f) for f in LIMIT_FIELDS}
         project = Project(id=f"proj_{secrets.token_hex(8)}", name=data.name, description=data.description,
                           metadata=data.metadata, allowed_models=tuple(dict.fromkeys(data.allowed_models)),
                           upstream_keys=encrypt_keys(gateway.keybox, data.upstream_keys),
-                          created_at=now, updated_at=now)
+                          created_at=now, updated_at=now, **limits,
+                          per_user=msgspec.convert(msgspec.to_builtins(data.per_user), UserLimits))
         try:
             await gateway.store.create_project(project)
         except base.Conflict as exc:
             raise Conflict(str(exc), param="name") from None
-        return project_out(project, gateway.keybox.decrypt)
+        return shown(gateway, project)
 
     @get("/")
     async def list_projects(self, gateway: Services) -> list[ProjectOut]:
-        return [project_out(p, gateway.keybox.decrypt) for p in await gateway.store.list_projects()]
+        return [shown(gateway, p) for p in await gateway.store.list_projects()]
 
     @get("/{project_id:str}")
     async def get_project(self, gateway: Services, project_id: str) -> ProjectOut:
-        return project_out(await find_project(gateway, project_id), gateway.keybox.decrypt)
+        """The project, its limits, and its budgets' state: used / limit this period, and when they reset."""
+        return shown(gateway, await find_project(gateway, project_id))
 
     @patch("/{project_id:str}")
     async def update_project(self, gateway: Services, project_id: str, data: ProjectUpdate) -> ProjectOut:
@@ -48,8 +52,12 @@ class ProjectController(Controller):
             changes["upstream_keys"] = encrypt_keys(gateway.keybox, changes["upstream_keys"])
         if "allowed_models" in changes:
             changes["allowed_models"] = list(dict.fromkeys(changes["allowed_models"]))
+        if "per_user" in changes:
+            changes["per_user"] = msgspec.convert(msgspec.to_builtins(changes["per_user"]), UserLimits)
+        if "budget_period" in changes:
+            changes["period_start"] = 0.0  # a new period: what was counted under the old one does not carry over
         if not changes:
-            return project_out(await find_project(gateway, project_id), gateway.keybox.decrypt)
+            return shown(gateway, await find_project(gateway, project_id))
         try:
             project = await gateway.store.update_project(project_id, changes, time.time())
         except base.Conflict as exc:
@@ -58,8 +66,10 @@ class ProjectController(Controller):
             raise NotFound(f"No project with id {project_id!r}.")
         # its tokens' allowances (models, keys) changed: reload them everywhere
         tokens = await gateway.store.list_tokens(project_id=project_id)
+        if "budget_period" in changes:
+            gateway.tokens.projects.pop(project_id, None)
         await gateway.token_lifecycle.invalidate(*(t.secret_hash for t in tokens))
-        return project_out(project, gateway.keybox.decrypt)
+        return shown(gateway, project)
 
     @delete("/{project_id:str}", status_code=200)
     async def delete_project(self, gateway: Services, project_id: str) -> Deleted:
@@ -68,6 +78,13 @@ class ProjectController(Controller):
             raise NotFound(f"No project with id {project_id!r}.")
         await gateway.token_lifecycle.invalidate(*(t.secret_hash for t in revoked))
         return Deleted(id=project_id, object="project", revoked_tokens=len(revoked))
+
+
+def shown(gateway: Services, project: Project) -> ProjectOut:
+    """The project as the API shows it, with this instance's live counts when it holds them."""
+    entry = gateway.tokens.projects.get(project.id)
+    return project_out(project, gateway.keybox.decrypt, gateway.tokens.clock(),
+                       entry.counters if entry is not None else None)
 
 
 async def find_project(gateway: Services, project_id: str) -> Project:

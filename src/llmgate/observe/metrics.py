@@ -104,6 +104,14 @@ class GatewayMetrics:
                               registry=own, multiprocess_mode="livemax")
         self.loop_lag_peak = Gauge("llmgate_event_loop_lag_peak_seconds", "Worst event-loop lag of the last ~10 s.",
                                    registry=own, multiprocess_mode="livemax")
+        self.queued = Gauge("llmgate_limit_queued_requests", "Requests waiting now for an rpm/tpm slot (queue_ms).",
+                            registry=own, multiprocess_mode="livesum")
+        self.queue_time = Histogram("llmgate_limit_queue_seconds", "Time an admitted request waited for an "
+                                    "rpm/tpm slot (queue_ms).", buckets=LATENCY_BUCKETS_S,
+                                    registry=own)
+        self.budget_alerts = Counter("llmgate_budget_alerts", "Budgets that passed their alert threshold (once per "
+                                     "period), by kind (token, project) and budget.", ("kind", "budget"),
+                                     registry=own)
         self.workers = Gauge("llmgate_workers", "Worker processes serving.", registry=own, multiprocess_mode="livesum")
         self.workers.set(1)
         self._models: set[str] = set()
@@ -159,6 +167,8 @@ class GatewayMetrics:
                 tally.count(found.completion, completion)
             if exchange.error is not None:
                 tally.count(self.errors.labels(route, exchange.error), 1)
+            if exchange.queue_s:
+                tally.observe(self.queue_time, LATENCY_BOUNDS, exchange.queue_s)
         tally.apply()
 
     def _model_label(self, model: str) -> str:

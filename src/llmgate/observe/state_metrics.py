@@ -50,8 +50,11 @@ class Deltas:
 class StateSampler:
     """Sets the state metrics from the routing table, the bus and the lag monitor (see the module docstring)."""
 
-    def __init__(self, metrics: GatewayMetrics, table: Callable[[], RoutingTable], bus: EventBus, lag: LoopLag) -> None:
+    def __init__(self, metrics: GatewayMetrics, table: Callable[[], RoutingTable], bus: EventBus, lag: LoopLag,
+                 queued: Callable[[], int] | None = None) -> None:
+        """`queued`: how many requests wait for an rpm/tpm slot now."""
         self.metrics = metrics
+        self._queued = queued
         self._table = table
         self._bus = bus
         self._lag = lag
@@ -67,6 +70,8 @@ class StateSampler:
         metrics, lag = self.metrics, self._lag
         metrics.loop_lag.set(lag.lag_s)
         metrics.loop_lag_peak.set(lag.peak_s)
+        if self._queued is not None:
+            metrics.queued.set(self._queued())
 
     def _sample_routing(self, table: RoutingTable, now: float) -> None:
         metrics = self.metrics

@@ -38,6 +38,7 @@ def serve_v1(services: V1Services) -> ASGIApp:
     max_lag_s = shed_after_s(services.server)
     max_body_bytes = services.server.max_body_bytes
     lag = services.lag
+    end_user_header = services.server.end_user_header.lower()
 
     async def v1(scope: Scope, receive: Receive, send: Send) -> None:
         inbound = split_request_headers(scope["headers"])
@@ -58,7 +59,7 @@ def serve_v1(services: V1Services) -> ASGIApp:
             try:
                 await read(request, endpoint, max_body_bytes)            # the body (413); model, stream (400)
                 plan = resolve(request, endpoint, upstreams)             # alias → deployments (404); how
-                await admit(services.tokens, request, plan)              # a token's model (403), limits (429)
+                await admit(services.tokens, request, plan, end_user_header)  # model (403), limits (429, queue)
                 if isinstance(plan, Answered):
                     await plan.answer(request, upstreams)                # ours: the model list, token counts
                     return

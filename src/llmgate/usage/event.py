@@ -56,6 +56,10 @@ class Exchange(msgspec.Struct, gc=False):
     """Kept only when usage is logged: the prompt to count with tiktoken if the provider reports none."""
     request_headers: list[tuple[str, str]] | None = None
     """Kept only for the raw body log: the client's headers as forwarded (no credentials)."""
+    end_user: str | None = None
+    """The end user the request was made for (the body's `user`, or the end-user header)."""
+    queue_s: float = 0.0
+    """Time spent queued for an rpm/tpm slot (`queue_ms`)."""
 
 
 class UsageEvent(msgspec.Struct, gc=False):
@@ -90,6 +94,8 @@ class UsageEvent(msgspec.Struct, gc=False):
     """In the currency of the configured prices (USD by convention)."""
     upstream_request_id: str | None = None
     error: str | None = None
+    end_user: str | None = None
+    """The end user the request was made for: the body's `user` field, or the end-user header."""
 
 
 def _ms(seconds: float) -> float:
@@ -113,11 +119,11 @@ def build_event(exchange: Exchange) -> UsageEvent:
         token_id=exchange.token_id, attempts=exchange.attempts, duration_ms=_ms(duration),
         upstream_ttfb_ms=_ms(exchange.ttfb_s) if exchange.ttfb_s is not None else None,
         upstream_ms=_ms(exchange.upstream_s),
-        overhead_ms=_ms(max(0.0, duration - exchange.upstream_s) + exchange.lag_s),
+        overhead_ms=_ms(max(0.0, duration - exchange.upstream_s - exchange.queue_s) + exchange.lag_s),
         prompt_tokens=usage.prompt if usage is not None else None,
         completion_tokens=usage.completion if usage is not None else None,
         total_tokens=usage.total if usage is not None else None,
         cached_tokens=usage.cached if usage is not None else None,
         upstream_request_id=upstream_id.decode("latin-1") if upstream_id is not None else None,
-        error=exchange.error)
+        error=exchange.error, end_user=exchange.end_user)
 

@@ -49,6 +49,7 @@ def test_every_field_gets_its_own_value() -> None:
     exchange.status, exchange.stream, exchange.model, exchange.attempts = 200, True, "alias", 3
     exchange.deployment, exchange.provider, exchange.error = "dep", "prov", "err"
     exchange.project_id, exchange.token_id, exchange.upstream_request_id = "proj", "tok", b"up"
+    exchange.end_user = "user-7"
     exchange.meter = UsageMeter()
     exchange.meter.whole(b'{"usage":{"prompt_tokens":5,"completion_tokens":6,"total_tokens":12,'
                          b'"prompt_tokens_details":{"cached_tokens":2}}}')
@@ -57,4 +58,4 @@ def test_every_field_gets_its_own_value() -> None:
         "stream": True, "model": "alias", "deployment": "dep", "provider": "prov", "project_id": "proj",
         "token_id": "tok", "attempts": 3, "duration_ms": 500.0, "upstream_ttfb_ms": 125.0, "upstream_ms": 250.0,
         "overhead_ms": 254.0, "prompt_tokens": 5, "completion_tokens": 6, "total_tokens": 12, "cached_tokens": 2,
-        "estimated": False, "cost": None, "upstream_request_id": "up", "error": "err"}
+        "estimated": False, "cost": None, "upstream_request_id": "up", "error": "err", "end_user": "user-7"}
