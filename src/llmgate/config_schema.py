@@ -312,7 +312,7 @@ class FileConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_field
     prices: dict[ModelPattern, Price] = {}
     """Model name (a trailing `*` matches a prefix) → its price: `[prices."gpt-4o"]` (usage/prices.py)."""
     projects: dict[str, ProjectConfig] = {}
-    """Project id → `[projects.<id>]` settings (per-end-user limits)."""
+    """Project id (or name) → `[projects.<id>]` settings (per-end-user limits)."""
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):

@@ -17,11 +17,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import msgspec
 from loguru import logger
 
 from llmgate.access.authenticate import Authenticator
 from llmgate.access.lifecycle import TokenLifecycle
+from llmgate.access.projects import per_user_defaults
 from llmgate.access.tokens import TokenCache
 from llmgate.config import ProviderConfig, Settings
 from llmgate.observe.alerts import Alerts
@@ -32,7 +32,7 @@ from llmgate.pipeline.request import V1Services
 from llmgate.proxy.client import UpstreamClient, warm_streaming
 from llmgate.reload import Reloader
 from llmgate.store.backend import open_store
-from llmgate.store.base import Store, UserLimits
+from llmgate.store.base import Store
 from llmgate.store.crypto import KeyBox
 from llmgate.upstreams import Upstreams, close_all
 from llmgate.usage.account import EventBuilder
@@ -87,7 +87,7 @@ class Services:
                                     lambda: self.tokens.queued)
         self.alerts = Alerts(server.alert_webhook_url, self.metrics.budget_alerts)
         self.tokens.on_alert = self.alerts
-        self.tokens.per_user_defaults = per_user_defaults(settings)
+        self.tokens.per_user_defaults = per_user_defaults(settings.projects)
         self.started_at = time.monotonic()
         self._flusher: asyncio.Task[None] | None = None
         self._warming_streams: asyncio.Future[object] | None = None
@@ -188,12 +188,3 @@ class Services:
             except Exception:
                 logger.exception("token usage write-back failed")
 
-
-def per_user_defaults(settings: Settings) -> dict[str, UserLimits]:
-    """`[projects.<id>.per_user]` from the config, for the projects that set any."""
-    found = {}
-    for project_id, project in settings.projects.items():
-        limits = msgspec.convert(msgspec.to_builtins(project.per_user), UserLimits)
-        if limits.is_set():
-            found[project_id] = limits
-    return found

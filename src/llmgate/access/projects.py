@@ -4,10 +4,17 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import msgspec
 
 from llmgate.access.budgets import Budgeted
 from llmgate.access.limits import Counters, Limits
 from llmgate.store.base import Project, UserLimits
+
+if TYPE_CHECKING:
+    from llmgate.config_schema import ProjectConfig
 
 MAX_USERS = 10_000
 """End users whose counters a project keeps on this instance; the least recently seen go first (bounded:
@@ -62,3 +69,13 @@ def user_limits(per_user: UserLimits, period: str | None) -> Limits:
     """Each end user's limits, named for refusals."""
     return Limits(per_user.max_requests, per_user.rpm_limit, per_user.tpm_limit, per_user.budget_tokens,
                   per_user.budget_cost, owner="This end user", scope="user", period=period)
+
+
+def per_user_defaults(projects: Mapping[str, ProjectConfig]) -> dict[str, UserLimits]:
+    """`[projects.<id>.per_user]` from the config, for the projects that set any (by id or name)."""
+    found = {}
+    for key, project in projects.items():
+        limits = msgspec.convert(msgspec.to_builtins(project.per_user), UserLimits)
+        if limits.is_set():
+            found[key] = limits
+    return found

@@ -147,7 +147,7 @@ class TokenCache:
         """Projects with limits, by id: one entry however many of their tokens are cached."""
         self._used_projects: set[ProjectEntry] = set()
         self.per_user_defaults: dict[str, UserLimits] = {}
-        """`[projects.<id>.per_user]` from the config, by project id."""
+        """`[projects.<id>.per_user]` from the config, by project id or name."""
         self.queued = 0
         """Requests waiting in a limit's queue now (access/admission.py)."""
         self.on_alert: AlertHook | None = None
@@ -202,7 +202,7 @@ class TokenCache:
     def project_entry(self, project: Project, now: float) -> ProjectEntry | None:
         """The project's shared entry when it has limits (updated from this record), else None: its callers then
         pay nothing for it. `[projects.<id>.per_user]` in the config gives per-user limits the API has not set."""
-        defaults = self.per_user_defaults.get(project.id)
+        defaults = self.per_user_defaults.get(project.id) or self.per_user_defaults.get(project.name)
         if defaults is not None and not project.per_user.is_set():
             project = msgspec.structs.replace(project, per_user=defaults)
         entry = self.projects.get(project.id)

@@ -48,11 +48,12 @@ class UsageController(Controller):
         project: Annotated[str | None, Parameter(description="only this project id's requests")] = None,
         token: Annotated[str | None, Parameter(description="only this token id's requests")] = None,
         model: Annotated[str | None, Parameter(description="only requests for this model (alias)")] = None,
+        user: Annotated[str | None, Parameter(description="only this end user's requests")] = None,
         from_: Annotated[str | None, QueryParameter(name="from", description=(
             "from this time on (inclusive): Unix seconds, or ISO 8601 (`2026-11-23`, `2026-11-23T20:00Z`; UTC "
             "when no offset is given)"))] = None,
         to: Annotated[str | None, Parameter(description="until this time (exclusive), as `from`")] = None,
-        group_by: Annotated[str | None, Parameter(description="day, hour, model, project or token")] = None,
+        group_by: Annotated[str | None, Parameter(description="day, hour, model, project, token or user")] = None,
     ) -> UsageSummary:
         """Requests, errors, tokens, cost and p50/p95 latency and overhead per group (one group, `all`, when
         not grouped) in `data`; groups with no request are not listed. `recording` says whether this gateway
@@ -63,7 +64,8 @@ class UsageController(Controller):
         from_time, to_time = parse_time(from_, "from"), parse_time(to, "to")
         if from_time is not None and to_time is not None and from_time > to_time:
             raise InvalidRequest("Invalid time range: `from` is after `to`.", param="from")
-        query = UsageQuery(project_id=project, token_id=token, model=model, from_time=from_time, to_time=to_time,
+        query = UsageQuery(project_id=project, token_id=token, model=model, user=user, from_time=from_time,
+                           to_time=to_time,
                            group_by=group_by)  # type: ignore[arg-type]  # checked against GROUP_BY above
         server = gateway.settings.server
         note = recording_note(server.usage_log, server.usage_store)

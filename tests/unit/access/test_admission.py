@@ -3,7 +3,6 @@ queued rate limits, end to end through the in-process gateway with the token cac
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import Iterator
@@ -11,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.inprocess.access import TOKENS_ENV, chat, manage, new_token, until
+from tests.inprocess.access import TOKENS_ENV, chat, manage, new_token
 from tests.inprocess.gateway import FakeClock, Gateway
 from tests.inprocess.upstream import DOUBLE_URL, double
 

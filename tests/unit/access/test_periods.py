@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 
 import msgspec
 import pytest
@@ -53,7 +54,7 @@ def test_valid_periods(text: str) -> None:
 @pytest.mark.parametrize("text", ["hourly", "0d", "12", "3w", "-1d", "12h ", "Daily"])
 def test_invalid_periods_are_refused_saying_what_is_expected(text: str) -> None:
     assert not is_period(text)
-    with pytest.raises(msgspec.ValidationError, match="daily|weekly|monthly"):
+    with pytest.raises(msgspec.ValidationError, match=re.escape("daily|weekly|monthly")):
         msgspec.convert(text, BudgetPeriod)
     with pytest.raises(ValueError, match="not a budget period"):
         window(text, 0, 0)
