@@ -128,6 +128,9 @@ class DeploymentConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown
     """Tokens per minute (per worker process), counted from each answer's usage: answers on an alias whose
     deployments have a tpm are read for it (streams are asked for their usage chunk, which a client that did
     not ask for it does not see); at it, the deployment is skipped until its minute is over."""
+    queue_ms: Millis | None = None
+    """How long a request may wait for this deployment to come under its rpm/tpm when every deployment of the
+    alias is at its limit; absent: `[routing] queue_ms`."""
 
 
 class HedgeConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -171,6 +174,9 @@ class RoutingConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     breaker_min_requests: Count = 20
     breaker_window_s: Seconds = 30.0
     breaker_open_s: Seconds = 15.0
+    queue_ms: Millis = 0.0
+    """The deployments' default `queue_ms`: how long a request waits, in arrival order, for a deployment under
+    its rpm/tpm when all of its alias's are at their limit (0: answered at once, 503)."""
     """How long an open breaker waits before letting one probe request through (half-open)."""
 
 

@@ -157,7 +157,7 @@ async def _wait_in_line(cache: TokenCache, entry: TokenEntry, user: str | None, 
     finally:
         cache.queued -= 1
         watch.stop()
-        _leave(line, turn)
+        leave_line(line, turn)
 
 
 async def _take_turns(cache: TokenCache, entry: TokenEntry, user: str | None, subject: Budgeted,
@@ -182,7 +182,7 @@ async def _take_turns(cache: TokenCache, entry: TokenEntry, user: str | None, su
             raise cache.refusal_error(refusal)
 
 
-def _leave(line: deque[asyncio.Future[None]], turn: asyncio.Future[None]) -> None:
+def leave_line(line: deque[asyncio.Future[None]], turn: asyncio.Future[None]) -> None:
     """Out of the line; the next one becomes the head."""
     was_head = bool(line) and line[0] is turn
     with contextlib.suppress(ValueError):

@@ -18,6 +18,7 @@ from llmgate.errors import GatewayError, InternalError
 from llmgate.log import current_request, new_request_id
 from llmgate.pipeline.admit import admit
 from llmgate.pipeline.authenticate import authenticate
+from llmgate.pipeline.deployment_queue import queue_for_deployment
 from llmgate.pipeline.dialects import send_error
 from llmgate.pipeline.endpoints import build_endpoints, find_endpoint, find_routes
 from llmgate.pipeline.meter import meter
@@ -64,6 +65,8 @@ def serve_v1(services: V1Services) -> ASGIApp:
                     await plan.answer(request, upstreams)                # ours: the model list, token counts
                     return
                 meter(plan, request, services.server)                    # what to count of the answer
+                if plan.route.queue_ms:                                  # every deployment at its rpm/tpm: wait
+                    await queue_for_deployment(plan.route, plan.call.clock, request, services.tokens)
                 await forward(plan.call, plan.route)                     # attempts, failover, relay
                 await settle(services.tokens, services.pricing, request)  # the token's tokens and cost
             finally:

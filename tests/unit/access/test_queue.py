@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.inprocess.access import TOKENS_ENV, chat, manage, new_token
+from tests.inprocess.access import TOKENS_ENV, chat, manage, new_token, until
 from tests.inprocess.gateway import FakeClock, Gateway, Response
 from tests.inprocess.upstream import DOUBLE_URL, double
 
@@ -56,6 +56,8 @@ def test_a_request_over_rpm_waits_for_a_slot_in_arrival_order(gw: Gateway) -> No
     assert "queue;dur=" not in first.headers["server-timing"]
     assert "queue;dur=61000" in second.headers["server-timing"]
     assert gw.services.tokens.queued == 0
+    assert until(gw, lambda: "llmgate_limit_queue_seconds_count 2.0" in gw.get("/metrics").text)
+    assert "llmgate_limit_queued_requests 0.0" in gw.get("/metrics").text
 
 
 def test_past_queue_ms_it_gets_the_usual_429(gw: Gateway) -> None:
