@@ -14,7 +14,7 @@ import contextlib
 from collections import deque
 from typing import TYPE_CHECKING
 
-from llmgate.access.limits import Counters, Limits, Refusal, count_request, refuse_quota, refuse_rate
+from llmgate.access.limits import Counters, Limits, Refusal, count_request, refusal_error, refuse_quota, refuse_rate
 from llmgate.proxy.asgi import ClientDisconnected, DisconnectWatch, uncancel
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ async def admit_request(cache: TokenCache, entry: TokenEntry, user: str | None, 
     subject = line or _subject(entry, refusal)
     if subject is None or subject.queue_ms <= 0 or (refusal is not None and refusal.kind not in _RATE):
         assert refusal is not None
-        raise cache.refusal_error(refusal)
+        raise refusal_error(refusal)
     waited = await _wait_in_line(cache, entry, user, receive, subject, refusal, now)
     cache.check_alerts(entry)
     return waited
@@ -140,7 +140,7 @@ async def _wait_in_line(cache: TokenCache, entry: TokenEntry, user: str | None, 
     if line is None:
         line = subject.waitline = deque()
     if len(line) >= MAX_QUEUE:
-        raise cache.refusal_error(refusal or _timed_out(subject))
+        raise refusal_error(refusal or _timed_out(subject))
     turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     line.append(turn)
     if len(line) == 1:
@@ -167,7 +167,7 @@ async def _take_turns(cache: TokenCache, entry: TokenEntry, user: str | None, su
     while True:
         now = cache.clock()
         if now >= deadline:
-            raise cache.refusal_error(refusal or _timed_out(subject))
+            raise refusal_error(refusal or _timed_out(subject))
         wait_s = min(POLL_S, deadline - now)
         if not turn.done():
             await asyncio.wait({turn}, timeout=wait_s)
@@ -179,7 +179,7 @@ async def _take_turns(cache: TokenCache, entry: TokenEntry, user: str | None, su
         if refusal is None:
             return max(now - started, 0.0)
         if refusal.kind not in _RATE:
-            raise cache.refusal_error(refusal)
+            raise refusal_error(refusal)
 
 
 def leave_line(line: deque[asyncio.Future[None]], turn: asyncio.Future[None]) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from llmgate.access.limits import Counters, Limits, start_period
 from llmgate.access.periods import window
+from llmgate.store.base import UsageDelta
 
 if TYPE_CHECKING:
     import asyncio
@@ -86,6 +87,14 @@ class Budgeted:
                 self.alerted.add(name)
                 found.append((name, float(used), float(limit)))
         return found
+
+    def take_delta(self, entry_id: str, now: float) -> UsageDelta:
+        """What was counted since the last write-back, in the current period; the unflushed counts go to zero."""
+        delta = UsageDelta(entry_id, self.unflushed_requests, self.unflushed_tokens, now, self.unflushed_cost,
+                           self.counters.period_start)
+        self.unflushed_requests = self.unflushed_tokens = 0
+        self.unflushed_cost = 0.0
+        return delta
 
     @property
     def resets_at(self) -> float | None:

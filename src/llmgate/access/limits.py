@@ -12,6 +12,7 @@ from collections import deque
 from typing import Literal, NamedTuple
 
 from llmgate.access.periods import describe, iso
+from llmgate.errors import GatewayError, QuotaExhausted, RateLimited
 
 WINDOW_S = 60.0
 
@@ -201,3 +202,21 @@ def format_duration(seconds: float) -> str:
 def retry_after(seconds: float) -> str:
     """The `retry-after` value: whole seconds, at least 1."""
     return str(max(math.ceil(seconds), 1))
+
+
+_QUOTA_CODES = {"max_requests": "request_limit_reached", "budget": "token_budget_exhausted",
+                "cost_budget": "cost_budget_exhausted"}
+
+
+def refusal_error(refusal: Refusal) -> GatewayError:
+    """A Refusal as its 429: rate limits say when to retry, exhausted quotas say that retrying will not help."""
+    headers = dict(refusal.headers)
+    if refusal.retry_after_s is not None:
+        headers["retry-after"] = retry_after(refusal.retry_after_s)
+    if refusal.kind in _QUOTA_CODES:
+        error: GatewayError = QuotaExhausted(refusal.message, headers=headers)
+        error.code = _QUOTA_CODES[refusal.kind]
+    else:
+        error = RateLimited(refusal.message, kind=refusal.kind, headers=headers)
+    error.param = refusal.param
+    return error

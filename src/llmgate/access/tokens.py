@@ -19,18 +19,15 @@ import msgspec
 from loguru import logger
 
 from llmgate.access.budgets import Budgeted
-from llmgate.access.limits import Counters, Limits, Refusal, admit, record_tokens, retry_after
+from llmgate.access.limits import Counters, Limits, admit, record_tokens, refusal_error
 from llmgate.access.projects import ProjectEntry
 from llmgate.errors import (
-    GatewayError,
     ModelNotAllowed,
-    QuotaExhausted,
-    RateLimited,
     TokenExpired,
     TokenRevoked,
     Unauthorized,
 )
-from llmgate.store.base import Project, Store, Token, UsageDelta, UserLimits
+from llmgate.store.base import Project, Store, Token, UserLimits
 from llmgate.store.crypto import KeyBox
 
 if TYPE_CHECKING:
@@ -254,10 +251,6 @@ class TokenCache:
                 for budget, used, limit in subject.crossed():
                     self.on_alert(kind, subject_id, budget, used, limit, subject)
 
-    @staticmethod
-    def refusal_error(refusal: Refusal) -> GatewayError:
-        return refusal_error(refusal)
-
     async def admit_shared(self, entry: TokenEntry, now: float) -> None:
         """The same, with rpm/tpm/max_requests counted in Redis across instances (the budget stays local).
 
@@ -307,11 +300,11 @@ class TokenCache:
 
     def _record_project(self, project: ProjectEntry, tokens: int, now: float, cost: float, user: str | None) -> None:
         local = self.shared is None
-        project.counters.cost_used += cost
+        if local:  # with Redis, its counts come back with the next admission (adding here would count twice)
+            project.counters.cost_used += cost
+            record_tokens(project.counters, tokens, now, project.has_tpm)
         project.unflushed_cost += cost
-        if tokens > 0:
-            record_tokens(project.counters, tokens, now, project.has_tpm and local)
-            project.unflushed_tokens += tokens
+        project.unflushed_tokens += max(tokens, 0)
         self._used_projects.add(project)
         if user is not None and project.user_limits is not None and local:
             counters = project.user_counters(user)
@@ -380,8 +373,8 @@ class TokenCache:
         now = self.clock()
         used, self._used = self._used, set()
         projects, self._used_projects = self._used_projects, set()
-        deltas = [_take_delta(e, e.token_id, now) for e in used]
-        project_deltas = [_take_delta(p, p.project_id, now) for p in projects]
+        deltas = [e.take_delta(e.token_id, now) for e in used]
+        project_deltas = [p.take_delta(p.project_id, now) for p in projects]
         try:
             await self.store.add_usage(deltas, project_deltas)
         except Exception:
@@ -409,30 +402,3 @@ class TokenCache:
                 return
             if reloaded is None and not any(e is self.entries.get(secret_hash) for e in self._used):
                 self._drop(secret_hash)
-
-
-def _take_delta(entry: Budgeted, entry_id: str, now: float) -> UsageDelta:
-    """What `entry` counted since the last write-back, in its current period; its unflushed counts go to zero."""
-    delta = UsageDelta(entry_id, entry.unflushed_requests, entry.unflushed_tokens, now, entry.unflushed_cost,
-                       entry.counters.period_start)
-    entry.unflushed_requests = entry.unflushed_tokens = 0
-    entry.unflushed_cost = 0.0
-    return delta
-
-
-_QUOTA_CODES = {"max_requests": "request_limit_reached", "budget": "token_budget_exhausted",
-                "cost_budget": "cost_budget_exhausted"}
-
-
-def refusal_error(refusal: Refusal) -> GatewayError:
-    """A Refusal as its 429: rate limits say when to retry, exhausted quotas say that retrying will not help."""
-    headers = dict(refusal.headers)
-    if refusal.retry_after_s is not None:
-        headers["retry-after"] = retry_after(refusal.retry_after_s)
-    if refusal.kind in _QUOTA_CODES:
-        error: GatewayError = QuotaExhausted(refusal.message, headers=headers)
-        error.code = _QUOTA_CODES[refusal.kind]
-    else:
-        error = RateLimited(refusal.message, kind=refusal.kind, headers=headers)
-    error.param = refusal.param
-    return error

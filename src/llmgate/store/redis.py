@@ -190,8 +190,10 @@ class SharedLimits:
             repr(counters.cost_used), os.urandom(8).hex(), ttl_s]
         code, used, wait_ms, requests, tokens, cost = (x.decode() if isinstance(x, bytes) else x
                                                         for x in await self._admit_budget(keys=keys, args=args))
-        counters.request_count, counters.tokens_used = int(requests), int(tokens)
-        counters.cost_used = float(cost)
+        # counts only grow within a period; replies to concurrent calls may come back in any order
+        counters.request_count = max(counters.request_count, int(requests))
+        counters.tokens_used = max(counters.tokens_used, int(tokens))
+        counters.cost_used = max(counters.cost_used, float(cost))
         code = int(code)
         if code == 0:
             return None
