@@ -18,18 +18,23 @@ MAX_USER_CHARS = 256
 """An end-user id longer than this is cut: it is a label (usage rows, limit keys), not data."""
 
 
-async def admit(tokens: TokenCache, request: V1Request, plan: Plan, user_header: str = "") -> None:
+async def admit(tokens: TokenCache, request: V1Request, plan: Plan, user_header: str = "",
+                record_users: bool = True) -> None:
     """Raise 403 (model not allowed) or 429 (a limit reached, saying which); count the request otherwise.
     Limits shared between instances are counted in Redis, and a token with a project's limits, a budget period,
-    a queue or alerts goes the long way (access/admission.py): the only times this awaits."""
+    a queue or alerts goes the long way (access/admission.py): the only times this awaits. The end-user header
+    is looked for when usage is recorded (`record_users`) or the project limits its end users."""
     entry = request.entry
-    if user_header:
+    if user_header and record_users:
         find_end_user(request, user_header)
     if entry is not None and plan.admit == "model":
         entry.check_model(request.model)
     elif entry is not None and plan.admit == "request" and tokens.check_request(entry, request.model,
                                                                                 now := tokens.clock()):
         if entry.has_extras:
+            project = entry.project
+            if not record_users and project is not None and project.user_limits is not None:
+                find_end_user(request, user_header)
             request.exchange.queue_s = await admit_request(tokens, entry, request.user, request.receive)
         else:
             await tokens.admit_shared(entry, now)

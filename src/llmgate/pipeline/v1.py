@@ -40,6 +40,7 @@ def serve_v1(services: V1Services) -> ASGIApp:
     max_body_bytes = services.server.max_body_bytes
     lag = services.lag
     end_user_header = services.server.end_user_header.lower()
+    record_users = services.server.usage_log  # the end user matters to the usage event, or to per-user limits
 
     async def v1(scope: Scope, receive: Receive, send: Send) -> None:
         inbound = split_request_headers(scope["headers"])
@@ -60,7 +61,7 @@ def serve_v1(services: V1Services) -> ASGIApp:
             try:
                 await read(request, endpoint, max_body_bytes)            # the body (413); model, stream (400)
                 plan = resolve(request, endpoint, upstreams)             # alias → deployments (404); how
-                await admit(services.tokens, request, plan, end_user_header)  # model (403), limits (429, queue)
+                await admit(services.tokens, request, plan, end_user_header, record_users)  # 403; 429, or queued
                 if isinstance(plan, Answered):
                     await plan.answer(request, upstreams)                # ours: the model list, token counts
                     return

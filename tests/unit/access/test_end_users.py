@@ -69,3 +69,11 @@ def test_usage_groups_by_end_user(gw: Gateway) -> None:
     only = manage(gw, "GET", "/usage?user=alice").json()["data"]
     assert only[0]["requests"] == 2
     assert manage(gw, "GET", "/usage?group_by=users").status_code == 400
+
+
+def test_with_the_usage_log_off_the_header_still_names_the_end_user_for_limits() -> None:
+    with Gateway(upstream=double(), env={**ENV, "LLMGATE_USAGE_LOG": "0"}) as gw:
+        project = manage(gw, "POST", "/projects", json={"name": "quiet", "per_user": {"max_requests": 1}}).json()
+        secret = new_token(gw, project)["secret"]
+        assert [chat_as(gw, secret, header="frank").status_code for _ in range(2)] == [200, 429]
+        assert chat_as(gw, secret, header="gina").status_code == 200
