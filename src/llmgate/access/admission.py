@@ -19,6 +19,7 @@ from llmgate.proxy.asgi import ClientDisconnected, DisconnectWatch, uncancel
 
 if TYPE_CHECKING:
     from llmgate.access.budgets import Budgeted
+    from llmgate.access.projects import ProjectEntry
     from llmgate.access.tokens import TokenCache, TokenEntry
     from llmgate.proxy.asgi import Receive
 
@@ -37,24 +38,33 @@ def try_local(cache: TokenCache, entry: TokenEntry, user: str | None, now: float
         return refusal
     project, user_counters = entry.project, None
     if project is not None:
-        project.roll(now)
-        refusal = _refusal(project.limits, project.counters, now)
+        refusal, user_counters = check_project(project, user, now)
         if refusal is not None:
             return refusal
-        if user is not None and project.user_limits is not None:
-            user_counters = project.user_counters(user)
-            refusal = _refusal(project.user_limits, user_counters, now)
-            if refusal is not None:
-                return refusal
     count_request(entry.limits, entry.counters, now)
     cache.counted(entry)
     if project is not None:
-        count_request(project.limits, project.counters, now)
-        cache.counted_project(project)
-        if user_counters is not None:
-            assert project.user_limits is not None
-            count_request(project.user_limits, user_counters, now)
+        count_project(cache, project, user_counters, now)
     return None
+
+
+def check_project(project: ProjectEntry, user: str | None, now: float) -> tuple[Refusal | None, Counters | None]:
+    """A project's limits and its end user's, on this instance, whoever calls for it (a token, a signed-in
+    caller): the first refusal, or None and the end user's counters to count the request in."""
+    project.roll(now)
+    refusal = _refusal(project.limits, project.counters, now)
+    if refusal is not None or user is None or project.user_limits is None:
+        return refusal, None
+    user_counters = project.user_counters(user)
+    return _refusal(project.user_limits, user_counters, now), user_counters
+
+
+def count_project(cache: TokenCache, project: ProjectEntry, user_counters: Counters | None, now: float) -> None:
+    """An admitted request, counted in the project's counters (and its end user's)."""
+    count_request(project.limits, project.counters, now)
+    cache.counted_project(project)
+    if user_counters is not None and project.user_limits is not None:
+        count_request(project.user_limits, user_counters, now)
 
 
 def _refusal(limits: Limits, counters: Counters, now: float) -> Refusal | None:
@@ -73,22 +83,31 @@ async def try_shared(cache: TokenCache, entry: TokenEntry, user: str | None, now
         return refusal
     project = entry.project
     if project is not None:
-        project.roll(now)
-        refusal = await shared.admit_budget(f"project:{project.project_id}", project.limits, project.counters)
+        refusal = await admit_project_shared(cache, project, user, now)
         if refusal is not None:
             return refusal
-        cache.counted_project(project, shared=True)
-        if user is not None and project.user_limits is not None:
-            refusal = await shared.admit_budget(f"project:{project.project_id}:user:{user}", project.user_limits,
-                                                project.user_counters(user))
-            if refusal is not None:
-                return refusal
     refusal = await shared.admit(entry.token_id, limits, counters.request_count, counters.period_start)
     if refusal is not None:
         return refusal
     counters.request_count += 1
     cache.counted(entry)
     return None
+
+
+async def admit_project_shared(cache: TokenCache, project: ProjectEntry, user: str | None,
+                               now: float) -> Refusal | None:
+    """A project's limits and its end user's, counted in Redis across instances (counted when admitted)."""
+    shared = cache.shared
+    assert shared is not None
+    project.roll(now)
+    subject = f"project:{project.project_id}"
+    refusal = await shared.admit_budget(subject, project.limits, project.counters)
+    if refusal is not None:
+        return refusal
+    cache.counted_project(project)
+    if user is None or project.user_limits is None:
+        return None
+    return await shared.admit_budget(f"{subject}:user:{user}", project.user_limits, project.user_counters(user))
 
 
 async def admit_request(cache: TokenCache, entry: TokenEntry, user: str | None, receive: Receive) -> float:

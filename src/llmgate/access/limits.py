@@ -192,10 +192,12 @@ def rate_headers(unit: str, limit: int, remaining: int, reset_s: float | None) -
 
 
 def format_duration(seconds: float) -> str:
-    """OpenAI's style: `1s`, `6m0s`, `20ms`."""
+    """OpenAI's style: `1s`, `6m0s`, `20ms`; and `26h3m0s` for a budget period's reset."""
     if seconds < 1:
         return f"{max(math.ceil(seconds * 1000), 0)}ms"
     whole = math.ceil(seconds)
+    if whole >= 3600:
+        return f"{whole // 3600}h{whole % 3600 // 60}m{whole % 60}s"
     return f"{whole // 60}m{whole % 60}s" if whole >= 60 else f"{whole}s"
 
 

@@ -236,8 +236,8 @@ class TokenCache:
         entry.unflushed_requests += 1
         self._used.add(entry)
 
-    def counted_project(self, project: ProjectEntry, shared: bool = False) -> None:
-        """The same for the token's project (`shared`: Redis counted it, and the counters hold Redis's count)."""
+    def counted_project(self, project: ProjectEntry) -> None:
+        """The same for a project (with Redis, its counters hold Redis's count already)."""
         project.unflushed_requests += 1
         self._used_projects.add(project)
 
