@@ -75,7 +75,7 @@ class Services:
         self.metrics = GatewayMetrics()
         spill = server.spill_file
         self.raw_log = self._raw_log()
-        self.accounting = EventBuilder(lambda: self.settings.prices, self.raw_log)
+        self.accounting = EventBuilder(lambda: self.settings.prices, self.raw_log, server.end_user_header)
         self.pricing = Pricing(lambda: self.settings.prices)
         """A virtual token's cost, for its cost budget, priced as the request ends."""
         # /metrics counts every request from its exchange; usage events are built only for the usage sinks.

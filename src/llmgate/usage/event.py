@@ -13,6 +13,8 @@ import msgspec
 
 from llmgate.usage.meter import UsageMeter
 
+MAX_USER_CHARS = 256
+"""An end-user id longer than this is cut: it is a label (usage rows, limit keys), not data."""
 CLIENT_CLOSED = 499
 """The status an exchange ends with when the client left before its answer was complete (nginx's convention)."""
 
@@ -57,7 +59,10 @@ class Exchange(msgspec.Struct, gc=False):
     request_headers: list[tuple[str, str]] | None = None
     """Kept only for the raw body log: the client's headers as forwarded (no credentials)."""
     end_user: str | None = None
-    """The end user the request was made for (the body's `user`, or the end-user header)."""
+    """The end user the request was made for, when the body's `user` names one."""
+    forwarded: list[tuple[str, str]] | None = None
+    """The client's headers as forwarded, kept (no copy) when usage is recorded and the body named no end user:
+    the event builder looks for the end-user header in them, off the request path."""
     queue_s: float = 0.0
     """Time spent queued for an rpm/tpm slot (`queue_ms`)."""
 
@@ -125,5 +130,16 @@ def build_event(exchange: Exchange) -> UsageEvent:
         total_tokens=usage.total if usage is not None else None,
         cached_tokens=usage.cached if usage is not None else None,
         upstream_request_id=upstream_id.decode("latin-1") if upstream_id is not None else None,
-        error=exchange.error, end_user=exchange.end_user)
+        error=exchange.error, end_user=exchange.end_user[:MAX_USER_CHARS] if exchange.end_user else None)
+
+
+def end_user(user: str | None, forwarded: list[tuple[str, str]], header: str) -> str | None:
+    """The end user: `user` (the body's field), else the value of the end-user `header` (a lower-case name)
+    among the forwarded headers; cut to MAX_USER_CHARS."""
+    if user is None and header:
+        for name, value in forwarded:
+            if name == header:
+                user = value
+                break
+    return user[:MAX_USER_CHARS] if user is not None else None
 
