@@ -287,7 +287,7 @@ class TokenCache:
             self._used.add(entry)
         project = entry.project
         if project is not None:
-            self._record_project(project, tokens, now, cost, user)
+            self.record_project_usage(project, tokens, now, cost, user)
         if tokens <= 0 and project is None:
             return False
         if tokens > 0:
@@ -298,7 +298,9 @@ class TokenCache:
             self.check_alerts(entry)
         return self.shared is not None and (entry.has_tpm or project is not None)
 
-    def _record_project(self, project: ProjectEntry, tokens: int, now: float, cost: float, user: str | None) -> None:
+    def record_project_usage(self, project: ProjectEntry, tokens: int, now: float, cost: float,
+                             user: str | None = None) -> None:
+        """An answer's tokens and cost, to a project's counts (and its end user's), whoever called for it."""
         local = self.shared is None
         if local:  # with Redis, its counts come back with the next admission (adding here would count twice)
             project.counters.cost_used += cost
