@@ -146,10 +146,13 @@ def _busy_line(entry: TokenEntry) -> Budgeted | None:
 
 
 def _subject(entry: TokenEntry, refusal: Refusal | None) -> Budgeted | None:
-    """Whose limit refused: the token's or the project's (an end user's queues in the project's line)."""
+    """Whose limit refused and has a line: the token's or the project's. An end user's limit refuses at once: in
+    the project's line it would hold up the project's other end users behind it."""
     if refusal is None or refusal.param is None:
         return None
-    return entry if refusal.param.startswith("token.") else entry.project
+    if refusal.param.startswith("token."):
+        return entry
+    return entry.project if refusal.param.startswith("project.") else None
 
 
 async def _wait_in_line(cache: TokenCache, entry: TokenEntry, user: str | None, receive: Receive,

@@ -133,3 +133,16 @@ def test_queue_ms_through_the_api(gw: Gateway) -> None:
     updated = manage(gw, "PATCH", f"/tokens/{token['id']}", json={"queue_ms": 2500}).json()
     assert updated["queue_ms"] == 2500
     assert manage(gw, "PATCH", f"/tokens/{token['id']}", json={"queue_ms": -1}).status_code == 422
+
+
+def test_an_end_user_over_their_rpm_is_refused_at_once_and_holds_up_no_one(gw: Gateway) -> None:
+    project = manage(gw, "POST", "/projects", json={"name": "users-q", "rpm_limit": 100, "queue_ms": 120_000,
+                                                    "per_user": {"rpm_limit": 1}}).json()
+    secret = new_token(gw, project)["secret"]
+
+    def as_user(user: str) -> int:
+        return gw.post("/v1/chat/completions", json={"model": "m", "messages": [], "user": user},
+                       headers={"authorization": f"Bearer {secret}"}, auth=False).status_code
+
+    assert [as_user("ann"), as_user("ann"), as_user("ben")] == [200, 429, 200]
+    assert gw.services.tokens.queued == 0
