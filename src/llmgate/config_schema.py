@@ -148,6 +148,9 @@ class DeploymentConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown
     """Tokens per minute (per worker process), counted from each answer's usage: answers on an alias whose
     deployments have a tpm are read for it (streams are asked for their usage chunk, which a client that did
     not ask for it does not see); at it, the deployment is skipped until its minute is over."""
+    queue_ms: Millis | None = None
+    """How long a request may wait for this deployment to come under its rpm/tpm when every deployment of the
+    alias is at its limit; absent: `[routing] queue_ms`."""
 
 
 class HedgeConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -200,6 +203,9 @@ class RoutingConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     breaker_min_requests: Count = 20
     breaker_window_s: Seconds = 30.0
     breaker_open_s: Seconds = 15.0
+    queue_ms: Millis = 0.0
+    """The deployments' default `queue_ms`: how long a request waits, in arrival order, for a deployment under
+    its rpm/tpm when all of its alias's are at their limit (0: answered at once, 503)."""
     """How long an open breaker waits before letting one probe request through (half-open)."""
 
 
@@ -298,6 +304,12 @@ class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     """Retries of a failed POST (exponential backoff from 0.5 s); then the batch goes to the spill file."""
     usage_http_timeout_s: Seconds = 10.0
     """Timeout of one POST to `usage_http_url`."""
+    end_user_header: str = "x-llmgate-user"
+    """The request header that names the end user a request is made for (recorded in usage, and limited by a
+    project's `per_user` limits), when the body's OpenAI `user` field does not; empty: the body's field only."""
+    alert_webhook_url: OptionalHttpUrl = ""
+    """POST a JSON alert here when a budget passes its soft limit (`alert_threshold`), once per period; retried
+    with backoff, off the request path."""
     raw_log: bool = False
     """Log every /v1 request and response body in full (stream chunks included) to `raw_log_path`; secrets in
     headers are never written, and keys found in bodies are masked. For debugging: bodies hold user data.
@@ -386,6 +398,24 @@ class AuthConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_field
     jwt: tuple[JwtConfig, ...] = ()
 
 
+class PerUserConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """`[projects.<id>.per_user]`: what each end user of the project may use (within the project's limits);
+    the management API's `per_user`, when set on the project, wins."""
+
+    rpm_limit: Count | None = None
+    tpm_limit: Count | None = None
+    max_requests: Count | None = None
+    budget_tokens: Count | None = None
+    budget_cost: Annotated[float, Meta(gt=0)] | None = None
+    """In the currency of `[prices]`; the budgets reset with the project's `budget_period`."""
+
+
+class ProjectConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """`[projects.<id>]`: settings of a project (created through the management API) kept in the config."""
+
+    per_user: PerUserConfig = PerUserConfig()
+
+
 class FileConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """The whole TOML config file."""
 
@@ -397,6 +427,8 @@ class FileConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_field
     models: tuple[ModelConfig, ...] = ()
     prices: dict[ModelPattern, Price] = {}
     """Model name (a trailing `*` matches a prefix) → its price: `[prices."gpt-4o"]` (usage/prices.py)."""
+    projects: dict[str, ProjectConfig] = {}
+    """Project id (or name) → `[projects.<id>]` settings (per-end-user limits)."""
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
@@ -423,6 +455,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """`LLMGATE_REDIS_URL`: redis://... to share rate limits and revocations between instances."""
     prices: dict[str, Price] = {}
     """Per-model prices from the config file, for the usage events' `cost`."""
+    projects: dict[str, ProjectConfig] = {}
+    """`[projects.<id>]` from the config file."""
     usage_http_token: str | None = None
     """`LLMGATE_USAGE_HTTP_TOKEN`: sent as `Authorization: Bearer ...` with the HTTP usage sink's POSTs."""
     metrics_token: str | None = None

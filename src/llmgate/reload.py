@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from loguru import logger
 
+from llmgate.access.projects import per_user_defaults
 from llmgate.audit import SYSTEM, Actor
 from llmgate.config import ConfigError, ProviderConfig, Settings, load_settings
 from llmgate.proxy.client import UpstreamClient
@@ -61,6 +62,9 @@ class Reloader:
             new = Upstreams(settings, clients, old, old.clock)
             retired = [c for c in old.clients.values() if c not in clients.values()]
             services.upstreams, services.settings = new, settings
+            if settings.projects != current.projects:  # [projects.<id>.per_user]: cached tokens take them up
+                services.tokens.per_user_defaults = per_user_defaults(settings.projects)
+                services.tokens.forget_all()
             self.count += 1
             if retired:
                 if old.active == 0:

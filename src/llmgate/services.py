@@ -21,10 +21,12 @@ from loguru import logger
 
 from llmgate.access.authenticate import Authenticator
 from llmgate.access.lifecycle import TokenLifecycle
+from llmgate.access.projects import per_user_defaults
 from llmgate.access.throttle import AuthThrottle
 from llmgate.access.tokens import TokenCache
 from llmgate.audit import AuditLog
 from llmgate.config import ProviderConfig, Settings
+from llmgate.observe.alerts import Alerts
 from llmgate.observe.lag import LoopLag
 from llmgate.observe.metrics import GatewayMetrics
 from llmgate.observe.state_metrics import StateSampler
@@ -91,7 +93,7 @@ class Services:
         self.metrics = GatewayMetrics()
         spill = server.spill_file
         self.raw_log = self._raw_log()
-        self.accounting = EventBuilder(lambda: self.settings.prices, self.raw_log)
+        self.accounting = EventBuilder(lambda: self.settings.prices, self.raw_log, server.end_user_header)
         self.pricing = Pricing(lambda: self.settings.prices)
         """A virtual token's cost, for its cost budget, priced as the request ends."""
         self.spans: SpanExport | None = None
@@ -113,7 +115,11 @@ class Services:
             self.cache = open_cache(settings)
         cache = self.cache
         self.sampler = StateSampler(self.metrics, lambda: self.upstreams.table, self.bus, self.lag,
-                                    (lambda: cache.held_bytes) if cache is not None else None)
+                                    (lambda: cache.held_bytes) if cache is not None else None,
+                                    lambda: self.tokens.queued)
+        self.alerts = Alerts(server.alert_webhook_url, self.metrics.budget_alerts)
+        self.tokens.on_alert = self.alerts
+        self.tokens.per_user_defaults = per_user_defaults(settings.projects)
         self.started_at = time.monotonic()
         self._flusher: asyncio.Task[None] | None = None
         self._warming_streams: asyncio.Future[object] | None = None
@@ -189,6 +195,7 @@ class Services:
         await self.audit.prune()
         self._flusher = asyncio.create_task(self._flush_forever())
         self.bus.start()
+        self.alerts.start()
         self.lag.start()
         self.sampler.start()
         self._warming_streams = warm_streaming()
@@ -206,6 +213,7 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
         await self.tokens.flush()
+        await self.alerts.close()
         await close_all(list(self.upstreams.clients.values()))
         if self.cache is not None:
             await self.cache.close()

@@ -60,3 +60,31 @@ def test_max_requests_holds_across_instances(pair: tuple[Gateway, Gateway]) -> N
     token = new_token(a, max_requests=5)
     statuses = [chat((a, b)[i % 2], token["secret"]) for i in range(9)]
     assert statuses.count(200) == 5 and statuses.count(429) == 4
+
+
+def new_project_token(gw: Gateway, project: dict) -> dict:
+    return httpx.post(f"{gw.url}/manage/tokens", json={"project_id": project["id"]}, headers=MANAGE).json()
+
+
+def test_project_budget_holds_across_instances_and_tokens(pair: tuple[Gateway, Gateway]) -> None:
+    a, b = pair
+    # the double answers 35 tokens a request: 3 requests use up 100, whichever instance and token served them
+    project = httpx.post(f"{a.url}/manage/projects", headers=MANAGE, json={
+        "name": f"budget-{time.monotonic_ns()}", "budget_tokens": 100, "budget_period": "daily"}).json()
+    one, two = new_project_token(a, project)["secret"], new_project_token(b, project)["secret"]
+    statuses = [chat(gw, secret) for gw, secret in ((a, one), (b, two), (a, two), (b, one), (a, one))]
+    assert statuses == [200, 200, 200, 429, 429]
+    refused = httpx.post(f"{b.url}/v1/chat/completions", json={"model": "m"},
+                         headers={"authorization": f"Bearer {one}"})
+    assert refused.json()["error"]["param"] == "project.budget_tokens"
+    budget = httpx.get(f"{b.url}/manage/projects/{project['id']}", headers=MANAGE).json()["budget"]
+    assert budget["tokens"]["used"] == 105 and budget["resets_at"] is not None
+
+
+def test_project_rpm_holds_across_instances(pair: tuple[Gateway, Gateway]) -> None:
+    a, b = pair
+    project = httpx.post(f"{a.url}/manage/projects", headers=MANAGE, json={
+        "name": f"rpm-{time.monotonic_ns()}", "rpm_limit": 4}).json()
+    one, two = new_project_token(a, project)["secret"], new_project_token(b, project)["secret"]
+    statuses = [chat((a, b)[i % 2], (one, two)[i // 2 % 2]) for i in range(7)]
+    assert statuses.count(200) == 4 and statuses.count(429) == 3

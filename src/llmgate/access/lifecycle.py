@@ -76,6 +76,8 @@ class TokenLifecycle:
             changes["allowed_models"] = list(dict.fromkeys(changes["allowed_models"]))
         if not changes:
             return current
+        if "budget_period" in changes:
+            changes["period_start"] = 0.0  # a new period: what was counted under the old one does not carry over
         token = await self.store.update_token(token_id, changes, time.time())
         if token is None:
             raise NotFound(f"No token with id {token_id!r}.")

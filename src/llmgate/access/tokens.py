@@ -19,25 +19,27 @@ import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import msgspec
 from loguru import logger
 
-from llmgate.access.limits import Counters, Limits, Refusal, admit, record_tokens, retry_after
+from llmgate.access.budgets import Budgeted
+from llmgate.access.limits import Counters, Limits, admit, record_tokens, refusal_error
+from llmgate.access.projects import ProjectEntry
 from llmgate.errors import (
-    GatewayError,
     ModelNotAllowed,
-    QuotaExhausted,
-    RateLimited,
     StoreUnavailable,
     TokenExpired,
     TokenRevoked,
     Unauthorized,
 )
-from llmgate.store.base import Project, Store, Token, UsageDelta
+from llmgate.store.base import Project, Store, Token, UserLimits
 from llmgate.store.crypto import KeyBox
 
 if TYPE_CHECKING:
     from llmgate.store.redis import SharedLimits
 
+AlertHook = Callable[[str, str, str, float, float, Budgeted], None]
+"""(kind: token | project, its id, the budget's field, used, limit, the token's or project's entry)"""
 SECRET_PREFIX = "lg-"
 _NEGATIVE_MAX = 10_000  # bounded: a flood of random keys must not grow memory without end
 IDLE_FLUSHES = 300  # an entry unused for this many write-back cycles (5 min at 1 s) leaves the cache
@@ -69,36 +71,31 @@ def is_token_secret(credential: str) -> bool:
     return credential.startswith(SECRET_PREFIX)
 
 
-class TokenEntry:
+class TokenEntry(Budgeted):
     """A cached token: its record, its project's allowances, and what this instance counted since the store."""
 
     __slots__ = (
         "allowed_models",
-        "counters",
         "counts_tokens",
         "expires_at",
+        "has_extras",
         "has_tpm",
         "idle_flushes",
         "is_active",
-        "limits",
         "loaded_at",
+        "project",
         "project_id",
         "token_id",
-        "unflushed_cost",
-        "unflushed_requests",
-        "unflushed_tokens",
         "upstream_keys",
     )
 
-    def __init__(self, token: Token, project: Project | None, keybox: KeyBox, now: float) -> None:
+    def __init__(self, token: Token, project: Project | None, keybox: KeyBox, now: float,
+                 project_entry: ProjectEntry | None = None) -> None:
+        super().__init__(token.request_count, token.tokens_used, token.cost_used)
         self.token_id = token.id
         self.project_id = token.project_id
-        self.counters = Counters(token.request_count, token.tokens_used, token.cost_used)
-        self.unflushed_requests = 0
-        self.unflushed_tokens = 0
-        self.unflushed_cost = 0.0
         self.idle_flushes = 0
-        self.update(token, project, keybox, now)
+        self.update(token, project, keybox, now, project_entry)
 
     @classmethod
     def for_project(cls, project: Project, models: frozenset[str] | None, keybox: KeyBox, now: float) -> TokenEntry:
@@ -106,12 +103,12 @@ class TokenEntry:
         to `models` when given) and upstream keys, no token limits; `token_id` is empty and nothing is written
         back for it."""
         entry = cls.__new__(cls)
+        Budgeted.__init__(entry, 0, 0, 0.0)
         entry.token_id = ""
-        entry.counters = Counters(0, 0, 0.0)
-        entry.unflushed_requests = entry.unflushed_tokens = entry.idle_flushes = 0
-        entry.unflushed_cost = 0.0
+        entry.idle_flushes = 0
         entry.is_active, entry.expires_at = True, None
-        entry.limits, entry.has_tpm, entry.counts_tokens = Limits(), False, False
+        entry.has_tpm = entry.counts_tokens = entry.has_extras = False
+        entry.project = None
         entry.update_project(project, models, keybox, now)
         return entry
 
@@ -123,24 +120,30 @@ class TokenEntry:
         self.upstream_keys = {name: key for name, enc in project.upstream_keys.items() if (key := keybox.decrypt(enc))}
         self.loaded_at = now
 
-    def update(self, token: Token, project: Project | None, keybox: KeyBox, now: float) -> None:
+    def update(self, token: Token, project: Project | None, keybox: KeyBox, now: float,
+               project_entry: ProjectEntry | None = None) -> None:
         """Take a fresh record from the store, keeping what was counted here and not written back yet."""
         self.is_active = token.is_active and project is not None
         self.expires_at = token.expires_at
         self.limits = Limits(token.max_requests, token.rpm_limit, token.tpm_limit, token.budget_tokens,
-                             token.budget_cost)
+                             token.budget_cost, period=token.budget_period)
+        self.anchor = token.created_at
+        self.queue_ms = token.queue_ms
+        self.alert_threshold = token.alert_threshold
+        self.project = project_entry
         self.has_tpm = token.tpm_limit is not None
-        self.counts_tokens = self.has_tpm or token.budget_tokens is not None or token.budget_cost is not None
+        self.counts_tokens = self.has_tpm or token.budget_tokens is not None or token.budget_cost is not None or \
+            project_entry is not None
         """Something depends on the LLM tokens this token's answers use (see ServerConfig.meter_every_token)."""
+        self.has_extras = project_entry is not None or token.budget_period is not None or token.queue_ms > 0 or \
+            token.alert_threshold is not None
+        """Admission takes the long way (access/admission.py): a project's limits, a period, a queue, alerts."""
         project_models = frozenset(project.allowed_models) if project else frozenset()
         own = frozenset(token.allowed_models)
         self.allowed_models = (own & project_models if own and project_models else own or project_models) or None
         keys = project.upstream_keys if project else {}
         self.upstream_keys = {name: key for name, enc in keys.items() if (key := keybox.decrypt(enc))}
-        self.counters.request_count = max(self.counters.request_count,
-                                          token.request_count + self.unflushed_requests)
-        self.counters.tokens_used = max(self.counters.tokens_used, token.tokens_used + self.unflushed_tokens)
-        self.counters.cost_used = max(self.counters.cost_used, token.cost_used + self.unflushed_cost)
+        self.take_stored((token.request_count, token.tokens_used, token.cost_used), token.period_start, now)
         self.loaded_at = now
 
     def check(self, now: float) -> None:
@@ -171,6 +174,15 @@ class TokenCache:
         self._negative: dict[str, float] = {}  # secret hash → until
         self._loading: dict[str, asyncio.Future[TokenEntry | None]] = {}
         self._used: set[TokenEntry] = set()  # entries with unflushed counts
+        self.projects: dict[str, ProjectEntry] = {}
+        """Projects with limits, by id: one entry however many of their tokens are cached."""
+        self._used_projects: set[ProjectEntry] = set()
+        self.per_user_defaults: dict[str, UserLimits] = {}
+        """`[projects.<id>.per_user]` from the config, by project id or name."""
+        self.queued = 0
+        """Requests waiting in a limit's queue now (access/admission.py)."""
+        self.on_alert: AlertHook | None = None
+        """Called when a budget passes its soft limit (access/alerts.py), once per period per instance."""
         self._warned_at = -math.inf
         self._store_down_until = -math.inf
         self._store_warned_at = -math.inf
@@ -229,13 +241,31 @@ class TokenCache:
                 self._negative.clear()
             self._negative[secret_hash] = now + self.negative_ttl_s
             return None
+        project_entry = self.project_entry(project, now) if project is not None else None
         entry = self.entries.get(secret_hash)
         if entry is not None and entry.token_id == token.id:
-            entry.update(token, project, self.keybox, now)
+            entry.update(token, project, self.keybox, now, project_entry)
             return entry
-        entry = TokenEntry(token, project, self.keybox, now)
+        entry = TokenEntry(token, project, self.keybox, now, project_entry)
         self.entries[secret_hash] = entry
         self._hash_of[token.id] = secret_hash
+        return entry
+
+    def project_entry(self, project: Project, now: float) -> ProjectEntry | None:
+        """The project's shared entry when it has limits (updated from this record), else None: its callers then
+        pay nothing for it. `[projects.<id>.per_user]` in the config gives per-user limits the API has not set."""
+        defaults = self.per_user_defaults.get(project.id) or self.per_user_defaults.get(project.name)
+        if defaults is not None and not project.per_user.is_set():
+            project = msgspec.structs.replace(project, per_user=defaults)
+        entry = self.projects.get(project.id)
+        if not project.has_limits() and project.queue_ms == 0:
+            if entry is not None and entry not in self._used_projects:
+                del self.projects[project.id]
+            return None
+        if entry is None:
+            entry = self.projects[project.id] = ProjectEntry(project, now)
+        else:
+            entry.update(project, now)
         return entry
 
     def admit(self, entry: TokenEntry, now: float) -> None:
@@ -247,13 +277,34 @@ class TokenCache:
         self._used.add(entry)
 
     def check_request(self, entry: TokenEntry, model: str | None, now: float) -> bool:
-        """A request's checks: the model, then, without Redis, the limits (counting it). True when the limits are
-        shared: the caller then awaits `admit_shared` (synchronous otherwise: no coroutine on the hot path)."""
+        """A request's checks: the model, then, without Redis, the limits (counting it). True when the caller must
+        await `admit_shared` (Redis) or `admission.admit_request` (`entry.has_extras`: a project's limits, a
+        period, a queue, alerts); synchronous otherwise: no coroutine on the hot path."""
         entry.check_model(model)
-        if self.shared is not None and entry.token_id:
+        if (self.shared is not None and entry.token_id) or entry.has_extras:
             return True
         self.admit(entry, now)
         return False
+
+    def counted(self, entry: TokenEntry) -> None:
+        """A request was admitted and counted in `entry.counters`: write it back with the next batch."""
+        entry.unflushed_requests += 1
+        self._used.add(entry)
+
+    def counted_project(self, project: ProjectEntry) -> None:
+        """The same for a project (with Redis, its counters hold Redis's count already)."""
+        project.unflushed_requests += 1
+        self._used_projects.add(project)
+
+    def check_alerts(self, entry: TokenEntry) -> None:
+        """Budgets (the token's, its project's) past their alert threshold for the first time this period."""
+        if self.on_alert is None:
+            return
+        for subject, kind, subject_id in ((entry, "token", entry.token_id),
+                                          (entry.project, "project", entry.project_id)):
+            if subject is not None and subject.alert_threshold is not None:
+                for budget, used, limit in subject.crossed():
+                    self.on_alert(kind, subject_id, budget, used, limit, subject)
 
     async def admit_shared(self, entry: TokenEntry, now: float) -> None:
         """The same, with rpm/tpm/max_requests counted in Redis across instances (the budget stays local).
@@ -270,7 +321,7 @@ class TokenCache:
         try:
             refusal = await self.shared.admit(entry.token_id, entry.limits, entry.counters.request_count)
         except Exception as exc:  # Redis unreachable: keep serving, with this instance's own counts
-            self._warn_shared(exc, now)
+            self.warn_shared(exc, now)
             self.admit(entry, now)
             return
         if refusal is not None:
@@ -279,29 +330,62 @@ class TokenCache:
         entry.unflushed_requests += 1
         self._used.add(entry)
 
-    def record_usage(self, entry: TokenEntry, tokens: int, now: float, cost: float = 0.0) -> bool:
+    def record_usage(self, entry: TokenEntry, tokens: int, now: float, cost: float = 0.0,
+                     user: str | None = None) -> bool:
         """Add a response's LLM tokens (and cost) to the budgets and the tpm window (written back with the next
-        batch). True when they must also go to the shared tpm window (`record_shared_usage`).
+        batch): the token's, and its project's and end user's when the project has limits. True when they must
+        also go to Redis (`record_shared_usage`).
         """
         if cost > 0:
             entry.counters.cost_used += cost
             entry.unflushed_cost += cost
             self._used.add(entry)
-        if tokens <= 0:
+        project = entry.project
+        if project is not None:
+            self.record_project_usage(project, tokens, now, cost, user)
+        if tokens <= 0 and project is None:
             return False
-        record_tokens(entry.counters, tokens, now, entry.has_tpm and self.shared is None)
-        entry.unflushed_tokens += tokens
-        self._used.add(entry)
-        return self.shared is not None and entry.has_tpm
+        if tokens > 0:
+            record_tokens(entry.counters, tokens, now, entry.has_tpm and self.shared is None)
+            entry.unflushed_tokens += tokens
+            self._used.add(entry)
+        if entry.alert_threshold is not None or (project is not None and project.alert_threshold is not None):
+            self.check_alerts(entry)
+        return self.shared is not None and (entry.has_tpm or project is not None)
 
-    async def record_shared_usage(self, entry: TokenEntry, tokens: int) -> None:
+    def record_project_usage(self, project: ProjectEntry, tokens: int, now: float, cost: float,
+                             user: str | None = None) -> None:
+        """An answer's tokens and cost, to a project's counts (and its end user's), whoever called for it."""
+        local = self.shared is None
+        if local:  # with Redis, its counts come back with the next admission (adding here would count twice)
+            project.counters.cost_used += cost
+            record_tokens(project.counters, tokens, now, project.has_tpm)
+        project.unflushed_cost += cost
+        project.unflushed_tokens += max(tokens, 0)
+        self._used_projects.add(project)
+        if user is not None and project.user_limits is not None and local:
+            counters = project.user_counters(user)
+            counters.cost_used += cost
+            record_tokens(counters, tokens, now, project.user_limits.tpm is not None)
+
+    async def record_shared_usage(self, entry: TokenEntry, tokens: int, cost: float = 0.0,
+                                  user: str | None = None) -> None:
+        """An answer's tokens (and cost) to Redis: the token's tpm log, its project's and end user's counts."""
         assert self.shared is not None
         try:
-            await self.shared.record_tokens(entry.token_id, tokens)
+            if entry.has_tpm and tokens > 0:
+                await self.shared.record_tokens(entry.token_id, tokens)
+            project = entry.project
+            if project is not None:
+                subject = f"project:{project.project_id}"
+                await self.shared.record_budget(subject, project.counters, tokens, cost, project.has_tpm)
+                if user is not None and project.user_limits is not None:
+                    await self.shared.record_budget(f"{subject}:user:{user}", project.user_counters(user), tokens,
+                                                    cost, project.user_limits.tpm is not None)
         except Exception as exc:
-            self._warn_shared(exc, self.clock())
+            self.warn_shared(exc, self.clock())
 
-    def _warn_shared(self, exc: Exception, now: float) -> None:
+    def warn_shared(self, exc: Exception, now: float) -> None:
         if now - self._warned_at >= 10:  # once per 10 s, not once per request
             self._warned_at = now
             logger.warning("Redis is unreachable ({}); limits are counted per instance until it is back", exc)
@@ -332,6 +416,11 @@ class TokenCache:
         if secret_hash is not None:
             self.forget(secret_hash)
 
+    def live_counters(self, token_id: str) -> Counters | None:
+        """This instance's counters of a cached token (fresher than the store's by the unwritten counts)."""
+        entry = self.entries.get(self._hash_of.get(token_id, ""))
+        return entry.counters if entry is not None else None
+
     def forget_unknown(self, secret_hash: str) -> None:
         """A token was just created: drop any negative entry for its secret."""
         self._negative.pop(secret_hash, None)
@@ -344,20 +433,21 @@ class TokenCache:
             entry.unflushed_requests = entry.unflushed_tokens = 0
             entry.unflushed_cost = 0.0
             used.discard(entry)
-        deltas = [UsageDelta(e.token_id, e.unflushed_requests, e.unflushed_tokens, now, e.unflushed_cost)
-                  for e in used]
-        for entry in used:
-            entry.unflushed_requests = entry.unflushed_tokens = 0
-            entry.unflushed_cost = 0.0
+        projects, self._used_projects = self._used_projects, set()
+        deltas = [e.take_delta(e.token_id, now) for e in used]
+        project_deltas = [p.take_delta(p.project_id, now) for p in projects]
         try:
-            await self.store.add_usage(deltas)
+            await self.store.add_usage(deltas, project_deltas)
         except Exception:
             logger.exception("writing token usage back failed; will retry")
-            for entry, delta in zip(used, deltas, strict=True):
-                entry.unflushed_requests += delta.requests
-                entry.unflushed_tokens += delta.tokens
-                entry.unflushed_cost += delta.cost
-                self._used.add(entry)
+            counted: list[Budgeted] = [*used, *projects]
+            for owner, delta in zip(counted, [*deltas, *project_deltas], strict=True):
+                if owner.counters.period_start == delta.period_start:  # else that period is over: dropped
+                    owner.unflushed_requests += delta.requests
+                    owner.unflushed_tokens += delta.tokens
+                    owner.unflushed_cost += delta.cost
+            self._used |= used
+            self._used_projects |= projects
             return
         stale = []
         for secret_hash, entry in list(self.entries.items()):
@@ -374,19 +464,3 @@ class TokenCache:
                 return
             if reloaded is None and not any(e is self.entries.get(secret_hash) for e in self._used):
                 self._drop(secret_hash)
-
-
-_QUOTA_CODES = {"max_requests": "request_limit_reached", "budget": "token_budget_exhausted",
-                "cost_budget": "cost_budget_exhausted"}
-
-
-def refusal_error(refusal: Refusal) -> GatewayError:
-    """A Refusal as its 429: rate limits say when to retry, exhausted quotas say that retrying will not help."""
-    headers = dict(refusal.headers)
-    if refusal.retry_after_s is not None:
-        headers["retry-after"] = retry_after(refusal.retry_after_s)
-    if refusal.kind in _QUOTA_CODES:
-        error = QuotaExhausted(refusal.message, headers=headers)
-        error.code = _QUOTA_CODES[refusal.kind]
-        return error
-    return RateLimited(refusal.message, kind=refusal.kind, headers=headers)

@@ -9,6 +9,7 @@ import secrets
 import time
 from typing import Any
 
+import msgspec
 from litestar import Controller, delete, get, patch, post
 
 from llmgate.admin.access import error_responses
@@ -17,7 +18,7 @@ from llmgate.audit import Actor, created, diff
 from llmgate.errors import Conflict, InvalidRequest, NotFound
 from llmgate.services import Services
 from llmgate.store import base
-from llmgate.store.base import PROJECT_UPDATABLE, Project
+from llmgate.store.base import LIMIT_FIELDS, PROJECT_UPDATABLE, Project, UserLimits
 from llmgate.store.crypto import KeyBox, SecretKeyMissing
 
 
@@ -27,20 +28,21 @@ class ProjectController(Controller):
 
     @post("/", status_code=201, responses=error_responses(400, 409, 422))
     async def create_project(self, gateway: Services, caller: Actor, data: ProjectCreate) -> ProjectOut:
-        return project_out(await add_project(gateway, data, caller), gateway.keybox.decrypt)
+        return shown(gateway, await add_project(gateway, data, caller))
 
     @get("/", responses=error_responses())
     async def list_projects(self, gateway: Services) -> list[ProjectOut]:
-        return [project_out(p, gateway.keybox.decrypt) for p in await gateway.store.list_projects()]
+        return [shown(gateway, p) for p in await gateway.store.list_projects()]
 
     @get("/{project_id:str}", responses=error_responses(400, 404))
     async def get_project(self, gateway: Services, project_id: str) -> ProjectOut:
-        return project_out(await find_project(gateway, project_id), gateway.keybox.decrypt)
+        """The project, its limits, and its budgets' state: used / limit this period, and when they reset."""
+        return shown(gateway, await find_project(gateway, project_id))
 
     @patch("/{project_id:str}", responses=error_responses(400, 404, 409, 422))
     async def update_project(self, gateway: Services, caller: Actor, project_id: str,
                              data: ProjectUpdate) -> ProjectOut:
-        return project_out(await change_project(gateway, project_id, changes_of(data), caller), gateway.keybox.decrypt)
+        return shown(gateway, await change_project(gateway, project_id, changes_of(data), caller))
 
     @delete("/{project_id:str}", status_code=200, responses=error_responses(400, 404))
     async def delete_project(self, gateway: Services, caller: Actor, project_id: str) -> Deleted:
@@ -48,13 +50,22 @@ class ProjectController(Controller):
         return Deleted(id=project_id, object="project", revoked_tokens=revoked)
 
 
+def shown(gateway: Services, project: Project) -> ProjectOut:
+    """The project as the API shows it, with this instance's live counts when it holds them."""
+    entry = gateway.tokens.projects.get(project.id)
+    return project_out(project, gateway.keybox.decrypt, gateway.tokens.clock(),
+                       entry.counters if entry is not None else None)
+
+
 async def add_project(gateway: Services, data: ProjectCreate, actor: Actor) -> Project:
     """Store a new project (409 when its name is taken) and record `project.create`."""
     now = time.time()
+    limits = {f: getattr(data, f) for f in LIMIT_FIELDS}
     project = Project(id=f"proj_{secrets.token_hex(8)}", name=data.name, description=data.description,
                       metadata=data.metadata, allowed_models=tuple(dict.fromkeys(data.allowed_models)),
                       upstream_keys=encrypt_keys(gateway.keybox, data.upstream_keys),
-                      created_at=now, updated_at=now)
+                      created_at=now, updated_at=now, **limits,
+                      per_user=msgspec.convert(msgspec.to_builtins(data.per_user), UserLimits))
     try:
         await gateway.store.create_project(project)
     except base.Conflict as exc:
@@ -71,6 +82,10 @@ async def change_project(gateway: Services, project_id: str, changes: dict[str, 
         changes["upstream_keys"] = encrypt_keys(gateway.keybox, changes["upstream_keys"])
     if "allowed_models" in changes:
         changes["allowed_models"] = list(dict.fromkeys(changes["allowed_models"]))
+    if "per_user" in changes:
+        changes["per_user"] = msgspec.convert(msgspec.to_builtins(changes["per_user"]), UserLimits)
+    if "budget_period" in changes:
+        changes["period_start"] = 0.0  # a new period: what was counted under the old one does not carry over
     if not changes:
         return before
     try:
@@ -79,8 +94,10 @@ async def change_project(gateway: Services, project_id: str, changes: dict[str, 
         raise Conflict(str(exc), param="name") from None
     if project is None:
         raise NotFound(f"No project with id {project_id!r}.")
-    # its tokens' allowances (models, keys) changed: reload them everywhere
+    # its tokens' allowances (models, keys, limits) changed: reload them everywhere
     tokens = await gateway.store.list_tokens(project_id=project_id)
+    if "budget_period" in changes:
+        gateway.tokens.projects.pop(project_id, None)
     await gateway.token_lifecycle.invalidate(*(t.secret_hash for t in tokens))
     if gateway.jwt is not None:
         gateway.jwt.forget_project(project_id)

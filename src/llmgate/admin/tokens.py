@@ -12,6 +12,7 @@ from llmgate.admin.projects import find_project
 from llmgate.admin.schemas import TokenCreate, TokenCreated, TokenOut, TokenUpdate, changes_of, token_out
 from llmgate.audit import Actor
 from llmgate.services import Services
+from llmgate.store.base import Token
 
 
 class TokenController(Controller):
@@ -25,24 +26,24 @@ class TokenController(Controller):
     @get("/", responses=error_responses(400, 422))
     async def list_tokens(self, gateway: Services, project_id: str | None = None,
                           active: bool | None = None) -> list[TokenOut]:
-        return [token_out(t) for t in await gateway.store.list_tokens(project_id, active)]
+        return [shown(gateway, t) for t in await gateway.store.list_tokens(project_id, active)]
 
     @get("/{token_id:str}", responses=error_responses(400, 404))
     async def get_token(self, gateway: Services, token_id: str) -> TokenOut:
-        return token_out(await gateway.token_lifecycle.find(token_id))
+        return shown(gateway, await gateway.token_lifecycle.find(token_id))
 
     @patch("/{token_id:str}", responses=error_responses(400, 404, 422))
     async def update_token(self, gateway: Services, caller: Actor, token_id: str, data: TokenUpdate) -> TokenOut:
-        return token_out(await gateway.token_lifecycle.update(token_id, changes_of(data), caller))
+        return shown(gateway, await gateway.token_lifecycle.update(token_id, changes_of(data), caller))
 
     @delete("/{token_id:str}", status_code=200, responses=error_responses(400, 404))
     async def revoke_token(self, gateway: Services, caller: Actor, token_id: str) -> TokenOut:
-        return token_out(await gateway.token_lifecycle.revoke(token_id, caller))
+        return shown(gateway, await gateway.token_lifecycle.revoke(token_id, caller))
 
     @post("/{token_id:str}/rotate", status_code=200, responses=error_responses(400, 404, 409))
     async def rotate_token(self, gateway: Services, caller: Actor, token_id: str) -> TokenCreated:
         token, secret = await gateway.token_lifecycle.rotate(token_id, caller)
-        return token_out(token, secret)  # type: ignore[return-value]
+        return shown(gateway, token, secret)  # type: ignore[return-value]
 
 
 async def create_token(gateway: Services, data: TokenCreate, actor: Actor) -> TokenCreated:
@@ -51,4 +52,9 @@ async def create_token(gateway: Services, data: TokenCreate, actor: Actor) -> To
     project = await find_project(gateway, data.project_id)
     limits = {k: v for k, v in msgspec.structs.asdict(data).items() if k != "project_id"}
     token, secret = await gateway.token_lifecycle.issue(project, limits, actor)
-    return token_out(token, secret)  # type: ignore[return-value]
+    return shown(gateway, token, secret)  # type: ignore[return-value]
+
+
+def shown(gateway: Services, token: Token, secret: str | None = None) -> TokenOut:
+    """The token as the API shows it: this period's counts (this instance's when fresher), when they reset."""
+    return token_out(token, secret, gateway.tokens.clock(), gateway.tokens.live_counters(token.id))

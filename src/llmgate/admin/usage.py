@@ -49,24 +49,25 @@ class UsageController(Controller):
         project: Annotated[str | None, Parameter(description="only this project id's requests")] = None,
         token: Annotated[str | None, Parameter(description="only this token id's requests")] = None,
         model: Annotated[str | None, Parameter(description="only requests for this model (alias)")] = None,
+        user: Annotated[str | None, Parameter(description="only this end user's requests")] = None,
         from_: Annotated[str | None, QueryParameter(name="from", description=(
             "from this time on (inclusive): Unix seconds, or ISO 8601 (`2026-11-23`, `2026-11-23T20:00Z`; UTC "
             "when no offset is given)"))] = None,
         to: Annotated[str | None, Parameter(description="until this time (exclusive), as `from`")] = None,
-        group_by: Annotated[str | None, Parameter(description="day, hour, model, project or token; empty or "
-                                                              "left out: one group, `all`",
+        group_by: Annotated[str | None, Parameter(description="day, hour, model, project, token or user; empty "
+                                                              "or left out: one group, `all`",
                                                   schema_extra={"enum": [*GROUP_BY, ""]})] = None,
     ) -> UsageSummary:
         """Requests, errors, tokens, cost and p50/p95 latency and overhead per group (one group, `all`, when
         not grouped) in `data`; groups with no request are not listed. `recording` says whether this gateway
         adds to them (with `note` saying why not)."""
-        return await summarize_usage(gateway, project=project, token=token, model=model, from_=from_, to=to,
-                                     group_by=group_by)
+        return await summarize_usage(gateway, project=project, token=token, model=model, user=user, from_=from_,
+                                     to=to, group_by=group_by)
 
 
 async def summarize_usage(gateway: Services, *, project: str | None = None, token: str | None = None,
-                          model: str | None = None, from_: str | None = None, to: str | None = None,
-                          group_by: str | None = None) -> UsageSummary:
+                          model: str | None = None, user: str | None = None, from_: str | None = None,
+                          to: str | None = None, group_by: str | None = None) -> UsageSummary:
     """GET /manage/usage's answer for these query values (400 naming the parameter that is wrong); the admin UI
     calls it too."""
     group_by = group_by or None  # `group_by=` (empty) is not grouped, as an empty `from` is no bound
@@ -76,8 +77,8 @@ async def summarize_usage(gateway: Services, *, project: str | None = None, toke
     from_time, to_time = parse_time(from_, "from"), parse_time(to, "to")
     if from_time is not None and to_time is not None and from_time > to_time:
         raise InvalidRequest("Invalid time range: `from` is after `to`.", param="from")
-    query = UsageQuery(project_id=project, token_id=token, model=model, from_time=from_time, to_time=to_time,
-                       group_by=group_by)  # type: ignore[arg-type]  # checked against GROUP_BY above
+    query = UsageQuery(project_id=project, token_id=token, model=model, user=user, from_time=from_time,
+                       to_time=to_time, group_by=group_by)  # type: ignore[arg-type]  # checked against GROUP_BY
     server = gateway.settings.server
     note = recording_note(server.usage_log, server.usage_store)
     return UsageSummary(recording=note is None, note=note, data=await gateway.store.summarize_usage(query))

@@ -13,9 +13,10 @@ import sys
 import time
 from typing import Any
 
-PROJECT_COLUMNS = ("id", "name", "allowed_models", "description")
+PROJECT_COLUMNS = ("id", "name", "allowed_models", "max_requests", "rpm_limit", "tpm_limit", "budget_tokens",
+                   "budget_cost", "budget_period", "description")
 TOKEN_COLUMNS = ("id", "project_id", "prefix", "is_active", "request_count", "max_requests", "rpm_limit",
-                 "tpm_limit", "budget_tokens", "budget_cost", "cost_used", "expires_at")
+                 "tpm_limit", "budget_tokens", "budget_cost", "cost_used", "budget_period", "resets_at", "expires_at")
 USAGE_COLUMNS = ("group", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens", "cost",
                  "latency_p50_ms", "latency_p95_ms", "overhead_p50_ms", "overhead_p95_ms")
 AUDIT_COLUMNS = ("id", "at", "actor", "client", "action", "target", "changes")
@@ -56,10 +57,11 @@ def _usage_parser(usage: argparse.ArgumentParser) -> None:
     usage.add_argument("--model", help="only this model's requests")
     usage.add_argument("--from", dest="from_", metavar="TIME", help="from (Unix seconds or ISO 8601, UTC)")
     usage.add_argument("--to", metavar="TIME", help="until (exclusive)")
-    usage.add_argument("--group-by", choices=("day", "hour", "model", "project", "token"))
+    usage.add_argument("--user", help="only this end user's requests")
+    usage.add_argument("--group-by", choices=("day", "hour", "model", "project", "token", "user"))
     usage.set_defaults(run=lambda a: _call(a, "GET", "/usage", None, USAGE_COLUMNS, params={
-        k: v for k, v in (("project", a.project), ("token", a.token), ("model", a.model), ("from", a.from_),
-                          ("to", a.to), ("group_by", a.group_by)) if v is not None}))
+        k: v for k, v in (("project", a.project), ("token", a.token), ("model", a.model), ("user", a.user),
+                          ("from", a.from_), ("to", a.to), ("group_by", a.group_by)) if v is not None}))
 
 
 def _project_parsers(actions: Any, common: argparse.ArgumentParser) -> None:
@@ -73,6 +75,9 @@ def _project_parsers(actions: Any, common: argparse.ArgumentParser) -> None:
         p.add_argument("--metadata", type=json.loads, help="a JSON object")
         p.add_argument("--upstream-key", action="append", dest="upstream_keys", metavar="PROVIDER=KEY",
                        help="the project's own key for a provider (repeatable)")
+        _limit_arguments(p, "the project's tokens together")
+        p.add_argument("--per-user", type=json.loads, dest="per_user",
+                       help='each end user\'s limits, a JSON object: {"rpm_limit": 10, "budget_tokens": 100000}')
 
     create = actions.add_parser("create", parents=[common], help="create a project")
     fields(create, True)
@@ -93,11 +98,7 @@ def _token_parsers(actions: Any, common: argparse.ArgumentParser) -> None:
     def limits(p: argparse.ArgumentParser) -> None:
         p.add_argument("--name")
         p.add_argument("--expires-in", help="lifetime, e.g. 3600s, 90m, 12h, 30d")
-        p.add_argument("--max-requests", type=int)
-        p.add_argument("--rpm", type=int, dest="rpm_limit", help="requests per minute")
-        p.add_argument("--tpm", type=int, dest="tpm_limit", help="LLM tokens per minute")
-        p.add_argument("--budget-tokens", type=int, help="LLM tokens over the token's life")
-        p.add_argument("--budget-cost", type=float, help="spend over the token's life, in the [prices] currency")
+        _limit_arguments(p, "the token")
         p.add_argument("--model", action="append", dest="allowed_models", help="allowed model (repeatable)")
 
     create = actions.add_parser("create", parents=[common], help="create a token (its secret is shown once)")
@@ -123,8 +124,24 @@ def _token_parsers(actions: Any, common: argparse.ArgumentParser) -> None:
     update.set_defaults(run=lambda a: _call(a, "PATCH", f"/tokens/{a.id}", _token_body(a), TOKEN_COLUMNS))
 
 
+_LIMITS = ("max_requests", "rpm_limit", "tpm_limit", "budget_tokens", "budget_cost", "budget_period",
+           "alert_threshold", "queue_ms")
+
+
+def _limit_arguments(p: argparse.ArgumentParser, who: str) -> None:
+    p.add_argument("--max-requests", type=int, help=f"requests {who} may make (per budget period)")
+    p.add_argument("--rpm", type=int, dest="rpm_limit", help="requests per minute")
+    p.add_argument("--tpm", type=int, dest="tpm_limit", help="LLM tokens per minute")
+    p.add_argument("--budget-tokens", type=int, help=f"LLM tokens {who} may use (per budget period)")
+    p.add_argument("--budget-cost", type=float, help="spend (per budget period), in the [prices] currency")
+    p.add_argument("--budget-period", help="when the budgets reset: daily, weekly, monthly, or e.g. 12h, 30d "
+                                           "(default: never)")
+    p.add_argument("--alert-threshold", type=float, help="alert past this fraction of a budget, e.g. 0.8")
+    p.add_argument("--queue-ms", type=int, help="how long a request over rpm/tpm may wait for a slot (ms)")
+
+
 def _project_body(args: argparse.Namespace) -> dict[str, Any]:
-    body = {k: getattr(args, k) for k in ("name", "description", "allowed_models", "metadata")
+    body = {k: getattr(args, k) for k in ("name", "description", "allowed_models", "metadata", *_LIMITS, "per_user")
             if getattr(args, k, None) is not None}
     if args.upstream_keys:
         pairs = [item.partition("=") for item in args.upstream_keys]
@@ -135,8 +152,7 @@ def _project_body(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _token_body(args: argparse.Namespace) -> dict[str, Any]:
-    body = {k: getattr(args, k) for k in ("name", "max_requests", "rpm_limit", "tpm_limit", "budget_tokens",
-                                          "budget_cost", "allowed_models") if getattr(args, k) is not None}
+    body = {k: getattr(args, k) for k in ("name", *_LIMITS, "allowed_models") if getattr(args, k) is not None}
     if args.expires_in:
         body["expires_at"] = time.time() + parse_duration(args.expires_in)
     return body

@@ -108,6 +108,14 @@ class GatewayMetrics:
                              "result: hit, miss or bypass.", ("result",), registry=own)
         self.cache_bytes = Gauge("llmgate_cache_bytes", "Bytes of answers the response cache holds in memory "
                                  "(0 when they are kept in Redis).", registry=own, multiprocess_mode="livesum")
+        self.queued = Gauge("llmgate_limit_queued_requests", "Requests waiting now for an rpm/tpm slot (queue_ms).",
+                            registry=own, multiprocess_mode="livesum")
+        self.queue_time = Histogram("llmgate_limit_queue_seconds", "Time an admitted request waited for an "
+                                    "rpm/tpm slot (queue_ms).", buckets=LATENCY_BUCKETS_S,
+                                    registry=own)
+        self.budget_alerts = Counter("llmgate_budget_alerts", "Budgets that passed their alert threshold (once per "
+                                     "period), by kind (token, project) and budget.", ("kind", "budget"),
+                                     registry=own)
         self.workers = Gauge("llmgate_workers", "Worker processes serving.", registry=own, multiprocess_mode="livesum")
         self.workers.set(1)
         self._models: set[str] = set()
@@ -161,11 +169,17 @@ class GatewayMetrics:
                 tally.count(found.prompt, prompt)
             if completion:
                 tally.count(found.completion, completion)
-            if exchange.error is not None:
-                tally.count(self.errors.labels(route, exchange.error), 1)
-            if exchange.cache is not None:
-                tally.count(self.cache.labels(exchange.cache), 1)
+            self._count_outcome(tally, route, exchange)
         tally.apply()
+
+    def _count_outcome(self, tally: _Tally, route: str, exchange: Exchange) -> None:
+        """What only some requests have: an error of llmgate's own, a cache result, time queued for a slot."""
+        if exchange.error is not None:
+            tally.count(self.errors.labels(route, exchange.error), 1)
+        if exchange.cache is not None:
+            tally.count(self.cache.labels(exchange.cache), 1)
+        if exchange.queue_s:
+            tally.observe(self.queue_time, LATENCY_BOUNDS, exchange.queue_s)
 
     def _model_label(self, model: str) -> str:
         if model in self._models:

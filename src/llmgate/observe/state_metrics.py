@@ -51,10 +51,12 @@ class StateSampler:
     """Sets the state metrics from the routing table, the bus and the lag monitor (see the module docstring)."""
 
     def __init__(self, metrics: GatewayMetrics, table: Callable[[], RoutingTable], bus: EventBus, lag: LoopLag,
-                 cache_bytes: Callable[[], int] | None = None) -> None:
-        """`cache_bytes`: the bytes the response cache holds in this process, when there is one."""
+                 cache_bytes: Callable[[], int] | None = None, queued: Callable[[], int] | None = None) -> None:
+        """`cache_bytes`: the bytes the response cache holds in this process, when there is one; `queued`: how many
+        requests wait for an rpm/tpm slot now."""
         self.metrics = metrics
         self._cache_bytes = cache_bytes
+        self._queued = queued
         self._table = table
         self._bus = bus
         self._lag = lag
@@ -72,6 +74,8 @@ class StateSampler:
         metrics.loop_lag_peak.set(lag.peak_s)
         if self._cache_bytes is not None:
             metrics.cache_bytes.set(self._cache_bytes())
+        if self._queued is not None:
+            metrics.queued.set(self._queued())
 
     def _sample_routing(self, table: RoutingTable, now: float) -> None:
         metrics = self.metrics

@@ -53,6 +53,7 @@ async def _read(request: V1Request, endpoint: Endpoint, limit: int) -> None:
             view = decode_view(raw)
             request.model, request.stream, request.stream_options = view.model, view.stream is True, \
                 view.stream_options
+            request.user = view.user
         elif kind == "raw":
             request.model = _lenient_model(raw, request.inbound.content_type)
     exchange = request.exchange

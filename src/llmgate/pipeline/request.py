@@ -68,6 +68,8 @@ class V1Request(msgspec.Struct, gc=False):
     model: str | None = None
     stream: bool = False
     stream_options: msgspec.Raw | UnsetType | None = None
+    user: str | None = None
+    """The end user: the body's `user`, else the end-user header (set by `admit`)."""
     """The body's own `stream_options` as decoded for routing (UNSET: it has none; None: not decoded)."""
 
     @property

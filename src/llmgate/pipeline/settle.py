@@ -3,7 +3,6 @@ go to its budgets and tpm window; Redis's shared window too when limits are shar
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -22,6 +21,6 @@ async def settle(tokens: TokenCache, pricing: Pricing, request: V1Request) -> No
     usage = meter.usage()
     if usage is None:
         return
-    cost = pricing.cost(exchange.model, exchange.deployment, usage)
-    if tokens.record_usage(entry, usage.total, time.time(), cost or 0.0):
-        await tokens.record_shared_usage(entry, usage.total)
+    cost = pricing.cost(exchange.model, exchange.deployment, usage) or 0.0
+    if tokens.record_usage(entry, usage.total, tokens.clock(), cost, request.user):
+        await tokens.record_shared_usage(entry, usage.total, cost, request.user)

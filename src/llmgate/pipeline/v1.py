@@ -20,6 +20,7 @@ from llmgate.observe.tracing import begin_trace
 from llmgate.pipeline.admit import admit
 from llmgate.pipeline.authenticate import authenticate
 from llmgate.pipeline.cache import through_cache
+from llmgate.pipeline.deployment_queue import queue_for_deployment
 from llmgate.pipeline.dialects import send_error
 from llmgate.pipeline.endpoints import build_endpoints, find_endpoint, find_routes
 from llmgate.pipeline.meter import meter
@@ -48,6 +49,8 @@ def serve_v1(services: V1Services) -> ASGIApp:
     compress_min_bytes = services.server.compress_min_bytes
     # The response cache wraps the attempts (a hit is answered without them); without one, nothing is in the way.
     send_on = forward if services.cache is None else through_cache(services.cache, forward, services.upstreams)
+    end_user_header = services.server.end_user_header.lower()
+    record_users = services.server.usage_log  # the end user matters to the usage event, or to per-user limits
 
     async def v1(scope: Scope, receive: Receive, send: Send) -> None:
         inbound = split_request_headers(scope["headers"])
@@ -72,11 +75,13 @@ def serve_v1(services: V1Services) -> ASGIApp:
                 if compress_min_bytes and not request.stream:            # gzip a whole answer, if accepted
                     request.send = gzip_send(request.send, request.inbound.accept_encoding, compress_min_bytes)
                 plan = resolve(request, endpoint, upstreams)             # alias → deployments (404); how
-                await admit(services.tokens, request, plan)              # a token's model (403), limits (429)
+                await admit(services.tokens, request, plan, end_user_header, record_users)  # 403; 429, or queued
                 if isinstance(plan, Answered):
                     await plan.answer(request, upstreams)                # ours: the model list, token counts
                     return
                 meter(plan, request, services.server)                    # what to count of the answer
+                if plan.route.queue_ms:                                  # every deployment at its rpm/tpm: wait
+                    await queue_for_deployment(plan.route, plan.call.clock, request, services.tokens)
                 await send_on(plan.call, plan.route)                     # (cache,) attempts, failover, relay
                 await settle(services.tokens, services.pricing, request)  # the token's tokens and cost
             finally:

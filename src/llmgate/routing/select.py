@@ -9,12 +9,17 @@ disabled.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from llmgate.config import HedgeConfig
 from llmgate.providers.base import Provider
 from llmgate.routing.breaker import Breaker, ModelBreakers
 from llmgate.routing.keys import KeyRing, KeyState
+
+if TYPE_CHECKING:
+    import asyncio
 
 _TTFB_SAMPLES = 128
 
@@ -120,7 +125,8 @@ Entry = tuple[Deployment, float]  # a deployment and its weight in one alias
 class Route:
     """An alias: its deployments (with weights) per capability, its fallbacks and hedging."""
 
-    __slots__ = ("_dialects", "by_capability", "counts_tokens", "entries", "fallbacks", "hedge", "name")
+    __slots__ = ("_dialects", "by_capability", "counts_tokens", "entries", "fallbacks", "hedge", "name", "queue_ms",
+                 "waitline")
 
     def __init__(self, name: str, entries: Sequence[Entry], hedge: HedgeConfig | None = None) -> None:
         self.name = name
@@ -135,8 +141,16 @@ class Route:
         self.counts_tokens = any(deployment.tpm is not None for deployment, _ in self.entries)
         """A deployment here has a tpm limit: answers are metered to count their tokens against it."""
         self.hedge = HedgeState(hedge) if hedge is not None else None
+        self.queue_ms = 0.0
+        """How long a request waits for a deployment under its rpm/tpm when all are at their limit."""
+        self.waitline: deque[asyncio.Future[None]] | None = None
+        """Requests waiting for a deployment under its limits, in arrival order (pipeline/deployment_queue.py)."""
         self._dialects = {capability: entries[0][0].provider.config.kind
                           for capability, entries in self.by_capability.items() if entries}
+
+    def has_room(self, now: float) -> bool:
+        """Whether a deployment of the alias is under its rpm/tpm (breakers and keys are forward's concern)."""
+        return any(deployment.under_limits(now) for deployment, _ in self.entries)
 
     def dialect(self, capability: str | None) -> str:
         """The provider kind of the first deployment serving `capability`: `anthropic` means translate."""

@@ -102,6 +102,7 @@ class RoutingTable:
 
     def _alias(self, model: ModelConfig, previous: RoutingTable | None) -> Route:
         entries = []
+        queue_ms = 0.0
         for d in model.deployments:
             upstream = d.model or model.name
             name = f"{d.provider}/{upstream}"
@@ -111,7 +112,11 @@ class RoutingTable:
                                         self._breaker(name, previous), rpm=d.rpm, tpm=d.tpm)
                 self._deployments[name] = deployment
             entries.append((deployment, d.weight))
-        return Route(model.name, entries, model.hedge)
+            if d.rpm is not None or d.tpm is not None:  # waiting helps only where a limit frees up
+                queue_ms = max(queue_ms, d.queue_ms if d.queue_ms is not None else self.routing.queue_ms)
+        route = Route(model.name, entries, model.hedge)
+        route.queue_ms = queue_ms
+        return route
 
     def _passthrough(self, provider: str, previous: RoutingTable | None) -> Deployment:
         deployment = self._deployments.get(provider)

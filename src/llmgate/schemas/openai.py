@@ -15,6 +15,8 @@ class RoutingView(msgspec.Struct, frozen=True):
     stream_options: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
     """Kept raw, unread: whether the body has any tells the usage meter how to ask for a stream's usage
     (usage/tap.py `ask_for_usage`) without searching the body again."""
+    user: str | None = None
+    """OpenAI's end-user id: recorded in usage, and what a project's per-user limits count."""
 
 
 decode_routing_view = msgspec.json.Decoder(RoutingView).decode

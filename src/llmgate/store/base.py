@@ -12,15 +12,20 @@ if TYPE_CHECKING:
     from llmgate.store.usage import UsageGroup, UsageQuery
     from llmgate.usage.event import UsageEvent
 
+LIMIT_FIELDS = ("max_requests", "rpm_limit", "tpm_limit", "budget_tokens", "budget_cost", "budget_period",
+                "alert_threshold", "queue_ms")
+"""What a token and a project may both limit (changing them reloads every cached token of the project)."""
 PROJECT_COLUMNS = ("id", "name", "description", "metadata", "allowed_models", "upstream_keys", "created_at",
-                   "updated_at")
+                   "updated_at", *LIMIT_FIELDS, "per_user", "request_count", "tokens_used", "cost_used",
+                   "period_start")
 TOKEN_COLUMNS = ("id", "project_id", "name", "prefix", "secret_hash", "expires_at", "is_active", "max_requests",
                  "request_count", "rpm_limit", "tpm_limit", "budget_tokens", "tokens_used", "allowed_models",
-                 "created_at", "updated_at", "last_used_at", "revoked_at", "budget_cost", "cost_used")
-PROJECT_UPDATABLE = frozenset({"name", "description", "metadata", "allowed_models", "upstream_keys"})
-TOKEN_UPDATABLE = frozenset({"name", "expires_at", "max_requests", "rpm_limit", "tpm_limit", "budget_tokens",
-                             "budget_cost", "allowed_models"})
-_JSON_COLUMNS = frozenset({"metadata", "allowed_models", "upstream_keys"})
+                 "created_at", "updated_at", "last_used_at", "revoked_at", "budget_cost", "cost_used",
+                 "budget_period", "alert_threshold", "queue_ms", "period_start")
+PROJECT_UPDATABLE = frozenset({"name", "description", "metadata", "allowed_models", "upstream_keys", *LIMIT_FIELDS,
+                               "per_user", "period_start"})
+TOKEN_UPDATABLE = frozenset({"name", "expires_at", "allowed_models", *LIMIT_FIELDS, "period_start"})
+_JSON_COLUMNS = frozenset({"metadata", "allowed_models", "upstream_keys", "per_user"})
 
 
 class StoreError(Exception):
@@ -31,8 +36,24 @@ class Conflict(StoreError):
     """A unique value (a project's name) is taken."""
 
 
+class UserLimits(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """Limits each end user of a project gets (the `user` field or the end-user header), within the project's.
+    Budgets reset with the project's `budget_period`."""
+
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+    max_requests: int | None = None
+    budget_tokens: int | None = None
+    budget_cost: float | None = None
+
+    def is_set(self) -> bool:
+        """Whether any limit is given."""
+        return any(getattr(self, f) is not None for f in self.__struct_fields__)
+
+
 class Project(msgspec.Struct, kw_only=True, frozen=True):
-    """An application that gets tokens; `upstream_keys` maps a provider name to its key, encrypted."""
+    """An application that gets tokens; `upstream_keys` maps a provider name to its key, encrypted. Its limits
+    apply across all its tokens (each token's own limits apply as well); its counters are this period's."""
 
     id: str
     name: str
@@ -43,6 +64,27 @@ class Project(msgspec.Struct, kw_only=True, frozen=True):
     upstream_keys: dict[str, str] = {}
     created_at: float
     updated_at: float
+    max_requests: int | None = None
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+    budget_tokens: int | None = None
+    budget_cost: float | None = None
+    budget_period: str | None = None
+    """access/periods.py; None: the budgets and max_requests are for the project's life."""
+    alert_threshold: float | None = None
+    """A fraction of a budget (0.8) past which an alert goes out, once per period."""
+    queue_ms: int = 0
+    """How long a request over rpm_limit/tpm_limit may wait for a slot; 0: refused at once."""
+    per_user: UserLimits = UserLimits()
+    request_count: int = 0
+    tokens_used: int = 0
+    cost_used: float = 0.0
+    period_start: float = 0.0
+    """The start of the period the counters above belong to (0 for a lifetime budget)."""
+
+    def has_limits(self) -> bool:
+        """Whether requests must be counted for the project (else its tokens pay nothing for it)."""
+        return any(getattr(self, f) is not None for f in LIMIT_FIELDS[:5]) or self.per_user.is_set()
 
 
 class Token(msgspec.Struct, kw_only=True, frozen=True):
@@ -71,16 +113,25 @@ class Token(msgspec.Struct, kw_only=True, frozen=True):
     updated_at: float
     last_used_at: float | None = None
     revoked_at: float | None = None
+    budget_period: str | None = None
+    """access/periods.py; None: the budgets and max_requests are for the token's life."""
+    alert_threshold: float | None = None
+    queue_ms: int = 0
+    period_start: float = 0.0
+    """The start of the period request_count, tokens_used and cost_used belong to (0: lifetime)."""
 
 
 class UsageDelta(msgspec.Struct, frozen=True):
-    """What one instance counted for a token since its last write-back."""
+    """What one instance counted for a token (or a project) since its last write-back, in the period that
+    started at `period_start`: a store that holds an earlier period's counts starts over from it; a delta of
+    an earlier period than the store's is dropped."""
 
     token_id: str
     requests: int
     tokens: int
     last_used_at: float
     cost: float = 0.0
+    period_start: float = 0.0
 
 
 class Store(Protocol):
@@ -129,8 +180,9 @@ class Store(Protocol):
     async def rotate_token(self, token_id: str, secret_hash: str, prefix: str, now: float) -> Token | None:
         """Give an active token a new secret; the old one stops working."""
 
-    async def add_usage(self, deltas: Sequence[UsageDelta]) -> None:
-        """Add counted requests, tokens and cost, in one transaction."""
+    async def add_usage(self, deltas: Sequence[UsageDelta], project_deltas: Sequence[UsageDelta] = ()) -> None:
+        """Add counted requests, tokens and cost to tokens (and projects: `token_id` is then the project's id),
+        in one transaction."""
 
     async def insert_usage(self, events: Sequence[UsageEvent]) -> None:
         """Add one `usage` row per event, in one transaction."""

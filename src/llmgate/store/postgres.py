@@ -158,14 +158,14 @@ class PostgresStore:
             f"RETURNING {_T_COLS}", secret_hash, prefix, now, token_id)
         return token_from_row(dict(row)) if row else None
 
-    async def add_usage(self, deltas: Sequence[UsageDelta]) -> None:
-        if not deltas:
+    async def add_usage(self, deltas: Sequence[UsageDelta], project_deltas: Sequence[UsageDelta] = ()) -> None:
+        if not deltas and not project_deltas:
             return
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.executemany(
-                "UPDATE tokens SET request_count = request_count + $1, tokens_used = tokens_used + $2, "
-                "cost_used = cost_used + $3, last_used_at = GREATEST(COALESCE(last_used_at, 0), $4) WHERE id = $5",
-                [(d.requests, d.tokens, d.cost, d.last_used_at, d.token_id) for d in deltas])
+            if deltas:
+                await conn.executemany(_ADD_TOKEN_USAGE, [_delta_args(d) for d in deltas])
+            if project_deltas:
+                await conn.executemany(_ADD_PROJECT_USAGE, [_delta_args(d)[:5] for d in project_deltas])
 
     async def insert_usage(self, events: Sequence[UsageEvent]) -> None:
         if not events:
@@ -200,6 +200,17 @@ class PostgresStore:
 
 _INSERT_AUDIT = insert_audit_sql("$")
 _INSERT_USAGE = insert_sql("$")
+_PERIOD_SUMS = ", ".join(
+    f"{c} = CASE WHEN period_start = $4 THEN {c} + ${i} WHEN period_start < $4 THEN ${i} ELSE {c} END"
+    for i, c in ((1, "request_count"), (2, "tokens_used"), (3, "cost_used")))
+# $1 requests, $2 tokens, $3 cost, $4 the delta's period start, $5 the id, $6 when last used
+_ADD_PROJECT_USAGE = f"UPDATE projects SET {_PERIOD_SUMS}, period_start = GREATEST(period_start, $4) WHERE id = $5"
+_ADD_TOKEN_USAGE = (f"UPDATE tokens SET {_PERIOD_SUMS}, period_start = GREATEST(period_start, $4), "
+                    "last_used_at = GREATEST(COALESCE(last_used_at, 0), $6) WHERE id = $5")
+
+
+def _delta_args(d: UsageDelta) -> tuple[Any, ...]:
+    return (d.requests, d.tokens, d.cost, d.period_start, d.token_id, d.last_used_at)
 
 
 def _marks(count: int) -> str:

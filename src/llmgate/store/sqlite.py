@@ -199,14 +199,14 @@ class SqliteStore:
             rows = await _fetch(db, f"SELECT {_T_COLS} FROM tokens WHERE id = ?", (token_id,))
         return token_from_row(dict(rows[0]))
 
-    async def add_usage(self, deltas: Sequence[UsageDelta]) -> None:
-        if not deltas:
+    async def add_usage(self, deltas: Sequence[UsageDelta], project_deltas: Sequence[UsageDelta] = ()) -> None:
+        if not deltas and not project_deltas:
             return
         async with self._tx() as db:
-            await db.executemany(
-                "UPDATE tokens SET request_count = request_count + ?, tokens_used = tokens_used + ?, "
-                "cost_used = cost_used + ?, last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?",
-                [(d.requests, d.tokens, d.cost, d.last_used_at, d.token_id) for d in deltas])
+            if deltas:
+                await db.executemany(_ADD_TOKEN_USAGE, [_delta_args(d) for d in deltas])
+            if project_deltas:
+                await db.executemany(_ADD_PROJECT_USAGE, [_delta_args(d)[:5] for d in project_deltas])
 
     async def insert_usage(self, events: Sequence[UsageEvent]) -> None:
         if not events:
@@ -250,6 +250,17 @@ class SqliteStore:
 
 _INSERT_AUDIT = insert_audit_sql("?")
 _INSERT_USAGE = insert_sql("?")
+_PERIOD_SUMS = ", ".join(
+    f"{c} = CASE WHEN period_start = ?4 THEN {c} + ?{i} WHEN period_start < ?4 THEN ?{i} ELSE {c} END"
+    for i, c in ((1, "request_count"), (2, "tokens_used"), (3, "cost_used")))
+# ?1 requests, ?2 tokens, ?3 cost, ?4 the delta's period start, ?5 the id, ?6 when last used
+_ADD_PROJECT_USAGE = f"UPDATE projects SET {_PERIOD_SUMS}, period_start = MAX(period_start, ?4) WHERE id = ?5"
+_ADD_TOKEN_USAGE = (f"UPDATE tokens SET {_PERIOD_SUMS}, period_start = MAX(period_start, ?4), "
+                    "last_used_at = MAX(COALESCE(last_used_at, 0), ?6) WHERE id = ?5")
+
+
+def _delta_args(d: UsageDelta) -> tuple[Any, ...]:
+    return (d.requests, d.tokens, d.cost, d.period_start, d.token_id, d.last_used_at)
 _INSERT_USAGE_MANY = insert_sql("?", ROWS_PER_STATEMENT)
 
 

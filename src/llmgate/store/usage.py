@@ -17,9 +17,9 @@ import msgspec
 from llmgate.usage.event import UsageEvent
 
 USAGE_COLUMNS: tuple[str, ...] = UsageEvent.__struct_fields__
-GroupBy = Literal["day", "hour", "model", "project", "token"]
+GroupBy = Literal["day", "hour", "model", "project", "token", "user"]
 _BUCKET_S = {"day": 86400, "hour": 3600}
-_COLUMN_OF = {"model": "model", "project": "project_id", "token": "token_id"}
+_COLUMN_OF = {"model": "model", "project": "project_id", "token": "token_id", "user": "end_user"}
 
 
 class UsageQuery(msgspec.Struct, kw_only=True, frozen=True):
@@ -29,6 +29,8 @@ class UsageQuery(msgspec.Struct, kw_only=True, frozen=True):
     project_id: str | None = None
     token_id: str | None = None
     model: str | None = None
+    user: str | None = None
+    """The end user (the request body's `user`, or the end-user header)."""
     from_time: float | None = None
     to_time: float | None = None
     group_by: GroupBy | None = None
@@ -38,7 +40,8 @@ class UsageGroup(msgspec.Struct, kw_only=True):
     """One group of the summary."""
 
     group: str | None
-    """The day (`2026-11-23`), hour (`2026-11-23T20:00Z`), model, project id or token id; `all` ungrouped."""
+    """The day (`2026-11-23`), hour (`2026-11-23T20:00Z`), model, project id, token id or end user; `all`
+    ungrouped; null: requests without one (no end user named)."""
     requests: int
     errors: int
     """Requests answered with a status >= 400 (499: the client left)."""
@@ -86,7 +89,8 @@ def where_clause(query: UsageQuery, mark: str) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     args: list[Any] = []
     for sql, value in (("project_id = {}", query.project_id), ("token_id = {}", query.token_id),
-                       ("model = {}", query.model), ("time >= {}", query.from_time), ("time < {}", query.to_time)):
+                       ("model = {}", query.model), ("end_user = {}", query.user), ("time >= {}", query.from_time),
+                       ("time < {}", query.to_time)):
         if value is not None:
             args.append(value)
             clauses.append(sql.format("?" if mark == "?" else f"${len(args)}"))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from llmgate.usage.event import Exchange, UsageEvent, build_event
+from llmgate.usage.event import Exchange, UsageEvent, build_event, end_user
 from llmgate.usage.meter import TokenUsage
 from llmgate.usage.prices import Price, Pricing
 
@@ -28,8 +28,11 @@ def needs_estimate(exchange: Exchange) -> bool:
 class EventBuilder:
     """`build(exchange)` for the EventBus: `build_event`, then estimate, price and capture."""
 
-    def __init__(self, prices: Callable[[], Mapping[str, Price]], raw: RawLogSink | None = None) -> None:
+    def __init__(self, prices: Callable[[], Mapping[str, Price]], raw: RawLogSink | None = None,
+                 end_user_header: str = "") -> None:
         self._pricing = Pricing(prices)
+        self.end_user_header = end_user_header.lower()
+        """Where the end user is named when the body's `user` does not (LLMGATE_END_USER_HEADER)."""
         """At the current prices (read each batch, so a config reload changes them)."""
         self.raw = raw
         self._priced = True
@@ -53,6 +56,8 @@ class EventBuilder:
 
     def __call__(self, exchange: Exchange) -> UsageEvent:
         event = build_event(exchange)
+        if exchange.forwarded is not None:
+            event.end_user = end_user(None, exchange.forwarded, self.end_user_header)
         if event.total_tokens is None and needs_estimate(exchange):
             self._estimate(exchange, event)
         if event.total_tokens is not None and self._priced:

@@ -14,6 +14,9 @@ import msgspec
 
 from llmgate.usage.meter import UsageMeter
 
+MAX_USER_CHARS = 256
+"""An end-user id longer than this is cut: it is a label (usage rows, limit keys), not data."""
+
 if TYPE_CHECKING:
     from llmgate.observe.tracing import Trace
 
@@ -47,8 +50,6 @@ class Exchange(msgspec.Struct, gc=False):
     provider: str | None = None
     project_id: str | None = None
     token_id: str | None = None
-    end_user: str | None = None
-    """The end user the request was made for: a JWT caller's `user_claim`."""
     attempts: int = 0
     upstream_s: float = 0.0
     """Time spent in upstream calls, every attempt's, until the delivered answer's last byte."""
@@ -68,6 +69,13 @@ class Exchange(msgspec.Struct, gc=False):
     """Kept only for the raw body log: the client's headers as forwarded (no credentials)."""
     trace: Trace | None = None
     """The request's trace context, when tracing is on (observe/tracing.py)."""
+    end_user: str | None = None
+    """The end user the request was made for: a JWT caller's `user_claim`, else the body's `user`."""
+    forwarded: list[tuple[str, str]] | None = None
+    """The client's headers as forwarded, kept (no copy) when usage is recorded and the body named no end user:
+    the event builder looks for the end-user header in them, off the request path."""
+    queue_s: float = 0.0
+    """Time spent queued for an rpm/tpm slot (`queue_ms`)."""
 
 
 class UsageEvent(msgspec.Struct, gc=False):
@@ -106,6 +114,8 @@ class UsageEvent(msgspec.Struct, gc=False):
     """The request's W3C trace id, when tracing is on."""
     cached: bool = False
     """Answered from the response cache: no upstream call, no cost (the tokens are those of the kept answer)."""
+    end_user: str | None = None
+    """The end user the request was made for: the body's `user` field, or the end-user header."""
 
 
 def _ms(seconds: float) -> float:
@@ -129,12 +139,24 @@ def build_event(exchange: Exchange) -> UsageEvent:
         token_id=exchange.token_id, attempts=exchange.attempts, duration_ms=_ms(duration),
         upstream_ttfb_ms=_ms(exchange.ttfb_s) if exchange.ttfb_s is not None else None,
         upstream_ms=_ms(exchange.upstream_s),
-        overhead_ms=_ms(max(0.0, duration - exchange.upstream_s) + exchange.lag_s),
+        overhead_ms=_ms(max(0.0, duration - exchange.upstream_s - exchange.queue_s) + exchange.lag_s),
         prompt_tokens=usage.prompt if usage is not None else None,
         completion_tokens=usage.completion if usage is not None else None,
         total_tokens=usage.total if usage is not None else None,
         cached_tokens=usage.cached if usage is not None else None,
         upstream_request_id=upstream_id.decode("latin-1") if upstream_id is not None else None,
         error=exchange.error, cached=exchange.cache == "hit",
-        trace_id=exchange.trace.trace_id if exchange.trace is not None else None)
+        trace_id=exchange.trace.trace_id if exchange.trace is not None else None,
+        end_user=exchange.end_user[:MAX_USER_CHARS] if exchange.end_user else None)
+
+
+def end_user(user: str | None, forwarded: list[tuple[str, str]], header: str) -> str | None:
+    """The end user: `user` (the body's field), else the value of the end-user `header` (a lower-case name)
+    among the forwarded headers; cut to MAX_USER_CHARS."""
+    if user is None and header:
+        for name, value in forwarded:
+            if name == header:
+                user = value
+                break
+    return user[:MAX_USER_CHARS] if user is not None else None
 

@@ -66,4 +66,5 @@ def test_record_tokens_ignores_nothing_and_skips_the_window_without_tpm() -> Non
 
 def test_durations() -> None:
     assert [format_duration(s) for s in (0.0201, 1.0, 59.2, 360.0)] == ["21ms", "1s", "1m0s", "6m0s"]
+    assert [format_duration(s) for s in (3600.0, 93780.0)] == ["1h0m0s", "26h3m0s"]  # a budget period's reset
     assert [retry_after(s) for s in (0.01, 1.0, 1.2)] == ["1", "1", "2"]

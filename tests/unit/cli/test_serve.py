@@ -28,7 +28,7 @@ def documented_alias_example(tmp_path: Path) -> Settings:
     example = text[text.index("```toml\n") + len("```toml\n"):text.index("```\n\n")]
     path = tmp_path / "llmgate.toml"
     path.write_text(example)
-    keys = ("OPENAI_KEY_1", "OPENAI_KEY_2", "AZURE_OPENAI_KEY", "ANTHROPIC_API_KEY")
+    keys = ("OPENAI_KEY_1", "OPENAI_KEY_2", "AZURE_OPENAI_KEY", "ANTHROPIC_API_KEY", "GROQ_API_KEY")
     return load_settings({key: f"sk-{key.lower()}-0123456789" for key in keys}, str(path))
 
 
@@ -53,11 +53,14 @@ def test_the_documented_alias_example_serves_every_other_model_too(tmp_path: Pat
 def test_only_the_catch_all_is_logged_as_serving_any_model(tmp_path: Path) -> None:
     lines = [line for line in start_up_lines(documented_alias_example(tmp_path)) if line.startswith("provider ")]
     assert [line.split(" → ")[0] for line in lines] == [
-        "provider openai", "provider azure-eu", "provider anthropic", "provider openai-any"]
+        "provider openai", "provider azure-eu", "provider anthropic", "provider groq", "provider bedrock",
+        "provider openai-any"]
     assert [line.split("models: ", 1)[1] for line in lines] == [
         "via aliases gpt-4o, gpt-4o-mini)",
         "via aliases gpt-4o)",
         "claude-*)",
+        "llama-*)",
+        "anthropic.*, meta.*)",
         "any (the catch-all: every model no alias or provider declares, as asked))"]
 
 

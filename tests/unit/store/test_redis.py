@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from llmgate.access.limits import Limits
+from llmgate.access.limits import Counters, Limits
 from llmgate.store.redis import RETRY_AFTER_S, TIMEOUT_S, RedisBreaker, SharedLimits, SharedUnavailable
 from tests.services import run_redis_process
 
@@ -90,6 +90,35 @@ def test_the_breaker_fails_at_once_while_open_and_probes_after_the_retry_time() 
         now[0] += RETRY_AFTER_S
         assert await breaker.call(works()) == 7 and not breaker.is_open
 
+
+def _period(start: float, end: float) -> Counters:
+    counters = Counters()
+    counters.period_start, counters.period_end = start, end
+    return counters
+
+
+def test_project_budgets_are_counted_per_period_across_callers(redis_url: str) -> None:
+    async def run() -> None:
+        shared = SharedLimits(redis_url)
+        subject = f"project:{uuid.uuid4().hex}"
+        limits = Limits(max_requests=30, budget_tokens=100, budget_cost=1.0, owner="Project 'p'", scope="project",
+                        period="daily")
+        today = _period(86400.0 * 20000, 86400.0 * 20001)
+        today.tokens_used = 20  # what this instance knew from the store: the period's hash starts from it
+        results = await asyncio.gather(*(shared.admit_budget(subject, limits, today) for _ in range(5)))
+        assert results == [None] * 5 and today.request_count == 5 and today.tokens_used == 20
+        await shared.record_budget(subject, today, 85, 0.25, has_tpm=False)
+        refusal = await shared.admit_budget(subject, limits, today)
+        assert refusal is not None and refusal.kind == "budget" and refusal.param == "project.budget_tokens"
+        assert today.tokens_used == 105 and today.cost_used == 0.25
+        tomorrow = _period(today.period_end, today.period_end + 86400)
+        assert await shared.admit_budget(subject, limits, tomorrow) is None  # a new period: a new count
+        assert (tomorrow.request_count, tomorrow.tokens_used) == (1, 0)
+        await shared.record_budget(subject, tomorrow, 1, 1.0, has_tpm=False)
+        refusal = await shared.admit_budget(subject, limits, tomorrow)
+        assert refusal is not None and refusal.param == "project.budget_cost"
+        await shared.close()
+
     asyncio.run(run())
 
 
@@ -117,3 +146,36 @@ def test_a_frozen_redis_costs_one_short_timeout_then_nothing_until_it_is_back() 
 
     with run_redis_process() as (url, proc):
         asyncio.run(run(url, proc))
+
+
+def test_end_users_and_project_rpm_in_redis(redis_url: str) -> None:
+    async def run() -> None:
+        shared = SharedLimits(redis_url)
+        project = uuid.uuid4().hex
+        user = Limits(rpm=2, owner="This end user", scope="user")
+        for name in ("alice", "bob"):
+            counters = Counters()
+            results = [await shared.admit_budget(f"project:{project}:user:{name}", user, counters) for _ in range(3)]
+            assert [r is None for r in results] == [True, True, False]
+            refusal = results[-1]
+            assert refusal is not None and refusal.param == "user.rpm_limit" and refusal.retry_after_s
+        tpm = Limits(tpm=50, owner="Project 'p'", scope="project")
+        counters = Counters()
+        assert await shared.admit_budget(f"project:{project}", tpm, counters) is None
+        await shared.record_budget(f"project:{project}", counters, 60, 0.0, has_tpm=True)
+        refusal = await shared.admit_budget(f"project:{project}", tpm, counters)
+        assert refusal is not None and refusal.kind == "tokens" and refusal.param == "project.tpm_limit"
+        await shared.close()
+
+    asyncio.run(run())
+
+
+def test_a_token_request_count_belongs_to_its_period(redis_url: str) -> None:
+    async def run() -> None:
+        shared = SharedLimits(redis_url)
+        token = uuid.uuid4().hex
+        assert [await shared.admit(token, Limits(max_requests=1), 0, 1000.0) is None for _ in range(2)] == [True, False]
+        assert await shared.admit(token, Limits(max_requests=1), 0, 2000.0) is None  # the next period
+        await shared.close()
+
+    asyncio.run(run())

@@ -123,3 +123,14 @@ def test_a_stream_that_ended_with_an_error_counts_as_an_error(store: Store) -> N
     run(store, store.insert_usage(events))
     [total] = run(store, store.summarize_usage(UsageQuery(project_id=project)))
     assert (total.requests, total.errors) == (3, 2)
+
+
+def test_end_users_are_recorded_filtered_and_grouped(store: Store) -> None:  # noqa: F811
+    project = f"proj_{uuid.uuid4().hex[:8]}"
+    events = [event(project, 1, end_user="alice"), event(project, 2, end_user="alice"),
+              event(project, 3, end_user="bob"), event(project, 4)]
+    run(store, store.insert_usage(events))
+    by_user = run(store, store.summarize_usage(UsageQuery(project_id=project, group_by="user")))
+    assert sorted((g.group or "", g.requests) for g in by_user) == [("", 1), ("alice", 2), ("bob", 1)]
+    [alice] = run(store, store.summarize_usage(UsageQuery(project_id=project, user="alice")))
+    assert (alice.requests, alice.total_tokens) == (2, 30)

@@ -52,6 +52,7 @@ def test_every_field_gets_its_own_value() -> None:
     exchange.project_id, exchange.token_id, exchange.upstream_request_id = "proj", "tok", b"up"
     exchange.trace = Trace("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", None, True)
     exchange.cache = "hit"
+    exchange.end_user = "user-7"
     exchange.meter = UsageMeter()
     exchange.meter.whole(b'{"usage":{"prompt_tokens":5,"completion_tokens":6,"total_tokens":12,'
                          b'"prompt_tokens_details":{"cached_tokens":2}}}')
@@ -61,4 +62,4 @@ def test_every_field_gets_its_own_value() -> None:
         "token_id": "tok", "attempts": 3, "duration_ms": 500.0, "upstream_ttfb_ms": 125.0, "upstream_ms": 250.0,
         "overhead_ms": 254.0, "prompt_tokens": 5, "completion_tokens": 6, "total_tokens": 12, "cached_tokens": 2,
         "estimated": False, "cost": None, "upstream_request_id": "up", "error": "err", "cached": True,
-        "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}
+        "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "end_user": "user-7"}
