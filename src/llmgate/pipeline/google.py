@@ -195,7 +195,7 @@ def messages_via_google(request: V1Request, upstreams: Upstreams, route: Route) 
     if _is_claude_on_vertex(route, request):
         path, _ = _method(stream, True)
         translation = Translation({}, path, _DROP_FOR_CLAUDE, lambda data: data,
-                                  _anthropic_from_vertex, _Passthrough if stream else None)
+                                  anthropic_error_from_vertex, _Passthrough if stream else None)
         return _call(request, upstreams, translation, "chat", _claude_body(original))
     chat = _checked(lambda: openai_request(original))
     body = _checked(lambda: to_gemini.gemini_request(chat))
@@ -241,7 +241,8 @@ def _input_tokens(answer: Any) -> Json:
     return {"input_tokens": total}
 
 
-def _anthropic_from_vertex(status: int, body: bytes) -> tuple[int, bytes]:
+def anthropic_error_from_vertex(status: int, body: bytes) -> tuple[int, bytes]:
+    """For an Anthropic client of Claude on Vertex: Anthropic's errors as they are, Vertex's own translated."""
     if b'"type":"error"' in body.replace(b" ", b""):
         return status, body
     return anthropic_error_from_openai(*from_gemini.openai_error_from_google(status, body))

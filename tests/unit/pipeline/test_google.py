@@ -257,3 +257,18 @@ def test_anthropic_count_tokens_asks_gemini(gw: Gateway, double: GoogleDouble) -
     assert body == {"generateContentRequest": {"model": "models/gemini-2.5-flash",
                                                "contents": [{"role": "user", "parts": [{"text": "hi there"}]}],
                                                "systemInstruction": {"parts": [{"text": "be brief"}]}}}
+
+
+def test_claude_on_vertex_errors_in_either_shape() -> None:
+    from llmgate.pipeline.google import anthropic_error_from_vertex, openai_error_from_vertex
+
+    anthropic_shaped = b'{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}'
+    google_shaped = b'{"error": {"code": 429, "message": "Quota exceeded", "status": "RESOURCE_EXHAUSTED"}}'
+    status, body = openai_error_from_vertex(529, anthropic_shaped)
+    assert status == 503 and json.loads(body)["error"]["message"] == "Overloaded"
+    status, body = openai_error_from_vertex(429, google_shaped)
+    assert status == 429 and json.loads(body)["error"]["code"] == "RESOURCE_EXHAUSTED"
+    assert anthropic_error_from_vertex(529, anthropic_shaped) == (529, anthropic_shaped)  # Anthropic's clients know it
+    status, body = anthropic_error_from_vertex(429, google_shaped)
+    assert status == 429 and json.loads(body) == {"type": "error", "error": {"type": "rate_limit_error",
+                                                                              "message": "Quota exceeded"}}
