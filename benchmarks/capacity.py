@@ -90,11 +90,13 @@ class Sampler(threading.Thread):
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
-        self.pid, self.peak, self.stopped = pid, 0.0, threading.Event()
+        self.pid, self.stopped = pid, threading.Event()
+        self.peak = tree_memory(pid)[0]
 
     def run(self) -> None:
         while not self.stopped.wait(0.2):
             self.peak = max(self.peak, tree_memory(self.pid)[0])
+        self.peak = max(self.peak, tree_memory(self.pid)[0])  # a load shorter than a sampling interval too
 
 
 def warm_up(target: Target, args: argparse.Namespace, load_cpus: str | None) -> None:
