@@ -240,7 +240,9 @@ def _default_base_url(provider: ProviderConfig, where: KeyPath, problems: list[P
         return f"https://bedrock-runtime.{provider.region}.amazonaws.com" if provider.region else ""
     preset = PRESETS.get(provider.kind)
     if preset is None:
-        problems.append(Problem((*where, "base_url"), f"required for kind = \"{provider.kind}\""))
+        path = (*where, "base_url")
+        if all(problem.path != path for problem in problems):  # a base_url given but wrong is reported as such
+            problems.append(Problem(path, f"required for kind = \"{provider.kind}\""))
         return ""
     return preset.base_url
 
