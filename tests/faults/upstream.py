@@ -76,7 +76,10 @@ class FaultUpstream:
         self._server = self._loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0))
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
-        self._loop.run_forever()
+        try:
+            self._loop.run_forever()
+        finally:
+            self._loop.close()
 
     def start(self) -> str:
         self._thread.start()
@@ -87,6 +90,11 @@ class FaultUpstream:
         async def close() -> None:
             assert self._server is not None
             self._server.close()
+            pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in pending:  # connections still held open (silent)
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            await self._server.wait_closed()
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
