@@ -11,7 +11,7 @@ Chosen by measurement (benchmarks/README.md), per kind of response:
   runtime, the upstream connection open until the answer comes). So a whole answer goes through pyreqwest only
   where answers are known to come fast (`AnswerTimes`); where they are slow or not known yet (an LLM generating:
   the answer a client may give up on), through aiohttp, whose cancellation closes the connection at once. The
-  per-request cost of aiohttp does not matter there: such a request waits for seconds.
+  per-request cost of aiohttp matters little there: such requests wait for seconds.
 Everything client-specific lives here; `proxy/forward.py` translates the errors named in `TRANSPORT_ERRORS`.
 
 aiohttp loads when the first stream needs it, or in the background once the gateway serves (`warm_streaming`):
@@ -68,35 +68,40 @@ def is_connect_timeout(exc: BaseException) -> bool:
 
 
 FAST_ANSWER_S = 0.25
-"""A path whose whole answers take less than this (a moving average) is served by pyreqwest: a client leaving a
-request that short loses little. Slower paths go through aiohttp, which closes an abandoned request at once."""
+"""A path whose whole answers all come within this is served by pyreqwest: a client leaving a request that short
+loses little. A path where some take longer goes through aiohttp, which closes an abandoned request at once."""
 
 
 class AnswerTimes:
-    """How long whole answers take, per upstream path: a moving average, bounded in the paths it remembers."""
+    """Which upstream paths answer fast: per path, a moving share of answers slower than FAST_ANSWER_S, bounded in
+    the paths it remembers. A share, not a mean time: a path where one answer in five is a long generation must
+    be abortable even when the others are quick."""
 
-    __slots__ = ("_seconds",)
+    __slots__ = ("_slow",)
     MAX_PATHS = 512
-    WEIGHT = 0.2
+    WEIGHT = 0.1
+    """Each answer's weight: after a slow answer, about 16 fast ones bring a path back to pyreqwest."""
+    SLOW_SHARE = 0.02
 
     def __init__(self) -> None:
-        self._seconds: dict[str, float] = {}
+        self._slow: dict[str, float] = {}
 
     def is_fast(self, path: str) -> bool:
         """Answers on `path` are known to come fast (a path not seen yet is not)."""
-        seconds = self._seconds.get(path)
-        return seconds is not None and seconds < FAST_ANSWER_S
+        share = self._slow.get(path)
+        return share is not None and share < self.SLOW_SHARE
 
     def record(self, path: str, seconds: float) -> None:
-        """An answer on `path` took `seconds` (or a request has waited that long already)."""
-        times = self._seconds
-        before = times.get(path)
+        """An answer on `path` took `seconds`."""
+        slow = 1.0 if seconds >= FAST_ANSWER_S else 0.0
+        shares = self._slow
+        before = shares.get(path)
         if before is None:
-            if len(times) >= self.MAX_PATHS:
-                times.clear()  # paths come from clients: forget them all rather than grow without bound
-            times[path] = seconds
+            if len(shares) >= self.MAX_PATHS:
+                shares.clear()  # paths come from clients: forget them all rather than grow without bound
+            shares[path] = slow
         else:
-            times[path] = before + (seconds - before) * self.WEIGHT
+            shares[path] = before + (slow - before) * self.WEIGHT
 
 
 def _stream_error(exc: aiohttp.ClientError) -> StreamError:
