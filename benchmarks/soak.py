@@ -31,6 +31,7 @@ MIX = ("stream", "whole", "embeddings", "stream", "whole", "leave", "stream", "w
 CHAT = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
 STREAM = b'{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}'
 EMBED = b'{"model":"text-embedding-3-small","input":"hello"}'
+LEAVE_AFTER_S = 0.5
 
 
 @dataclass
@@ -72,8 +73,10 @@ async def one(session: aiohttp.ClientSession, url: str, kind: str, key: str, tal
     path, body = {"embeddings": ("/v1/embeddings", EMBED), "whole": ("/v1/chat/completions", CHAT),
                   "leave": ("/v1/chat/completions", CHAT)}.get(kind, ("/v1/chat/completions", STREAM))
     if kind.startswith("leave"):
-        headers["x-mock-delay-ms"] = "400"  # the client leaves after 50 ms: the gateway must close upstream
-    timeout = aiohttp.ClientTimeout(total=0.05 if kind.startswith("leave") else 60)
+        # The client leaves after LEAVE_AFTER_S, long after its request reached the upstream even at saturation:
+        # the gateway must close the upstream request then, well before the upstream would answer.
+        headers["x-mock-delay-ms"] = "3000"
+    timeout = aiohttp.ClientTimeout(total=LEAVE_AFTER_S if kind.startswith("leave") else 60)
     try:
         async with session.post(url + path, data=body, headers=headers, timeout=timeout) as response:
             await response.read()

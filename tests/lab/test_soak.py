@@ -22,6 +22,8 @@ def test_a_short_soak_reports_requests_against_usage_rows(tmp_path: Path) -> Non
     assert report["requests"] > 0 and report["errors"] == {}
     assert report["usage_rows"] == report["requests"]  # every request left its usage event
     assert set(report["answered"]) == {"stream", "whole", "embeddings"} and report["left"] > 0
-    assert report["upstream_abandoned"] == report["left"]  # each client that left closed its upstream request
+    # Each client that left closed its upstream request, but for the first long ones after quick answers only,
+    # sent before any of them had waited 0.25 s: those went through the pooled client (docs/reliability.md).
+    assert report["left"] - 4 <= report["upstream_abandoned"] <= report["left"]
     assert report["rss_mb_end"] > 0 and report["fds_end"] > 0 and len(report["samples"]) >= 2
     assert "usage rows" in run.stdout and "RSS" in run.stdout

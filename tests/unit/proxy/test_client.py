@@ -14,6 +14,7 @@ import pytest
 
 from llmgate.config import ProviderConfig, Timeouts
 from llmgate.proxy.client import (
+    FAST_ANSWER_S,
     TRANSPORT_ERRORS,
     AnswerTimes,
     StreamError,
@@ -196,13 +197,39 @@ def test_a_first_byte_timeout_longer_than_connect_s_is_a_read_timeout(upstream: 
         assert upstream_error(error, client).message == "The upstream provider `up` did not answer in time."
 
 
-def test_a_path_where_some_answers_are_slow_stays_abortable() -> None:
-    """A mean time would call it fast (four quick answers to one long generation); a share of slow ones does not."""
-    times = AnswerTimes()
-    for n in range(100):
-        times.record("/chat/completions", 1.0 if n % 5 == 0 else 0.005)
-        times.record("/embeddings", 0.005)
-    assert not times.is_fast("/chat/completions") and times.is_fast("/embeddings")
-    for _ in range(40):  # the slow answers stopped: back to the pooled client
-        times.record("/chat/completions", 0.005)
-    assert times.is_fast("/chat/completions")
+def test_a_path_stays_abortable_for_a_while_after_a_slow_answer_however_many_fast_ones_come() -> None:
+    """While one long generation runs, hundreds of quick answers may come on the same path: the next long one
+    must still go through the client that can abort it."""
+    now = [0.0]
+    times = AnswerTimes(lambda: now[0])
+    assert times.pooled("/chat/completions") is None  # not seen yet
+    times.done(None, "/chat/completions", 0.005)
+    times.done(None, "/embeddings", 0.005)
+    assert times.is_fast("/chat/completions") and times.is_fast("/embeddings")
+    times.done(None, "/chat/completions", 0.5)
+    for _ in range(1000):
+        now[0] += 0.01
+        times.done(times.pooled("/chat/completions"), "/chat/completions", 0.005)
+    assert times.pooled("/chat/completions") is None and times.pooled("/embeddings") is not None
+    now[0] += AnswerTimes.SLOW_MEMORY_S
+    assert times.pooled("/chat/completions") is not None
+
+
+def test_a_pooled_request_still_waiting_makes_its_path_abortable_for_the_next_ones() -> None:
+    """The first long generation after quick answers went through the pooled client: once it has waited past
+    FAST_ANSWER_S, the requests after it on that path are abortable, before it ends."""
+    now = [0.0]
+    times = AnswerTimes(lambda: now[0])
+    times.done(None, "/chat/completions", 0.005)
+    times.done(None, "/embeddings", 0.005)
+    long_one = times.pooled("/chat/completions")
+    assert long_one is not None
+    now[0] += 0.1
+    quick = times.pooled("/embeddings")
+    assert quick is not None
+    times.done(quick, "/embeddings", 0.005)
+    now[0] += 0.1
+    assert times.pooled("/chat/completions") is not None  # not late yet
+    now[0] += FAST_ANSWER_S
+    assert times.pooled("/chat/completions") is None  # the long one is late: its path is slow from now on
+    assert times.pooled("/embeddings") is not None
