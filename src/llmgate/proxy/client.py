@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import math
+import sys
 import time
 from collections.abc import AsyncIterable, Callable
 from datetime import timedelta
@@ -136,6 +137,13 @@ def _stream_error(exc: aiohttp.ClientError) -> StreamError:
     if isinstance(exc, TimeoutError):
         return StreamTimeout(message)
     return StreamError(message)
+
+
+def _is_loaded(name: str) -> bool:
+    """The module `name` is imported (not merely being imported, in another thread)."""
+    module = sys.modules.get(name)
+    spec = getattr(module, "__spec__", None)
+    return module is not None and not getattr(spec, "_initializing", False)
 
 
 def warm_streaming() -> asyncio.Future[object]:
@@ -255,6 +263,9 @@ class UpstreamClient:
         try:
             if ticket is not None:
                 return await self._fetch_pooled(method, path, headers, body, started)
+            if self._streaming is None and not _is_loaded("aiohttp"):
+                # aiohttp's import (started in the background at start-up) is not done: wait for it off the loop
+                await asyncio.to_thread(importlib.import_module, "aiohttp")
             return await self._fetch_abortable(method, path, headers, body)
         finally:
             times.done(ticket, path, time.monotonic() - started)
