@@ -48,27 +48,51 @@ def _as_user() -> list[str]:
     return ["runuser", "-u", "postgres", "--"]
 
 
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster that a test can stop and start again (same port, same data)."""
+
+    def __init__(self, bindir: str, prefix: list[str], root: str, port: int) -> None:
+        self.bindir, self.prefix, self.root, self.port = bindir, prefix, root, port
+        self.data = os.path.join(root, "data")
+        self.url = f"postgresql://postgres@127.0.0.1:{port}/llmgate"
+
+    def run(self, *cmd: str) -> None:
+        subprocess.run([*self.prefix, *cmd], check=True, capture_output=True)
+
+    def start(self) -> None:
+        self.run(f"{self.bindir}/pg_ctl", "-D", self.data, "-w", "-l", os.path.join(self.root, "log"), "-o",
+                 f"-h 127.0.0.1 -p {self.port} -k {self.root} -F", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        subprocess.run([*self.prefix, f"{self.bindir}/pg_ctl", "-D", self.data, "-m", mode, "-w", "stop"],
+                       capture_output=True)
+
+
 @contextlib.contextmanager
 def run_postgres() -> Iterator[str]:
     """A throwaway PostgreSQL cluster; yields its URL (database `llmgate`, trust auth on 127.0.0.1)."""
+    with run_postgres_cluster() as cluster:
+        yield cluster.url
+
+
+@contextlib.contextmanager
+def run_postgres_cluster() -> Iterator[PostgresCluster]:
+    """`run_postgres`, yielding the cluster itself (to stop and start it)."""
     bindir = _pg_bin()
     if bindir is None:
         _unavailable("PostgreSQL is not installed (Debian: apt-get install postgresql; .ci/run does it in CI)")
     prefix = _as_user()
     root = tempfile.mkdtemp(prefix="llmgate-pg-")
-    data = os.path.join(root, "data")
     if prefix:
         shutil.chown(root, "postgres", "postgres")
-    port = free_port()
-    run = lambda *cmd: subprocess.run([*prefix, *cmd], check=True, capture_output=True)  # noqa: E731
+    cluster = PostgresCluster(bindir, prefix, root, free_port())
     try:
-        run(f"{bindir}/initdb", "-D", data, "-U", "postgres", "-A", "trust", "--no-sync")
-        run(f"{bindir}/pg_ctl", "-D", data, "-w", "-l", os.path.join(root, "log"), "-o",
-            f"-h 127.0.0.1 -p {port} -k {root} -F", "start")
-        run(f"{bindir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "llmgate")
-        yield f"postgresql://postgres@127.0.0.1:{port}/llmgate"
+        cluster.run(f"{bindir}/initdb", "-D", cluster.data, "-U", "postgres", "-A", "trust", "--no-sync")
+        cluster.start()
+        cluster.run(f"{bindir}/createdb", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "llmgate")
+        yield cluster
     finally:
-        subprocess.run([*prefix, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True)
+        cluster.stop("immediate")
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -9,9 +9,9 @@ Chosen by measurement (benchmarks/README.md), per kind of response:
   `readany()` returns what has arrived without waiting for more: the same bytes, fewer and cheaper sends.
 - pyreqwest cannot abort a request in flight (cancelling its future leaves the request running in its Rust
   runtime, the upstream connection open until the answer comes). So a whole answer goes through pyreqwest only
-  where answers are known to come fast (`AnswerTimes`); where they are slow or not known yet (an LLM generating:
-  the answer a client may give up on), through aiohttp, whose cancellation closes the connection at once. The
-  per-request cost of aiohttp does not matter there: such a request waits for seconds.
+  on paths known to answer fast (`AnswerTimes`); where some answers are slow or none is known yet (an LLM
+  generating: the answer a client may give up on), through aiohttp, whose cancellation closes the connection at
+  once. The per-request cost of aiohttp matters little there: such requests wait for seconds.
 Everything client-specific lives here; `proxy/forward.py` translates the errors named in `TRANSPORT_ERRORS`.
 
 aiohttp loads when the first stream needs it, or in the background once the gateway serves (`warm_streaming`):
@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import math
+import sys
 import time
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -70,35 +72,62 @@ def is_connect_timeout(exc: BaseException) -> bool:
 
 
 FAST_ANSWER_S = 0.25
-"""A path whose whole answers take less than this (a moving average) is served by pyreqwest: a client leaving a
-request that short loses little. Slower paths go through aiohttp, which closes an abandoned request at once."""
+"""A path whose whole answers all come within this is served by pyreqwest: a client leaving a request that short
+loses little. A path where some take longer goes through aiohttp, which closes an abandoned request at once."""
 
 
 class AnswerTimes:
-    """How long whole answers take, per upstream path: a moving average, bounded in the paths it remembers."""
+    """Which upstream paths answer fast: those seen, with no answer slower than FAST_ANSWER_S in the last
+    `SLOW_MEMORY_S` (bounded in the paths it remembers). Remembered by time, not by count: while one long
+    generation runs, many quick answers may come on the same path, and the next long one must still be abortable.
+    A request still waiting on the pooled client past FAST_ANSWER_S marks its path slow as soon as the next
+    request asks (the requests in flight are kept oldest first: a look at the oldest is enough)."""
 
-    __slots__ = ("_seconds",)
+    __slots__ = ("_clock", "_next", "_slow_at", "_waiting")
     MAX_PATHS = 512
-    WEIGHT = 0.2
+    SLOW_MEMORY_S = 60.0
 
-    def __init__(self) -> None:
-        self._seconds: dict[str, float] = {}
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._slow_at: dict[str, float] = {}
+        """path → when an answer on it was last slow (-inf: never)"""
+        self._waiting: dict[int, tuple[str, float]] = {}
+        """ticket → (path, when sent) of the pooled client's requests in flight, oldest first"""
+        self._next = 0
 
     def is_fast(self, path: str) -> bool:
         """Answers on `path` are known to come fast (a path not seen yet is not)."""
-        seconds = self._seconds.get(path)
-        return seconds is not None and seconds < FAST_ANSWER_S
+        slow_at = self._slow_at.get(path)
+        return slow_at is not None and self._clock() - slow_at >= self.SLOW_MEMORY_S
 
-    def record(self, path: str, seconds: float) -> None:
-        """An answer on `path` took `seconds` (or a request has waited that long already)."""
-        times = self._seconds
-        before = times.get(path)
-        if before is None:
-            if len(times) >= self.MAX_PATHS:
-                times.clear()  # paths come from clients: forget them all rather than grow without bound
-            times[path] = seconds
+    def pooled(self, path: str) -> int | None:
+        """A ticket (for `done`) when a request on `path` may go through the pooled client; None when it must be
+        abortable."""
+        now = self._clock()
+        waiting = self._waiting
+        while waiting:
+            ticket, (waiting_path, sent_at) = next(iter(waiting.items()))
+            if now - sent_at < FAST_ANSWER_S:
+                break
+            del waiting[ticket]
+            self._slow_at[waiting_path] = now
+        if not self.is_fast(path):
+            return None
+        self._next += 1
+        waiting[self._next] = (path, now)
+        return self._next
+
+    def done(self, ticket: int | None, path: str, seconds: float) -> None:
+        """A request on `path` ended after `seconds` (answered, failed, or its client left)."""
+        if ticket is not None:
+            self._waiting.pop(ticket, None)
+        slow_at = self._slow_at
+        if path not in slow_at and len(slow_at) >= self.MAX_PATHS:
+            slow_at.clear()  # paths come from clients: forget them all rather than grow without bound
+        if seconds >= FAST_ANSWER_S:
+            slow_at[path] = self._clock()
         else:
-            times[path] = before + (seconds - before) * self.WEIGHT
+            slow_at.setdefault(path, -math.inf)
 
 
 def _stream_error(exc: aiohttp.ClientError) -> StreamError:
@@ -144,6 +173,13 @@ def _ascii_headers(headers: RawHeaders) -> RawHeaders:
         else:
             _log_dropped(name.decode("latin-1"))
     return kept
+
+
+def _is_loaded(name: str) -> bool:
+    """The module `name` is imported (not merely being imported, in another thread)."""
+    module = sys.modules.get(name)
+    spec = getattr(module, "__spec__", None)
+    return module is not None and not getattr(spec, "_initializing", False)
 
 
 def warm_streaming() -> asyncio.Future[object]:
@@ -259,12 +295,17 @@ class UpstreamClient:
         first-byte timeout bounds it all; a cancelled fetch closes its upstream request at once when the path's
         answers are slow (see the module docstring)."""
         started = time.monotonic()
+        times = self.answer_times
+        ticket = times.pooled(path)
         try:
-            if self.answer_times.is_fast(path):
+            if ticket is not None:
                 return await self._fetch_pooled(method, path, headers, body, started)
+            if self._streaming is None and not _is_loaded("aiohttp"):
+                # aiohttp's import (started in the background at start-up) is not done: wait for it off the loop
+                await asyncio.to_thread(importlib.import_module, "aiohttp")
             return await self._fetch_abortable(method, path, headers, body)
         finally:
-            self.answer_times.record(path, time.monotonic() - started)
+            times.done(ticket, path, time.monotonic() - started)
 
     async def _fetch_pooled(self, method: str, path: str, headers: Headers, body: Body,
                             started: float) -> tuple[int, RawHeaders, bytes]:

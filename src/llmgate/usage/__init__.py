@@ -7,5 +7,5 @@
     account.py    the bus's build step: event, tokens (estimate.py when the provider sent none), cost (prices.py)
     counting.py   LLM token counting (tiktoken encodings shipped, loaded lazily)
     raw.py        the raw body log (LLMGATE_RAW_LOG), secrets masked
-    sinks/        store, JSONL (rotated), HTTP (retried, spilled)
+    sinks/        store (spilled and replayed), JSONL (rotated), HTTP (retried, spilled)
 """

@@ -13,7 +13,15 @@ import httpx
 import pytest
 
 from llmgate.config import ProviderConfig, Timeouts
-from llmgate.proxy.client import TRANSPORT_ERRORS, StreamError, UpstreamClient, is_connect_timeout, is_timeout
+from llmgate.proxy.client import (
+    FAST_ANSWER_S,
+    TRANSPORT_ERRORS,
+    AnswerTimes,
+    StreamError,
+    UpstreamClient,
+    is_connect_timeout,
+    is_timeout,
+)
 from llmgate.proxy.forward import upstream_error
 from tests.upstream_double import free_port
 
@@ -205,12 +213,12 @@ def test_a_cancelled_whole_answer_closes_the_upstream_request_at_once(upstream: 
 def test_fast_answers_go_through_the_pooled_client_and_slow_ones_move_back(upstream: str) -> None:
     async def use(client: UpstreamClient) -> list[bool]:
         fast = []
-        for delay in ("0", "0", "1000", "1000"):  # a moving average: one slow answer is not enough
+        for delay in ("0", "0", "600", "0", "0"):  # one slow answer is enough to move the path back
             await client.fetch("POST", "/embeddings", [*JSON, ("x-mock-delay-ms", delay)], b'{"model":"e"}')
             fast.append(client.answer_times.is_fast("/embeddings"))
         return fast
 
-    assert with_client(f"{upstream}/v1", use) == [True, True, True, False]
+    assert with_client(f"{upstream}/v1", use) == [True, True, False, False, False]
 
 
 def test_a_first_byte_timeout_longer_than_connect_s_is_a_read_timeout(upstream: str) -> None:
@@ -231,3 +239,41 @@ def test_a_first_byte_timeout_longer_than_connect_s_is_a_read_timeout(upstream: 
     for error in errors:
         assert is_timeout(error) and not is_connect_timeout(error), error
         assert upstream_error(error, client).message == "The upstream provider `up` did not answer in time."
+
+
+def test_a_path_stays_abortable_for_a_while_after_a_slow_answer_however_many_fast_ones_come() -> None:
+    """While one long generation runs, hundreds of quick answers may come on the same path: the next long one
+    must still go through the client that can abort it."""
+    now = [0.0]
+    times = AnswerTimes(lambda: now[0])
+    assert times.pooled("/chat/completions") is None  # not seen yet
+    times.done(None, "/chat/completions", 0.005)
+    times.done(None, "/embeddings", 0.005)
+    assert times.is_fast("/chat/completions") and times.is_fast("/embeddings")
+    times.done(None, "/chat/completions", 0.5)
+    for _ in range(1000):
+        now[0] += 0.01
+        times.done(times.pooled("/chat/completions"), "/chat/completions", 0.005)
+    assert times.pooled("/chat/completions") is None and times.pooled("/embeddings") is not None
+    now[0] += AnswerTimes.SLOW_MEMORY_S
+    assert times.pooled("/chat/completions") is not None
+
+
+def test_a_pooled_request_still_waiting_makes_its_path_abortable_for_the_next_ones() -> None:
+    """The first long generation after quick answers went through the pooled client: once it has waited past
+    FAST_ANSWER_S, the requests after it on that path are abortable, before it ends."""
+    now = [0.0]
+    times = AnswerTimes(lambda: now[0])
+    times.done(None, "/chat/completions", 0.005)
+    times.done(None, "/embeddings", 0.005)
+    long_one = times.pooled("/chat/completions")
+    assert long_one is not None
+    now[0] += 0.1
+    quick = times.pooled("/embeddings")
+    assert quick is not None
+    times.done(quick, "/embeddings", 0.005)
+    now[0] += 0.1
+    assert times.pooled("/chat/completions") is not None  # not late yet
+    now[0] += FAST_ANSWER_S
+    assert times.pooled("/chat/completions") is None  # the long one is late: its path is slow from now on
+    assert times.pooled("/embeddings") is not None
