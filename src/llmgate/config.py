@@ -17,29 +17,30 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from llmgate.config_access import AuthConfig, JwtConfig
 from llmgate.config_checks import check_settings
 from llmgate.config_decode import BAD, Problem, check, format_path, from_env, shown
 from llmgate.config_schema import (
+    CacheConfig,
+    DeploymentConfig,
+    FileConfig,
+    HedgeConfig,
+    ModelConfig,
+    ProviderConfig,
+    RoutingConfig,
+    ServerConfig,
+    Settings,
+    Timeouts,
+)
+from llmgate.config_types import (
     DEFAULT_ANTHROPIC_BASE_URL,
     DEFAULT_BASE_URLS,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_OPENAI_BASE_URL,
     LOG_LEVELS,
-    AuthConfig,
-    CacheConfig,
     Capability,
     ConfigError,
-    DeploymentConfig,
-    FileConfig,
-    HedgeConfig,
-    JwtConfig,
-    ModelConfig,
-    ProviderConfig,
     ProviderKind,
-    RoutingConfig,
-    ServerConfig,
-    Settings,
-    Timeouts,
 )
 from llmgate.observe.tracing import tracing_from_env
 from llmgate.providers.presets import PRESETS

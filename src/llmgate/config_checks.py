@@ -5,7 +5,8 @@ URL shapes are the types' own constraints (config_schema.py)."""
 from __future__ import annotations
 
 from llmgate.config_decode import Problem
-from llmgate.config_schema import ConfigError, ModelConfig, ProviderConfig, Settings
+from llmgate.config_schema import ModelConfig, ProviderConfig, Settings
+from llmgate.config_types import ConfigError
 
 
 def check_settings(settings: Settings) -> list[Problem]:

@@ -8,70 +8,28 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from llmgate.config_access import AuthConfig, ProjectConfig
+from llmgate.config_types import (
+    DEFAULT_MAX_BODY_BYTES,
+    Capability,
+    Count,
+    DatabaseUrl,
+    FileSize,
+    LogLevel,
+    Millis,
+    ModelName,
+    ModelPattern,
+    OptionalHttpUrl,
+    Port,
+    ProviderKind,
+    Ratio,
+    RedisUrl,
+    Retained,
+    Route,
+    Seconds,
+)
 from llmgate.observe.tracing import TracingConfig
 from llmgate.usage.prices import Price
-
-DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
-DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com"
-DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
-
-ProviderKind = Literal["openai", "azure", "anthropic", "gemini", "vertex", "bedrock", "openrouter", "groq", "together",
-                       "mistral", "deepseek", "xai", "fireworks", "perplexity", "ollama", "vllm", "lmstudio"]
-DEFAULT_BASE_URLS = {"gemini": "https://generativelanguage.googleapis.com",
-                     "vertex": "https://{location}-aiplatform.googleapis.com"}
-"""The base URL of a kind whose config may leave it out (`{location}`: the provider's `location`)."""
-Capability = Literal["chat", "completions", "embeddings", "images", "audio", "responses", "messages"]
-
-
-LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
-
-
-class ConfigError(ValueError):
-    """The configuration is wrong: one line per problem, each naming where (file and line, or environment
-    variable), the key and what was expected."""
-
-    def __init__(self, *problems: str) -> None:
-        super().__init__(*problems)
-        self.problems = problems
-
-    def __str__(self) -> str:
-        return "\n".join(self.problems)
-
-    def report(self) -> str:
-        """For a terminal: `configuration error: ...`, or `configuration errors:` and one indented line each."""
-        if len(self.problems) == 1:
-            return f"configuration error: {self.problems[0]}"
-        return "configuration errors:\n" + "\n".join(f"  {problem}" for problem in self.problems)
-
-
-# Constrained types: what a key accepts, checked when the config is decoded. `extra["expected"]` is how an error
-# says what was wanted when the value has the right type but breaks the constraint.
-Port = Annotated[int, Meta(ge=1, le=65535)]
-Count = Annotated[int, Meta(ge=1)]
-"""At least one."""
-Retained = Annotated[int, Meta(ge=0)]
-"""Zero or more (backups kept, retries)."""
-FileSize = Annotated[int, Meta(ge=1024)]
-"""Bytes; a smaller limit is a mistake (a unit forgotten)."""
-Seconds = Annotated[float, Meta(gt=0, extra={"expected": "a number of seconds > 0"})]
-Millis = Annotated[float, Meta(ge=0)]
-"""Milliseconds, zero or more."""
-Ratio = Annotated[float, Meta(gt=0, le=1)]
-"""A share in (0, 1]."""
-HttpUrl = Annotated[str, Meta(pattern=r"^https?://", extra={"expected": "an http:// or https:// URL"})]
-OptionalHttpUrl = Annotated[str, Meta(pattern=r"^(https?://|$)", extra={"expected": "an http:// or https:// URL"})]
-LogLevel = Annotated[str, Meta(pattern=f"(?i)^({'|'.join(LOG_LEVELS)})$",
-                               extra={"expected": f"one of {', '.join(LOG_LEVELS)} (any case)"})]
-Route = Annotated[str, Meta(pattern=r"^\s*(?i:get|post|put|patch|delete) \s*/v1/",
-                            extra={"expected": '"METHOD /v1/path" (e.g. "POST /v1/moderations")'})]
-"""Matches exactly what `config_checks.parse_route` accepts."""
-ModelName = Annotated[str, Meta(min_length=1, extra={"expected": "a model name"})]
-ModelPattern = Annotated[str, Meta(pattern=r"^[^*]+\*?$",
-                                   extra={"expected": "a model name, optionally ending with one `*`"})]
-DatabaseUrl = Annotated[str, Meta(pattern=r"^(postgres://|postgresql://|sqlite:)",
-                                  extra={"expected": "postgresql://... or sqlite:///path", "secret": True})]
-RedisUrl = Annotated[str, Meta(pattern=r"^(redis://|rediss://|unix://)",
-                               extra={"expected": "redis://..., rediss://... or unix://...", "secret": True})]
 
 
 class Timeouts(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -359,61 +317,6 @@ class CacheConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fiel
     wait_s: Seconds = 30.0
     """How long identical requests wait for the one in flight to be answered before they go upstream
     themselves."""
-
-
-JwtAlgorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
-"""Asymmetric algorithms only: `none` and the HMAC ones (HS*) are refused, so a token signed with a public key
-as an HMAC secret can never pass."""
-
-
-class JwtConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """One `[[auth.jwt]]` issuer whose bearer JWTs are accepted on /v1 (and on /manage with the admin claim)."""
-
-    issuer: HttpUrl
-    """The `iss` the tokens must carry, exactly; also where OIDC discovery looks when `jwks_url` is absent."""
-    audiences: Annotated[tuple[str, ...], Meta(min_length=1, extra={"expected": "at least one audience"})]
-    """A token's `aud` must name one of these."""
-    jwks_url: OptionalHttpUrl = ""
-    """The issuer's signing keys (a JWKS document); default: `jwks_uri` of the issuer's
-    `/.well-known/openid-configuration`."""
-    algorithms: Annotated[tuple[JwtAlgorithm, ...], Meta(min_length=1)] = ("RS256", "ES256", "EdDSA")
-    """The signature algorithms accepted."""
-    leeway_s: Annotated[float, Meta(ge=0, le=600)] = 30.0
-    """Clock skew allowed on `exp`, `nbf` and `iat`."""
-    project_claim: str = "llmgate_project"
-    """The claim whose value names the caller's project (its id or its name)."""
-    models_claim: str = ""
-    """Optional: the claim listing the models this caller may use, within its project's (a list or a
-    space-separated string, as OAuth scopes are)."""
-    user_claim: str = "sub"
-    """The claim recorded as the end user in usage."""
-    admin_claim: str = ""
-    """Optional: a token whose claim holds `admin_value` (or a list containing it) may use /manage."""
-    admin_value: str = "admin"
-
-
-class AuthConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """The `[auth]` table: who else may call besides the master key and virtual tokens."""
-
-    jwt: tuple[JwtConfig, ...] = ()
-
-
-class PerUserConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """`[projects.<id>.per_user]`: what each end user of the project may use (within the project's limits);
-    the management API's `per_user`, when set on the project, wins."""
-
-    rpm_limit: Count | None = None
-    tpm_limit: Count | None = None
-    max_requests: Count | None = None
-    budget_tokens: Count | None = None
-    budget_cost: Annotated[float, Meta(gt=0)] | None = None
-    """In the currency of `[prices]`; the budgets reset with the project's `budget_period`."""
-
-
-class ProjectConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """`[projects.<id>]`: settings of a project (created through the management API) kept in the config."""
-
-    per_user: PerUserConfig = PerUserConfig()
 
 
 class FileConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from llmgate.config import ConfigError, load_settings
 from llmgate.config_checks import parse_route
-from llmgate.config_schema import Route
+from llmgate.config_types import Route
 from tests.docs import toml_examples
 
 

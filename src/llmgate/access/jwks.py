@@ -19,7 +19,7 @@ from jwt import PyJWK, PyJWKSet
 from jwt.exceptions import PyJWKError, PyJWKSetError
 from loguru import logger
 
-from llmgate.config_schema import JwtConfig
+from llmgate.config_access import JwtConfig
 
 REFRESH_EVERY_S = 30.0
 """The shortest time between two fetches of one issuer's keys (besides the first)."""

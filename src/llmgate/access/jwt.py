@@ -23,7 +23,7 @@ from jwt import exceptions as jwt_errors
 
 from llmgate.access.jwks import IssuerKeys
 from llmgate.access.tokens import TokenEntry
-from llmgate.config_schema import JwtConfig
+from llmgate.config_access import JwtConfig
 from llmgate.errors import Unauthorized
 from llmgate.store.base import Project, Store
 from llmgate.store.crypto import KeyBox

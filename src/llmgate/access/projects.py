@@ -14,7 +14,7 @@ from llmgate.access.limits import Counters, Limits
 from llmgate.store.base import Project, UserLimits
 
 if TYPE_CHECKING:
-    from llmgate.config_schema import ProjectConfig
+    from llmgate.config_access import ProjectConfig
 
 MAX_USERS = 10_000
 """End users whose counters a project keeps on this instance; the least recently seen go first (bounded:

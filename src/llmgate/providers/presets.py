@@ -11,7 +11,7 @@ from __future__ import annotations
 import msgspec
 from loguru import logger
 
-from llmgate.config_schema import Capability
+from llmgate.config_types import Capability
 
 
 class Preset(msgspec.Struct, kw_only=True, frozen=True):
