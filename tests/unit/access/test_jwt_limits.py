@@ -99,6 +99,19 @@ def test_jwt_and_virtual_token_callers_share_one_project_budget(gw: Gateway, iss
     assert error_of(chat(gw, token))["param"] == error_of(chat(gw, secret))["param"] == "project.budget_tokens"
 
 
+def test_a_per_user_limit_applies_to_the_jwts_user_claim(gw: Gateway, issuer: Issuer) -> None:
+    p = project(gw, per_user={"budget_tokens": TOKENS})
+    alice = issuer.token(llmgate_project=p["name"], email="alice@example.com")
+    assert statuses(gw, [alice], 2) == [200, 429]  # settle paid alice's answer to alice's budget
+    assert error_of(chat(gw, alice))["param"] == "user.budget_tokens"
+    # the claim, not the body's `user`, names the end user
+    body = {"model": "gpt-4o-mini", "messages": [], "user": "someone-else"}
+    response = gw.post("/v1/chat/completions", json=body, headers={"authorization": f"Bearer {alice}"}, auth=False)
+    assert (response.status_code, error_of(response)["param"]) == (429, "user.budget_tokens")
+    bob = issuer.token(llmgate_project=p["name"], email="bob@example.com")
+    assert chat(gw, bob).status_code == 200
+
+
 def test_jwt_traffic_is_counted_in_the_projects_budget_and_written_back(gw: Gateway, issuer: Issuer) -> None:
     p = project(gw, budget_tokens=10 * TOKENS, max_requests=10, budget_period="monthly")
     token = issuer.token(llmgate_project=p["name"])
