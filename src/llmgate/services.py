@@ -76,7 +76,7 @@ class Services:
         if settings.auth.jwt:
             from llmgate.access.jwt import JwtAuth
 
-            self.jwt = JwtAuth(settings.auth.jwt, self.store, self.keybox, server.token_cache_ttl_s, clock)
+            self.jwt = JwtAuth(settings.auth.jwt, self.tokens, server.token_cache_ttl_s, clock)
         self.authenticator = Authenticator(settings.master_key, self.tokens,
                                            has_management_token=settings.management_token is not None, jwt=self.jwt)
         self.auth_throttle = AuthThrottle(server.auth_fail_burst, server.auth_fail_per_s)

@@ -73,7 +73,8 @@ def _refusal(limits: Limits, counters: Counters, now: float) -> Refusal | None:
 
 async def try_shared(cache: TokenCache, entry: TokenEntry, user: str | None, now: float) -> Refusal | None:
     """The same with Redis counting: the project's and end user's limits and budgets, the token's rpm, tpm and
-    max_requests across instances (the token's budget on this instance, as for any token)."""
+    max_requests across instances (the token's budget on this instance, as for any token; a JWT caller's project
+    alone)."""
     shared = cache.shared
     assert shared is not None
     entry.roll(now)
@@ -86,9 +87,10 @@ async def try_shared(cache: TokenCache, entry: TokenEntry, user: str | None, now
         refusal = await admit_project_shared(cache, project, user, now)
         if refusal is not None:
             return refusal
-    refusal = await shared.admit(entry.token_id, limits, counters.request_count, counters.period_start)
-    if refusal is not None:
-        return refusal
+    if entry.token_id:  # a JWT caller has no token: nothing of its own to count in Redis
+        refusal = await shared.admit(entry.token_id, limits, counters.request_count, counters.period_start)
+        if refusal is not None:
+            return refusal
     counters.request_count += 1
     cache.counted(entry)
     return None

@@ -1,5 +1,6 @@
 """Bearer JWTs from the `[[auth.jwt]]` issuers: verified with PyJWT against the issuer's keys (access/jwks.py),
-mapped to a project (its models and upstream keys), an end user, and whether the caller may use /manage.
+mapped to a project (its models, upstream keys, limits and budgets), an end user, and whether the caller may use
+/manage.
 
 A verified token is remembered by its raw string until it expires (a bounded LRU), so a caller sending the same
 token again costs a dict lookup, not a signature check. A refusal says precisely why, in `error.code`
@@ -22,11 +23,10 @@ import jwt
 from jwt import exceptions as jwt_errors
 
 from llmgate.access.jwks import IssuerKeys
-from llmgate.access.tokens import TokenEntry
+from llmgate.access.tokens import TokenCache, TokenEntry
 from llmgate.config_access import JwtConfig
 from llmgate.errors import Unauthorized
-from llmgate.store.base import Project, Store
-from llmgate.store.crypto import KeyBox
+from llmgate.store.base import Project
 
 MAX_CACHED = 10_000
 """Verified tokens remembered; the least recently used goes first."""
@@ -88,14 +88,17 @@ def _holds(value: Any, wanted: str) -> bool:
 class JwtAuth:
     """Verifies bearer JWTs and maps them to their project's entry; one per gateway (`Services`)."""
 
-    def __init__(self, configs: tuple[JwtConfig, ...], store: Store, keybox: KeyBox, entry_ttl_s: float,
+    def __init__(self, configs: tuple[JwtConfig, ...], tokens: TokenCache, entry_ttl_s: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        """`tokens`: the token cache, whose store holds the projects and whose project entries (limits, budgets,
+        counts) a JWT caller shares with the project's tokens."""
         self._client: httpx.AsyncClient | None = None
         self.issuers = {c.issuer: IssuerKeys(c, self._http, clock) for c in configs}
         self.has_admin_claim = any(c.admin_claim for c in configs)
         """Some issuer's tokens can carry the admin role: /manage accepts JWTs."""
-        self.store = store
-        self.keybox = keybox
+        self.tokens = tokens
+        self.store = tokens.store
+        self.keybox = tokens.keybox
         self.entry_ttl_s = entry_ttl_s
         self._verified: OrderedDict[str, JwtCaller] = OrderedDict()
         self._entries: dict[tuple[str, frozenset[str] | None], TokenEntry] = {}
@@ -165,8 +168,8 @@ class JwtAuth:
                     await self._load_entry(key, now)
 
     def forget_project(self, project_id: str) -> None:
-        """A project changed (models, keys) or was deleted: its callers' entries are read again on their next
-        request, as its tokens are."""
+        """A project changed (models, keys, limits, budgets) or was deleted: its callers' entries are read again
+        on their next request, as its tokens are, and take the project's entry as it is then."""
         for entry in self._entries.values():
             if entry.project_id == project_id:
                 entry.loaded_at = -math.inf
@@ -228,11 +231,12 @@ class JwtAuth:
         if project is None:
             self._entries.pop(key, None)
             raise JwtRefused("jwt_unknown_project", f"The JWT names project {ref!r}, which does not exist.")
+        limits = self.tokens.project_entry(project, self.tokens.clock())
         entry = self._entries.get(key)
         if entry is None:
-            entry = self._entries[key] = TokenEntry.for_project(project, models, self.keybox, now)
+            entry = self._entries[key] = TokenEntry.for_project(project, models, self.keybox, now, limits)
         else:
-            entry.update_project(project, models, self.keybox, now)
+            entry.update_project(project, models, self.keybox, now, limits)
         return entry
 
     async def _find_project(self, ref: str) -> Project | None:

@@ -98,22 +98,26 @@ class TokenEntry(Budgeted):
         self.update(token, project, keybox, now, project_entry)
 
     @classmethod
-    def for_project(cls, project: Project, models: frozenset[str] | None, keybox: KeyBox, now: float) -> TokenEntry:
+    def for_project(cls, project: Project, models: frozenset[str] | None, keybox: KeyBox, now: float,
+                    project_entry: ProjectEntry | None = None) -> TokenEntry:
         """A caller that holds no virtual token but belongs to `project` (a JWT's): the project's models (narrowed
-        to `models` when given) and upstream keys, no token limits; `token_id` is empty and nothing is written
-        back for it."""
+        to `models` when given), upstream keys and limits (`project_entry`, shared with its tokens), no token
+        limits of its own; `token_id` is empty, so no token row or Redis token key is ever written for it."""
         entry = cls.__new__(cls)
         Budgeted.__init__(entry, 0, 0, 0.0)
         entry.token_id = ""
         entry.idle_flushes = 0
         entry.is_active, entry.expires_at = True, None
-        entry.has_tpm = entry.counts_tokens = entry.has_extras = False
-        entry.project = None
-        entry.update_project(project, models, keybox, now)
+        entry.has_tpm = False
+        entry.update_project(project, models, keybox, now, project_entry)
         return entry
 
-    def update_project(self, project: Project, models: frozenset[str] | None, keybox: KeyBox, now: float) -> None:
-        """A project caller's entry from a fresh project record."""
+    def update_project(self, project: Project, models: frozenset[str] | None, keybox: KeyBox, now: float,
+                       project_entry: ProjectEntry | None = None) -> None:
+        """A project caller's entry from a fresh project record (and the project's shared entry when it has
+        limits: admission then takes the long way, as for the project's tokens; else it pays nothing for it)."""
+        self.project = project_entry
+        self.counts_tokens = self.has_extras = project_entry is not None
         self.project_id = project.id
         own = frozenset(project.allowed_models)
         self.allowed_models = (own & models if own else models) if models is not None else (own or None)

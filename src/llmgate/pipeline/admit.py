@@ -1,6 +1,7 @@
-"""Whether a virtual token may make this request: its model, then its limits (rpm, tpm, max_requests, budgets),
-its project's and its end user's, counting the request (queued for a slot when `queue_ms` says so). The master
-key and an open gateway's callers have no limits here."""
+"""Whether a virtual token, or a JWT caller, may make this request: its model, then its limits (rpm, tpm,
+max_requests, budgets), its project's and its end user's, counting the request (queued for a slot when `queue_ms`
+says so). A JWT caller has no limits of its own, only its project's. The master key and an open gateway's callers
+have no limits here."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ async def admit(tokens: TokenCache, request: V1Request, plan: Plan, user_header:
 
     The end user (the body's `user`, else the end-user header) is recorded for the usage event when usage is
     (`record_users`): the header is looked for later, by the event builder, off the request path; here only
-    when the caller's project limits its end users."""
+    when the caller's project limits its end users (a JWT caller's user claim first), and kept in
+    `request.user` for `settle`."""
     entry = request.entry
     if record_users and request.exchange.end_user is None:  # a JWT caller's own user claim wins
         if request.user is None:
@@ -38,9 +40,16 @@ async def admit(tokens: TokenCache, request: V1Request, plan: Plan, user_header:
             project = entry.project
             user = None
             if project is not None and project.user_limits is not None:
-                user = end_user(request.user, request.inbound.forward, user_header)
+                user = request.user = limited_user(request, user_header)
             request.exchange.queue_s = await admit_request(tokens, entry, user, request.receive)
         else:
             await tokens.admit_shared(entry, now)
     exchange = request.exchange
     exchange.route_s = time.monotonic() - exchange.started_at - exchange.auth_s - exchange.queue_s
+
+
+def limited_user(request: V1Request, user_header: str) -> str | None:
+    """The end user whose per-user limits apply (and whom `settle` pays): a JWT caller's user claim, else the
+    body's `user`, else the end-user header."""
+    claimed = request.exchange.end_user if request.entry is not None and not request.entry.token_id else None
+    return end_user(claimed or request.user, request.inbound.forward, user_header)

@@ -1,5 +1,6 @@
-"""A virtual token's request ended: the LLM tokens its answer used (and, at the configured prices, their cost)
-go to its budgets and tpm window; Redis's shared window too when limits are shared."""
+"""A virtual token's (or JWT caller's) request ended: the LLM tokens its answer used (and, at the configured prices,
+their cost) go to its budgets and tpm window, and its project's and end user's; Redis's too when limits are
+shared."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ if TYPE_CHECKING:
 
 
 async def settle(tokens: TokenCache, pricing: Pricing, request: V1Request) -> None:
-    """Count what a successful answer used against the caller's token; nothing for the master key, nor for an
-    answer from the response cache (no upstream tokens)."""
+    """Count what a successful answer used against the caller's token and project (a JWT caller's project alone),
+    and the end user `admit` counted the request for; nothing for the master key, nor for an answer from the
+    response cache (no upstream tokens)."""
     entry, exchange = request.entry, request.exchange
     meter = exchange.meter
     if entry is None or meter is None or exchange.status != 200 or exchange.cache == "hit":

@@ -77,3 +77,12 @@ def test_with_the_usage_log_off_the_header_still_names_the_end_user_for_limits()
         secret = new_token(gw, project)["secret"]
         assert [chat_as(gw, secret, header="frank").status_code for _ in range(2)] == [200, 429]
         assert chat_as(gw, secret, header="gina").status_code == 200
+
+
+def test_an_end_user_named_by_the_header_pays_its_answers_to_its_own_budget(gw: Gateway) -> None:
+    """The tokens an answer used go to the end user admission counted the request for, the header's too."""
+    project = manage(gw, "POST", "/projects", json={"name": "paying", "per_user": {"budget_tokens": 35}}).json()
+    secret = new_token(gw, project)["secret"]
+    assert [chat_as(gw, secret, header="hank").status_code for _ in range(2)] == [200, 429]
+    assert chat_as(gw, secret, header="hank").json()["error"]["param"] == "user.budget_tokens"
+    assert chat_as(gw, secret, header="ivy").status_code == 200
