@@ -40,7 +40,7 @@ class TranslationError(ValueError):
         self.param = param
 
 
-def _text_of(content: Any, where: str) -> list[str]:
+def text_parts(content: Any, where: str) -> list[str]:
     """The texts of a string or a list of text parts (system, developer and tool messages)."""
     if isinstance(content, str):
         return [content]
@@ -54,15 +54,21 @@ def _text_of(content: Any, where: str) -> list[str]:
     return texts
 
 
+def data_url(url: str, where: str) -> tuple[str, str]:
+    """The media type and base64 data of a `data:<type>;base64,<data>` URL (400 when it is not one)."""
+    header, comma, data = url[5:].partition(",")
+    media_type, _, encoding = header.partition(";")
+    if not comma or encoding != "base64" or not media_type:
+        raise TranslationError(f"{where}: a data URL must look like data:image/png;base64,....", where)
+    return media_type, data
+
+
 def image_block(url: Any, where: str) -> Json:
     """An OpenAI image URL as an Anthropic image block."""
     if not isinstance(url, str):
         raise TranslationError(f"{where}.image_url.url must be a string.", where)
     if url.startswith("data:"):
-        header, comma, data = url[5:].partition(",")
-        media_type, _, encoding = header.partition(";")
-        if not comma or encoding != "base64" or not media_type:
-            raise TranslationError(f"{where}: a data URL must look like data:image/png;base64,....", where)
+        media_type, data = data_url(url, where)
         return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
     if url.startswith(("http://", "https://")):
         return {"type": "image", "source": {"type": "url", "url": url}}
@@ -125,7 +131,7 @@ def _tool_result(message: Json, where: str) -> Json:
     if not isinstance(message.get("tool_call_id"), str):
         raise TranslationError(f"{where}.tool_call_id is required.", f"{where}.tool_call_id")
     content = message.get("content")
-    texts = _text_of(content if content is not None else "", f"{where}.content")
+    texts = text_parts(content if content is not None else "", f"{where}.content")
     result: Any = texts[0] if isinstance(content, str) else [{"type": "text", "text": t} for t in texts]
     return {"type": "tool_result", "tool_use_id": message["tool_call_id"], "content": result}
 
@@ -140,7 +146,7 @@ def convert_messages(messages: Any) -> tuple[list[str], list[Json]]:
         where = f"messages[{i}]"
         role = message.get("role") if isinstance(message, dict) else None
         if role in ("system", "developer"):
-            system.extend(_text_of(message.get("content"), f"{where}.content"))
+            system.extend(text_parts(message.get("content"), f"{where}.content"))
         elif role == "user":
             out.append({"role": "user", "content": _user_blocks(message.get("content"), f"{where}.content")})
         elif role == "assistant":

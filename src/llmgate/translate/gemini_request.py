@@ -27,7 +27,7 @@ import mimetypes
 import sys
 from typing import Any
 
-from llmgate.translate.chat_to_messages import TranslationError
+from llmgate.translate.chat_to_messages import TranslationError, data_url, text_parts
 
 Json = dict[str, Any]
 THOUGHT_MARK = "~ts~"
@@ -38,29 +38,12 @@ _NUMBERS = (("temperature", "temperature"), ("top_p", "topP"), ("seed", "seed"),
             ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty"))
 
 
-def _texts(content: Any, where: str) -> list[str]:
-    """The texts of a string or a list of text parts (system, developer and tool messages)."""
-    if isinstance(content, str):
-        return [content]
-    if not isinstance(content, list):
-        raise TranslationError(f"{where} must be a string or a list of text parts.", where)
-    texts = []
-    for i, part in enumerate(content):
-        if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-            raise TranslationError(f"{where}[{i}] must be a text part for this model.", f"{where}[{i}]")
-        texts.append(part["text"])
-    return texts
-
-
 def media_part(url: Any, where: str) -> Json:
     """An OpenAI image URL as a Gemini part: data: URLs inline, other URLs by reference."""
     if not isinstance(url, str):
         raise TranslationError(f"{where}.image_url.url must be a string.", where)
     if url.startswith("data:"):
-        header, comma, data = url[5:].partition(",")
-        mime_type, _, encoding = header.partition(";")
-        if not comma or encoding != "base64" or not mime_type:
-            raise TranslationError(f"{where}: a data URL must look like data:image/png;base64,....", where)
+        mime_type, data = data_url(url, where)
         return {"inlineData": {"mimeType": mime_type, "data": data}}
     if url.startswith(("http://", "https://", "gs://")):
         guessed = mimetypes.guess_type(url.split("?", 1)[0])[0]
@@ -137,7 +120,7 @@ def _function_response(message: Json, where: str, names: dict[str, str]) -> Json
         raise TranslationError(f"{where}.tool_call_id {call_id!r} answers no tool call of an earlier assistant "
                                "message.", f"{where}.tool_call_id")
     content = message.get("content")
-    text = "".join(_texts(content if content is not None else "", f"{where}.content"))
+    text = "".join(text_parts(content if content is not None else "", f"{where}.content"))
     try:
         parsed = json.loads(text)
     except ValueError:
@@ -157,7 +140,7 @@ def convert_messages(messages: Any) -> tuple[list[str], list[Json]]:
         where = f"messages[{i}]"
         role = message.get("role") if isinstance(message, dict) else None
         if role in ("system", "developer"):
-            system.extend(_texts(message.get("content"), f"{where}.content"))
+            system.extend(text_parts(message.get("content"), f"{where}.content"))
         elif role in ("user", "assistant"):
             parts = _user_parts(message.get("content"), f"{where}.content") if role == "user" \
                 else _model_turn(message, where, names)
