@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from llmgate.access.authenticate import Authenticator
-from llmgate.access.tokens import TokenCache, TokenEntry, hash_secret
+from llmgate.access.token_entry import TokenEntry, hash_secret
+from llmgate.access.tokens import TokenCache
 from llmgate.pipeline.read import decode_view
 from llmgate.proxy.headers import downstream_headers, split_request_headers, upstream_request_headers
 from llmgate.store.base import Project, Token

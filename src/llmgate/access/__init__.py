@@ -1,7 +1,8 @@
 """Who may call ("tokens" alone would be ambiguous next to LLM tokens).
 
     authenticate.py   credential from the request headers → Principal (master key | virtual token), cached
-    tokens.py         virtual tokens: secrets and hashes, the in-process cache, batched usage write-back
+    tokens.py         virtual tokens: the in-process cache (loads, store outages), batched usage write-back
+    token_entry.py    a cached token (its record, allowances, counts; revoked/expired/model checks); secrets
     lifecycle.py      a token's life: issue, update, revoke, rotate (store, caches, other instances)
     limits.py         rpm / tpm / max_requests / budget checks; pure, the clock passed in
     throttle.py       failed authentications per client address (a token bucket each; 429 past it)

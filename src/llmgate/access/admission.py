@@ -20,7 +20,8 @@ from llmgate.proxy.asgi import ClientDisconnected, DisconnectWatch, uncancel
 if TYPE_CHECKING:
     from llmgate.access.budgets import Budgeted
     from llmgate.access.projects import ProjectEntry
-    from llmgate.access.tokens import TokenCache, TokenEntry
+    from llmgate.access.token_entry import TokenEntry
+    from llmgate.access.tokens import TokenCache
     from llmgate.proxy.asgi import Receive
 
 POLL_S = 0.05

@@ -14,7 +14,8 @@ from __future__ import annotations
 import hmac
 from typing import TYPE_CHECKING, Literal
 
-from llmgate.access.tokens import WRONG_KEY, TokenCache, TokenEntry, hash_secret, is_token_secret
+from llmgate.access.token_entry import TokenEntry, hash_secret, is_token_secret
+from llmgate.access.tokens import WRONG_KEY, TokenCache
 from llmgate.errors import Unauthorized
 
 if TYPE_CHECKING:

@@ -23,7 +23,8 @@ import jwt
 from jwt import exceptions as jwt_errors
 
 from llmgate.access.jwks import IssuerKeys
-from llmgate.access.tokens import TokenCache, TokenEntry
+from llmgate.access.token_entry import TokenEntry
+from llmgate.access.tokens import TokenCache
 from llmgate.config_access import JwtConfig
 from llmgate.errors import Unauthorized
 from llmgate.store.base import Project

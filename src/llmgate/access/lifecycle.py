@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from llmgate.access.tokens import display_prefix, hash_secret, new_secret
+from llmgate.access.token_entry import display_prefix, hash_secret, new_secret
 from llmgate.audit import Actor, AuditLog, created, diff
 from llmgate.errors import Conflict, InvalidRequest, NotFound
 from llmgate.store.base import TOKEN_UPDATABLE, Project, Store, Token

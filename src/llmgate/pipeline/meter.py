@@ -12,7 +12,7 @@ from llmgate.usage.meter import UsageMeter
 from llmgate.usage.tap import StreamTap, ask_for_usage
 
 if TYPE_CHECKING:
-    from llmgate.access.tokens import TokenEntry
+    from llmgate.access.token_entry import TokenEntry
     from llmgate.config import ServerConfig
     from llmgate.pipeline.request import V1Request
     from llmgate.pipeline.resolve import Forwarded

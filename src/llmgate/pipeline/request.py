@@ -16,7 +16,8 @@ from llmgate.proxy.headers import InboundHeaders
 if TYPE_CHECKING:
     from llmgate.access.authenticate import Authenticator
     from llmgate.access.throttle import AuthThrottle
-    from llmgate.access.tokens import TokenCache, TokenEntry
+    from llmgate.access.token_entry import TokenEntry
+    from llmgate.access.tokens import TokenCache
     from llmgate.cache.flight import ResponseCache
     from llmgate.config import ServerConfig
     from llmgate.observe.lag import LoopLag

@@ -187,6 +187,11 @@ class Store(Protocol):
     async def insert_usage(self, events: Sequence[UsageEvent]) -> None:
         """Add one `usage` row per event, in one transaction."""
 
+    async def insert_usage_once(self, events: Sequence[UsageEvent]) -> None:
+        """Add a `usage` row for each event whose row (the same `request_id` and `time`) is not stored yet, in
+        one transaction: the spill file's replay, which may hold a batch whose commit reached the store after
+        the connection broke."""
+
     async def summarize_usage(self, query: UsageQuery) -> list[UsageGroup]:
         """Requests, errors, tokens, cost and latency percentiles of the rows `query` selects, per group."""
 

@@ -27,7 +27,15 @@ from llmgate.store.base import (
     token_row,
 )
 from llmgate.store.migrations import migrations, statements
-from llmgate.store.usage import UsageGroup, UsageQuery, event_rows, insert_sql, summary_groups, summary_sql
+from llmgate.store.usage import (
+    UsageGroup,
+    UsageQuery,
+    event_rows,
+    insert_once_sql,
+    insert_sql,
+    summary_groups,
+    summary_sql,
+)
 from llmgate.usage.event import UsageEvent
 
 if TYPE_CHECKING:
@@ -173,6 +181,12 @@ class PostgresStore:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.executemany(_INSERT_USAGE, event_rows(events))
 
+    async def insert_usage_once(self, events: Sequence[UsageEvent]) -> None:
+        if not events:
+            return
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.executemany(_INSERT_USAGE_ONCE, event_rows(events))
+
     async def summarize_usage(self, query: UsageQuery) -> list[UsageGroup]:
         sql, args = summary_sql(query, self.dialect)
         rows = await self.pool.fetch(sql, *args)
@@ -200,6 +214,7 @@ class PostgresStore:
 
 _INSERT_AUDIT = insert_audit_sql("$")
 _INSERT_USAGE = insert_sql("$")
+_INSERT_USAGE_ONCE = insert_once_sql("$")
 _PERIOD_SUMS = ", ".join(
     f"{c} = CASE WHEN period_start = $4 THEN {c} + ${i} WHEN period_start < $4 THEN ${i} ELSE {c} END"
     for i, c in ((1, "request_count"), (2, "tokens_used"), (3, "cost_used")))

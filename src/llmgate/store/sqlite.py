@@ -35,7 +35,16 @@ from llmgate.store.base import (
     token_row,
 )
 from llmgate.store.migrations import migrations, statements
-from llmgate.store.usage import UsageGroup, UsageQuery, event_rows, insert_sql, latency_sql, summary_groups, summary_sql
+from llmgate.store.usage import (
+    UsageGroup,
+    UsageQuery,
+    event_rows,
+    insert_once_sql,
+    insert_sql,
+    latency_sql,
+    summary_groups,
+    summary_sql,
+)
 from llmgate.store.usage_rows import ROWS_PER_STATEMENT, UsageRowWriter
 from llmgate.usage.event import UsageEvent
 
@@ -215,6 +224,13 @@ class SqliteStore:
         async with self._lock:  # one writer at a time in this process: the two connections never wait for each other
             await self._usage_rows.insert(event_rows(events))
 
+    async def insert_usage_once(self, events: Sequence[UsageEvent]) -> None:
+        if not events:
+            return
+        assert self._usage_rows is not None, "store is not open"
+        async with self._lock:
+            await self._usage_rows.insert_each(_INSERT_USAGE_ONCE, event_rows(events))
+
     async def summarize_usage(self, query: UsageQuery) -> list[UsageGroup]:
         sql, args = summary_sql(query, self.dialect)
         async with self._tx(write=False) as db:
@@ -250,6 +266,7 @@ class SqliteStore:
 
 _INSERT_AUDIT = insert_audit_sql("?")
 _INSERT_USAGE = insert_sql("?")
+_INSERT_USAGE_ONCE = insert_once_sql("?")
 _PERIOD_SUMS = ", ".join(
     f"{c} = CASE WHEN period_start = ?4 THEN {c} + ?{i} WHEN period_start < ?4 THEN ?{i} ELSE {c} END"
     for i, c in ((1, "request_count"), (2, "tokens_used"), (3, "cost_used")))

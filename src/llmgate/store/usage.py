@@ -74,6 +74,16 @@ def insert_sql(mark: str, rows: int = 1) -> str:
     return f"INSERT INTO usage ({', '.join(USAGE_COLUMNS)}) VALUES {values}"
 
 
+def insert_once_sql(mark: str) -> str:
+    """The insert of one row unless a row with its (request_id, time) is stored already (found through the
+    `usage_time` index); `mark`: "?" (SQLite) or "$" (PostgreSQL). Parameters are numbered, so the two the
+    check needs are the row's own: the same arguments as `insert_sql`'s."""
+    marks = [f"{mark}{i}" for i in range(1, len(USAGE_COLUMNS) + 1)]
+    request_id, time_ = (marks[USAGE_COLUMNS.index(c)] for c in ("request_id", "time"))
+    return (f"INSERT INTO usage ({', '.join(USAGE_COLUMNS)}) SELECT {', '.join(marks)} WHERE NOT EXISTS "
+            f"(SELECT 1 FROM usage WHERE time = {time_} AND request_id = {request_id})")
+
+
 def group_key(query: UsageQuery, dialect: str) -> str:
     """The SQL expression a row is grouped by."""
     group_by = query.group_by

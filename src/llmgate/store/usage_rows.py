@@ -17,8 +17,9 @@ The rest of the store stays on aiosqlite. Both connections use the same file in 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,10 @@ class UsageRowWriter:
     async def insert(self, rows: Sequence[tuple[Any, ...]]) -> None:
         await self._run(self._insert, rows)
 
+    async def insert_each(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Run `sql` once per row, in one transaction (an insert with a condition of its own)."""
+        await self._run(self._insert_each, sql, rows)
+
     async def close(self) -> None:
         if self._db is not None:  # the worker thread's own, closed there
             await self._run(self._db.close)
@@ -65,16 +70,25 @@ class UsageRowWriter:
         return db
 
     def _insert(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        db = self._db if self._db is not None else self._connect()
         whole = len(rows) - len(rows) % ROWS_PER_STATEMENT
         statements = [tuple(chain.from_iterable(rows[start:start + ROWS_PER_STATEMENT]))
                       for start in range(0, whole, ROWS_PER_STATEMENT)]
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             if statements:
                 db.executemany(self.insert_many_sql, statements)
             if whole < len(rows):
                 db.executemany(self.insert_sql, rows[whole:])
+
+    def _insert_each(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        with self._transaction() as db:
+            db.executemany(sql, rows)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[apsw.Connection]:
+        db = self._db if self._db is not None else self._connect()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
         except BaseException:
             db.execute("ROLLBACK")
             raise

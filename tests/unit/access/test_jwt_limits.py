@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from llmgate.access.tokens import TokenEntry
+from llmgate.access.token_entry import TokenEntry
 from tests.inprocess.access import TOKENS_ENV, chat, manage, new_token
 from tests.inprocess.gateway import FakeClock, Gateway, Response
 from tests.inprocess.upstream import DOUBLE_URL, double

@@ -13,7 +13,8 @@ import pytest
 
 from llmgate.access.authenticate import Authenticator
 from llmgate.access.lifecycle import TokenLifecycle
-from llmgate.access.tokens import TokenCache, hash_secret
+from llmgate.access.token_entry import hash_secret
+from llmgate.access.tokens import TokenCache
 from llmgate.audit import Actor, AuditLog
 from llmgate.errors import Conflict, InvalidRequest, NotFound, TokenRevoked, Unauthorized
 from llmgate.store.base import Project

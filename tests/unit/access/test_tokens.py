@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from llmgate.access.authenticate import Authenticator
-from llmgate.access.tokens import TokenCache, display_prefix, hash_secret, new_secret
+from llmgate.access.token_entry import display_prefix, hash_secret, new_secret
+from llmgate.access.tokens import TokenCache
 from llmgate.errors import ModelNotAllowed, QuotaExhausted, TokenExpired, TokenRevoked, Unauthorized
 from llmgate.store.base import Project, Token
 from llmgate.store.crypto import KeyBox

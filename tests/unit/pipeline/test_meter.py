@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from llmgate.access.tokens import TokenEntry
+from llmgate.access.token_entry import TokenEntry
 from llmgate.config import ServerConfig
 from llmgate.pipeline.meter import counts_usage
 from llmgate.store.base import Project, Token

@@ -134,3 +134,36 @@ def test_end_users_are_recorded_filtered_and_grouped(store: Store) -> None:  # n
     assert sorted((g.group or "", g.requests) for g in by_user) == [("", 1), ("alice", 2), ("bob", 1)]
     [alice] = run(store, store.summarize_usage(UsageQuery(project_id=project, user="alice")))
     assert (alice.requests, alice.total_tokens) == (2, 30)
+
+
+def rows_of(backend: Store, project: str) -> int:
+    groups = run(backend, backend.summarize_usage(UsageQuery(project_id=project)))
+    return groups[0].requests if groups else 0
+
+
+def test_replaying_a_stored_batch_adds_nothing_and_a_half_stored_one_only_what_is_missing(
+        store: Store) -> None:  # noqa: F811
+    project = f"proj_{uuid.uuid4().hex[:8]}"
+    events = [event(project, n) for n in range(1, 7)]
+    run(store, store.insert_usage(events))
+    run(store, store.insert_usage_once(events))
+    assert rows_of(store, project) == 6
+
+    later = [event(project, n) for n in range(7, 10)]
+    run(store, store.insert_usage(later[:1]))  # half stored: the first of three
+    run(store, store.insert_usage_once(later))
+    assert rows_of(store, project) == 9
+    run(store, store.insert_usage_once([*events, *later]))
+    assert rows_of(store, project) == 9
+
+
+def test_a_row_is_the_same_only_with_the_same_request_id_and_time(store: Store) -> None:  # noqa: F811
+    """Clients may send their own request ids, so one can repeat: at another time it is another request."""
+    project = f"proj_{uuid.uuid4().hex[:8]}"
+    first = event(project, 1, request_id="client-id")
+    run(store, store.insert_usage([first]))
+    run(store, store.insert_usage_once([first, event(project, 2, request_id="client-id"),
+                                        event(project, 1, request_id="other-id")]))
+    assert rows_of(store, project) == 3
+    run(store, store.insert_usage_once([]))
+    assert rows_of(store, project) == 3

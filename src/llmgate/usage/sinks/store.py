@@ -5,6 +5,11 @@ file (JSONL, whole lines; its own file, so that events the other sinks spilled a
 counted as spilled; only when that file fails too is it dropped, and counted. After the next batch the store
 takes (also the first after a restart), the spill file is replayed into it, `REPLAY_BATCH` rows a transaction;
 what it cannot take yet stays in the file for the next time.
+
+A batch can be both stored and spilled: its COMMIT reached PostgreSQL but the connection broke before the
+acknowledgement came back. So the replay writes with `store.insert_usage_once`, which skips the events whose row
+(request_id, time) is stored already: spilled events end up stored exactly once. Only the replay pays for that
+check; the batches of the request path are written with the plain insert.
 """
 
 from __future__ import annotations
@@ -76,7 +81,7 @@ class StoreSink:
         done = 0
         try:
             while done < len(events):
-                await self.store.insert_usage(events[done:done + REPLAY_BATCH])
+                await self.store.insert_usage_once(events[done:done + REPLAY_BATCH])
                 done = min(done + REPLAY_BATCH, len(events))
         except Exception as exc:
             logger.warning("usage sink store: replaying the spill file stopped: {}", exc)

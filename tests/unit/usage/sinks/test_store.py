@@ -95,3 +95,46 @@ def test_without_a_spill_file_a_refused_batch_is_counted_as_dropped(tmp_path: Pa
         await store.close()
 
     asyncio.run(main())
+
+
+class LostAckStore(SqliteStore):
+    """The real SQLite store whose next writes (`lost_acks` of the plain insert, `lost_replay_acks` of the
+    replay's) commit and then raise, as a PostgreSQL whose connection breaks after the COMMIT reached it and
+    before its acknowledgement came back."""
+
+    lost_acks = 0
+    lost_replay_acks = 0
+
+    async def insert_usage(self, events):  # type: ignore[no-untyped-def]
+        await super().insert_usage(events)
+        if self.lost_acks:
+            self.lost_acks -= 1
+            raise ConnectionResetError("connection reset after the commit")
+
+    async def insert_usage_once(self, events):  # type: ignore[no-untyped-def]
+        await super().insert_usage_once(events)
+        if self.lost_replay_acks:
+            self.lost_replay_acks -= 1
+            raise ConnectionResetError("connection reset after the commit")
+
+
+def test_a_batch_stored_though_its_write_failed_is_not_stored_again_by_the_replay(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = LostAckStore(str(tmp_path / "usage.db"))
+        await store.open()
+        spill = tmp_path / "spill.jsonl.store"
+        sink = StoreSink(store, str(spill))
+        store.lost_acks = 2
+        await sink.write(events_from(0, 5))  # stored, yet spilled
+        await sink.write(events_from(5, 2))  # the same
+        assert sink.spilled == 7
+        store.lost_replay_acks = 1
+        await sink.write(events_from(7, 1))  # written; its replay of the 7 spilled commits and then fails
+        assert sink.replayed == 0 and len(spill.read_bytes().splitlines()) == 7
+        await sink.write(events_from(8, 1))  # written; the replay goes through
+        assert sink.replayed == 7 and not spill.exists()
+        [total] = await store.summarize_usage(UsageQuery(project_id="p"))
+        assert total.requests == 9  # one row per event
+        await store.close()
+
+    asyncio.run(main())
