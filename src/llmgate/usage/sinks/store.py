@@ -7,9 +7,10 @@ takes (also the first after a restart), the spill file is replayed into it, `REP
 what it cannot take yet stays in the file for the next time.
 
 A batch can be both stored and spilled: its COMMIT reached PostgreSQL but the connection broke before the
-acknowledgement came back. So the replay writes with `store.insert_usage_once`, which skips the events whose row
-(request_id, time) is stored already: spilled events end up stored exactly once. Only the replay pays for that
-check; the batches of the request path are written with the plain insert.
+acknowledgement came back, or a write timed out (`WRITE_TIMEOUT_S`: a hung store, not only a stopped one, must
+not hold the batches up) and went on. So the replay writes with `store.insert_usage_once`, which skips the
+events whose row (request_id, time) is stored already: spilled events end up stored exactly once. Only the
+replay pays for that check; the batches of the request path are written with the plain insert.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from llmgate.usage.event import UsageEvent
 from llmgate.usage.sinks.jsonl import RotatingFile, event_lines
 
 REPLAY_BATCH = 500
+WRITE_TIMEOUT_S = 10.0
+"""How long one write may take before its batch is spilled: a healthy store takes milliseconds for a batch."""
 _decode_lines = msgspec.json.Decoder(UsageEvent).decode_lines
 
 
@@ -35,8 +38,9 @@ class StoreSink:
 
     name = "store"
 
-    def __init__(self, store: Store, spill_path: str | None = None) -> None:
+    def __init__(self, store: Store, spill_path: str | None = None, timeout_s: float = WRITE_TIMEOUT_S) -> None:
         self.store = store
+        self.timeout_s = timeout_s
         self._spill = RotatingFile(spill_path, 2**62, 0, fsync=True) if spill_path else None
         self._replaying = Path(f"{spill_path}.replaying") if spill_path else None
         self._has_spill = spill_path is not None
@@ -47,7 +51,11 @@ class StoreSink:
 
     async def write(self, events: Sequence[UsageEvent]) -> None:
         try:
-            await self.store.insert_usage(events)
+            async with asyncio.timeout(self.timeout_s):
+                await self.store.insert_usage(events)
+        except TimeoutError:
+            await self._give_up(events, TimeoutError(f"the store took more than {self.timeout_s:g} s to write"))
+            return
         except Exception as exc:
             await self._give_up(events, exc)
             return
@@ -81,7 +89,8 @@ class StoreSink:
         done = 0
         try:
             while done < len(events):
-                await self.store.insert_usage_once(events[done:done + REPLAY_BATCH])
+                async with asyncio.timeout(self.timeout_s):
+                    await self.store.insert_usage_once(events[done:done + REPLAY_BATCH])
                 done = min(done + REPLAY_BATCH, len(events))
         except Exception as exc:
             logger.warning("usage sink store: replaying the spill file stopped: {}", exc)

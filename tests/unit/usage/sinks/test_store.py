@@ -138,3 +138,36 @@ def test_a_batch_stored_though_its_write_failed_is_not_stored_again_by_the_repla
         await store.close()
 
     asyncio.run(main())
+
+
+class HungStore(SqliteStore):
+    """The real SQLite store, whose writes never answer while `hung` (a frozen database server)."""
+
+    hung = False
+
+    async def insert_usage(self, events):  # type: ignore[no-untyped-def]
+        if self.hung:
+            await asyncio.get_running_loop().create_future()
+        await super().insert_usage(events)
+
+
+def test_a_hung_store_times_out_and_its_batch_is_spilled_then_replayed_once(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = HungStore(str(tmp_path / "usage.db"))
+        await store.open()
+        try:
+            spill = tmp_path / "spill.jsonl.store"
+            sink = StoreSink(store, str(spill), timeout_s=0.2)
+            store.hung = True
+            started = asyncio.get_running_loop().time()
+            await sink.write(events_from(0, 5))
+            assert asyncio.get_running_loop().time() - started < 2  # not held by the hung store
+            assert (sink.spilled, sink.dropped) == (5, 0) and len(spill.read_bytes().splitlines()) == 5
+            store.hung = False
+            await sink.write(events_from(5, 2))  # the store is back: the spilled batch follows, once
+            [total] = await store.summarize_usage(UsageQuery(project_id="p"))
+            assert total.requests == 7 and sink.replayed == 5
+        finally:
+            await store.close()
+
+    asyncio.run(main())
