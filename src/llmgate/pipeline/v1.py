@@ -1,6 +1,7 @@
 """`/v1`: every request's steps, in order, in one place; and the one place its errors are answered.
 
-    (trace) → screen → find the endpoint → authenticate → read → resolve → admit → [cache] forward (or answer) → settle
+    (trace) → screen → find the endpoint → authenticate → read → resolve → admit → (a deployment's queue)
+            → [cache] forward, or answer → settle
 
 Each step is a function of the request object and the few services it needs (pipeline/*.py, one module a
 step). The dialect (OpenAI, or Anthropic on /v1/messages*) is data the request carries: the steps do not
