@@ -36,3 +36,21 @@ def test_responses_during_the_drain_close_their_connection(upstream: str) -> Non
         idle.close()
         assert gw.proc.wait(15) == 0
 
+
+
+def test_with_several_workers_responses_during_the_drain_close_their_connection(upstream: str) -> None:
+    """With worker processes, granian's supervisor stops them itself (llmgate's drain hook runs only in the single
+    process): a response a worker is still answering says `connection: close` all the same, granian's own
+    graceful shutdown ending the connection's keep-alive."""
+    with start_gateway(gateway_env(upstream), "--workers", "2", timeout_s=30) as gw:
+        host, port = gw.url.removeprefix("http://").split(":")
+        busy = http.client.HTTPConnection(host, int(port), timeout=10)
+        busy.request("POST", "/v1/chat/completions", body=b'{"model":"m"}',
+                     headers={**HEADERS, "x-mock-delay-ms": "1500"})
+        time.sleep(0.3)
+        gw.proc.send_signal(signal.SIGTERM)
+        answer = busy.getresponse()
+        assert answer.status == 200 and answer.read().startswith(b"{")
+        assert answer.getheader("connection") == "close"
+        busy.close()
+        assert gw.proc.wait(20) == 0
