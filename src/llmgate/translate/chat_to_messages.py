@@ -165,14 +165,23 @@ def convert_messages(messages: Any) -> tuple[list[str], list[Json]]:
     return system, out
 
 
-def _tools(tools: Any) -> list[Json]:
+def function_tools(tools: Any) -> list[Json]:
+    """The `function` of each OpenAI tool in `tools`, each checked to be a function tool with a name (400 naming
+    the first that is not)."""
     if not isinstance(tools, list):
         raise TranslationError("tools must be a list.", "tools")
-    out = []
+    functions = []
     for i, tool in enumerate(tools):
         function = tool.get("function") if isinstance(tool, dict) and tool.get("type") == "function" else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
             raise TranslationError(f"tools[{i}] must be a function tool with a name.", f"tools[{i}]")
+        functions.append(function)
+    return functions
+
+
+def _tools(tools: Any) -> list[Json]:
+    out = []
+    for function in function_tools(tools):
         converted: Json = {"name": function["name"]}
         if function.get("description"):
             converted["description"] = function["description"]

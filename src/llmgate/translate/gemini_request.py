@@ -27,7 +27,7 @@ import mimetypes
 import sys
 from typing import Any
 
-from llmgate.translate.chat_to_messages import TranslationError, data_url, text_parts
+from llmgate.translate.chat_to_messages import TranslationError, data_url, function_tools, text_parts
 
 Json = dict[str, Any]
 THOUGHT_MARK = "~ts~"
@@ -163,13 +163,8 @@ def convert_messages(messages: Any) -> tuple[list[str], list[Json]]:
 
 
 def _tools(tools: Any) -> list[Json]:
-    if not isinstance(tools, list):
-        raise TranslationError("tools must be a list.", "tools")
     declarations = []
-    for i, tool in enumerate(tools):
-        function = tool.get("function") if isinstance(tool, dict) and tool.get("type") == "function" else None
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            raise TranslationError(f"tools[{i}] must be a function tool with a name.", f"tools[{i}]")
+    for function in function_tools(tools):
         declaration: Json = {"name": function["name"]}
         if function.get("description"):
             declaration["description"] = function["description"]
