@@ -15,7 +15,7 @@ import msgspec
 
 from llmgate.translate.errors import anthropic_stream_error
 from llmgate.translate.messages_to_chat import STOP_REASONS, anthropic_usage
-from llmgate.translate.sse import SSEParser
+from llmgate.translate.sse import Event, SSETranslator
 
 _encode = msgspec.json.Encoder().encode
 
@@ -26,11 +26,11 @@ def sse_event(data: dict[str, Any]) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + _encode(data) + b"\n\n"
 
 
-class AnthropicEventsFromOpenAI:
+class AnthropicEventsFromOpenAI(SSETranslator):
     """Feed it the upstream's bytes as they come (`feed`), then `close()` at the end; each returns SSE bytes."""
 
     def __init__(self, model: str) -> None:
-        self._parser = SSEParser()
+        super().__init__()
         self._id = ""
         self._model = model
         self._started = False
@@ -39,24 +39,12 @@ class AnthropicEventsFromOpenAI:
         self._tool_blocks: dict[int, int] = {}  # OpenAI tool_calls index → Anthropic block index
         self._stop_reason: str | None = None
         self._usage: Any = None
-        self.finished = False
-
-    def feed(self, data: bytes) -> bytes:
-        """The Anthropic SSE bytes for the events `data` completes."""
-        if self.finished:
-            return b""
-        out = bytearray()
-        for event in self._parser.feed(data):
-            out += self._translate(event.data)
-            if self.finished:
-                break
-        return bytes(out)
 
     def close(self) -> bytes:
         """The upstream ended: finish the message if it said why it stopped, else end with an error event."""
         if self.finished:
             return b""
-        out = b"".join(self._translate(e.data) for e in self._parser.close())
+        out = self._translate_rest()
         if self.finished:
             return out
         if self._stop_reason is not None:
@@ -70,7 +58,8 @@ class AnthropicEventsFromOpenAI:
         self.finished = True
         return anthropic_stream_error(message)
 
-    def _translate(self, data: str) -> bytes:
+    def _translate(self, event: Event) -> bytes:
+        data = event.data
         if data.strip() == "[DONE]":
             return self._finish()
         try:

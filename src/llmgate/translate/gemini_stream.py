@@ -21,19 +21,19 @@ import msgspec
 
 from llmgate.translate.errors import openai_stream_error
 from llmgate.translate.gemini_response import finish_reason, new_call_id, openai_usage, tool_call
-from llmgate.translate.sse import SSEParser
+from llmgate.translate.sse import Event, SSETranslator
 from llmgate.usage.meter import TokenUsage
 
 _encode = msgspec.json.Encoder().encode
 DONE = b"data: [DONE]\n\n"
 
 
-class OpenAIChunksFromGemini:
+class OpenAIChunksFromGemini(SSETranslator):
     """Feed it the upstream's bytes as they come (`feed`), then `close()` at the end; each returns SSE bytes.
     `usage` holds the stream's usage once known (for the usage log, whether or not the client asked)."""
 
     def __init__(self, model: str, created: int, include_usage: bool) -> None:
-        self._parser = SSEParser()
+        super().__init__()
         self._base: dict[str, Any] = {"id": "chatcmpl-", "object": "chat.completion.chunk", "created": created,
                                       "model": model}
         self._include_usage = include_usage
@@ -42,25 +42,13 @@ class OpenAIChunksFromGemini:
         self._calls: dict[int, int] = {}  # candidate index → tool calls sent
         self._open: set[int] = set()  # candidates that started and have not finished
         self._finished_any = False
-        self.finished = False
         self.usage: TokenUsage | None = None
-
-    def feed(self, data: bytes) -> bytes:
-        """The OpenAI SSE bytes for the events `data` completes."""
-        if self.finished:
-            return b""
-        out = bytearray()
-        for event in self._parser.feed(data):
-            out += self._translate(event.data)
-            if self.finished:
-                break
-        return bytes(out)
 
     def close(self) -> bytes:
         """The upstream ended: the usage chunk and [DONE], or an error event if a candidate never finished."""
         if self.finished:
             return b""
-        out = b"".join(self._translate(e.data) for e in self._parser.close())
+        out = self._translate_rest()
         if self.finished:
             return out
         self.finished = True
@@ -84,7 +72,8 @@ class OpenAIChunksFromGemini:
         choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
         return b"data: " + _encode({**self._base, "choices": [choice]}) + b"\n\n"
 
-    def _translate(self, data: str) -> bytes:
+    def _translate(self, event: Event) -> bytes:
+        data = event.data
         try:
             event = msgspec.json.decode(data)
         except msgspec.DecodeError:

@@ -18,38 +18,26 @@ import msgspec
 
 from llmgate.translate.chat_to_messages import FINISH_REASONS, openai_usage
 from llmgate.translate.errors import openai_stream_error
-from llmgate.translate.sse import SSEParser
+from llmgate.translate.sse import Event, SSETranslator
 
 _encode = msgspec.json.Encoder().encode
 DONE = b"data: [DONE]\n\n"
 
 
-class OpenAIChunksFromAnthropic:
+class OpenAIChunksFromAnthropic(SSETranslator):
     """Feed it the upstream's bytes as they come (`feed`), then `close()` at the end; each returns SSE bytes."""
 
     def __init__(self, model: str, created: int, include_usage: bool) -> None:
-        self._parser = SSEParser()
+        super().__init__()
         self._base: dict[str, Any] = {"id": "", "object": "chat.completion.chunk", "created": created,
                                       "model": model}
         self._include_usage = include_usage
         self._usage: dict[str, Any] = {}
         self._tool_index: dict[int, int] = {}  # Anthropic content block index → OpenAI tool_calls index
-        self.finished = False
-
-    def feed(self, data: bytes) -> bytes:
-        """The OpenAI SSE bytes for the events `data` completes."""
-        if self.finished:
-            return b""
-        out = bytearray()
-        for event in self._parser.feed(data):
-            out += self._translate(event.event, event.data)
-            if self.finished:
-                break
-        return bytes(out)
 
     def close(self) -> bytes:
         """The upstream ended: translate what is left; an unfinished stream ends with an error event."""
-        out = b"".join(self._translate(e.event, e.data) for e in self._parser.close()) if not self.finished else b""
+        out = self._translate_rest() if not self.finished else b""
         if not self.finished:
             self.finished = True
             out += openai_stream_error("The upstream stream ended before message_stop.")
@@ -66,7 +54,8 @@ class OpenAIChunksFromAnthropic:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
         return b"data: " + _encode({**self._base, "choices": [choice]}) + b"\n\n"
 
-    def _translate(self, name: str, data: str) -> bytes:
+    def _translate(self, event: Event) -> bytes:
+        name, data = event.event, event.data
         try:
             event = msgspec.json.decode(data)
         except msgspec.DecodeError:

@@ -65,3 +65,30 @@ class SSEParser:
         events = self.feed(b"\n\n") if self._buffer or self._data else []
         self._buffer = b""
         return events
+
+
+class SSETranslator:
+    """What the SSE stream translators share: the upstream's events parsed as its bytes come, each translated by
+    the subclass's `_translate` until the stream is `finished`."""
+
+    def __init__(self) -> None:
+        self._parser = SSEParser()
+        self.finished = False
+
+    def feed(self, data: bytes) -> bytes:
+        """The translated bytes of the events `data` completes."""
+        if self.finished:
+            return b""
+        out = bytearray()
+        for event in self._parser.feed(data):
+            out += self._translate(event)
+            if self.finished:
+                break
+        return bytes(out)
+
+    def _translate_rest(self) -> bytes:
+        """The upstream ended: the translation of the events its last bytes completed."""
+        return b"".join(self._translate(event) for event in self._parser.close())
+
+    def _translate(self, event: Event) -> bytes:
+        raise NotImplementedError
