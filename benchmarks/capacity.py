@@ -1,15 +1,19 @@
 """Many long streams at once: does a gateway hold them, at what cost in memory, and what does it add to each?
 
-    python -m benchmarks.capacity [--streams 1000 --chunks 100 --chunk-delay-ms 50] [--rounds 3]
+    python -m benchmarks.capacity [--streams 1000 --chunks 100 --chunk-delay-ms 50] [--hold-s 16] [--rounds 3]
         [--double-js ../shared/bench/mock_upstream.js] [--target NAME=URL ...] [--workers 1] [--json FILE]
 
 Each round puts the same load on every target in turn (the order rotating between rounds): the double directly,
 llmgate with its defaults (the usage log on) started here, and any `NAME=URL` given (a floor, nginx). The load is
-STREAMS connections opened at once, each one stream of CHUNKS chunks DELAY apart (benchmarks/lab/streamload.py,
-in a process of its own on the load CPUs). For each target and round:
+STREAMS connections opened at once, each asking for streams of CHUNKS chunks DELAY apart, one after the other on
+its keep-alive connection, for HOLD seconds, as wrk holds a load (benchmarks/lab/streamload.py, in a process of
+its own on the load CPUs). Each connection's first stream is the opening storm (STREAMS connections and requests
+in the same instant, which overflow listen queues: the kernel's count is reported): its times are reported
+apart, and the targets are judged on the streams held after it. `--hold-s 0` measures the storm alone: one
+stream a connection. For each target and round:
 
-- streams that ended complete, errors;
-- each stream's total time (p50, p99) and its ratio to the direct run's in the same round;
+- streams that ended complete, errors; the opening streams' total time (p50, p99); listen-queue overflows;
+- each held stream's total time (p50, p99) and its ratio to the direct run's in the same round;
 - the delay a chunk gains: the p99 of the chunks' lag (streamload.py) minus the direct run's;
 - the gateway's CPU (% of a core) during the run; its RSS idle, at peak (sampled every 0.2 s) and after the
   load (once `--settle` seconds have let idle upstream connections expire), and its open fds idle and after.
@@ -62,6 +66,9 @@ class Run:
     p99_s: float
     lag_p99_ms: float
     wall_s: float
+    opening_p50_s: float | None = None
+    opening_p99_s: float | None = None
+    listen_overflows: int | None = None
     cpu_pct: float | None = None
     rss_idle_mb: float | None = None
     rss_peak_mb: float | None = None
@@ -78,6 +85,17 @@ class Target:
     pid: int | None = None
     """The process tree measured (None for an external target: its load only)."""
     runs: list[Run] = field(default_factory=list)
+
+
+def listen_overflows() -> int:
+    """The kernel's count of connections refused by full listen queues (TcpExt ListenOverflows, every socket)."""
+    with open("/proc/net/netstat") as f:
+        lines = [line.split() for line in f if line.startswith("TcpExt:")]
+    return int(dict(zip(lines[0], lines[1], strict=True)).get("ListenOverflows", 0)) if len(lines) == 2 else 0
+
+
+def _p(values: list[float], pct: float) -> float:
+    return percentile(sorted(values), pct) if values else float("nan")
 
 
 def open_fds(pid: int) -> int:
@@ -109,8 +127,9 @@ def warm_up(target: Target, args: argparse.Namespace, load_cpus: str | None) -> 
 def measure(target: Target, args: argparse.Namespace, load_cpus: str | None) -> Run:
     """One load run against `target` (see the module docstring)."""
     cmd = pinned(load_cpus, [sys.executable, "-m", "benchmarks.lab.streamload", target.url, target.key,
-                             str(args.streams), str(args.chunks), str(args.chunk_delay_ms)])
+                             str(args.streams), str(args.chunks), str(args.chunk_delay_ms), str(args.hold_s)])
     pid = target.pid
+    overflows = listen_overflows()
     idle = tree_memory(pid)[0] if pid else None
     fds_idle = open_fds(pid) if pid else None
     sampler = Sampler(pid) if pid else None
@@ -127,11 +146,10 @@ def measure(target: Target, args: argparse.Namespace, load_cpus: str | None) -> 
     if proc.returncode != 0:
         raise BenchError(f"the stream client failed against {target.name}:\n{proc.stderr[-2000:]}")
     raw = json.loads(proc.stdout)
-    totals, lags = sorted(raw["totals_s"]), sorted(raw["lags_s"])
-    run = Run(raw["ok"], raw["errors"], percentile(totals, 50) if totals else float("nan"),
-              percentile(totals, 99) if totals else float("nan"),
-              percentile(lags, 99) * 1000 if lags else float("nan"), raw["wall_s"], cpu, idle,
-              sampler.peak if sampler else None, None, fds_idle)
+    totals, lags, opening = raw["totals_s"], raw["lags_s"], raw["opening_totals_s"]
+    run = Run(raw["ok"], raw["errors"], _p(totals, 50), _p(totals, 99), _p(lags, 99) * 1000, raw["wall_s"],
+              _p(opening, 50) if opening else None, _p(opening, 99) if opening else None,
+              listen_overflows() - overflows, cpu, idle, sampler.peak if sampler else None, None, fds_idle)
     if pid:
         time.sleep(args.settle)  # idle upstream connections expire from the pools
         run.rss_after_mb, run.fds_after = tree_memory(pid)[0], open_fds(pid)
@@ -170,7 +188,8 @@ def summarize(targets: list[Target], args: argparse.Namespace) -> dict[str, Any]
     out: dict[str, Any] = {}
     for t in targets:
         row: dict[str, Any] = {"rounds": len(t.runs), "errors": sum(r.errors for r in t.runs)}
-        for name in ("ok", "p50_s", "p99_s", "lag_p99_ms", "cpu_pct", "rss_idle_mb", "rss_peak_mb", "rss_after_mb",
+        for name in ("ok", "p50_s", "p99_s", "lag_p99_ms", "opening_p50_s", "opening_p99_s", "listen_overflows",
+                     "cpu_pct", "rss_idle_mb", "rss_peak_mb", "rss_after_mb",
                      "fds_idle", "fds_after"):
             values = [v for r in t.runs if (v := getattr(r, name)) is not None]
             row[name] = statistics.median(values) if values else None
@@ -199,10 +218,11 @@ def verdicts(row: dict[str, Any], args: argparse.Namespace) -> dict[str, bool]:
 
 
 def print_report(summary: dict[str, Any], args: argparse.Namespace) -> None:
-    print(f"\n{args.streams} streams x {args.chunks} chunks {args.chunk_delay_ms:g} ms apart, {args.rounds} round(s), "
-          f"medians")
+    held = f"held {args.hold_s:g} s, the streams after each connection's first" if args.hold_s else "one each"
+    print(f"\n{args.streams} streams x {args.chunks} chunks {args.chunk_delay_ms:g} ms apart ({held}), "
+          f"{args.rounds} round(s), medians")
     print(f"{'target':<24}{'ok':>7}{'err':>6}{'p50 s':>8}{'p99 s':>8}{'+p50 s':>8}{'p99 x':>7}{'gain ms':>9}"
-          f"{'cpu %':>7}{'rss idle/peak/after MB':>24}{'fds':>11}")
+          f"{'cpu %':>7}{'rss idle/peak/after MB':>24}{'fds':>11}{'opening p50/p99 s':>19}{'overflows':>10}")
     for name, row in summary.items():
         def f(key: str, fmt: str, row: dict[str, Any] = row) -> str:
             value = row.get(key)
@@ -212,7 +232,8 @@ def print_report(summary: dict[str, Any], args: argparse.Namespace) -> None:
         fds = f"{f('fds_idle', '.0f')}/{f('fds_after', '.0f')}"
         print(f"{name:<24}{f('ok', '.0f'):>7}{f('errors', '.0f'):>6}{f('p50_s', '.2f'):>8}{f('p99_s', '.2f'):>8}"
               f"{f('p50_minus_direct_s', '+.2f'):>8}{f('p99_ratio', '.2f'):>7}{f('chunk_gain_ms', '.1f'):>9}"
-              f"{f('cpu_pct', '.0f'):>7}{rss:>24}{fds:>11}")
+              f"{f('cpu_pct', '.0f'):>7}{rss:>24}{fds:>11}"
+              f"{f('opening_p50_s', '.2f') + '/' + f('opening_p99_s', '.2f'):>19}{f('listen_overflows', '.0f'):>10}")
         for what, ok in row.get("holds", {}).items():
             print(f"    {'holds' if ok else 'MISSED':<7}{what}")
 
@@ -223,6 +244,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--streams", type=int, default=1000)
     p.add_argument("--chunks", type=int, default=100)
     p.add_argument("--chunk-delay-ms", type=float, default=50.0)
+    p.add_argument("--hold-s", type=float, default=16.0,
+                   help="how long each connection asks for streams back to back (16); 0: one stream a connection")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--workers", type=int, default=1, help="llmgate's workers (default 1)")
     p.add_argument("--double-js", type=Path, help="the Node double (../shared/bench/mock_upstream.js); else Python's")
