@@ -53,6 +53,7 @@ from benchmarks.lab.processes import (
 )
 from benchmarks.lab.scenarios import DIRECT, base_env, gateway_cmd, llmgate_target
 from benchmarks.lab.stats import percentile
+from llmgate.config_schema import ServerConfig
 from tests.upstream_double import free_port, importable_env
 
 
@@ -160,7 +161,9 @@ def start_double(procs: Procs, args: argparse.Namespace, cpus: str | None) -> st
     port = free_port()
     if args.double_js:
         cmd = ["node", str(args.double_js)]
-        env = {**base_env(), "PORT": str(port)}
+        # The load's pace as the double's default too: the floors pass on only their own headers, not x-mock-*.
+        env = {**base_env(), "PORT": str(port), "CHUNKS": str(args.chunks),
+               "CHUNK_DELAY_MS": f"{args.chunk_delay_ms:g}"}
     else:
         cmd = [sys.executable, "-m", "tests.upstream_double", "--host", "127.0.0.1", "--port", str(port)]
         env = importable_env(base_env())
@@ -180,6 +183,72 @@ def start_llmgate(procs: Procs, upstream: str, args: argparse.Namespace, cpus: s
     url = f"http://127.0.0.1:{port}"
     wait_ready(proc, lambda: http_call(url, "GET", "/health"), args.timeout)
     return Target(spec.name, url, spec.key, proc.pid)
+
+
+def bench_dir(args: argparse.Namespace) -> Path:
+    """Where the shared bench's floors live (`ref_gw.py`): `--bench-dir`, else beside `--double-js`."""
+    where = args.bench_dir or (args.double_js.parent if args.double_js else None)
+    if where is None or not (where / "ref_gw.py").exists() or not args.double_js:
+        raise BenchError("--floor needs the shared bench's Node double (--double-js; the floors do not pass on the "
+                         "load's x-mock-* headers, so its pace is set as the double's default) and ref_gw.py beside "
+                         "it or in --bench-dir")
+    return Path(where)
+
+
+def start_floor(procs: Procs, client: str, upstream: str, args: argparse.Namespace, cpus: str | None) -> Target:
+    """The floor (ref_gw.py, `HANDLER=asgi CLIENT=client`) served by granian with llmgate's connection settings:
+    llmgate's backlog, and no cap on connections below the load (granian's CLI would hold past 1,024)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "granian", "--interface", "asgi", "--workers", "1", "--loop", "uvloop", "--host",
+           "127.0.0.1", "--port", str(port), "--backlog", str(ServerConfig().backlog), "--backpressure",
+           str(ServerConfig().max_connections), "--log-level", "warning", "--no-access-log", "ref_gw:app"]
+    env = {**base_env(), "UPSTREAM": upstream, "HANDLER": "asgi", "CLIENT": client}
+    proc = procs.start(f"floor-{client}", pinned(cpus, cmd), env, cwd=bench_dir(args))
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(proc, lambda: http_call(url, "POST", "/v1/chat/completions", FLOOR_PROBE, "sk-test"), args.timeout)
+    return Target(f"floor/{client}", url, "sk-test", proc.pid)
+
+
+NGINX_CONF = """worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx.err warn;
+events {{ worker_connections {connections}; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  upstream double {{ server {upstream}; keepalive 1024; }}
+  server {{
+    listen 127.0.0.1:{port} backlog={backlog};
+    location /v1/ {{
+      if ($http_authorization != "Bearer sk-test") {{ return 401 '{{"error":{{"message":"unauthorized"}}}}'; }}
+      proxy_pass http://double;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "Bearer sk-upstream";
+      proxy_buffering off;
+    }}
+  }}
+}}
+"""
+"""The shared bench's nginx.conf (a native reverse proxy doing a gateway's minimum), with room for the load's
+connections, a client's and an upstream one for each stream."""
+
+
+def start_nginx(procs: Procs, upstream: str, args: argparse.Namespace, cpus: str | None) -> Target:
+    """nginx (one worker) in front of the double, as the native reference."""
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="llmgate-capacity-nginx-"))
+    conf = workdir / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=workdir, connections=2 * args.streams + 256, port=port,
+                                      upstream=upstream.removeprefix("http://"), backlog=ServerConfig().backlog))
+    proc = procs.start("nginx", pinned(cpus, ["nginx", "-c", str(conf), "-g", "daemon off;"]), base_env())
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(proc, lambda: http_call(url, "POST", "/v1/chat/completions", FLOOR_PROBE, "sk-test"), args.timeout)
+    return Target("nginx", url, "sk-test", proc.pid)
+
+
+FLOOR_PROBE = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
 
 
 def summarize(targets: list[Target], args: argparse.Namespace) -> dict[str, Any]:
@@ -250,6 +319,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1, help="llmgate's workers (default 1)")
     p.add_argument("--double-js", type=Path, help="the Node double (../shared/bench/mock_upstream.js); else Python's")
     p.add_argument("--target", action="append", default=[], help="NAME=URL of another gateway to load too")
+    p.add_argument("--floor", action="append", default=[], choices=["pyreqwest", "aiohttp"],
+                   help="start the shared bench's floor (ref_gw.py HANDLER=asgi) with this client, on the gateway's "
+                        "CPU")
+    p.add_argument("--nginx", action="store_true", help="start nginx (one worker) as the native reference")
+    p.add_argument("--bench-dir", type=Path, help="the shared bench (ref_gw.py); default: --double-js's folder")
     p.add_argument("--target-key", default="sk-test", help="the bearer the other targets take (default sk-test)")
     p.add_argument("--no-llmgate", action="store_true", help="only the double and the --target ones")
     p.add_argument("--gateway-cpus", help="CPUs for llmgate (default: the first one)")
@@ -277,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
             targets = [Target(DIRECT, upstream, "sk-direct")]
             if not args.no_llmgate:
                 targets.append(start_llmgate(procs, upstream, args, gw_cpus))
+            targets += [start_floor(procs, client, upstream, args, gw_cpus) for client in args.floor]
+            if args.nginx:
+                targets.append(start_nginx(procs, upstream, args, gw_cpus))
             for spec in args.target:
                 name, _, url = spec.partition("=")
                 targets.append(Target(name, url.rstrip("/"), args.target_key))

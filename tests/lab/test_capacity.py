@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -104,7 +105,8 @@ def test_capacity_end_to_end(tmp_path: Path) -> None:
     env["PYTHONPATH"] = str(REPO)
     out = tmp_path / "capacity.json"
     run = subprocess.run([sys.executable, "-m", "benchmarks.capacity", "--streams", "30", "--chunks", "4",
-                          "--chunk-delay-ms", "20", "--hold-s", "1", "--rounds", "1", "--settle", "0.2", "--timeout", "90",
+                          "--chunk-delay-ms", "20", "--hold-s", "1", "--rounds", "1", "--settle", "0.2",
+                          "--timeout", "90",
                           "--json", str(out)], capture_output=True, text=True, cwd=REPO, env=env, timeout=170)
     assert run.returncode == 0, run.stdout + run.stderr
     summary = json.loads(out.read_text())["summary"]
@@ -115,3 +117,19 @@ def test_capacity_end_to_end(tmp_path: Path) -> None:
     assert gateway["rss_peak_mb"] >= gateway["rss_idle_mb"] > 0 and gateway["fds_after"] > 0
     assert set(gateway["holds"]) >= {"no errors", "peak RSS <= 250.0 MB", "fds back to idle"}
     assert "llmgate/passthrough" in run.stdout and "holds" in run.stdout
+
+
+def test_the_nginx_reference_config_has_room_for_the_load_and_is_valid(tmp_path: Path) -> None:
+    from benchmarks import capacity
+
+    conf = capacity.NGINX_CONF.format(dir=tmp_path, connections=10_256, port=18999, upstream="127.0.0.1:18998",
+                                      backlog=2048)
+    assert "worker_connections 10256;" in conf and "server 127.0.0.1:18998;" in conf
+    assert "listen 127.0.0.1:18999 backlog=2048;" in conf and "proxy_buffering off;" in conf
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if nginx is None:
+        return  # the text is checked above; `nginx -t` needs nginx (installed for benchmarks, not by CI)
+    (tmp_path / "nginx.conf").write_text(conf)
+    check = subprocess.run([nginx, "-t", "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True,
+                           timeout=30)
+    assert check.returncode == 0, check.stderr
