@@ -2,13 +2,14 @@
 throughput of a miss"), and both against the floor, granian answering the same bytes from an empty ASGI app.
 
     python -m benchmarks.cache_hit [--double-js ../shared/bench/mock_upstream.js] [--rounds 5] [--duration 3]
-        [--concurrency 32] [--stream] [--env LLMGATE_USAGE_LOG=0] [--json FILE]
+        [--concurrency 32] [--stream] [--turns 100] [--env LLMGATE_USAGE_LOG=0] [--json FILE]
 
 One llmgate (`llmgate serve`, the defaults: usage log on, to SQLite; `LLMGATE_CACHE_TTL_S=600`) in front of the
 upstream double, pinned to the first CPU, the double and wrk to the others. Three loads, their order rotating
 between rounds:
 
-  hit    the same chat request again and again: answered from the cache
+  hit    the same chat request again and again: answered from the cache (`--turns`: after that many earlier
+         exchanges, a longer body to read and key)
   miss   the same request with `cache-control: no-cache`: everything a miss does (key, forward, capture, store)
          but the lookup
   floor  granian (one worker, uvloop) serving the same answer and headers from an ASGI app that does nothing else
@@ -95,9 +96,27 @@ class Load:
     runs: list[Run] = field(default_factory=list)
 
 
-def wrk_script(workdir: Path, name: str, stream: bool, headers: dict[str, str]) -> Path:
-    """A wrk script: the lab's chat request (and its report), with `headers` added."""
-    lines = [f'local report = dofile("{WRK_DIR}/report.lua")', f"report.setup_chat({str(stream).lower()})"]
+_PROMPT = "Say hello in one short sentence please."
+
+
+def chat_body(stream: bool, turns: int) -> bytes:
+    """The lab's chat request (wrk/report.lua's), after `turns` earlier user/assistant exchanges when asked."""
+    messages = []
+    for turn in range(turns):
+        messages += [{"role": "user", "content": f"Tell me something about topic {turn}, in a few sentences."},
+                     {"role": "assistant", "content": f"Here are a few sentences about topic {turn}. " * 4}]
+    messages.append({"role": "user", "content": _PROMPT})
+    body: dict[str, Any] = {"model": "gpt-4o-mini"}
+    if stream:
+        body["stream"] = True
+    body["messages"] = messages
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def wrk_script(workdir: Path, name: str, body: bytes, stream: bool, headers: dict[str, str]) -> Path:
+    """A wrk script: the lab's chat request (and its report) with `body`, and `headers` added."""
+    lines = [f'local report = dofile("{WRK_DIR}/report.lua")', f"report.setup_chat({str(stream).lower()})",
+             f"wrk.body = [==[{body.decode()}]==]"]
     lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
     lines.append("done = report.done")
     path = workdir / f"{name}.lua"
@@ -149,21 +168,17 @@ def start_double(procs: Procs, args: argparse.Namespace, cpus: str | None) -> st
     return url
 
 
-def record_hit(url: str, stream: bool, workdir: Path) -> Path:
+def record_hit(url: str, body: bytes, workdir: Path) -> Path:
     """Ask twice: the second answer must be a hit. Its headers and body become the floor's answer."""
     import httpx
 
-    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello in one short sentence "
-                                                                              "please."}]}
-    if stream:
-        body["stream"] = True
-    headers = {"authorization": f"Bearer {MASTER_KEY}"}
+    headers = {"authorization": f"Bearer {MASTER_KEY}", "content-type": "application/json"}
     for _ in range(2):
-        response = httpx.post(url + CHAT_PATH, json=body, headers=headers, timeout=10)
+        response = httpx.post(url + CHAT_PATH, content=body, headers=headers, timeout=10)
     if response.headers.get("x-llmgate-cache") != "hit":
         raise BenchError(f"the second identical request was not a hit: {response.status_code} "
                          f"{dict(response.headers)} {response.text[:300]}")
-    bypass = httpx.post(url + CHAT_PATH, json=body, headers={**headers, "cache-control": "no-cache"}, timeout=10)
+    bypass = httpx.post(url + CHAT_PATH, content=body, headers={**headers, "cache-control": "no-cache"}, timeout=10)
     if bypass.headers.get("x-llmgate-cache") != "bypass":
         raise BenchError(f"cache-control: no-cache was not a bypass: {dict(bypass.headers)}")
     kept = [(k, v) for k, v in response.headers.items() if k not in ("date", "server", "content-length")]
@@ -203,7 +218,9 @@ def summarize(loads: dict[str, Load]) -> dict[str, Any]:
 
 def print_report(summary: dict[str, Any], args: argparse.Namespace) -> None:
     kind = "streams" if args.stream else "whole answers"
-    print(f"\nc={args.concurrency}, {kind}, {args.rounds} rounds of {args.duration:g} s (medians)")
+    size = len(chat_body(args.stream, args.turns))
+    print(f"\nc={args.concurrency}, {kind}, a request body of {size} bytes, {args.rounds} rounds of "
+          f"{args.duration:g} s (medians)")
     print(f"{'load':<8}{'requests/s':>12}{'CPU µs/request':>16}{'errors':>8}")
     for name in LOADS:
         row = summary[name]
@@ -220,6 +237,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=3.0, help="seconds a run")
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--stream", action="store_true", help="streamed chat requests (the cache replays the SSE bytes)")
+    p.add_argument("--turns", type=int, default=0, help="earlier exchanges in the conversation (0: one message; "
+                   "100: a body of ~16 KB)")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="more llmgate settings")
     p.add_argument("--gateway-cpus", help="CPUs for llmgate and the floor (default: the first)")
     p.add_argument("--load-cpus", help="CPUs for the double and wrk (default: the others)")
@@ -241,10 +260,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             upstream = start_double(procs, args, load_cpus)
             gateway = start_llmgate(procs, upstream, args, gw_cpus)
-            answer = record_hit(gateway.url, args.stream, workdir)
+            body = chat_body(args.stream, args.turns)
+            answer = record_hit(gateway.url, body, workdir)
             loads = {"hit": gateway, "miss": Load("miss", gateway.url, gateway.pid, {"cache-control": "no-cache"}),
                      "floor": start_floor(procs, answer, gw_cpus)}
-            scripts = {name: wrk_script(workdir, name, args.stream, load.headers) for name, load in loads.items()}
+            scripts = {name: wrk_script(workdir, name, body, args.stream, load.headers) for name, load in loads.items()}
             for name, load in loads.items():  # warm up: Node's JIT, the gateway's first connections
                 measure(load, scripts[name], argparse.Namespace(**{**vars(args), "duration": 1}), load_cpus)
             for round_no in range(args.rounds):

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from benchmarks import cache_hit
-from benchmarks.cache_hit import Load, Run, paired, summarize, wrk_script
+from benchmarks.cache_hit import Load, Run, chat_body, paired, summarize, wrk_script
 
 
 def test_the_floor_answers_the_recorded_hit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,11 +40,20 @@ def test_the_floor_answers_the_recorded_hit(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_only_the_miss_script_bypasses_the_cache(tmp_path: Path) -> None:
-    miss = wrk_script(tmp_path, "miss", False, {"cache-control": "no-cache"}).read_text()
-    hit = wrk_script(tmp_path, "hit", True, {}).read_text()
+    miss = wrk_script(tmp_path, "miss", chat_body(False, 0), False, {"cache-control": "no-cache"}).read_text()
+    hit = wrk_script(tmp_path, "hit", chat_body(True, 2), True, {}).read_text()
     assert 'wrk.headers["cache-control"] = "no-cache"' in miss and "cache-control" not in hit
     assert "report.setup_chat(false)" in miss and "report.setup_chat(true)" in hit
+    assert 'wrk.body = [==[{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello' in miss
     assert all(script.rstrip().endswith("done = report.done") for script in (hit, miss))
+
+
+def test_the_body_is_the_labs_chat_request_after_the_turns_asked_for() -> None:
+    plain, long = json.loads(chat_body(False, 0)), json.loads(chat_body(True, 100))
+    assert plain == {"model": "gpt-4o-mini",
+                     "messages": [{"role": "user", "content": "Say hello in one short sentence please."}]}
+    assert long["stream"] is True and len(long["messages"]) == 201 and long["messages"][-1] == plain["messages"][0]
+    assert len(chat_body(False, 100)) > 20_000
 
 
 def test_ratios_are_paired_within_rounds() -> None:
