@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Literal
 
+from llmgate.cache.key import KeyMemo
 from llmgate.cache.store import Answer, AnswerStore, MemoryStore
 
 if TYPE_CHECKING:
@@ -21,6 +22,8 @@ class ResponseCache:
         self.wait_s = settings.cache.wait_s
         self.max_entry_bytes = settings.cache.max_bytes
         """An answer larger than this is not kept (nor held while it streams)."""
+        self.keys = KeyMemo()
+        """The keys of the bodies seen lately (a hit's key costs a hash of its bytes)."""
         self._settings: Settings | None = None
         self._ttls: dict[str, float] = {}
         self._default_ttl_s: float | None = None

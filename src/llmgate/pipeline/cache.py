@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from llmgate.cache.key import KeyRequest, answer_headers, cache_key
+from llmgate.cache.key import KeyRequest, answer_headers
 from llmgate.cache.store import Answer, Usage
 from llmgate.proxy.asgi import Headers, Message, Send, send_response
 from llmgate.proxy.streaming import KEEPALIVE_COMMENT
@@ -53,7 +53,7 @@ def through_cache(cache: ResponseCache, forward: Forward, upstreams: Callable[[]
             scope = (exchange.project_id or "") if cache.scope == "project" else ""
             request = KeyRequest(endpoint=exchange.endpoint, model=f"{route.name}:{call.model}", stream=call.stream,
                                  scope=scope, headers=answer_headers(call.inbound.forward))
-            key = cache_key(request, call.body)
+            key = cache.keys.key(request, call.body)
         if key is None or no_cache:  # not cacheable (several choices), or asked not to look
             await _forward(call, route, forward, BYPASS, cache, key if not no_store else None, ttl_s)
             return
@@ -111,13 +111,13 @@ async def replay(call: Call, answer: Answer) -> None:
     exchange.status, exchange.cache, exchange.deployment = 200, HIT, answer.deployment
     meter = exchange.meter
     if meter is not None:
+        usage = answer.usage
         if call.stream:
             meter.feed(answer.body)
-            if answer.usage is not None:
-                usage = answer.usage
-                meter.reported(TokenUsage(usage.prompt, usage.completion, usage.total, usage.cached))
-        else:
+        elif usage is None or meter.keeps_body:  # the raw log wants the body; or the usage is to be found in it
             meter.whole(answer.body)
+        if usage is not None:  # kept with the answer: not looked for in its bytes again
+            meter.reported(TokenUsage(usage.prompt, usage.completion, usage.total, usage.cached))
     headers: Headers = [(b"x-request-id", call.request_id), *answer.headers, (_HEADER, HIT.encode())]
     await send_response(call.send, 200, headers, answer.body)
 

@@ -226,12 +226,14 @@ class SharedLimits:
         if code == 1:
             assert limits.max_requests is not None
             return Refusal("max_requests", f"This token has used all of its {limits.max_requests} requests.",
-                           None, rate_headers("requests", limits.max_requests, 0, None))
+                           None, rate_headers("requests", limits.max_requests, 0, None), f"{limits.scope}.max_requests")
         limit = limits.rpm if code == 2 else limits.tpm
         assert limit is not None
         unit: Literal["requests", "tokens"] = "requests" if code == 2 else "tokens"
+        # the param names the limit, as a local refusal's does: a queued request waits in that limit's line
         return Refusal(unit, f"Rate limit reached: {limit} {unit} per minute. Try again in {format_duration(wait_s)}.",
-                       wait_s, rate_headers(unit, limit, limit - used, wait_s))
+                       wait_s, rate_headers(unit, limit, limit - used, wait_s),
+                       f"{limits.scope}.{'rpm_limit' if code == 2 else 'tpm_limit'}")
 
     async def record_tokens(self, token_id: str, tokens: int) -> None:
         await self.breaker.call(self._record(keys=[f"llmgate:{{{token_id}}}:tpm"], args=[os.urandom(8).hex(), tokens]))

@@ -7,10 +7,12 @@ import json
 import random
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmgate.cache.key import IGNORED_FIELDS, KeyRequest, answer_headers, cache_key
+from llmgate.cache import key as key_module
+from llmgate.cache.key import IGNORED_FIELDS, KeyMemo, KeyRequest, answer_headers, cache_key
 
 name = st.from_regex(r"[a-z][a-z_]{0,10}", fullmatch=True).filter(lambda n: n not in IGNORED_FIELDS and n != "n")
 value = st.recursive(st.none() | st.booleans() | st.integers(-1000, 1000) | st.text(max_size=8),
@@ -87,3 +89,29 @@ def test_bodies_that_are_not_kept_have_no_key() -> None:
 def test_answer_headers_are_the_ones_that_change_the_answer_in_a_fixed_order() -> None:
     forward = [("openai-beta", "assistants=v2"), ("user-agent", "sdk"), ("anthropic-version", "2023-06-01")]
     assert answer_headers(forward) == (("anthropic-version", "2023-06-01"), ("openai-beta", "assistants=v2"))
+
+
+@settings(max_examples=60)
+@given(bodies, ignored, st.booleans(), st.sampled_from([None, 2]))
+def test_the_memo_gives_the_key_cache_key_gives(body: dict[str, Any], extra: dict[str, Any], stream: bool,
+                                                 indent: int | None) -> None:
+    memo, request = KeyMemo(), KeyRequest(endpoint="/v1/chat/completions", model="m", stream=stream)
+    raw = encode({**body, **extra}, indent)
+    assert memo.key(request, raw) == cache_key(request, raw) == memo.key(request, raw)
+    other = KeyRequest(endpoint="/v1/chat/completions", model="m", stream=stream, scope="proj_2")
+    assert memo.key(other, raw) == cache_key(other, raw)  # the same bytes for another request: its own key
+
+
+def test_a_body_seen_before_is_not_normalised_again_and_the_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    memo = KeyMemo(max_entries=3)
+    bodies = [encode({"messages": [{"role": "user", "content": str(i)}]}) for i in range(4)]
+    keys = [memo.key(REQUEST, body) for body in bodies[:3]]
+    assert memo.key(REQUEST, encode({"messages": [], "n": 2})) is None and len(memo) == 3  # the oldest went
+
+    def normalise(request: KeyRequest, body: bytes) -> str | None:
+        raise AssertionError("normalised again")
+
+    monkeypatch.setattr(key_module, "cache_key", normalise)
+    assert [memo.key(REQUEST, body) for body in bodies[1:3]] == keys[1:]
+    with pytest.raises(AssertionError, match="normalised again"):
+        memo.key(REQUEST, bodies[0])

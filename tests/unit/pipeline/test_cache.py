@@ -219,3 +219,27 @@ def test_a_redis_that_is_down_makes_every_request_a_miss_not_an_error() -> None:
         answers = [ask(gw), ask(gw)]
         assert [(a.status_code, a.headers["x-llmgate-cache"]) for a in answers] == [(200, "miss")] * 2
         assert len(gw.sent) == 2 and "response cache: Redis" in gw.logs()
+
+
+def test_a_hit_reports_the_tokens_kept_with_its_answer_without_reading_its_body_for_them() -> None:
+    from llmgate.cache.key import KeyRequest
+    from llmgate.cache.store import Answer, Usage
+
+    env = {**TOKENS_ENV, **CACHED, "LLMGATE_USAGE_FLUSH_S": "0.05"}
+    raw = json.dumps(BODY).encode()
+    with Gateway(upstream=double(), env=env) as gw:
+        cache = gw.services.cache
+        assert cache is not None
+        # the key of this request: passed through (route "*") by the master key (no project)
+        key = cache.keys.key(KeyRequest(endpoint="/v1/chat/completions", model="*:gpt-4o-mini", stream=False),
+                             raw)
+        assert key is not None
+        # an answer whose bytes say nothing of usage: the tokens can only come from what was kept beside them
+        answer = Answer([(b"content-type", b"application/json")], b'{"id":"chatcmpl-kept"}', "openai", Usage(7, 3, 10))
+        gw.run(cache.store.put(key, answer, 600))
+        hit = gw.post("/v1/chat/completions", content=raw, headers={**AUTH, "content-type": "application/json"})
+        assert hit.headers["x-llmgate-cache"] == "hit" and hit.content == b'{"id":"chatcmpl-kept"}'
+        assert gw.sent == []
+        summary = until(gw, lambda: (groups := manage(gw, "GET", "/usage").json()["data"]) and groups)
+        assert summary and summary[0]["cached_requests"] == 1
+        assert (summary[0]["prompt_tokens"], summary[0]["completion_tokens"], summary[0]["total_tokens"]) == (7, 3, 10)

@@ -23,8 +23,10 @@ def test_rpm_and_max_requests_are_exact_under_concurrency(redis_url: str) -> Non
         refused = [r for r in results if r is not None]
         assert len(refused) == 35 and {r.kind for r in refused} == {"requests"}
         assert refused[0].headers["x-ratelimit-limit-requests"] == "25" and refused[0].retry_after_s
+        assert {r.param for r in refused} == {"token.rpm_limit"}  # the limit that refused: whose line to queue in
         results = await asyncio.gather(*(shared.admit(count_token, Limits(max_requests=10), 4) for _ in range(20)))
         assert sum(r is None for r in results) == 6  # 4 were used before (the store's count)
+        assert {r.param for r in results if r is not None} == {"token.max_requests"}
         await shared.close()
 
     asyncio.run(run())
@@ -40,6 +42,7 @@ def test_tpm_counts_recorded_tokens(redis_url: str) -> None:
         await shared.record_tokens(token, 60)
         refusal = await shared.admit(token, Limits(tpm=100), 0)
         assert refusal is not None and refusal.kind == "tokens" and refusal.headers["x-ratelimit-limit-tokens"] == "100"
+        assert refusal.param == "token.tpm_limit"
         await shared.close()
 
     asyncio.run(run())
