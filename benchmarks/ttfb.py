@@ -13,7 +13,9 @@ Then, for each of N rounds, each kind in turn: one streamed request straight to 
 dialect, signed or authorised as the provider would) and one through llmgate (OpenAI chat), each on its own
 kept-alive connection. The time is from the request's send to the first bytes of the body read. Per run: p50 and
 p99 of each side, their differences, and the median of the per-round differences; with several runs, the median
-of each figure over the runs.
+of each figure over the runs. After each run's rounds, llmgate's CPU time per request of each kind (N requests in
+a row; the scheduler's accounting of all its threads, the usage log's writer included): the figure that the
+machine's other load sways least.
 """
 
 from __future__ import annotations
@@ -31,7 +33,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.lab.processes import BenchError, Procs, default_cpus, http_call, pinned, terminate_as_exit, wait_ready
+from benchmarks.lab.processes import (
+    BenchError,
+    Procs,
+    default_cpus,
+    http_call,
+    pinned,
+    process_tree,
+    terminate_as_exit,
+    wait_ready,
+)
 from benchmarks.lab.scenarios import MASTER_KEY, UPSTREAM_KEY, base_env, gateway_cmd
 from tests.upstream_double import free_port, importable_env
 
@@ -290,19 +301,50 @@ def measure(pairs: dict[str, tuple[Probe, Probe]], requests: int, warmup: int) -
     return {kind: figures(*sides) for kind, sides in times.items()}
 
 
+def cpu_ns(pid: int) -> int:
+    """CPU time (ns, every thread of every process in the tree) from the scheduler's own accounting: finer than
+    the clock ticks of /proc/<pid>/stat."""
+    total = 0
+    for process in process_tree(pid):
+        try:
+            threads = os.listdir(f"/proc/{process}/task")
+        except OSError:
+            continue
+        for thread in threads:
+            try:
+                total += int(Path(f"/proc/{process}/task/{thread}/schedstat").read_text().split()[0])
+            except (OSError, IndexError, ValueError):
+                continue
+    return total
+
+
+def cpu_per_request(pairs: dict[str, tuple[Probe, Probe]], gateway_pid: int, requests: int) -> dict[str, float]:
+    """llmgate's CPU time per streamed request of each kind (µs), over `requests` requests in a row."""
+    out = {}
+    for kind, (_, gateway) in pairs.items():
+        time.sleep(0.2)  # the usage log's writes of the kind before fall outside
+        before = cpu_ns(gateway_pid)
+        for _ in range(requests):
+            gateway.once()
+        time.sleep(0.2)  # ... and this kind's inside
+        out[kind] = (cpu_ns(gateway_pid) - before) / requests / 1000
+    return out
+
+
 def median_of(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
     return {kind: {name: statistics.median(run[kind][name] for run in runs) for name in runs[0][kind]}
             for kind in runs[0]}
 
 
 def table(result: dict[str, dict[str, float]]) -> str:
-    """A markdown table, in ms."""
-    lines = ["| kind | direct p50 | llmgate p50 | diff p50 | direct p99 | llmgate p99 | diff p99 | paired diff |",
-             "|---|---|---|---|---|---|---|---|"]
+    """A markdown table, in ms (llmgate's CPU per request in µs, when measured)."""
+    lines = ["| kind | direct p50 | llmgate p50 | diff p50 | direct p99 | llmgate p99 | diff p99 | paired diff "
+             "| llmgate CPU/request |", "|---|---|---|---|---|---|---|---|---|"]
     for kind, f in result.items():
+        cpu = f"{f['cpu_us']:.0f} µs" if "cpu_us" in f else "-"
         lines.append(f"| {kind} | {f['direct_p50']:.2f} | {f['llmgate_p50']:.2f} | **{f['diff_p50']:+.2f}** | "
                      f"{f['direct_p99']:.2f} | {f['llmgate_p99']:.2f} | {f['diff_p99']:+.2f} | "
-                     f"{f['diff_paired']:+.2f} |")
+                     f"{f['diff_paired']:+.2f} | {cpu} |")
     return "\n".join(lines)
 
 
@@ -324,12 +366,15 @@ def main(argv: list[str] | None = None) -> int:
         procs = Procs(workdir)
         try:
             urls, account = start_all(procs, workdir)
+            gateway_pid = next(proc.pid for proc in procs.live if proc.name == "llmgate")
             pairs.update((kind, probes(kind, urls, account)) for kind in kinds)
             for kind, (direct, gateway) in pairs.items():
                 check(kind, direct, gateway)
             runs = []
             for n in range(args.runs):
                 runs.append(measure(pairs, args.requests, args.warmup))
+                for kind, cpu in cpu_per_request(pairs, gateway_pid, args.requests).items():
+                    runs[-1][kind]["cpu_us"] = cpu
                 print(f"run {n + 1}/{args.runs} (ms, c=1, {args.requests} rounds)\n{table(runs[-1])}\n", flush=True)
             result = median_of(runs)
             print(f"median of {len(runs)} runs (ms)\n{table(result)}")
