@@ -12,10 +12,11 @@ It starts, pinned with taskset (llmgate on the first CPU; the doubles and this c
 Then, for each of N rounds, each kind in turn: one streamed request straight to the double (in the double's own
 dialect, signed or authorised as the provider would) and one through llmgate (OpenAI chat), each on its own
 kept-alive connection. The time is from the request's send to the first bytes of the body read. Per run: p50 and
-p99 of each side, their differences, and the median of the per-round differences; with several runs, the median
-of each figure over the runs. After each run's rounds, llmgate's CPU time per request of each kind (N requests in
-a row; the scheduler's accounting of all its threads, the usage log's writer included): the figure that the
-machine's other load sways least.
+p99 of each side, their differences, the median of the per-round differences, and the medians of llmgate's
+`Server-Timing` (`upstream-ttfb`: from the attempt's start, signing included, to the upstream's first chunk;
+`overhead`: its own time before the answer's head). After each run's rounds, llmgate's CPU time per request of
+each kind (N requests in a row; the scheduler's accounting of all its threads, the usage log's writer included):
+the figure that the machine's other load sways least. With several runs, the median of each figure over the runs.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import argparse
 import http.client
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -52,6 +54,7 @@ ANTHROPIC_KEY = "sk-ant-bench-0000000000000000"
 BEDROCK_MODEL = "anthropic.claude-bench-v1"
 VERTEX_PATH = "/v1/projects/my-project/locations/us-central1/publishers/google/models/vertex-gemini"
 HI = [{"role": "user", "content": "hi there"}]
+_TIMING = re.compile(r"([\w-]+);dur=([\d.]+)")
 
 CONFIG = """\
 [[providers]]
@@ -103,7 +106,8 @@ class Probe:
     headers: dict[str, str]
     sign: Callable[[], dict[str, str]] | None = None
     conn: http.client.HTTPConnection | None = None
-    times: list[float] = field(default_factory=list)
+    server_timing: list[dict[str, float]] = field(default_factory=list)
+    """llmgate's `Server-Timing` of each answer (ms by name): its own time and the upstream's first byte."""
 
     def connection(self) -> http.client.HTTPConnection:
         if self.conn is None:
@@ -125,6 +129,8 @@ class Probe:
         response = conn.getresponse()
         first = response.read1(65536)
         elapsed = time.perf_counter() - start
+        if timing := response.getheader("server-timing"):
+            self.server_timing.append({name: float(ms) for name, ms in _TIMING.findall(timing)})
         whole = first + response.read()
         if response.status != 200 or not first:
             raise BenchError(f"POST {self.url}{self.path} answered {response.status}: {whole[:400]!r}")
@@ -294,11 +300,17 @@ def measure(pairs: dict[str, tuple[Probe, Probe]], requests: int, warmup: int) -
             direct.once()
             gateway.once()
     times: dict[str, tuple[list[float], list[float]]] = {kind: ([], []) for kind in pairs}
+    for _, gateway in pairs.values():
+        gateway.server_timing.clear()
     for _ in range(requests):
         for kind, (direct, gateway) in pairs.items():
             times[kind][0].append(direct.once()[0])
             times[kind][1].append(gateway.once()[0])
-    return {kind: figures(*sides) for kind, sides in times.items()}
+    result = {kind: figures(*sides) for kind, sides in times.items()}
+    for kind, (_, gateway) in pairs.items():
+        for name in ("upstream-ttfb", "overhead"):
+            result[kind][name] = statistics.median(t.get(name, 0.0) for t in gateway.server_timing)
+    return result
 
 
 def cpu_ns(pid: int) -> int:
@@ -339,12 +351,13 @@ def median_of(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, fl
 def table(result: dict[str, dict[str, float]]) -> str:
     """A markdown table, in ms (llmgate's CPU per request in µs, when measured)."""
     lines = ["| kind | direct p50 | llmgate p50 | diff p50 | direct p99 | llmgate p99 | diff p99 | paired diff "
-             "| llmgate CPU/request |", "|---|---|---|---|---|---|---|---|---|"]
+             "| Server-Timing upstream-ttfb / overhead p50 | llmgate CPU/request |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for kind, f in result.items():
         cpu = f"{f['cpu_us']:.0f} µs" if "cpu_us" in f else "-"
         lines.append(f"| {kind} | {f['direct_p50']:.2f} | {f['llmgate_p50']:.2f} | **{f['diff_p50']:+.2f}** | "
                      f"{f['direct_p99']:.2f} | {f['llmgate_p99']:.2f} | {f['diff_p99']:+.2f} | "
-                     f"{f['diff_paired']:+.2f} | {cpu} |")
+                     f"{f['diff_paired']:+.2f} | {f['upstream-ttfb']:.2f} / {f['overhead']:.2f} | {cpu} |")
     return "\n".join(lines)
 
 
