@@ -48,7 +48,9 @@ from benchmarks.lab.processes import (
 from benchmarks.lab.scenarios import MASTER_KEY, UPSTREAM_KEY, base_env, gateway_cmd
 from tests.upstream_double import free_port, importable_env
 
-KINDS = ("openai", "anthropic", "gemini", "vertex", "bedrock")
+KINDS = ("openai", "anthropic", "gemini", "vertex", "bedrock", "bedrock-split")
+"""`bedrock`: each event one write, as Bedrock sends them; `bedrock-split`: the double's first frames cut across
+three writes of 37 bytes (the tests' incremental decoding: the first byte comes well before the first event)."""
 GEMINI_KEY = "AIza-test-gemini-key-000000000000"  # the Google double's (tests/google_double.py KEY)
 ANTHROPIC_KEY = "sk-ant-bench-0000000000000000"
 BEDROCK_MODEL = "anthropic.claude-bench-v1"
@@ -141,14 +143,14 @@ def _json(body: object) -> bytes:
     return json.dumps(body).encode()
 
 
-def gateway_probe(gateway: str, model: str) -> Probe:
-    """An OpenAI SDK's streamed chat request to llmgate."""
+def gateway_probe(gateway: str, model: str, extra: dict[str, str] | None = None) -> Probe:
+    """An OpenAI SDK's streamed chat request to llmgate (`extra` headers go up to the double with it)."""
     body = _json({"model": model, "messages": HI, "stream": True})
     return Probe(gateway, "/v1/chat/completions", body,
-                 {"authorization": f"Bearer {MASTER_KEY}", "content-type": "application/json"})
+                 {"authorization": f"Bearer {MASTER_KEY}", "content-type": "application/json", **(extra or {})})
 
 
-def bedrock_signer(url: str, body: bytes) -> Callable[[], dict[str, str]]:
+def bedrock_signer(url: str, body: bytes, extra: dict[str, str]) -> Callable[[], dict[str, str]]:
     """Headers signed by botocore with the double's test credentials, anew for each request (a signature's
     time stamp must be recent)."""
     from botocore.auth import SigV4Auth
@@ -162,7 +164,7 @@ def bedrock_signer(url: str, body: bytes) -> Callable[[], dict[str, str]]:
     def sign() -> dict[str, str]:
         request = AWSRequest(method="POST", url=url, data=body, headers={"content-type": "application/json"})
         auth.add_auth(request)
-        return dict(request.headers.items())
+        return {**dict(request.headers.items()), **extra}
 
     return sign
 
@@ -202,11 +204,12 @@ def probes(kind: str, urls: dict[str, str], service_account: Path) -> tuple[Prob
                        {"authorization": f"Bearer {vertex_token(service_account)}",
                         "content-type": "application/json"})
         return direct, gateway_probe(gateway, "vertex-gemini")
-    if kind == "bedrock":
+    if kind in ("bedrock", "bedrock-split"):
         path = f"/model/{BEDROCK_MODEL}/converse-stream"
         body = _json({"messages": [{"role": "user", "content": [{"text": "hi there"}]}]})
-        direct = Probe(urls["bedrock"], path, body, {}, bedrock_signer(urls["bedrock"] + path, body))
-        return direct, gateway_probe(gateway, BEDROCK_MODEL)
+        writes = {"x-double-writes": "frames"} if kind == "bedrock" else {}
+        direct = Probe(urls["bedrock"], path, body, {}, bedrock_signer(urls["bedrock"] + path, body, writes))
+        return direct, gateway_probe(gateway, BEDROCK_MODEL, writes)
     raise ValueError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
 
 
@@ -239,13 +242,13 @@ def granian(app: str, factory: bool = False) -> list[str]:
             "--loop", "uvloop", "--host", "127.0.0.1", "--port", "{port}", "--no-log", app]
 
 
-def start_all(procs: Procs, workdir: Path) -> tuple[dict[str, str], Path]:
+def start_all(procs: Procs, workdir: Path, client_cpus: str | None) -> tuple[dict[str, str], Path]:
     """Every double and llmgate; (their URLs by name, the service-account file)."""
     from tests.bedrock_double import AWS_ENV
 
     gateway_cpus, load_cpus = default_cpus()
     if load_cpus is not None:
-        os.sched_setaffinity(0, {int(cpu) for cpu in load_cpus.split(",")})
+        os.sched_setaffinity(0, {int(cpu) for cpu in (client_cpus or load_cpus).split(",")})
     pem, write_account = service_account_files(workdir)
     urls = {
         "openai": start_double(procs, "openai-double", [sys.executable, "-m", "tests.upstream_double", "--host",
@@ -368,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--client-cpus", help="pin this client here (default: with the doubles, off llmgate's CPU)")
     parser.add_argument("--json", type=Path, help="write every run's figures here")
     parser.add_argument("--hold", action="store_true", help="keep everything running after the runs (Ctrl-C ends)")
     args = parser.parse_args(argv)
@@ -378,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         procs = Procs(workdir)
         try:
-            urls, account = start_all(procs, workdir)
+            urls, account = start_all(procs, workdir, args.client_cpus)
             gateway_pid = next(proc.pid for proc in procs.live if proc.name == "llmgate")
             pairs.update((kind, probes(kind, urls, account)) for kind in kinds)
             for kind, (direct, gateway) in pairs.items():
