@@ -1,6 +1,8 @@
 """AWS SigV4 signing at the transport: a Bedrock provider's upstream client signs each request just before it
-goes out, with botocore's signer and the standard AWS credential chain (environment, shared config/profile,
-container or instance role).
+goes out, with the standard AWS credential chain (botocore's: environment, shared config/profile, container or
+instance role) and the signer of AWS's common runtime (awscrt: the SigV4 of the AWS SDKs in C, which botocore
+itself uses when installed with it). The request waits for its signature before its first byte goes up, and
+botocore's signer spends several times longer in Python building the canonical request than the C one does.
 
 botocore is synchronous and its credential providers do I/O (files, the instance metadata service, STS), so
 credentials are resolved and refreshed in a worker thread, never on the event loop, and kept frozen between
@@ -8,18 +10,22 @@ refreshes: signing itself is a few HMACs over the request line, three headers an
 `host`, `content-type` and `x-amz-date` (and the session token) are signed; the caller's other headers go up
 unsigned, as AWS allows, so nothing on the way can break the signature by adding one.
 
-botocore is imported only when a Bedrock provider is configured, and then in a worker thread as the client opens
-(its import takes a second or more: on the event loop it would stall every request in flight), with the
-credentials resolved right after, so that the first request finds both ready.
+botocore and awscrt are imported only when a Bedrock provider is configured, and then in a worker thread as the
+client opens (botocore's import takes a second or more: on the event loop it would stall every request in
+flight), with the credentials resolved right after, so that the first request finds all ready.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import importlib
+import io
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from loguru import logger
 
@@ -28,12 +34,13 @@ from llmgate.errors import GatewayError
 from llmgate.proxy.client import Body, Headers, RawHeaders, StreamedReply, UpstreamClient
 
 if TYPE_CHECKING:
-    from botocore.auth import SigV4Auth
     from botocore.credentials import Credentials
 
 SERVICE = "bedrock"
 """bedrock-runtime's SigV4 signing name."""
 _SIGNED_BY_US = frozenset(("authorization", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256", "host"))
+_SIGNED_BY_CRT = frozenset(("authorization", "x-amz-date", "x-amz-security-token"))
+"""The headers the signature adds (host and content-type are signed, but the HTTP client sends them)."""
 
 
 class MissingCredentials(GatewayError):
@@ -82,8 +89,9 @@ class AwsCredentials:
 
 
 def import_botocore() -> None:
-    """Import what signing and ConverseStream decoding use (slow: call it in a worker thread)."""
-    for module in ("botocore.auth", "botocore.awsrequest", "botocore.session", "llmgate.pipeline.bedrock"):
+    """Import what the credential chain, signing and ConverseStream decoding use (slow: call it in a worker
+    thread)."""
+    for module in ("awscrt.auth", "awscrt.http", "botocore.session", "llmgate.pipeline.bedrock"):
         importlib.import_module(module)
 
 
@@ -95,27 +103,58 @@ def _default_chain() -> Credentials | None:
 
 
 class Signer:
-    """Signs requests for one provider: one SigV4Auth per set of frozen credentials, reused until they change."""
+    """Signs requests for one provider with awscrt's SigV4 (AWS's C implementation): one credentials provider
+    per set of frozen credentials, one signing configuration per second (its time stamp), reused until they
+    change."""
 
     def __init__(self, provider: ProviderConfig, credentials: AwsCredentials) -> None:
         self.region = provider.region
         self.credentials = credentials
         self._for: Any = None
-        self._auth: SigV4Auth | None = None
+        self._static: Any = None
+        self._config: Any = None
+        self._second = 0
+
+    def _signing_config(self, frozen: Any) -> Any:
+        from awscrt.auth import AwsCredentialsProvider, AwsSigningConfig
+
+        if frozen is not self._for:
+            self._static = AwsCredentialsProvider.new_static(frozen.access_key, frozen.secret_key, frozen.token)
+            self._for, self._config = frozen, None
+        now = time.time()
+        if self._config is None or int(now) != self._second:  # x-amz-date has a resolution of one second
+            self._second = int(now)
+            self._config = AwsSigningConfig(credentials_provider=self._static, region=self.region, service=SERVICE,
+                                            date=datetime.datetime.fromtimestamp(self._second, datetime.UTC))
+        return self._config
 
     async def sign(self, method: str, url: str, headers: Headers, body: bytes) -> Headers:
         """`headers` (any x-amz-*/authorization of the caller's removed) plus the signature's headers."""
-        frozen = await self.credentials.current()  # botocore is imported once this has returned
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
+        frozen = await self.credentials.current()  # awscrt is imported once this has returned
+        from awscrt.auth import aws_sign_request
+        from awscrt.http import HttpHeaders, HttpRequest
 
-        if frozen is not self._for or self._auth is None:
-            self._auth, self._for = SigV4Auth(frozen, SERVICE, self.region), frozen
+        host, target = _host_and_target(url)
         content_type = next((v for k, v in headers if k == "content-type"), "application/json")
-        request = AWSRequest(method=method, url=url, data=body, headers={"content-type": content_type})
-        self._auth.add_auth(request)
-        signed = [(name.lower(), value) for name, value in request.headers.items() if name.lower() != "content-type"]
+        request = HttpRequest(method, target, HttpHeaders([("host", host), ("content-type", content_type)]),
+                              io.BytesIO(body))
+        signing = aws_sign_request(request, self._signing_config(frozen))
+        if not signing.done():  # static credentials: signed within the call, so this does not wait
+            await asyncio.wrap_future(signing)
+        signing.result()
+        signed = [(name.lower(), value) for name, value in request.headers if name.lower() in _SIGNED_BY_CRT]
         return [(k, v) for k, v in headers if k not in _SIGNED_BY_US] + signed
+
+
+def _host_and_target(url: str) -> tuple[str, str]:
+    """`url`'s host header (the scheme's default port left out, as HTTP clients send it) and its path with the
+    query."""
+    parts = urlsplit(url)
+    host = parts.netloc
+    default = ":443" if parts.scheme == "https" else ":80"
+    if host.endswith(default):
+        host = host[:-len(default)]
+    return host, (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 class SigningClient(UpstreamClient):

@@ -5,9 +5,11 @@ error; botocore loaded only when a Bedrock provider is configured."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -114,7 +116,7 @@ def test_only_bedrock_providers_get_a_signing_client() -> None:
     assert type(new_client(ProviderConfig(name="o", base_url="https://api.openai.com/v1"))) is UpstreamClient
 
 
-def test_botocore_is_not_imported_without_a_bedrock_provider(tmp_path: Any) -> None:
+def test_botocore_and_awscrt_are_not_imported_without_a_bedrock_provider(tmp_path: Any) -> None:
     code = ("import sys, asyncio\n"
             "from llmgate.config import load_settings\n"
             "from llmgate.services import Services\n"
@@ -122,7 +124,7 @@ def test_botocore_is_not_imported_without_a_bedrock_provider(tmp_path: Any) -> N
             "settings = load_settings({'OPENAI_API_KEY': 'sk-x', 'LLMGATE_DATA_DIR': sys.argv[1]})\n"
             "services = Services(settings)\n"
             "create_app(settings, services=services)\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'botocore'))\n")
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('botocore', 'awscrt', '_awscrt')))\n")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stderr
 
@@ -150,6 +152,7 @@ def test_opening_the_client_resolves_credentials_in_a_thread_before_any_request(
     asyncio.run(start())
     assert len(chain.threads) == 1 and chain.threads[0] != threading.get_ident()
     assert "llmgate.pipeline.bedrock" in sys.modules  # and the translators with botocore's decoder
+    assert "awscrt.auth" in sys.modules  # and the signer
 
 
 def test_a_failed_warm_up_is_logged_and_the_request_tries_again() -> None:
@@ -165,3 +168,32 @@ def test_a_failed_warm_up_is_logged_and_the_request_tries_again() -> None:
 
     asyncio.run(start())
     assert len(chain.threads) == 2
+
+
+def test_a_default_port_in_the_base_url_is_left_out_of_the_signed_host() -> None:
+    signer = Signer(PROVIDER, AwsCredentials("bedrock", Chain(Credentials(ACCESS_KEY, SECRET_KEY, SESSION_TOKEN))))
+    json_body = [("content-type", "application/json")]
+    headers = sign(signer, json_body, url="https://bedrock.test:443/model/m/converse")
+    assert verify_signature("POST", "https://bedrock.test/model/m/converse", {**headers, "host": "bedrock.test"},
+                            BODY) is None
+    headers = sign(signer, json_body, url="http://127.0.0.1:8080/model/m/converse?x=1")
+    assert verify_signature("POST", "http://127.0.0.1:8080/model/m/converse?x=1",
+                            {**headers, "host": "127.0.0.1:8080"}, BODY) is None
+
+
+def test_each_signature_is_dated_when_it_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    signer = Signer(PROVIDER, AwsCredentials("bedrock", Chain(Credentials(ACCESS_KEY, SECRET_KEY, SESSION_TOKEN))))
+    now = [float(int(time.time())) + 0.2]
+    monkeypatch.setattr("llmgate.proxy.sigv4.time.time", lambda: now[0])
+    json_body = [("content-type", "application/json")]
+    first, same_second = sign(signer, json_body), sign(signer, json_body)
+    now[0] += 1
+    later = sign(signer, json_body)
+
+    def stamp(seconds: float) -> str:
+        return datetime.datetime.fromtimestamp(int(seconds), datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+    assert first["x-amz-date"] == same_second["x-amz-date"] == stamp(now[0] - 1)
+    assert later["x-amz-date"] == stamp(now[0]) and later["authorization"] != first["authorization"]
+    for headers in (first, later):
+        assert verify_signature("POST", URL, {**headers, "host": "bedrock.test"}, BODY) is None
