@@ -1,20 +1,21 @@
-"""The upstream HTTP client, pooled, one per provider, behind a small interface: aiohttp, for whole answers and
-streams alike.
+"""The upstream HTTP clients, pooled, one pair per provider, behind a small interface.
 
 A client that leaves must close its upstream request at once, streamed or not: an LLM generating for nobody
-costs tokens. aiohttp's cancellation closes the connection. pyreqwest (Rust reqwest/hyper), faster per whole
-answer in the minimal passthrough (benchmarks/README.md), cannot: its request runs as a task in its own Rust
-runtime, and cancelling the Python side (or closing its response or client) drops only the handle to that task,
-which runs on until the answer comes. Only its own timeout ends it. No earlier answer tells that the next one
-will be quick, so no request can be trusted to it.
-
-Streams are read with `readany()`, which returns what has arrived without waiting for more: the same bytes, in
-fewer and cheaper sends than chunk by chunk.
+costs tokens. So every request is abortable:
+- whole answers go through `proxy/wire.py`, a keep-alive HTTP/1.1 client on the event loop's own transports that
+  aborts the connection of a cancelled request. It does only what a whole answer needs, and costs less CPU per
+  answer than pyreqwest (Rust reqwest/hyper), the fastest general client measured (benchmarks/README.md).
+  pyreqwest is not used: it cannot abort a request in flight. Its request runs as a task in its own Rust
+  runtime; cancelling the Python side, closing its response or its client drops only the handle to that task,
+  which runs on, the upstream connection open, until the answer comes (only its own timeout ends it). No
+  earlier answer on a path tells that the next one will be quick, so no request can be trusted to it.
+- streams go through aiohttp, read with `readany()`, which returns what has arrived without waiting for more:
+  the same bytes, in fewer and cheaper sends than chunk by chunk. Its cancellation closes the connection.
 Everything client-specific lives here; `proxy/forward.py` translates the errors named in `TRANSPORT_ERRORS`.
 
-aiohttp loads in the background once the gateway serves (`warm_streaming`), or when the first request needs it:
-its import was a fifth of start-up. Its errors are re-raised as `StreamError`s, so that naming them needs no
-import.
+aiohttp loads when the first stream needs it, or in the background once the gateway serves (`warm_streaming`):
+its import was a fifth of start-up. Its errors, and the whole-answer client's, are re-raised as `StreamError`s,
+so that naming them needs no import.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING
 from loguru import logger
 
 from llmgate.config import ProviderConfig
+from llmgate.proxy.wire import WireConnectTimeout, WireError, WirePool
 
 if TYPE_CHECKING:
     import aiohttp
@@ -39,19 +41,19 @@ RawHeaders = list[tuple[bytes, bytes]]
 
 
 class StreamError(Exception):
-    """The upstream client failed (aiohttp's `ClientError`, re-raised as ours), whole answer or stream."""
+    """An upstream client failed (aiohttp's `ClientError` or a `WireError`, re-raised as ours)."""
 
 
 class StreamTimeout(StreamError, TimeoutError):
-    """The upstream client timed out."""
+    """An upstream client timed out."""
 
 
 class StreamConnectTimeout(StreamTimeout):
-    """The upstream client timed out connecting."""
+    """An upstream client timed out connecting."""
 
 
 TRANSPORT_ERRORS = (StreamError,)
-"""Everything the client raises for a failed exchange (timeouts are also `TimeoutError`)."""
+"""Everything the clients raise for a failed exchange (timeouts are also `TimeoutError`)."""
 
 
 def is_timeout(exc: BaseException) -> bool:
@@ -161,15 +163,16 @@ class UpstreamClient:
         self.provider = provider
         self.base_url = provider.base_url
         self._opened = False
+        self._wire = WirePool(provider.base_url)
         self._session: aiohttp.ClientSession | None = None
         self._client_error: type[Exception] = Exception
 
     async def open(self) -> None:
-        """Ready the client (in the app's lifespan); its pool opens at the first request, once aiohttp is loaded."""
+        """Ready the client (in the app's lifespan); connections open as requests need them."""
         self._opened = True
 
     def _open_session(self) -> aiohttp.ClientSession:
-        """The pool, opened at its first use (in the running loop)."""
+        """The streaming pool, opened at its first use (in the running loop)."""
         import aiohttp
 
         self._session = aiohttp.ClientSession(
@@ -183,8 +186,9 @@ class UpstreamClient:
         return self._session
 
     async def close(self) -> None:
-        """Close the pool (on shutdown)."""
+        """Close the pools (on shutdown)."""
         self._opened = False
+        self._wire.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -192,18 +196,18 @@ class UpstreamClient:
     async def fetch(self, method: str, path: str, headers: Headers, body: Body) -> tuple[int, RawHeaders, bytes]:
         """Send a request and read the whole response: status, headers (names lower-cased), body. The upstream's
         first-byte timeout bounds it all; a cancelled fetch (its client left) closes the upstream request at once."""
-        if self._session is None and not _is_loaded("aiohttp"):
-            # aiohttp's import (started in the background at start-up) is not done: wait for it off the loop
-            await asyncio.to_thread(importlib.import_module, "aiohttp")
-        reply = self.stream(method, path, headers, body)
+        assert self._opened, "UpstreamClient.open() was not awaited"
+        timeouts = self.provider.timeouts
         try:
-            async with asyncio.timeout(self.provider.timeouts.first_byte_s):
-                async with reply:
-                    return reply.status, reply.raw_headers(), await reply.read()
+            async with asyncio.timeout(timeouts.first_byte_s):
+                status, raw, data = await self._wire.fetch(method, path, headers, body, timeouts.connect_s)
+        except WireConnectTimeout as exc:
+            raise StreamConnectTimeout(str(exc)) from exc
+        except WireError as exc:
+            raise StreamError(str(exc)) from exc
         except TimeoutError as exc:
-            if isinstance(exc, StreamError):
-                raise
             raise StreamTimeout("no answer within the first-byte timeout") from exc
+        return status, raw if all(value.isascii() for _, value in raw) else _ascii_headers(raw), data
 
     def stream(self, method: str, path: str, headers: Headers, body: Body) -> StreamedReply:
         """Prepare a request whose response is relayed as it arrives (deadlines: see proxy/streaming.py)."""
