@@ -112,6 +112,10 @@ class _Connection(asyncio.Protocol):
             self._paused.set_result(None)
         self._paused = None
 
+    def leftover(self) -> bool:
+        """Bytes came past the answer's end: the next answer on this connection could not be told from them."""
+        return bool(self._buffer)
+
     async def drain(self) -> None:
         """Wait while the transport's write buffer is full."""
         if self._paused is not None:
@@ -301,7 +305,7 @@ class WirePool:
         except BaseException:
             transport.abort()
             raise
-        if done.keep_alive and not connection.closed:
+        if done.keep_alive and not connection.closed and not connection.leftover():
             self._release(connection)
         else:
             transport.close()

@@ -246,3 +246,14 @@ def test_an_idle_connection_past_idle_s_is_closed_not_reused(monkeypatch: pytest
         return [upstream.connections, upstream.closed.is_set()]
 
     assert run(answer, use) == [2, True]
+
+
+def test_bytes_past_the_answers_end_make_its_connection_unfit_for_the_next() -> None:
+    answer = writes(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 500 Stray\r\n\r\n")
+
+    async def use(pool: WirePool, upstream: Upstream) -> list[object]:
+        return [await fetch(pool), await fetch(pool), upstream.connections]
+
+    first, second, connections = run(answer, use)
+    assert first == second == (200, [(b"content-length", b"2")], b"ok")
+    assert connections == 2
