@@ -24,6 +24,8 @@ IDLE_S = 15.0
 close theirs after a while, and a request written on a connection being closed fails."""
 NO_BODY = frozenset((204, 304))
 _FRAMING = frozenset(("content-length", "transfer-encoding"))
+_BODILESS = frozenset(("GET", "HEAD"))
+"""Methods whose empty request says no content-length (RFC 9110 §8.6: a request without content should not)."""
 
 
 class WireError(Exception):
@@ -278,8 +280,11 @@ class WirePool:
         head = "\r\n".join(lines).encode("utf-8")
         if not has_host:
             head += b"\r\nhost: " + self._host_header
-        framing = b"\r\ntransfer-encoding: chunked" if length < 0 else b"\r\ncontent-length: %d" % length
-        return head + framing + b"\r\n\r\n"
+        if length < 0:
+            head += b"\r\ntransfer-encoding: chunked"
+        elif length or method not in _BODILESS:
+            head += b"\r\ncontent-length: %d" % length
+        return head + b"\r\n\r\n"
 
     async def fetch(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes | AsyncIterable[bytes],
                     connect_s: float) -> tuple[int, list[tuple[bytes, bytes]], bytes]:

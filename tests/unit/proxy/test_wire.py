@@ -36,9 +36,11 @@ class Upstream:
                 lower = head.lower()
                 if b"transfer-encoding: chunked" in lower:
                     body = head + await reader.readuntil(b"0\r\n\r\n")
-                else:
+                elif b"content-length: " in lower:
                     length = int(lower.split(b"content-length: ")[1].split(b"\r\n")[0])
                     body = head + await reader.readexactly(length)
+                else:
+                    body = head
                 self.requests.append(body)
                 await self.answer(body, reader, writer)
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -141,10 +143,12 @@ def test_head_and_204_have_no_body_and_keep_the_connection() -> None:
 
     async def use(pool: WirePool, upstream: Upstream) -> list[object]:
         head = await pool.fetch("HEAD", "/x", [], b"", 5.0)
-        empty = await fetch(pool)
-        return [head[::2], empty[::2], upstream.connections]
+        empty = await pool.fetch("POST", "/x", [], b"", 5.0)
+        return [head[::2], empty[::2], upstream.connections, upstream.requests]
 
-    assert run(answer, use) == [(200, b""), (204, b""), 1]
+    head, empty, connections, requests = run(answer, use)
+    assert (head, empty, connections) == ((200, b""), (204, b""), 1)
+    assert b"content-length" not in requests[0] and requests[1].endswith(b"content-length: 0\r\n\r\n")  # type: ignore[index]
 
 
 def test_a_request_body_streamed_is_sent_chunked() -> None:
