@@ -1,7 +1,8 @@
 """The shutdown drain: once a process is stopping (SIGTERM, SIGINT), every response it sends says
 `connection: close`, so clients open a new connection (to another instance) for their next request instead of
 reusing one that is about to be closed under them. Requests that still arrive on an open connection meanwhile
-are served, with the same header.
+are served, with the same header. New connections are not: granian closes its listener as the drain starts,
+so they are refused at once (tests/faults/test_drain.py), none left waiting for the exit.
 
 The cost falls on the drain alone: starting it swaps each registered app's ASGI handler for one that adds the
 header; until then nothing runs per request.

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import http.client
 import signal
+import socket
 import time
+
+import pytest
 
 from tests.servers import MASTER_KEY, gateway_env, start_gateway
 
@@ -36,6 +39,34 @@ def test_responses_during_the_drain_close_their_connection(upstream: str) -> Non
         idle.close()
         assert gw.proc.wait(15) == 0
 
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_connection_opened_during_the_drain_is_refused_at_once_not_held_until_exit(upstream: str,
+                                                                                     workers: str) -> None:
+    """granian closes its listener when the drain starts: a new client is refused (its connection attempt fails,
+    so it or its load balancer goes elsewhere) while the requests in flight finish; it is not left waiting."""
+    with start_gateway(gateway_env(upstream), "--workers", workers, timeout_s=30) as gw:
+        host, port = gw.url.removeprefix("http://").split(":")
+        busy = http.client.HTTPConnection(host, int(port), timeout=10)
+        busy.request("POST", "/v1/chat/completions", body=b'{"model":"m"}',
+                     headers={**HEADERS, "x-mock-delay-ms": "1500"})
+        time.sleep(0.3)
+        gw.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        started = time.monotonic()
+        try:
+            late = socket.create_connection((host, int(port)), timeout=5)
+        except ConnectionRefusedError:
+            pass
+        else:  # accepted as the listener closed: closed at once, nothing answered
+            late.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+            assert late.recv(1) == b""
+            late.close()
+        assert time.monotonic() - started < 0.5
+        answer = busy.getresponse()
+        assert answer.status == 200 and answer.getheader("connection") == "close"
+        busy.close()
+        assert gw.proc.wait(20) == 0
 
 
 def test_with_several_workers_responses_during_the_drain_close_their_connection(upstream: str) -> None:

@@ -4,8 +4,8 @@ MockTransport), recording what it received.
     handler(sent) → Reply          status, headers, and a body: bytes, or parts sent one by one (a pause in
                                    seconds, HANG, or an exception raised where it stands)
     handler raises                 no answer: ConnectionRefusedError, ConnectionResetError, TimeoutError become
-                                   the error the real client raises (pyreqwest's for whole answers, StreamError's
-                                   for streams); a client error given as such is raised as it is
+                                   the error the real client raises (StreamTimeout or StreamError); a client
+                                   error given as such is raised as it is
     handler awaits forever         a hang (`await hang()`), until the gateway's deadline or the client gives up
 
 `double()` is a handler that runs the upstream double's ASGI app in process, for tests that want its answers.
@@ -21,8 +21,6 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
-
-from pyreqwest.exceptions import ConnectError, ReadError, RequestTimeoutError
 
 from llmgate.config import ProviderConfig
 from llmgate.proxy.client import (
@@ -133,16 +131,12 @@ def refusing(*providers: str, otherwise: Handler | None = None) -> Handler:
     return handler
 
 
-def client_error(exc: BaseException, streamed: bool) -> BaseException:
+def client_error(exc: BaseException) -> BaseException:
     """What the real client raises for a failure named with a builtin exception."""
     if isinstance(exc, TRANSPORT_ERRORS) or not isinstance(exc, TimeoutError | ConnectionError):
         return exc
     message = str(exc) or type(exc).__name__
-    if streamed:
-        return StreamTimeout(message) if isinstance(exc, TimeoutError) else StreamError(message)
-    if isinstance(exc, TimeoutError):
-        return RequestTimeoutError(message, {"causes": None})
-    return (ConnectError if isinstance(exc, ConnectionRefusedError) else ReadError)(message, {"causes": None})
+    return StreamTimeout(message) if isinstance(exc, TimeoutError) else StreamError(message)
 
 
 class FakeUpstream(UpstreamClient):
@@ -175,10 +169,10 @@ class FakeUpstream(UpstreamClient):
             raise
         except BaseException as exc:
             sent.closed = True
-            raise client_error(exc, streamed) from None
+            raise client_error(exc) from None
 
     async def fetch(self, method: str, path: str, headers: Headers, body: Body) -> tuple[int, RawHeaders, bytes]:
-        """As pyreqwest: the whole answer within the provider's first-byte timeout, else RequestTimeoutError."""
+        """As the real client: the whole answer within the provider's first-byte timeout, else StreamTimeout."""
         sent: Sent | None = None
         try:
             async with asyncio.timeout(self.provider.timeouts.first_byte_s):
@@ -188,13 +182,13 @@ class FakeUpstream(UpstreamClient):
         except TimeoutError as exc:  # the deadline (the handler's own errors came converted already)
             if sent is not None:
                 sent.dropped = True
-            raise client_error(exc, streamed=False) from None
+            raise client_error(exc) from None
         except asyncio.CancelledError:
             if sent is not None:
                 sent.dropped = True
             raise
         except BaseException as exc:
-            raise client_error(exc, streamed=False) from None
+            raise client_error(exc) from None
         finally:
             if sent is not None:
                 sent.closed = True
@@ -286,7 +280,7 @@ class FakeStream:
         try:
             return await self._parts.next()
         except ConnectionError as exc:
-            raise client_error(exc, streamed=True) from None
+            raise client_error(exc) from None
 
     async def _rest(self) -> AsyncIterator[bytes]:
         while chunk := await self.next_chunk():

@@ -2,7 +2,8 @@
 
     asgi.py       read the request body under a limit, send responses, watch for a client disconnect
     headers.py    rewrite headers both ways (pure)
-    client.py     the pooled upstream HTTP clients (pyreqwest whole, aiohttp streamed), behind a small interface
+    client.py     the pooled upstream HTTP clients (wire.py whole, aiohttp streamed), behind a small interface
+    wire.py       whole answers over HTTP/1.1 on the event loop's transports, abortable
     attempt.py    Call (one request through its attempts), Opened / Failure (how an attempt ended), and
                   ClientPools, what the loop needs of the configuration
     forward.py    the attempt loop: retries, fallbacks, backoff; upstream client errors → gateway errors

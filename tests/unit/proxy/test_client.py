@@ -14,13 +14,12 @@ import pytest
 
 from llmgate.config import ProviderConfig, Timeouts
 from llmgate.proxy.client import (
-    FAST_ANSWER_S,
     TRANSPORT_ERRORS,
-    AnswerTimes,
     StreamError,
     UpstreamClient,
     is_connect_timeout,
     is_timeout,
+    warm_streaming,
 )
 from llmgate.proxy.forward import upstream_error
 from tests.upstream_double import free_port
@@ -119,7 +118,7 @@ def test_no_whole_answer_within_the_first_byte_timeout_is_a_timeout(upstream: st
         raise AssertionError("answered")
 
     error = with_client(f"{upstream}/v1", use, first_byte_s=0.2)
-    assert is_timeout(error) and not is_connect_timeout(error)  # pyreqwest itself names it a connect timeout
+    assert is_timeout(error) and not is_connect_timeout(error)
     client = UpstreamClient(ProviderConfig(name="up", base_url=upstream))
     assert upstream_error(error, client).message == "The upstream provider `up` did not answer in time."
 
@@ -141,14 +140,14 @@ def test_a_stream_left_mid_body_drops_the_connection(upstream: str) -> None:
     assert seen["streams_aborted"] == 1 and seen["streams_completed"] == 0
 
 
-def test_a_header_value_past_ascii_is_dropped_and_logged_by_both_clients() -> None:
-    """An upstream header holding bytes 0x80-0xFF made pyreqwest's header view raise (a 500 on every whole
-    answer) while streams relayed it: both now drop it with a log line and keep every other header."""
+def test_a_header_value_past_ascii_is_dropped_and_logged_for_whole_answers_and_streams() -> None:
+    """An upstream header holding bytes 0x80-0xFF is dropped with a log line, whole answer or stream, never a
+    500; every other header is kept."""
     from loguru import logger
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = (await reader.readuntil(b"\r\n\r\n")).lower()
-        if b"transfer-encoding: chunked" in head:  # aiohttp (the slow-path client) sends its body chunked
+        if b"transfer-encoding: chunked" in head:
             await reader.readuntil(b"0\r\n\r\n")
         else:
             await reader.readexactly(len(CHAT))
@@ -193,8 +192,8 @@ def wait_for_abandoned(upstream: str, expected: int) -> dict[str, Any]:
 
 
 def test_a_cancelled_whole_answer_closes_the_upstream_request_at_once(upstream: str) -> None:
-    """A slow path (an LLM generating) goes through the client that can abort: the upstream sees the request
-    abandoned as soon as the fetch is cancelled, not when its answer is done."""
+    """An LLM generating a whole answer: the upstream sees the request abandoned as soon as the fetch is
+    cancelled, not when its answer is done."""
     httpx.post(f"{upstream}/_reset")
 
     async def use(client: UpstreamClient) -> None:
@@ -204,29 +203,40 @@ def test_a_cancelled_whole_answer_closes_the_upstream_request_at_once(upstream: 
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert not client.answer_times.is_fast("/chat/completions")
 
     with_client(f"{upstream}/v1", use)
     assert wait_for_abandoned(upstream, 1)["abandoned"] == 1
 
 
-def test_fast_answers_go_through_the_pooled_client_and_slow_ones_move_back(upstream: str) -> None:
-    async def use(client: UpstreamClient) -> list[bool]:
-        fast = []
-        for delay in ("0", "0", "600", "0", "0"):  # one slow answer is enough to move the path back
-            await client.fetch("POST", "/embeddings", [*JSON, ("x-mock-delay-ms", delay)], b'{"model":"e"}')
-            fast.append(client.answer_times.is_fast("/embeddings"))
-        return fast
+def test_a_slow_answer_after_quick_ones_on_the_same_path_is_closed_at_once_when_its_client_leaves(
+        upstream: str) -> None:
+    """Quick answers say nothing of the next one: a long generation on a path that has only answered fast so far
+    is still closed upstream as soon as its client leaves, not when the answer is done."""
+    httpx.post(f"{upstream}/_reset")
 
-    assert with_client(f"{upstream}/v1", use) == [True, True, False, False, False]
+    async def use(client: UpstreamClient) -> float:
+        await warm_streaming()  # as at start-up: the first answers are quick, not slowed by an import
+        for _ in range(5):
+            await client.fetch("POST", "/chat/completions", JSON, CHAT)
+        task = asyncio.ensure_future(client.fetch("POST", "/chat/completions", [*JSON, ("x-mock-delay-ms", "5000")],
+                                                  CHAT))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return time.monotonic()
+
+    left_at = with_client(f"{upstream}/v1", use)
+    assert wait_for_abandoned(upstream, 1)["abandoned"] == 1
+    assert time.monotonic() - left_at < 2  # the answer would have come 4.7 s after the client left
 
 
 def test_a_first_byte_timeout_longer_than_connect_s_is_a_read_timeout(upstream: str) -> None:
-    """pyreqwest names its whole-request timeout a connect timeout: one that fired at first_byte_s (after
-    connect_s had passed) is still the first-byte timeout, on either client."""
+    """A timeout that fired at first_byte_s (after connect_s had passed, the connection up) is the first-byte
+    timeout, not a connect timeout, however fast the answers before it came."""
     async def use(client: UpstreamClient) -> list[BaseException]:
         errors = []
-        for delay in ("0", "3000", "3000"):  # the first, fast, makes the next go through pyreqwest
+        for delay in ("0", "3000", "3000"):
             try:
                 await client.fetch("POST", "/chat/completions", [*JSON, ("x-mock-delay-ms", delay)], CHAT)
             except TRANSPORT_ERRORS as exc:
@@ -239,41 +249,3 @@ def test_a_first_byte_timeout_longer_than_connect_s_is_a_read_timeout(upstream: 
     for error in errors:
         assert is_timeout(error) and not is_connect_timeout(error), error
         assert upstream_error(error, client).message == "The upstream provider `up` did not answer in time."
-
-
-def test_a_path_stays_abortable_for_a_while_after_a_slow_answer_however_many_fast_ones_come() -> None:
-    """While one long generation runs, hundreds of quick answers may come on the same path: the next long one
-    must still go through the client that can abort it."""
-    now = [0.0]
-    times = AnswerTimes(lambda: now[0])
-    assert times.pooled("/chat/completions") is None  # not seen yet
-    times.done(None, "/chat/completions", 0.005)
-    times.done(None, "/embeddings", 0.005)
-    assert times.is_fast("/chat/completions") and times.is_fast("/embeddings")
-    times.done(None, "/chat/completions", 0.5)
-    for _ in range(1000):
-        now[0] += 0.01
-        times.done(times.pooled("/chat/completions"), "/chat/completions", 0.005)
-    assert times.pooled("/chat/completions") is None and times.pooled("/embeddings") is not None
-    now[0] += AnswerTimes.SLOW_MEMORY_S
-    assert times.pooled("/chat/completions") is not None
-
-
-def test_a_pooled_request_still_waiting_makes_its_path_abortable_for_the_next_ones() -> None:
-    """The first long generation after quick answers went through the pooled client: once it has waited past
-    FAST_ANSWER_S, the requests after it on that path are abortable, before it ends."""
-    now = [0.0]
-    times = AnswerTimes(lambda: now[0])
-    times.done(None, "/chat/completions", 0.005)
-    times.done(None, "/embeddings", 0.005)
-    long_one = times.pooled("/chat/completions")
-    assert long_one is not None
-    now[0] += 0.1
-    quick = times.pooled("/embeddings")
-    assert quick is not None
-    times.done(quick, "/embeddings", 0.005)
-    now[0] += 0.1
-    assert times.pooled("/chat/completions") is not None  # not late yet
-    now[0] += FAST_ANSWER_S
-    assert times.pooled("/chat/completions") is None  # the long one is late: its path is slow from now on
-    assert times.pooled("/embeddings") is not None

@@ -1,0 +1,263 @@
+"""The whole-answer HTTP/1.1 client (proxy/wire.py) against raw sockets: how each framing of an answer is read,
+which connections are reused, and what a cancelled or failed request does to its connection."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from llmgate.proxy.wire import WireError, WirePool
+
+T = TypeVar("T")
+Answer = Callable[[bytes, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+HEADERS = [("content-type", "application/json")]
+
+
+class Upstream:
+    """A raw server: reads each request (head and content-length or chunked body), lets `answer` write bytes."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.closed = asyncio.Event()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lower = head.lower()
+                if b"transfer-encoding: chunked" in lower:
+                    body = head + await reader.readuntil(b"0\r\n\r\n")
+                elif b"content-length: " in lower:
+                    length = int(lower.split(b"content-length: ")[1].split(b"\r\n")[0])
+                    body = head + await reader.readexactly(length)
+                else:
+                    body = head
+                self.requests.append(body)
+                await self.answer(body, reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self.closed.set()
+        finally:
+            writer.close()
+
+
+def run(answer: Answer, use: Callable[[WirePool, Upstream], Awaitable[T]], tls: tuple[Path, Path] | None = None) -> T:
+    async def main() -> T:
+        upstream = Upstream(answer)
+        context = None
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls)
+        server = await asyncio.start_server(upstream.serve, "127.0.0.1", 0, ssl=context)
+        port = server.sockets[0].getsockname()[1]
+        trust = None
+        if tls is not None:
+            trust = ssl.create_default_context(cafile=str(tls[0]))
+        pool = WirePool(f"{'https' if tls else 'http'}://{'localhost' if tls else '127.0.0.1'}:{port}/v1", trust)
+        try:
+            return await use(pool, upstream)
+        finally:
+            pool.close()
+            server.close()
+
+    return asyncio.run(main())
+
+
+def writes(*parts: bytes) -> Answer:
+    async def answer(_: bytes, __: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for part in parts:
+            writer.write(part)
+            await writer.drain()
+            await asyncio.sleep(0.01)  # each part its own read on the other side
+
+    return answer
+
+
+async def fetch(pool: WirePool, body: bytes = b"{}") -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    return await pool.fetch("POST", "/chat/completions", HEADERS, body, 5.0)
+
+
+def test_a_content_length_answer_in_pieces_then_the_connection_reused() -> None:
+    answer = writes(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Len", b"gth: 10\r\n\r\n{\"a\"",
+                    b":true}")
+
+    async def use(pool: WirePool, upstream: Upstream) -> list[object]:
+        first = await pool.fetch("POST", "/chat/completions", [*HEADERS, ("Content-Length", "99")], b'{"x":1}', 5.0)
+        second = await fetch(pool)
+        return [first, second, upstream.connections, upstream.requests[0]]
+
+    first, second, connections, request = run(answer, use)
+    assert first == second == (200, [(b"content-type", b"application/json"), (b"content-length", b"10")],
+                               b'{"a":true}')
+    assert connections == 1
+    assert request.startswith(b"POST /v1/chat/completions HTTP/1.1\r\ncontent-type: application/json\r\n")  # type: ignore[union-attr]
+    assert b"\r\nhost: 127.0.0.1:" in request and request.endswith(b"content-length: 7\r\n\r\n{\"x\":1}")  # type: ignore[operator]
+    assert b"99" not in request  # type: ignore[operator]  # the framing is the client's own
+
+
+def test_a_chunked_answer_with_trailers_after_a_1xx() -> None:
+    answer = writes(b"HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n",
+                    b"HTTP/1.1 429 Too Many\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel",
+                    b"lo\r\n6;ext=1\r\n world\r\n", b"0\r\nx-trailer: 1\r\n\r\n")
+
+    async def use(pool: WirePool, upstream: Upstream) -> list[object]:
+        return [await fetch(pool), await fetch(pool), upstream.connections]
+
+    first, second, connections = run(answer, use)
+    assert first == second == (429, [(b"transfer-encoding", b"chunked")], b"hello world")
+    assert connections == 1
+
+
+def test_an_answer_read_until_the_connection_closes_and_connection_close_are_not_reused() -> None:
+    async def answer(request: bytes, _: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if b"until-close" in request:
+            writer.write(b"HTTP/1.1 200 OK\r\n\r\nall of it")
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    async def use(pool: WirePool, upstream: Upstream) -> list[object]:
+        first = await pool.fetch("POST", "/until-close", HEADERS, b"", 5.0)
+        second = await fetch(pool)
+        third = await fetch(pool)
+        return [first[2], second[2], third[2], upstream.connections]
+
+    assert run(answer, use) == [b"all of it", b"ok", b"ok", 3]
+
+
+def test_head_and_204_have_no_body_and_keep_the_connection() -> None:
+    async def answer(request: bytes, _: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        status = b"200 OK" if request.startswith(b"HEAD") else b"204 No Content"
+        writer.write(b"HTTP/1.1 %s\r\ncontent-length: 50\r\n\r\n" % status if status.startswith(b"200")
+                     else b"HTTP/1.1 204 No Content\r\n\r\n")
+        await writer.drain()
+
+    async def use(pool: WirePool, upstream: Upstream) -> list[object]:
+        head = await pool.fetch("HEAD", "/x", [], b"", 5.0)
+        empty = await pool.fetch("POST", "/x", [], b"", 5.0)
+        return [head[::2], empty[::2], upstream.connections, upstream.requests]
+
+    head, empty, connections, requests = run(answer, use)
+    assert (head, empty, connections) == ((200, b""), (204, b""), 1)
+    assert b"content-length" not in requests[0] and requests[1].endswith(b"content-length: 0\r\n\r\n")  # type: ignore[index]
+
+
+def test_a_request_body_streamed_is_sent_chunked() -> None:
+    async def body() -> AsyncIterator[bytes]:
+        yield b'{"a":'
+        yield b""
+        yield b"1}"
+
+    async def use(pool: WirePool, upstream: Upstream) -> bytes:
+        await pool.fetch("POST", "/x", HEADERS, body(), 5.0)
+        return upstream.requests[0]
+
+    request = run(writes(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"), use)
+    assert b"transfer-encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n2\r\n1}\r\n0\r\n\r\n" in request
+
+
+def test_a_cancelled_request_closes_its_connection_at_once() -> None:
+    async def never(_: bytes, reader: asyncio.StreamReader, __: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client closes
+        raise ConnectionResetError
+
+    async def use(pool: WirePool, upstream: Upstream) -> bool:
+        task = asyncio.ensure_future(fetch(pool))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.wait_for(upstream.closed.wait(), 1)
+        return upstream.closed.is_set()
+
+    assert run(never, use)
+
+
+@pytest.mark.parametrize("reply", [
+    b"HTTP/1.1 200 OK\r\ncontent-length: 20\r\n\r\nshort",  # then closed
+    b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel",  # then closed
+    b"SSH-2.0-OpenSSH\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
+])
+def test_a_truncated_or_malformed_answer_is_a_wire_error(reply: bytes) -> None:
+    async def answer(_: bytes, __: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+
+    async def use(pool: WirePool, _: Upstream) -> None:
+        with pytest.raises(WireError):
+            await fetch(pool)
+
+    run(answer, use)
+
+
+def test_a_line_break_in_a_header_is_refused_before_anything_is_sent() -> None:
+    async def use(pool: WirePool, upstream: Upstream) -> int:
+        with pytest.raises(WireError, match="line break"):
+            await pool.fetch("POST", "/x", [("x-a", "1\r\nx-injected: 1")], b"", 5.0)
+        return upstream.connections
+
+    assert run(writes(b""), use) == 0
+
+
+def test_an_idle_connection_the_upstream_closed_is_not_reused() -> None:
+    async def answer(_: bytes, __: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()  # without saying connection: close
+
+    async def use(pool: WirePool, upstream: Upstream) -> list[object]:
+        first = await fetch(pool)
+        await asyncio.sleep(0.1)
+        second = await fetch(pool)
+        return [first[2], second[2], upstream.connections]
+
+    assert run(answer, use) == [b"ok", b"ok", 2]
+
+
+def test_https(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+
+    async def use(pool: WirePool, upstream: Upstream) -> list[object]:
+        return [await fetch(pool), await fetch(pool), upstream.connections]
+
+    first, second, connections = run(writes(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"), use, (cert, key))
+    assert first == second == (200, [(b"content-length", b"2")], b"ok")
+    assert connections == 1
+
+
+def test_an_idle_connection_past_idle_s_is_closed_not_reused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("llmgate.proxy.wire.IDLE_S", 0.0)
+    answer = writes(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+
+    async def use(pool: WirePool, upstream: Upstream) -> list[object]:
+        await fetch(pool)
+        await fetch(pool)
+        await asyncio.wait_for(upstream.closed.wait(), 1)  # the first, closed by the pool
+        return [upstream.connections, upstream.closed.is_set()]
+
+    assert run(answer, use) == [2, True]
+
+
+def test_bytes_past_the_answers_end_make_its_connection_unfit_for_the_next() -> None:
+    answer = writes(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 500 Stray\r\n\r\n")
+
+    async def use(pool: WirePool, upstream: Upstream) -> list[object]:
+        return [await fetch(pool), await fetch(pool), upstream.connections]
+
+    first, second, connections = run(answer, use)
+    assert first == second == (200, [(b"content-length", b"2")], b"ok")
+    assert connections == 2
