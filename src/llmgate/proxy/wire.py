@@ -23,6 +23,7 @@ IDLE_S = 15.0
 """An idle connection older than this is closed rather than reused (aiohttp's keep-alive default): upstreams
 close theirs after a while, and a request written on a connection being closed fails."""
 NO_BODY = frozenset((204, 304))
+_HEX = b"0123456789abcdefABCDEF"
 _FRAMING = frozenset(("content-length", "transfer-encoding"))
 _BODILESS = frozenset(("GET", "HEAD"))
 """Methods whose empty request says no content-length (RFC 9110 §8.6: a request without content should not)."""
@@ -182,7 +183,10 @@ class _Connection(asyncio.Protocol):
             line_end = buffer.find(b"\r\n")
             if line_end < 0:
                 return
-            size = int(bytes(buffer[:line_end]).split(b";", 1)[0], 16)
+            size_field = bytes(buffer[:line_end]).split(b";", 1)[0].strip()
+            if not size_field or size_field.strip(_HEX):  # int() would take "-1", "+1", "0x1", "1_0"
+                raise ValueError(f"bad chunk size {size_field[:20]!r}")
+            size = int(size_field, 16)
             if size == 0:
                 trailers_end = buffer.find(b"\r\n\r\n", line_end)  # at line_end itself when no trailers
                 if trailers_end < 0:
@@ -210,6 +214,9 @@ def _read_headers(lines: list[bytes], headers: list[tuple[bytes, bytes]],
         name, value = name.strip().lower(), value.strip()
         headers.append((name, value))
         if name == b"content-length":
+            # digits only (int() would take "-1", "+1", " 1_0"); two that differ leave the body's end unknown
+            if not value.isdigit() or (length != -2 and int(value) != length):
+                raise ValueError(f"bad content-length {value[:20]!r}")
             length = int(value)
         elif name == b"transfer-encoding":
             chunked = value.lower().endswith(b"chunked")

@@ -201,6 +201,33 @@ def test_a_truncated_or_malformed_answer_is_a_wire_error(reply: bytes) -> None:
     run(answer, use)
 
 
+@pytest.mark.parametrize("reply", [
+    b"HTTP/1.1 200 OK\r\ncontent-length: -5\r\n\r\nhello",
+    b"HTTP/1.1 200 OK\r\ncontent-length: +5\r\n\r\nhello",
+    b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello!",
+    b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n-1\r\nx\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n",
+])
+def test_a_framing_that_does_not_say_where_the_body_ends_fails_at_once(reply: bytes) -> None:
+    async def answer(_: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(reply)
+        await writer.drain()
+        await reader.read()  # the connection stays open: only the client's parse can end the wait
+
+    async def use(pool: WirePool, _: Upstream) -> None:
+        with pytest.raises(WireError, match="malformed"):
+            await asyncio.wait_for(fetch(pool), 2)
+
+    run(answer, use)
+
+
+def test_a_repeated_content_length_that_agrees_is_read() -> None:
+    async def use(pool: WirePool, _: Upstream) -> bytes:
+        return (await fetch(pool))[2]
+
+    assert run(writes(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 2\r\n\r\nok"), use) == b"ok"
+
+
 def test_a_line_break_in_a_header_is_refused_before_anything_is_sent() -> None:
     async def use(pool: WirePool, upstream: Upstream) -> int:
         with pytest.raises(WireError, match="line break"):
