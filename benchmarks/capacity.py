@@ -10,7 +10,10 @@ its keep-alive connection, for HOLD seconds, as wrk holds a load (benchmarks/lab
 its own on the load CPUs). Each connection's first stream is the opening storm (STREAMS connections and requests
 in the same instant, which overflow listen queues: the kernel's count is reported): its times are reported
 apart, and the targets are judged on the streams held after it. `--hold-s 0` measures the storm alone: one
-stream a connection. For each target and round:
+stream a connection. Opened at once, the streams stay in step round after round (each connection's next stream
+starts as its last ends): every chunk of every stream comes in the same instant, a herd no real traffic makes;
+`--ramp-s` (a stream's length) opens them evenly over that long, so that starts and chunks are spread out in
+time as independent clients' are. For each target and round:
 
 - streams that ended complete, errors; the opening streams' total time (p50, p99); listen-queue overflows;
 - each held stream's total time (p50, p99) and its ratio to the direct run's in the same round;
@@ -128,7 +131,8 @@ def warm_up(target: Target, args: argparse.Namespace, load_cpus: str | None) -> 
 def measure(target: Target, args: argparse.Namespace, load_cpus: str | None) -> Run:
     """One load run against `target` (see the module docstring)."""
     cmd = pinned(load_cpus, [sys.executable, "-m", "benchmarks.lab.streamload", target.url, target.key,
-                             str(args.streams), str(args.chunks), str(args.chunk_delay_ms), str(args.hold_s)])
+                             str(args.streams), str(args.chunks), str(args.chunk_delay_ms), str(args.hold_s),
+                             str(args.ramp_s)])
     pid = target.pid
     overflows = listen_overflows()
     idle = tree_memory(pid)[0] if pid else None
@@ -288,6 +292,7 @@ def verdicts(row: dict[str, Any], args: argparse.Namespace) -> dict[str, bool]:
 
 def print_report(summary: dict[str, Any], args: argparse.Namespace) -> None:
     held = f"held {args.hold_s:g} s, the streams after each connection's first" if args.hold_s else "one each"
+    held += f", opened over {args.ramp_s:g} s" if args.ramp_s else ", opened at once"
     print(f"\n{args.streams} streams x {args.chunks} chunks {args.chunk_delay_ms:g} ms apart ({held}), "
           f"{args.rounds} round(s), medians")
     print(f"{'target':<24}{'ok':>7}{'err':>6}{'p50 s':>8}{'p99 s':>8}{'+p50 s':>8}{'p99 x':>7}{'gain ms':>9}"
@@ -315,6 +320,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--chunk-delay-ms", type=float, default=50.0)
     p.add_argument("--hold-s", type=float, default=16.0,
                    help="how long each connection asks for streams back to back (16); 0: one stream a connection")
+    p.add_argument("--ramp-s", type=float, default=0.0,
+                   help="open the connections evenly over this long (0: at once, every stream in step with the "
+                        "others; a stream's length: spread out, as independent clients)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--workers", type=int, default=1, help="llmgate's workers (default 1)")
     p.add_argument("--double-js", type=Path, help="the Node double (../shared/bench/mock_upstream.js); else Python's")

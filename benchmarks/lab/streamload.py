@@ -1,15 +1,18 @@
 """Many long streams at once, and when each chunk arrives: the capacity test's client (benchmarks/capacity.py).
 
-`python -m benchmarks.lab.streamload URL KEY STREAMS CHUNKS DELAY_MS [HOLD_S]` opens STREAMS connections at once,
-each asking for streams of CHUNKS chunks DELAY_MS apart (the double's `x-mock-chunks` / `x-mock-chunk-delay-ms`),
-and prints one JSON object: per-stream total times and first-byte times, the chunks' lag, errors.
+`python -m benchmarks.lab.streamload URL KEY STREAMS CHUNKS DELAY_MS [HOLD_S [RAMP_S]]` opens STREAMS connections
+at once (or evenly over RAMP_S), each asking for streams of CHUNKS chunks DELAY_MS apart (the double's
+`x-mock-chunks` / `x-mock-chunk-delay-ms`), and prints one JSON object: per-stream total times and first-byte
+times, the chunks' lag, errors.
 
 - HOLD_S 0 (one-shot): each connection asks for one stream (`connection: close`) and every stream is measured;
   all of them start in the same instant, a connection storm rather than a held load.
 - HOLD_S > 0 (held, as wrk holds a load): each connection asks for stream after stream on its keep-alive
   connection until HOLD_S have passed. A connection's first stream is the opening storm, reported apart
-  (`opening_*`); the streams after it are the held load (`totals_s`, `first_byte_s`, `lags_s`), by then as spread
-  out as the gateway left them.
+  (`opening_*`); the streams after it are the held load (`totals_s`, `first_byte_s`, `lags_s`). Opened at
+  once, the connections stay in step: every stream starts, and sends each chunk, in the same instant as all the
+  others, round after round. RAMP_S spreads the openings evenly over that long (a stream's length spreads them
+  over a whole round), so that streams start and chunks arrive spread out in time, as independent clients' do.
 
 A chunk's lag is how late it arrived against the pace it was sent at: (its arrival - the stream's first chunk's
 arrival) - its index x DELAY_MS. Against the double directly that is the client's and the double's own jitter;
@@ -154,8 +157,10 @@ async def _one(host: str, port: int, request: bytes, delay_s: float, result: Str
     record(result, protocol, time.monotonic(), opening=False)
 
 
-async def _held(host: str, port: int, request: bytes, delay_s: float, until: float, result: StreamLoad) -> None:
+async def _held(host: str, port: int, request: bytes, delay_s: float, until: float, result: StreamLoad,
+                opens_at: float) -> None:
     loop = asyncio.get_running_loop()
+    await asyncio.sleep(opens_at - time.monotonic())
     done: asyncio.Future[None] = loop.create_future()
     protocol = _Stream(request, done, until=until, result=result, delay_s=delay_s)
     try:
@@ -177,17 +182,19 @@ def request_bytes(url: str, key: str, chunks: int, delay_ms: float, *, close: bo
     return head.encode("latin-1") + _BODY
 
 
-async def hold(url: str, key: str, streams: int, chunks: int, delay_ms: float, hold_s: float = 0.0) -> StreamLoad:
+async def hold(url: str, key: str, streams: int, chunks: int, delay_ms: float, hold_s: float = 0.0,
+               ramp_s: float = 0.0) -> StreamLoad:
     """Open `streams` connections at once: one stream each (`hold_s` 0), or streams back to back on each for
-    `hold_s` seconds; wait for every one to end."""
+    `hold_s` seconds after it opened (the openings spread evenly over `ramp_s`); wait for every one to end."""
     u = urllib.parse.urlsplit(url)
     host, port = u.hostname or "127.0.0.1", u.port or 80
     result = StreamLoad(streams)
     started = time.monotonic()
     if hold_s > 0:
         request = request_bytes(url, key, chunks, delay_ms, close=False)
-        until = started + hold_s
-        await asyncio.gather(*(_held(host, port, request, delay_ms / 1000, until, result) for _ in range(streams)))
+        step = ramp_s / streams
+        await asyncio.gather(*(_held(host, port, request, delay_ms / 1000, started + i * step + hold_s, result,
+                                     started + i * step) for i in range(streams)))
     else:
         request = request_bytes(url, key, chunks, delay_ms)
         await asyncio.gather(*(_one(host, port, request, delay_ms / 1000, result) for _ in range(streams)))
@@ -198,9 +205,10 @@ async def hold(url: str, key: str, streams: int, chunks: int, delay_ms: float, h
 def main(argv: list[str]) -> int:
     url, key, streams, chunks, delay_ms = argv[0], argv[1], int(argv[2]), int(argv[3]), float(argv[4])
     hold_s = float(argv[5]) if len(argv) > 5 else 0.0
+    ramp_s = float(argv[6]) if len(argv) > 6 else 0.0
     import uvloop  # the gateways' loop: asyncio's own is slower at thousands of sockets
 
-    result = uvloop.run(hold(url, key, streams, chunks, delay_ms, hold_s))
+    result = uvloop.run(hold(url, key, streams, chunks, delay_ms, hold_s, ramp_s))
     print(json.dumps(asdict(result)))
     return 0
 
