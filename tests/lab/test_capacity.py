@@ -105,8 +105,8 @@ def test_capacity_end_to_end(tmp_path: Path) -> None:
     env["PYTHONPATH"] = str(REPO)
     out = tmp_path / "capacity.json"
     run = subprocess.run([sys.executable, "-m", "benchmarks.capacity", "--streams", "30", "--chunks", "4",
-                          "--chunk-delay-ms", "20", "--hold-s", "1", "--ramp-s", "0.3", "--rounds", "1", "--settle", "0.2",
-                          "--timeout", "90",
+                          "--chunk-delay-ms", "20", "--hold-s", "1", "--ramp-s", "0.3", "--rounds", "1",
+                          "--settle", "0.2", "--timeout", "90",
                           "--json", str(out)], capture_output=True, text=True, cwd=REPO, env=env, timeout=170)
     assert run.returncode == 0, run.stdout + run.stderr
     summary = json.loads(out.read_text())["summary"]
