@@ -50,7 +50,6 @@ def configure_allocator(environ: MutableMapping[str, str]) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Check the settings, then hand over to granian (which returns on SIGINT/SIGTERM)."""
-    configure_allocator(os.environ)
     # Flags become environment variables: granian's worker processes build the app from the environment.
     for flag, var in (("host", "LLMGATE_HOST"), ("port", "LLMGATE_PORT"), ("workers", "LLMGATE_WORKERS"),
                       ("config", "LLMGATE_CONFIG"), ("single_process", "LLMGATE_SINGLE_PROCESS")):
@@ -86,6 +85,7 @@ def run_serve(args: argparse.Namespace) -> int:
         logger.warning(short)
     from llmgate.observe.multiproc import metrics_dir
 
+    configure_allocator(os.environ)
     if serves_in_process(settings):
         _run_embedded(settings)
         return 0
