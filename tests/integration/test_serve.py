@@ -71,6 +71,19 @@ def test_several_workers(upstream: str) -> None:
                               headers={"authorization": f"Bearer {MASTER_KEY}"}).status_code == 200
 
 
+def _thread_names(pid: int) -> list[str]:
+    return [(task / "comm").read_text().strip() for task in Path(f"/proc/{pid}/task").iterdir()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the server's thread names from /proc")
+def test_granian_hands_freed_memory_back_in_the_background_unless_the_operator_says_otherwise(
+        gateway: Gateway, upstream: str) -> None:
+    # jemalloc (granian's allocator) names the thread that purges freed pages; without it, a burst's memory stays
+    assert "jemalloc_bg_thd" in _thread_names(gateway.proc.pid)
+    with start_gateway(gateway_env(upstream, _RJEM_MALLOC_CONF="background_thread:false")) as gw:
+        assert "jemalloc_bg_thd" not in _thread_names(gw.proc.pid)
+
+
 def test_cors_off_by_default_and_on_when_listed(gateway: Gateway, upstream: str) -> None:
     preflight = {"origin": "https://app.example", "access-control-request-method": "POST",
                  "access-control-request-headers": "authorization, content-type"}

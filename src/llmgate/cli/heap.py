@@ -1,0 +1,89 @@
+"""Hand the C heap's free pages back to the OS once the gateway falls quiet after a burst.
+
+glibc's malloc keeps the memory freed inside its heaps (it gives back only a free top of the heap), so what a
+burst of streams used stays resident after they close. `malloc_trim(0)` returns every free page, in a few
+milliseconds. It runs when the process falls quiet (a window in which it used under `QUIET_CPU` of a core) after
+a busier window, and again at each quiet window after that while the last trim still gave back at least
+`WORTH_BYTES`: a burst's memory is freed in steps (streams end, then idle upstream connections expire from the
+pool). Under steady load, or on a server idle since its last trim, nothing runs.
+
+Python's own small-object allocator (pymalloc) frees a 1 MiB arena only when all of it is free, which a few
+long-lived objects prevent: `PYTHONMALLOC=malloc` puts Python's objects on glibc's heap too, where the trim returns
+them (docs/operations.md, "Memory", says what it costs). Without glibc (musl) there is nothing to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import gc
+import os
+from collections.abc import Callable
+
+WINDOW_S = 5.0
+"""How often the process's CPU use is looked at."""
+QUIET_CPU = 0.05
+"""A window in which the process used less than this share of a core is quiet."""
+WORTH_BYTES = 1 << 20
+"""A trim that gave back less than this ends the trims of a burst."""
+
+
+def process_cpu_s() -> float:
+    """CPU seconds this process has used (all its threads)."""
+    times = os.times()
+    return times.user + times.system
+
+
+def resident_bytes() -> int:
+    """This process's resident memory (RSS)."""
+    with open("/proc/self/statm", "rb") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def malloc_trim() -> Callable[[int], int] | None:
+    """glibc's `malloc_trim`, or None where the C library has none."""
+    try:
+        return getattr(ctypes.CDLL(None), "malloc_trim", None)
+    except OSError:
+        return None
+
+
+class HeapTrimmer:
+    """Decides, one window at a time, whether to trim (see the module docstring)."""
+
+    __slots__ = ("_cpu", "_last_cpu_s", "_pending", "_resident", "_trim")
+
+    def __init__(self, trim: Callable[[int], int], cpu: Callable[[], float] = process_cpu_s,
+                 resident: Callable[[], int] = resident_bytes) -> None:
+        self._trim = trim
+        self._cpu = cpu
+        self._resident = resident
+        self._last_cpu_s = cpu()
+        self._pending = False
+        """Memory freed since the last trim may be held: a busy window came, or the last trim gave enough back."""
+
+    def window_ended(self, window_s: float) -> bool:
+        """A window of `window_s` seconds ended; True when the heap was trimmed."""
+        now = self._cpu()
+        share, self._last_cpu_s = (now - self._last_cpu_s) / window_s, now
+        if share >= QUIET_CPU:
+            self._pending = True
+            return False
+        if not self._pending:
+            return False
+        before = self._resident()
+        gc.collect()  # empties Python's free lists, whose blocks would keep pymalloc arenas and heap pages in use
+        self._trim(0)
+        self._pending = before - self._resident() >= WORTH_BYTES
+        return True
+
+
+async def trim_when_quiet(window_s: float = WINDOW_S) -> None:
+    """Run beside the server until cancelled: trim the heap at the end of each burst."""
+    trim = malloc_trim()
+    if trim is None:
+        return
+    trimmer = HeapTrimmer(trim)
+    while True:
+        await asyncio.sleep(window_s)
+        trimmer.window_ended(window_s)

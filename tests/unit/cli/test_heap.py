@@ -1,0 +1,60 @@
+"""The heap trimmer: from the first quiet window after a busy one, until a trim gives little back; never under
+steady load nor on a server idle since its last trim."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmgate.cli.heap import QUIET_CPU, WORTH_BYTES, HeapTrimmer, malloc_trim, resident_bytes
+
+MB = 1 << 20
+
+
+class Process:
+    """A process's CPU clock and resident memory the test moves; a trim gives back the next amount in line."""
+
+    def __init__(self, given_back: list[int]) -> None:
+        self.cpu_s = 0.0
+        self.rss = 500 * MB
+        self.given_back = given_back
+        self.trims: list[int] = []
+
+    def trim(self, pad: int) -> int:
+        self.trims.append(pad)
+        self.rss -= self.given_back.pop(0) if self.given_back else 0
+        return 1
+
+
+def windows(shares: list[float], given_back: list[int] | None = None) -> tuple[list[bool], Process]:
+    process = Process(given_back if given_back is not None else [40 * MB])
+    trimmer = HeapTrimmer(process.trim, cpu=lambda: process.cpu_s, resident=lambda: process.rss)
+    trimmed = []
+    for share in shares:
+        process.cpu_s += share * 5.0
+        trimmed.append(trimmer.window_ended(5.0))
+    return trimmed, process
+
+
+def test_a_burst_is_trimmed_once_quiet_until_a_trim_gives_little_back() -> None:
+    trimmed, process = windows([0.6, 0.9, 0.01, 0.0, 0.0, 0.0, 0.0], [40 * MB, 25 * MB, WORTH_BYTES // 2])
+    assert trimmed == [False, False, True, True, True, False, False]
+    assert process.trims == [0, 0, 0]  # pad 0: every free page, not only the heap's top
+
+
+def test_steady_load_and_an_idle_server_are_left_alone() -> None:
+    assert windows([0.3] * 6)[0] == [False] * 6
+    assert windows([0.0] * 6)[0] == [False] * 6
+    assert windows([QUIET_CPU / 2] * 6)[0] == [False] * 6
+
+
+def test_each_burst_is_trimmed_after_it() -> None:
+    trimmed, process = windows([0.5, 0.0, 0.0, 0.2, 0.4, 0.01, 0.0], [10 * MB, 0, 10 * MB, 0])
+    assert trimmed == [False, True, True, False, False, True, True]
+    assert len(process.trims) == 4
+
+
+@pytest.mark.skipif(malloc_trim() is None, reason="the C library has no malloc_trim (not glibc)")
+def test_glibc_trim_is_found_and_callable() -> None:
+    trim = malloc_trim()
+    assert trim is not None and trim(0) in (0, 1)
+    assert resident_bytes() > MB
