@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from llmgate.proxy.wire_answer import Answer, Connection, WireError
 
-__all__ = ["WireConnectTimeout", "WireError", "WirePool", "WireStream"]
+__all__ = ["WireConnectError", "WireConnectTimeout", "WireError", "WirePool", "WireStream"]
 
 IDLE_S = 15.0
 """An idle connection older than this is closed rather than reused (aiohttp's keep-alive default): upstreams
@@ -34,6 +34,10 @@ _BODILESS = frozenset(("GET", "HEAD"))
 
 class WireConnectTimeout(WireError, TimeoutError):
     """No connection within the connect timeout."""
+
+
+class WireConnectError(WireError):
+    """The connection was refused or could not be made (DNS, TLS handshake, unreachable)."""
 
 
 def _chunk(data: bytes) -> bytes:
@@ -68,7 +72,7 @@ class WirePool:
         except TimeoutError as exc:
             raise WireConnectTimeout(f"timed out connecting to {self.host}:{self.port}") from exc
         except (OSError, ssl.SSLError) as exc:
-            raise WireError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+            raise WireConnectError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
         return connection
 
     def _reuse(self) -> Connection | None:

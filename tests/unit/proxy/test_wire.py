@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import pytest
 
-from llmgate.proxy.wire import WireError, WirePool, WireStream
+from llmgate.proxy.wire import WireConnectError, WireError, WirePool, WireStream
 from llmgate.proxy.wire_answer import READ_LIMIT
 
 T = TypeVar("T")
@@ -486,3 +486,18 @@ def test_a_stream_read_whole() -> None:
 
     assert run(answer, use) == [429, [(b"transfer-encoding", b"chunked")], b"hello", True,
                                 (429, [(b"transfer-encoding", b"chunked")], b"hello"), 1]
+
+
+def test_nothing_listening_is_a_connect_error() -> None:
+    async def main() -> None:
+        server = await asyncio.start_server(lambda _, __: None, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        server.close()
+        await server.wait_closed()
+        pool = WirePool(f"http://127.0.0.1:{port}")
+        with pytest.raises(WireConnectError, match="cannot connect"):
+            await stream(pool)
+        with pytest.raises(WireConnectError):
+            await fetch(pool)
+
+    asyncio.run(main())
