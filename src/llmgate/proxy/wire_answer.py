@@ -73,6 +73,8 @@ class Answer:
 class Connection(asyncio.Protocol):
     """One upstream connection; reads at most one answer at a time."""
 
+    __slots__ = ("_answer", "_buffer", "_head_only", "_paused", "closed", "idle_since", "reading_paused", "transport")
+
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.closed = False
