@@ -131,7 +131,7 @@ def test_auth_cached_virtual_token(record: Callable[..., None]) -> None:
     record(authenticator.authenticate, secret, 0.0, reference="json_loads_2KB")
 
 
-# An OpenAI stream as the upstream double sends it (20 deltas and the usage chunk), in the reads aiohttp hands over.
+# An OpenAI stream as the upstream double sends it (20 deltas and the usage chunk), in reads of 160 bytes.
 _STREAM = b"".join((lambda f: (f[0], *f[1], f[2]))(chat_frames("gpt-4o-mini", 20, True)))
 STREAM_READS = [_STREAM[i:i + 160] for i in range(0, len(_STREAM), 160)]
 

@@ -31,7 +31,7 @@ from llmgate.observe.lag import LoopLag
 from llmgate.observe.metrics import GatewayMetrics
 from llmgate.observe.state_metrics import StateSampler
 from llmgate.pipeline.request import V1Services
-from llmgate.proxy.client import UpstreamClient, warm_streaming
+from llmgate.proxy.client import UpstreamClient
 from llmgate.proxy.sigv4 import signing_clients
 from llmgate.reload import Reloader
 from llmgate.store.backend import open_store
@@ -122,7 +122,6 @@ class Services:
         self.tokens.per_user_defaults = per_user_defaults(settings.projects)
         self.started_at = time.monotonic()
         self._flusher: asyncio.Task[None] | None = None
-        self._warming_streams: asyncio.Future[object] | None = None
 
     def _observe(self) -> Observe:
         """What sees every finished request: the metrics, and the span export when tracing is on."""
@@ -198,13 +197,10 @@ class Services:
         self.alerts.start()
         self.lag.start()
         self.sampler.start()
-        self._warming_streams = warm_streaming()
 
     async def close(self) -> None:
         await self.sampler.stop()
         await self.lag.stop()
-        if self._warming_streams is not None:
-            await self._warming_streams
         await self.bus.close()  # every queued event reaches its sinks (the store is still open)
         if self.spans is not None:
             await self.spans.close()

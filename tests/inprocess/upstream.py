@@ -200,7 +200,7 @@ class FakeUpstream(UpstreamClient):
 
 class Parts:
     """A Reply's body read part by part: pauses slept, exceptions raised, the end known with the last part of a
-    list (as aiohttp knows it when the terminator came with the last bytes)."""
+    list (as proxy/wire.py knows it when the terminator came with the last bytes)."""
 
     def __init__(self, body: bytes | Iterable[Part] | AsyncIterable[bytes]) -> None:
         self._iter: AsyncIterator[bytes] | None = None

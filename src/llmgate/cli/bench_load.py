@@ -1,9 +1,10 @@
-"""The load loop of `llmgate bench`: closed-loop workers over aiohttp, and the figures drawn from what they saw.
+"""`llmgate bench`'s load loop: closed-loop workers over proxy/wire.py, and the figures drawn from what they saw.
 
 Each of `concurrency` workers sends the same request again as soon as its previous answer has been read to the
 end, until `requests` have been started or `duration_s` has passed (requests in flight then are waited for). A
-worker times the whole answer and, for streams, its first body byte. aiohttp because it is already the gateway's
-streaming client, speaks TLS and hands over a stream's bytes as they arrive.
+worker times the whole answer and, for streams, its first body byte. The gateway's own upstream client because it
+is already there, speaks TLS, hands over a stream's bytes as they arrive and costs little CPU per request (the
+load side shares the machine with what it measures).
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
-import aiohttp
 import msgspec
+
+from llmgate.proxy.wire import WireConnectError, WireError, WirePool
 
 CONNECT = "connect"
 """The error name of a request whose connection could not be made."""
@@ -112,18 +115,20 @@ def _may_start(plan: LoadPlan, tally: Tally, deadline: float) -> bool:
     return time.monotonic() < deadline
 
 
-async def _one(session: aiohttp.ClientSession, plan: LoadPlan, tally: Tally) -> None:
+async def _one(pool: WirePool, path: str, plan: LoadPlan, tally: Tally) -> None:
     """Send the request once and record what came of it."""
     sent = time.perf_counter()
     try:
-        async with session.post(plan.url, data=plan.body, headers=plan.headers) as resp:
-            first = await resp.content.readany()
-            first_at = time.perf_counter()
-            if first:
-                while await resp.content.readany():
-                    pass
-            status = resp.status
-    except aiohttp.ClientConnectorError as exc:
+        async with asyncio.timeout(plan.timeout_s):
+            async with await pool.stream("POST", path, list(plan.headers.items()), plan.body,
+                                         plan.timeout_s) as resp:
+                first = await resp.next_chunk()
+                first_at = time.perf_counter()
+                if first:
+                    while await resp.next_chunk():
+                        pass
+                status = resp.status
+    except WireConnectError as exc:
         tally.errors[CONNECT] += 1
         if not tally.latencies_s and not tally.errors.keys() - {CONNECT}:
             tally.unreachable = str(exc)
@@ -131,7 +136,7 @@ async def _one(session: aiohttp.ClientSession, plan: LoadPlan, tally: Tally) -> 
     except TimeoutError:
         tally.errors["timeout"] += 1
         return
-    except aiohttp.ClientError:
+    except WireError:
         tally.errors["read"] += 1
         return
     finally:
@@ -143,10 +148,10 @@ async def _one(session: aiohttp.ClientSession, plan: LoadPlan, tally: Tally) -> 
         tally.errors[f"HTTP {status}"] += 1
 
 
-async def _worker(session: aiohttp.ClientSession, plan: LoadPlan, tally: Tally, deadline: float) -> None:
+async def _worker(pool: WirePool, path: str, plan: LoadPlan, tally: Tally, deadline: float) -> None:
     while _may_start(plan, tally, deadline):
         tally.started += 1
-        await _one(session, plan, tally)
+        await _one(pool, path, plan, tally)
 
 
 async def _ticker(tally: Tally, on_tick: Callable[[Tally], None]) -> None:
@@ -158,18 +163,19 @@ async def _ticker(tally: Tally, on_tick: Callable[[Tally], None]) -> None:
 async def generate(plan: LoadPlan, on_tick: Callable[[Tally], None] | None = None) -> tuple[Tally, float]:
     """Run the plan; (what was seen, seconds from the first request to the last answer)."""
     tally = Tally()
-    timeout = aiohttp.ClientTimeout(total=plan.timeout_s)
-    connector = aiohttp.TCPConnector(limit=plan.concurrency)
+    parts = urllib.parse.urlsplit(plan.url)
+    pool = WirePool(f"{parts.scheme}://{parts.netloc}")  # a connection a worker at most: one request each at a time
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
     deadline = time.monotonic() + (plan.duration_s if plan.duration_s is not None else math.inf)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False) as session:
-        ticker = asyncio.create_task(_ticker(tally, on_tick)) if on_tick else None
-        start = time.perf_counter()
-        try:
-            await asyncio.gather(*(_worker(session, plan, tally, deadline) for _ in range(plan.concurrency)))
-        finally:
-            elapsed = time.perf_counter() - start
-            if ticker:
-                ticker.cancel()
+    ticker = asyncio.create_task(_ticker(tally, on_tick)) if on_tick else None
+    start = time.perf_counter()
+    try:
+        await asyncio.gather(*(_worker(pool, path, plan, tally, deadline) for _ in range(plan.concurrency)))
+    finally:
+        elapsed = time.perf_counter() - start
+        pool.close()
+        if ticker:
+            ticker.cancel()
     if on_tick:
         on_tick(tally)
     return tally, elapsed

@@ -29,8 +29,8 @@ class Bedrock:
         self.default_headers: AuthHeaders = ()
 
     def upstream_path(self, path: str, query: str, model: str) -> str:
-        # `/` (in ARNs) is encoded; `:` and `@`, legal in a path segment, are not: the streaming client (aiohttp,
-        # through yarl) would decode `%3A` before sending, and the signature covers the path as it is sent.
+        # `/` (in ARNs) is encoded; `:` and `@`, legal in a path segment, are not. The signature covers the path
+        # as it is sent, which proxy/wire.py does as given.
         return f"/model/{quote(model, safe=':@')}{path}"
 
     def auth_headers(self, key: str) -> AuthHeaders:

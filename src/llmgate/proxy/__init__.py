@@ -2,8 +2,9 @@
 
     asgi.py       read the request body under a limit, send responses, watch for a client disconnect
     headers.py    rewrite headers both ways (pure)
-    client.py     the pooled upstream HTTP clients (wire.py whole, aiohttp streamed), behind a small interface
-    wire.py       whole answers over HTTP/1.1 on the event loop's transports, abortable
+    client.py     the pooled upstream HTTP client (wire.py), behind a small interface
+    wire.py       whole and streamed answers over HTTP/1.1 on the event loop's transports, abortable
+    wire_answer.py one connection of wire.py and the answer read on it (framing, flow control)
     attempt.py    Call (one request through its attempts), Opened / Failure (how an attempt ended), and
                   ClientPools, what the loop needs of the configuration
     forward.py    the attempt loop: retries, fallbacks, backoff; upstream client errors → gateway errors

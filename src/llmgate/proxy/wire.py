@@ -1,11 +1,13 @@
-"""Whole answers over HTTP/1.1, on the event loop's own transports: a small keep-alive pool per base URL.
+"""Upstream answers over HTTP/1.1, on the event loop's own transports: a small keep-alive pool per base URL.
 
-Why not a general client: a whole answer's request must be abortable (a client that leaves closes its upstream
-request at once), which pyreqwest's is not, and aiohttp's general machinery costs markedly more CPU per answer
-than pyreqwest. This does only what a whole answer needs: one request written at once (or its body streamed,
-chunked), one response read whole (framed by content-length, by chunks, or by the connection's end), connections
-reused while the upstream keeps them alive. A cancelled or failed request aborts its connection. No proxy
-support, no decompression, no redirects: bytes pass through as they came.
+Why not a general client: a request must be abortable (a client that leaves closes its upstream request at once),
+which pyreqwest's is not, and aiohttp's general machinery costs markedly more CPU per request and per streamed
+read. This does only what the gateway needs: one request written at once (or its body streamed, chunked), its
+answer read whole (`fetch`) or handed over as it arrives (`stream`: whatever has come since the last read, at
+once; reading paused while too much is left untaken), framed by content-length, by chunks, or by the connection's
+end (parsed in `wire_answer.py`); connections reused while the upstream keeps them alive. A cancelled or failed
+request aborts its connection, and so does a stream left before its end. No proxy support, no decompression, no
+redirects: bytes pass through as they came.
 """
 
 from __future__ import annotations
@@ -15,215 +17,27 @@ import collections
 import ssl
 import time
 from collections.abc import AsyncIterable
+from types import TracebackType
 from urllib.parse import urlsplit
 
-MAX_HEAD = 65536
-"""A response head past this is refused (as aiohttp's default limits do)."""
+from llmgate.proxy.wire_answer import Answer, Connection, WireError
+
+__all__ = ["WireConnectError", "WireConnectTimeout", "WireError", "WirePool", "WireStream"]
+
 IDLE_S = 15.0
 """An idle connection older than this is closed rather than reused (aiohttp's keep-alive default): upstreams
 close theirs after a while, and a request written on a connection being closed fails."""
-NO_BODY = frozenset((204, 304))
-_HEX = b"0123456789abcdefABCDEF"
 _FRAMING = frozenset(("content-length", "transfer-encoding"))
 _BODILESS = frozenset(("GET", "HEAD"))
 """Methods whose empty request says no content-length (RFC 9110 §8.6: a request without content should not)."""
-
-
-class WireError(Exception):
-    """The exchange failed on the wire (refused, reset, closed early, malformed answer)."""
 
 
 class WireConnectTimeout(WireError, TimeoutError):
     """No connection within the connect timeout."""
 
 
-class _Answer:
-    """The response being read: head, then body framed by content-length, chunks, or the connection's end."""
-
-    __slots__ = ("body", "chunks", "done", "head", "headers", "keep_alive", "length", "status")
-
-    def __init__(self) -> None:
-        self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.head = True
-        self.length = -1
-        """bytes of body expected; -1 chunked, -2 until the connection closes"""
-        self.chunks: list[bytes] = []
-        self.body = b""
-        self.keep_alive = True
-        self.done = False
-
-
-class _Connection(asyncio.Protocol):
-    """One upstream connection; reads at most one answer at a time."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self.idle_since = 0.0
-        self._buffer = bytearray()
-        self._answer: _Answer | None = None
-        self._head_only = False
-        self._waiter: asyncio.Future[_Answer] | None = None
-        self._paused: asyncio.Future[None] | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport
-
-    def expect(self, head_only: bool) -> asyncio.Future[_Answer]:
-        """Start reading the next answer (HEAD: no body)."""
-        self._answer, self._head_only = _Answer(), head_only
-        self._waiter = asyncio.get_running_loop().create_future()
-        if self._buffer:
-            self._parse()
-        return self._waiter
-
-    def data_received(self, data: bytes) -> None:
-        self._buffer += data
-        if self._waiter is None:  # bytes nobody asked for: the connection cannot be trusted with a request
-            self.closed = True
-            assert self.transport is not None
-            self.transport.close()
-            return
-        try:
-            self._parse()
-        except (ValueError, IndexError) as exc:
-            self._fail(WireError(f"malformed answer from the upstream: {exc}"))
-
-    def eof_received(self) -> bool | None:
-        self.closed = True
-        return None  # close the transport
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        answer = self._answer
-        if answer is not None and not answer.head and answer.length == -2 and self._waiter is not None:
-            answer.body = bytes(self._buffer)
-            answer.keep_alive = False
-            self._finish(answer)
-        else:
-            self._fail(WireError(f"the upstream closed the connection before the answer was complete ({exc})"
-                                 if exc else "the upstream closed the connection before the answer was complete"))
-        if self._paused is not None and not self._paused.done():
-            self._paused.set_exception(WireError("the upstream closed the connection"))
-
-    def pause_writing(self) -> None:
-        self._paused = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        if self._paused is not None and not self._paused.done():
-            self._paused.set_result(None)
-        self._paused = None
-
-    def leftover(self) -> bool:
-        """Bytes came past the answer's end: the next answer on this connection could not be told from them."""
-        return bool(self._buffer)
-
-    async def drain(self) -> None:
-        """Wait while the transport's write buffer is full."""
-        if self._paused is not None:
-            await self._paused
-
-    def _fail(self, exc: Exception) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(exc)
-
-    def _finish(self, answer: _Answer) -> None:
-        answer.done = True
-        self._answer = None
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(answer)
-
-    def _parse(self) -> None:
-        answer = self._answer
-        assert answer is not None
-        if answer.head and not self._parse_head(answer):
-            return
-        if answer.length >= 0:
-            if len(self._buffer) >= answer.length:
-                answer.body = bytes(self._buffer[:answer.length])
-                del self._buffer[:answer.length]
-                self._finish(answer)
-        elif answer.length == -1:
-            self._parse_chunks(answer)
-
-    def _parse_head(self, answer: _Answer) -> bool:
-        """Read the status line and headers once they are all here (skipping 1xx answers); False: not yet."""
-        buffer = self._buffer
-        while True:
-            end = buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buffer) > MAX_HEAD:
-                    raise ValueError("response head too long")
-                return False
-            lines = bytes(buffer[:end]).split(b"\r\n")
-            del buffer[:end + 4]
-            version, _, rest = lines[0].partition(b" ")
-            status = int(rest[:3])
-            if not version.startswith(b"HTTP/1.") or not 100 <= status <= 599:
-                raise ValueError(f"bad status line {lines[0][:40]!r}")
-            if status >= 200 or status == 101:
-                break
-        answer.status, answer.head = status, False
-        length, chunked, keep_alive = _read_headers(lines, answer.headers, version == b"HTTP/1.1")
-        if self._head_only or status in NO_BODY:
-            length = 0
-        elif chunked:
-            length = -1
-        elif length == -2:
-            keep_alive = False
-        answer.length, answer.keep_alive = length, keep_alive
-        return True
-
-    def _parse_chunks(self, answer: _Answer) -> None:
-        buffer = self._buffer
-        while True:
-            line_end = buffer.find(b"\r\n")
-            if line_end < 0:
-                return
-            size_field = bytes(buffer[:line_end]).split(b";", 1)[0].strip()
-            if not size_field or size_field.strip(_HEX):  # int() would take "-1", "+1", "0x1", "1_0"
-                raise ValueError(f"bad chunk size {size_field[:20]!r}")
-            size = int(size_field, 16)
-            if size == 0:
-                trailers_end = buffer.find(b"\r\n\r\n", line_end)  # at line_end itself when no trailers
-                if trailers_end < 0:
-                    return
-                del buffer[:trailers_end + 4]
-                answer.body = b"".join(answer.chunks)
-                self._finish(answer)
-                return
-            start = line_end + 2
-            if len(buffer) < start + size + 2:
-                return
-            answer.chunks.append(bytes(buffer[start:start + size]))
-            del buffer[:start + size + 2]
-
-
-def _read_headers(lines: list[bytes], headers: list[tuple[bytes, bytes]],
-                  keep_alive: bool) -> tuple[int, bool, bool]:
-    """Append the head's header lines to `headers` (names lower-cased); the body's framing: content-length (-2:
-    none), chunked, and whether the connection stays open."""
-    length, chunked = -2, False
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon:
-            raise ValueError("header line without a colon")
-        name, value = name.strip().lower(), value.strip()
-        headers.append((name, value))
-        if name == b"content-length":
-            # digits only (int() would take "-1", "+1", " 1_0"); two that differ leave the body's end unknown
-            if not value.isdigit() or (length != -2 and int(value) != length):
-                raise ValueError(f"bad content-length {value[:20]!r}")
-            length = int(value)
-        elif name == b"transfer-encoding":
-            chunked = value.lower().endswith(b"chunked")
-        elif name == b"connection":
-            tokens = value.lower()
-            keep_alive = b"close" not in tokens and (keep_alive or b"keep-alive" in tokens)
-    return length, chunked, keep_alive
+class WireConnectError(WireError):
+    """The connection was refused or could not be made (DNS, TLS handshake, unreachable)."""
 
 
 def _chunk(data: bytes) -> bytes:
@@ -232,7 +46,7 @@ def _chunk(data: bytes) -> bytes:
 
 class WirePool:
     """Keep-alive connections to one base URL (http or https; `tls`: the context verifying the upstream, by default
-    the system's CAs); `fetch` sends one request and reads its answer whole."""
+    the system's CAs); `fetch` sends a request and reads its answer whole, `stream` hands it over as it arrives."""
 
     def __init__(self, base_url: str, tls: ssl.SSLContext | None = None) -> None:
         parts = urlsplit(base_url)
@@ -245,23 +59,23 @@ class WirePool:
         default_port = self.port == (443 if self._ssl else 80)
         host = f"[{self.host}]" if ":" in self.host else self.host
         self._host_header = (host if default_port else f"{host}:{self.port}").encode("ascii")
-        self._idle: collections.deque[_Connection] = collections.deque()
+        self._idle: collections.deque[Connection] = collections.deque()
         """idle connections, the most recently used last"""
 
-    async def _connect(self, connect_s: float) -> _Connection:
+    async def _connect(self, connect_s: float) -> Connection:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(connect_s):
                 _, connection = await loop.create_connection(
-                    _Connection, self.host, self.port, ssl=self._ssl,
+                    Connection, self.host, self.port, ssl=self._ssl,
                     server_hostname=self.host if self._ssl else None)
         except TimeoutError as exc:
             raise WireConnectTimeout(f"timed out connecting to {self.host}:{self.port}") from exc
         except (OSError, ssl.SSLError) as exc:
-            raise WireError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+            raise WireConnectError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
         return connection
 
-    def _reuse(self) -> _Connection | None:
+    def _reuse(self) -> Connection | None:
         idle, now = self._idle, time.monotonic()
         while idle:
             connection = idle.pop()
@@ -293,17 +107,17 @@ class WirePool:
             head += b"\r\ncontent-length: %d" % length
         return head + b"\r\n\r\n"
 
-    async def fetch(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes | AsyncIterable[bytes],
-                    connect_s: float) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        """Send the request and read its answer whole: status, headers (names lower-cased), body. Cancelled or
-        failed, the connection is aborted (the upstream sees it closed at once)."""
+    async def _send(self, method: str, path: str, headers: list[tuple[str, str]],
+                    body: bytes | AsyncIterable[bytes], connect_s: float, stream: bool) -> tuple[Connection, Answer]:
+        """Write the request on a pooled or new connection; the answer it will be read into. Cancelled or failed,
+        the connection is aborted."""
         streamed = not isinstance(body, bytes)
         head = self._request_head(method, path, headers, -1 if streamed else len(body))  # type: ignore[arg-type]
         connection = self._reuse() or await self._connect(connect_s)
         transport = connection.transport
         assert transport is not None
+        answer = connection.expect(method == "HEAD", stream)
         try:
-            answer = connection.expect(head_only=method == "HEAD")
             if streamed:
                 transport.write(head)
                 async for data in body:  # type: ignore[union-attr]
@@ -313,17 +127,54 @@ class WirePool:
                 transport.write(b"0\r\n\r\n")
             else:
                 transport.write(head + body)  # type: ignore[operator]
-            done = await answer
         except BaseException:
             transport.abort()
             raise
-        if done.keep_alive and not connection.closed and not connection.leftover():
+        return connection, answer
+
+    async def fetch(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes | AsyncIterable[bytes],
+                    connect_s: float) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Send the request and read its answer whole: status, headers (names lower-cased), body. Cancelled or
+        failed, the connection is aborted (the upstream sees it closed at once)."""
+        connection, answer = await self._send(method, path, headers, body, connect_s, False)
+        try:
+            await answer.progress()
+        except BaseException:
+            self._abort(connection)
+            raise
+        self._settle(connection, answer)
+        return answer.status, answer.headers, answer.take()
+
+    async def stream(self, method: str, path: str, headers: list[tuple[str, str]],
+                     body: bytes | AsyncIterable[bytes], connect_s: float) -> WireStream:
+        """Send the request and wait for its answer's head: the answer, its body to be read as it arrives.
+        Cancelled or failed, the connection is aborted."""
+        connection, answer = await self._send(method, path, headers, body, connect_s, True)
+        try:
+            while answer.head:
+                await answer.progress()
+        except BaseException:
+            self._abort(connection)
+            raise
+        return WireStream(self, connection, answer)
+
+    def _settle(self, connection: Connection, answer: Answer) -> None:
+        """The answer was read to its end: keep its connection if the upstream does and nothing came after it."""
+        if answer.keep_alive and not connection.closed and not connection.leftover():
+            connection.resume()
             self._release(connection)
         else:
-            transport.close()
-        return done.status, done.headers, done.body
+            connection.closed = True
+            assert connection.transport is not None
+            connection.transport.close()
 
-    def _release(self, connection: _Connection) -> None:
+    @staticmethod
+    def _abort(connection: Connection) -> None:
+        connection.closed = True
+        assert connection.transport is not None
+        connection.transport.abort()
+
+    def _release(self, connection: Connection) -> None:
         """Keep `connection` for the next request; close the oldest idle one if it has waited past IDLE_S."""
         idle = self._idle
         connection.idle_since = now = time.monotonic()
@@ -340,3 +191,60 @@ class WirePool:
             if connection.transport is not None:
                 connection.transport.close()
         self._idle.clear()
+
+
+class WireStream:
+    """An answer whose head is in (`status`, `headers`, names lower-cased) and whose body is handed over as it
+    arrives (de-chunked). Leave it with `close()` or as an async context manager: a connection whose answer was
+    read to its end goes back to the pool, any other is aborted (the upstream sees the request abandoned)."""
+
+    __slots__ = ("_answer", "_connection", "_pool", "headers", "status")
+
+    def __init__(self, pool: WirePool, connection: Connection, answer: Answer) -> None:
+        self._pool = pool
+        self._connection: Connection | None = connection
+        self._answer = answer
+        self.status = answer.status
+        self.headers = answer.headers
+
+    async def __aenter__(self) -> WireStream:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        self.close()
+
+    def ended(self) -> bool:
+        """The end of the body has come and every byte before it has been taken: `next_chunk()` returns b""."""
+        answer = self._answer
+        return answer.done and not answer.chunks
+
+    async def next_chunk(self) -> bytes:
+        """Everything that has arrived since the last call, waiting for at least one byte; b"" at the end."""
+        answer = self._answer
+        while not answer.chunks:
+            if answer.done:
+                return b""
+            await answer.progress()
+        data = answer.take()
+        connection = self._connection
+        if connection is not None and connection.reading_paused:
+            connection.resume()
+        return data
+
+    async def read(self) -> bytes:
+        """The rest of the body, whole."""
+        parts = []
+        while chunk := await self.next_chunk():
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        """Done with the answer: its connection back to the pool if the body was read to its end, else aborted."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        if self._answer.done:
+            self._pool._settle(connection, self._answer)
+        elif not connection.closed:
+            WirePool._abort(connection)

@@ -19,7 +19,6 @@ from llmgate.proxy.client import (
     UpstreamClient,
     is_connect_timeout,
     is_timeout,
-    warm_streaming,
 )
 from llmgate.proxy.forward import upstream_error
 from tests.upstream_double import free_port
@@ -215,7 +214,6 @@ def test_a_slow_answer_after_quick_ones_on_the_same_path_is_closed_at_once_when_
     httpx.post(f"{upstream}/_reset")
 
     async def use(client: UpstreamClient) -> float:
-        await warm_streaming()  # as at start-up: the first answers are quick, not slowed by an import
         for _ in range(5):
             await client.fetch("POST", "/chat/completions", JSON, CHAT)
         task = asyncio.ensure_future(client.fetch("POST", "/chat/completions", [*JSON, ("x-mock-delay-ms", "5000")],

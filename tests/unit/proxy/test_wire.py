@@ -12,7 +12,8 @@ from typing import TypeVar
 
 import pytest
 
-from llmgate.proxy.wire import WireError, WirePool
+from llmgate.proxy.wire import WireConnectError, WireError, WirePool, WireStream
+from llmgate.proxy.wire_answer import READ_LIMIT
 
 T = TypeVar("T")
 Answer = Callable[[bytes, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -288,3 +289,215 @@ def test_bytes_past_the_answers_end_make_its_connection_unfit_for_the_next() -> 
     first, second, connections = run(answer, use)
     assert first == second == (200, [(b"content-length", b"2")], b"ok")
     assert connections == 2
+
+
+# Streamed answers: the body handed over as it arrives.
+
+def paced(go: asyncio.Queue[None], *parts: bytes) -> Answer:
+    """Write each part once the test says so (`go`): the first at once."""
+    async def answer(_: bytes, __: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for i, part in enumerate(parts):
+            if i:
+                await go.get()
+            writer.write(part)
+            await writer.drain()
+
+    return answer
+
+
+async def stream(pool: WirePool) -> WireStream:
+    return await pool.stream("POST", "/chat/completions", HEADERS, b"{}", 5.0)
+
+
+async def read_paced(pool: WirePool, go: asyncio.Queue[None], steps: int) -> list[object]:
+    """Each piece as next_chunk() hands it over (the next written only after), then whether the body ended."""
+    got: list[object] = []
+    async with await stream(pool) as reply:
+        got.append(reply.status)
+        for step in range(steps):
+            got.append((await reply.next_chunk(), reply.ended()))
+            if step < steps - 1:
+                go.put_nowait(None)
+        got.append(await reply.next_chunk())
+    return got
+
+
+def test_a_chunked_stream_is_handed_over_as_it_arrives_a_chunk_split_across_reads_too() -> None:
+    go: asyncio.Queue[None] = asyncio.Queue()
+    answer = paced(go, b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel", b"lo\r\n6\r",
+                   b"\n world\r\n0\r\n", b"\r\n")
+
+    async def use(pool: WirePool, upstream: Upstream) -> list[object]:
+        got = await read_paced(pool, go, 4)
+        got.append(await read_paced(pool, go, 4))
+        return [*got, upstream.connections]
+
+    first = [200, (b"hel", False), (b"lo", False), (b" world", False), (b"", True), b""]
+    assert run(answer, use) == [*first, first, 1]  # read to its end: the connection is reused
+
+
+def test_a_content_length_stream_in_pieces_ends_with_its_last_byte() -> None:
+    go: asyncio.Queue[None] = asyncio.Queue()
+    answer = paced(go, b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello", b"world")
+
+    async def use(pool: WirePool, upstream: Upstream) -> list[object]:
+        return [*await read_paced(pool, go, 2), upstream.connections]
+
+    assert run(answer, use) == [200, (b"hello", False), (b"world", True), b"", 1]
+
+
+def test_a_stream_until_the_connection_closes_ends_there_and_is_not_reused() -> None:
+    go: asyncio.Queue[None] = asyncio.Queue()
+    parts = (b"HTTP/1.1 200 OK\r\n\r\nabc", b"def")
+
+    async def answer(request: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await paced(go, *parts)(request, reader, writer)
+        await go.get()
+        writer.close()
+
+    async def use(pool: WirePool, upstream: Upstream) -> list[object]:
+        got = await read_paced(pool, go, 3)
+        got.append(await read_paced(pool, go, 3))
+        return [*got, upstream.connections]
+
+    first = [200, (b"abc", False), (b"def", False), (b"", True), b""]
+    assert run(answer, use) == [*first, first, 2]
+
+
+def test_next_chunk_returns_everything_that_has_arrived_at_once() -> None:
+    answer = writes(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n", b"3\r\nab", b"c\r\n", b"2\r\nde\r\n",
+                    b"1\r\nf\r\n0\r\n\r\n")
+
+    async def use(pool: WirePool, _: Upstream) -> list[object]:
+        async with await stream(pool) as reply:
+            await asyncio.sleep(0.2)  # every part has come
+            return [await reply.next_chunk(), reply.ended(), await reply.next_chunk()]
+
+    assert run(answer, use) == [b"abcdef", True, b""]
+
+
+def test_a_stream_not_taken_pauses_reading_until_it_is() -> None:
+    size = 32 * 1024 * 1024  # far past what the sockets' buffers hold
+    sent = asyncio.Event()
+
+    async def answer(_: bytes, __: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % size)
+        writer.write(b"x" * size)
+        await writer.drain()
+        sent.set()
+
+    async def use(pool: WirePool, _: Upstream) -> list[object]:
+        async with await stream(pool) as reply:
+            await asyncio.sleep(0.5)
+            connection, held = reply._connection, reply._answer.unread
+            paused = connection is not None and connection.reading_paused
+            unsent = not sent.is_set()  # the rest waits in the sockets' buffers and the upstream's
+            total = 0
+            while chunk := await reply.next_chunk():
+                total += len(chunk)
+            return [paused, held <= READ_LIMIT + 256 * 1024, unsent, total, reply.ended(), connection.reading_paused]
+
+    assert run(answer, use) == [True, True, True, size, True, False]
+
+
+def test_a_stream_left_mid_body_or_cancelled_aborts_its_connection() -> None:
+    async def answer(_: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        await writer.drain()
+        await reader.read()  # until the client closes
+        raise ConnectionResetError
+
+    async def left(pool: WirePool, upstream: Upstream) -> list[object]:
+        with pytest.raises(RuntimeError):
+            async with await stream(pool) as reply:
+                await reply.next_chunk()
+                raise RuntimeError("the client left")
+        await asyncio.wait_for(upstream.closed.wait(), 1)
+        return [upstream.closed.is_set(), reply._connection]
+
+    async def cancelled(pool: WirePool, upstream: Upstream) -> bool:
+        async def read_on() -> None:
+            async with await stream(pool) as reply:
+                while await reply.next_chunk():
+                    pass
+
+        task = asyncio.ensure_future(read_on())
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.wait_for(upstream.closed.wait(), 1)
+        return upstream.closed.is_set()
+
+    assert run(answer, left) == [True, None]
+    assert run(answer, cancelled)
+
+
+def test_a_stream_cancelled_before_its_head_aborts_its_connection() -> None:
+    async def never(_: bytes, reader: asyncio.StreamReader, __: asyncio.StreamWriter) -> None:
+        await reader.read()
+        raise ConnectionResetError
+
+    async def use(pool: WirePool, upstream: Upstream) -> bool:
+        task = asyncio.ensure_future(stream(pool))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.wait_for(upstream.closed.wait(), 1)
+        return upstream.closed.is_set()
+
+    assert run(never, use)
+
+
+@pytest.mark.parametrize("body", [
+    b"5\r\nhelloXX\r\n0\r\n\r\n",  # more data than the chunk's size
+    b"5\r\nhello\r\nzz\r\n",  # a size that is not hex
+    b"5\r\nhello\r\n3\r\nab",  # closed mid-chunk
+])
+def test_a_malformed_or_truncated_stream_hands_over_what_came_then_fails(body: bytes) -> None:
+    async def answer(_: bytes, __: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(body)
+        await writer.drain()
+        writer.close()
+
+    async def use(pool: WirePool, _: Upstream) -> bytes:
+        got = b""
+        async with await stream(pool) as reply:
+            with pytest.raises(WireError):
+                while chunk := await asyncio.wait_for(reply.next_chunk(), 2):
+                    got += chunk
+            assert not reply.ended()
+        return got
+
+    assert run(answer, use).startswith(b"hello")
+
+
+def test_a_stream_read_whole() -> None:
+    answer = writes(b"HTTP/1.1 429 Too Many\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel", b"lo\r\n0\r\n\r\n")
+
+    async def use(pool: WirePool, upstream: Upstream) -> list[object]:
+        async with await stream(pool) as reply:
+            got = [reply.status, reply.headers, await reply.read(), reply.ended()]
+        return [*got, await fetch(pool), upstream.connections]
+
+    assert run(answer, use) == [429, [(b"transfer-encoding", b"chunked")], b"hello", True,
+                                (429, [(b"transfer-encoding", b"chunked")], b"hello"), 1]
+
+
+def test_nothing_listening_is_a_connect_error() -> None:
+    async def main() -> None:
+        server = await asyncio.start_server(lambda _, __: None, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        server.close()
+        await server.wait_closed()
+        pool = WirePool(f"http://127.0.0.1:{port}")
+        with pytest.raises(WireConnectError, match="cannot connect"):
+            await stream(pool)
+        with pytest.raises(WireConnectError):
+            await fetch(pool)
+
+    asyncio.run(main())
