@@ -18,7 +18,7 @@ import ssl
 import time
 from collections.abc import AsyncIterable
 from types import TracebackType
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from llmgate.proxy.wire_answer import Answer, Connection, WireError
 
@@ -26,10 +26,16 @@ __all__ = ["WireConnectError", "WireConnectTimeout", "WireError", "WirePool", "W
 
 IDLE_S = 15.0
 """An idle connection older than this is closed rather than reused (aiohttp's keep-alive default): upstreams
-close theirs after a while, and a request written on a connection being closed fails."""
+close theirs after a while, and a request written on a connection being closed fails. One whose upstream says it
+keeps it idle for less (`keep-alive: timeout=N`, Node's 5 s) is closed a second before that."""
 _FRAMING = frozenset(("content-length", "transfer-encoding"))
 _BODILESS = frozenset(("GET", "HEAD"))
 """Methods whose empty request says no content-length (RFC 9110 §8.6: a request without content should not)."""
+
+_TARGET_SAFE = "/?%:@!$&'()*+,;=-._~"
+"""What a request target may hold besides letters and digits (RFC 3986's pchar, `/`, `?`, and `%` of escapes
+already made); anything else (a space, a line break, non-ASCII) is percent-encoded, as general clients do."""
+_TARGET_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789" + _TARGET_SAFE)
 
 
 class WireConnectTimeout(WireError, TimeoutError):
@@ -81,14 +87,17 @@ class WirePool:
             connection = idle.pop()
             if connection.closed:
                 continue
-            if now - connection.idle_since < IDLE_S:
+            if now - connection.idle_since < connection.idle_for:
                 return connection
             assert connection.transport is not None
             connection.transport.close()
         return None
 
     def _request_head(self, method: str, path: str, headers: list[tuple[str, str]], length: int) -> bytes:
-        lines = [f"{method} {self.prefix}{path} HTTP/1.1"]
+        target = self.prefix + path
+        if not _TARGET_CHARS.issuperset(target):  # a decoded path, a model name from a body: never raw on the wire
+            target = quote(target, safe=_TARGET_SAFE)
+        lines = [f"{method} {target} HTTP/1.1"]
         has_host = False
         for name, value in headers:
             if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
@@ -162,7 +171,7 @@ class WirePool:
         """The answer was read to its end: keep its connection if the upstream does and nothing came after it."""
         if answer.keep_alive and not connection.closed and not connection.leftover():
             connection.resume()
-            self._release(connection)
+            self._release(connection, IDLE_S if answer.keep_alive_s is None else min(IDLE_S, answer.keep_alive_s - 1))
         else:
             connection.closed = True
             assert connection.transport is not None
@@ -174,13 +183,15 @@ class WirePool:
         assert connection.transport is not None
         connection.transport.abort()
 
-    def _release(self, connection: Connection) -> None:
-        """Keep `connection` for the next request; close the oldest idle one if it has waited past IDLE_S."""
+    def _release(self, connection: Connection, idle_for: float) -> None:
+        """Keep `connection` for the next request, for `idle_for` at most; close the oldest idle one if it has
+        waited past its own."""
         idle = self._idle
         connection.idle_since = now = time.monotonic()
+        connection.idle_for = idle_for
         idle.append(connection)
         oldest = idle[0]
-        if oldest.closed or now - oldest.idle_since >= IDLE_S:
+        if oldest.closed or now - oldest.idle_since >= oldest.idle_for:
             idle.popleft()
             if oldest.transport is not None:
                 oldest.transport.close()

@@ -28,8 +28,8 @@ class Answer:
     """The response being read; `chunks` holds its body's bytes not yet taken (a streamed answer's reader takes
     them as they come; a whole answer's are joined at its end)."""
 
-    __slots__ = ("chunk_left", "chunks", "done", "error", "head", "headers", "keep_alive", "length", "status",
-                 "stream", "unread", "waiter")
+    __slots__ = ("chunk_left", "chunks", "done", "error", "head", "headers", "keep_alive", "keep_alive_s", "length",
+                 "status", "stream", "unread", "waiter")
 
     def __init__(self, stream: bool) -> None:
         self.stream = stream
@@ -42,6 +42,8 @@ class Answer:
         self.chunks: list[bytes] = []
         self.unread = 0
         self.keep_alive = True
+        self.keep_alive_s: float | None = None
+        """How long the upstream keeps the connection open while idle, when it says (`keep-alive: timeout=N`)."""
         self.done = False
         self.error: WireError | None = None
         self.waiter: asyncio.Future[None] | None = None
@@ -73,12 +75,15 @@ class Answer:
 class Connection(asyncio.Protocol):
     """One upstream connection; reads at most one answer at a time."""
 
-    __slots__ = ("_answer", "_buffer", "_head_only", "_paused", "closed", "idle_since", "reading_paused", "transport")
+    __slots__ = ("_answer", "_buffer", "_head_only", "_paused", "closed", "idle_for", "idle_since", "reading_paused",
+                 "transport")
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
+        self.idle_for = 0.0
+        """How long it may wait idle in the pool before it is closed rather than reused."""
         self.reading_paused = False
         self._buffer = bytearray()
         self._answer: Answer | None = None
@@ -212,7 +217,7 @@ class Connection(asyncio.Protocol):
             if status >= 200 or status == 101:
                 break
         answer.status, answer.head = status, False
-        length, chunked, keep_alive = _read_headers(lines, answer.headers, version == b"HTTP/1.1")
+        length, chunked, keep_alive = _read_headers(lines, answer, version == b"HTTP/1.1")
         if self._head_only or status in NO_BODY:
             length = 0
         elif chunked:
@@ -268,11 +273,11 @@ class Connection(asyncio.Protocol):
         return False
 
 
-def _read_headers(lines: list[bytes], headers: list[tuple[bytes, bytes]],
-                  keep_alive: bool) -> tuple[int, bool, bool]:
-    """Append the head's header lines to `headers` (names lower-cased); the body's framing: content-length (-2:
-    none), chunked, and whether the connection stays open."""
-    length, chunked = -2, False
+def _read_headers(lines: list[bytes], answer: Answer, keep_alive: bool) -> tuple[int, bool, bool]:
+    """Append the head's header lines to the answer's headers (names lower-cased), note how long the upstream keeps
+    the connection idle; the body's framing: content-length (-2: none), chunked, and whether the connection stays
+    open."""
+    length, chunked, headers = -2, False, answer.headers
     for line in lines[1:]:
         name, colon, value = line.partition(b":")
         if not colon:
@@ -289,4 +294,9 @@ def _read_headers(lines: list[bytes], headers: list[tuple[bytes, bytes]],
         elif name == b"connection":
             tokens = value.lower()
             keep_alive = b"close" not in tokens and (keep_alive or b"keep-alive" in tokens)
+        elif name == b"keep-alive":  # e.g. "timeout=5, max=1000" (Node, Apache)
+            for param in value.split(b","):
+                key, _, seconds = param.strip().partition(b"=")
+                if key.lower() == b"timeout" and seconds.isdigit():
+                    answer.keep_alive_s = float(seconds)
     return length, chunked, keep_alive

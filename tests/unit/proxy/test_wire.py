@@ -238,6 +238,23 @@ def test_a_line_break_in_a_header_is_refused_before_anything_is_sent() -> None:
     assert run(writes(b""), use) == 0
 
 
+def test_a_path_is_sent_percent_encoded_never_with_raw_line_breaks_spaces_or_non_ascii() -> None:
+    # A decoded /v1 path or a model name from a body ends up in the path (e.g. Gemini's /models/{model}:...).
+    ok = writes(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+
+    async def use(pool: WirePool, upstream: Upstream) -> list[bytes]:
+        await pool.fetch("POST", "/models/gemini-x\r\nx-injected: 1 \u00e9:generateContent?alt=sse", HEADERS,
+                         b"{}", 5.0)
+        await pool.fetch("GET", "/models/a:b@c?x=1&y=%2F", HEADERS, b"", 5.0)
+        return upstream.requests
+
+    first, second = run(ok, use)
+    assert first.split(b"\r\n")[0] == (b"POST /v1/models/gemini-x%0D%0Ax-injected:%201%20%C3%A9:generateContent"
+                                          b"?alt=sse HTTP/1.1")
+    assert b"\r\nx-injected" not in first
+    assert second.split(b"\r\n")[0] == b"GET /v1/models/a:b@c?x=1&y=%2F HTTP/1.1"  # nothing to encode: as given
+
+
 def test_an_idle_connection_the_upstream_closed_is_not_reused() -> None:
     async def answer(_: bytes, __: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
@@ -278,6 +295,23 @@ def test_an_idle_connection_past_idle_s_is_closed_not_reused(monkeypatch: pytest
         return [upstream.connections, upstream.closed.is_set()]
 
     assert run(answer, use) == [2, True]
+
+
+@pytest.mark.parametrize(("keep_alive", "connections"), [
+    (b"keep-alive: timeout=1", 2),  # kept idle a second: closed rather than reused a second before
+    (b"Keep-Alive: max=100, timeout=5", 1),
+    (b"keep-alive: timeout=soon", 1),  # not a number of seconds: IDLE_S
+])
+def test_an_upstream_keep_alive_timeout_bounds_how_long_a_connection_waits_idle(keep_alive: bytes,
+                                                                               connections: int) -> None:
+    answer = writes(b"HTTP/1.1 200 OK\r\n" + keep_alive + b"\r\ncontent-length: 2\r\n\r\nok")
+
+    async def use(pool: WirePool, upstream: Upstream) -> int:
+        await fetch(pool)
+        await fetch(pool)
+        return upstream.connections
+
+    assert run(answer, use) == connections
 
 
 def test_bytes_past_the_answers_end_make_its_connection_unfit_for_the_next() -> None:
