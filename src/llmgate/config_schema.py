@@ -239,7 +239,7 @@ class ServerConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     (`LLMGATE_USAGE_LOG=0`, a pure pass-through edge), streams stay on the zero-parse path."""
     usage_queue_size: Count = 10_000
     """Usage events held in memory waiting for the sinks; past it, events spill to `usage_spill_path`."""
-    usage_batch_size: Count = 500
+    usage_batch_size: Count = 100
     """Usage events written to the sinks in one batch at most; smaller batches hold a one-core gateway's CPU for
     less at a time (lower p99) at the cost of more transactions (benchmarks/README.md)."""
     usage_spill_path: str = ""

@@ -61,7 +61,7 @@ class EventBus:
     """Bounded queue + one background writer fanning batches out to the sinks (see the module docstring)."""
 
     def __init__(self, sinks: Sequence[Sink], build: BuildEvent, *, observe: Observe | None = None,
-                 prepare: Prepare | None = None, max_queue: int = 10_000, batch_size: int = 500,
+                 prepare: Prepare | None = None, max_queue: int = 10_000, batch_size: int = 100,
                  flush_s: float = 1.0, spill_path: str | None = None) -> None:
         self.sinks = list(sinks)
         self._build = build
