@@ -141,15 +141,20 @@ def record(result: StreamLoad, stream: _Stream, end: float, *, opening: bool) ->
     result.lags_s.extend(t - first - i * stream.delay_s for i, t in enumerate(stream.arrivals[1:-1], 1))
 
 
-async def _one(host: str, port: int, request: bytes, delay_s: float, result: StreamLoad) -> None:
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-    protocol = _Stream(request, done, delay_s=delay_s)
+async def _connected(host: str, port: int, protocol: _Stream, result: StreamLoad) -> bool:
+    """Connect `protocol` and wait until its connection ends; False (an error counted) when it could not connect."""
     try:
-        await loop.create_connection(lambda: protocol, host, port)
-        await done
+        await asyncio.get_running_loop().create_connection(lambda: protocol, host, port)
+        await protocol.done
     except OSError:
         result.errors += 1
+        return False
+    return True
+
+
+async def _one(host: str, port: int, request: bytes, delay_s: float, result: StreamLoad) -> None:
+    protocol = _Stream(request, asyncio.get_running_loop().create_future(), delay_s=delay_s)
+    if not await _connected(host, port, protocol, result):
         return
     if not (protocol.status_ok and protocol.finished and protocol.arrivals):
         result.errors += 1
@@ -159,17 +164,10 @@ async def _one(host: str, port: int, request: bytes, delay_s: float, result: Str
 
 async def _held(host: str, port: int, request: bytes, delay_s: float, until: float, result: StreamLoad,
                 opens_at: float) -> None:
-    loop = asyncio.get_running_loop()
     await asyncio.sleep(opens_at - time.monotonic())
-    done: asyncio.Future[None] = loop.create_future()
-    protocol = _Stream(request, done, until=until, result=result, delay_s=delay_s)
-    try:
-        await loop.create_connection(lambda: protocol, host, port)
-        await done
-    except OSError:
-        result.errors += 1
-        return
-    if protocol.waiting:
+    protocol = _Stream(request, asyncio.get_running_loop().create_future(), until=until, result=result,
+                       delay_s=delay_s)
+    if await _connected(host, port, protocol, result) and protocol.waiting:
         result.errors += 1  # closed by the other side before its response was complete
 
 
