@@ -11,9 +11,16 @@ import time
 
 import pytest
 
-from tests.servers import MASTER_KEY, gateway_env, start_gateway
+from tests.servers import MASTER_KEY, Gateway, gateway_env, start_gateway
 
 HEADERS = {"authorization": f"Bearer {MASTER_KEY}", "content-type": "application/json"}
+
+
+def sigterm_while_answering(gw: Gateway, busy: http.client.HTTPConnection) -> None:
+    """Send a request the upstream answers after 1.5 s on `busy`, then SIGTERM the gateway while it waits."""
+    busy.request("POST", "/v1/chat/completions", body=b'{"model":"m"}', headers={**HEADERS, "x-mock-delay-ms": "1500"})
+    time.sleep(0.3)
+    gw.proc.send_signal(signal.SIGTERM)
 
 
 def test_responses_during_the_drain_close_their_connection(upstream: str) -> None:
@@ -25,10 +32,7 @@ def test_responses_during_the_drain_close_their_connection(upstream: str) -> Non
         before = idle.getresponse()
         before.read()
         assert before.status == 200 and before.getheader("connection") is None  # kept alive before the drain
-        busy.request("POST", "/v1/chat/completions", body=b'{"model":"m"}',
-                     headers={**HEADERS, "x-mock-delay-ms": "1500"})
-        time.sleep(0.3)
-        gw.proc.send_signal(signal.SIGTERM)
+        sigterm_while_answering(gw, busy)
         answer = busy.getresponse()
         assert answer.status == 200 and answer.read().startswith(b"{")
         assert answer.getheader("connection") == "close"
@@ -48,10 +52,7 @@ def test_a_connection_opened_during_the_drain_is_refused_at_once_not_held_until_
     with start_gateway(gateway_env(upstream), "--workers", workers, timeout_s=30) as gw:
         host, port = gw.url.removeprefix("http://").split(":")
         busy = http.client.HTTPConnection(host, int(port), timeout=10)
-        busy.request("POST", "/v1/chat/completions", body=b'{"model":"m"}',
-                     headers={**HEADERS, "x-mock-delay-ms": "1500"})
-        time.sleep(0.3)
-        gw.proc.send_signal(signal.SIGTERM)
+        sigterm_while_answering(gw, busy)
         time.sleep(0.3)
         started = time.monotonic()
         try:
@@ -76,10 +77,7 @@ def test_with_several_workers_responses_during_the_drain_close_their_connection(
     with start_gateway(gateway_env(upstream), "--workers", "2", timeout_s=30) as gw:
         host, port = gw.url.removeprefix("http://").split(":")
         busy = http.client.HTTPConnection(host, int(port), timeout=10)
-        busy.request("POST", "/v1/chat/completions", body=b'{"model":"m"}',
-                     headers={**HEADERS, "x-mock-delay-ms": "1500"})
-        time.sleep(0.3)
-        gw.proc.send_signal(signal.SIGTERM)
+        sigterm_while_answering(gw, busy)
         answer = busy.getresponse()
         assert answer.status == 200 and answer.read().startswith(b"{")
         assert answer.getheader("connection") == "close"
