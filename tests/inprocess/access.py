@@ -18,6 +18,14 @@ def manage(gw: Gateway, method: str, path: str, **kw: Any) -> Response:
     return gw.request(method, f"/manage{path}", headers=MANAGE, auth=False, **kw)
 
 
+def project(gw: Gateway, **limits: Any) -> dict[str, Any]:
+    """A new project (a unique name) with these limits, through the management API."""
+    response = manage(gw, "POST", "/projects", json={"name": f"p-{time.monotonic_ns()}", **limits})
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
 def new_token(gw: Gateway, project: dict[str, Any] | None = None, **limits: Any) -> dict[str, Any]:
     """A token (in a new project unless given one) with these limits; its secret is in `["secret"]`."""
     if project is None:

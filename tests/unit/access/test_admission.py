@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.inprocess.access import TOKENS_ENV, chat, manage, new_token
+from tests.inprocess.access import TOKENS_ENV, chat, manage, new_token, project
 from tests.inprocess.gateway import FakeClock, Gateway
 from tests.inprocess.upstream import DOUBLE_URL, double
 
@@ -22,13 +22,6 @@ def gw() -> Iterator[Gateway]:
     with Gateway(upstream=double(), env={**TOKENS_ENV, "OPENAI_BASE_URL": f"{DOUBLE_URL}/v1"}) as gateway:
         gateway.services.tokens.clock = gateway.wall = FakeClock(time.time())  # type: ignore[attr-defined]
         yield gateway
-
-
-def project(gw: Gateway, **limits: Any) -> dict[str, Any]:
-    response = manage(gw, "POST", "/projects", json={"name": f"p-{time.monotonic_ns()}", **limits})
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def statuses(gw: Gateway, secrets: list[str], n: int, **kw: Any) -> list[int]:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from llmgate.access.token_entry import TokenEntry
-from tests.inprocess.access import TOKENS_ENV, chat, manage, new_token
+from tests.inprocess.access import TOKENS_ENV, chat, manage, new_token, project
 from tests.inprocess.gateway import FakeClock, Gateway, Response
 from tests.inprocess.upstream import DOUBLE_URL, double
 from tests.jwks import Issuer
@@ -38,13 +38,6 @@ def gw(issuer: Issuer) -> Iterator[Gateway]:
     with start(issuer) as gateway:
         gateway.services.tokens.clock = gateway.wall = FakeClock(time.time())  # type: ignore[attr-defined]
         yield gateway
-
-
-def project(gw: Gateway, **limits: Any) -> dict[str, Any]:
-    response = manage(gw, "POST", "/projects", json={"name": f"p-{time.monotonic_ns()}", **limits})
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def statuses(gw: Gateway, callers: list[str], n: int) -> list[int]:
