@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import signal
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -36,6 +35,7 @@ from llmgate.config import Settings, load_settings
 from llmgate.drain import closing_connections, on_drain
 from llmgate.errors import GatewayError
 from llmgate.log import known_secrets, setup_logging
+from llmgate.memory import trim_when_quiet, tune_gc
 from llmgate.pipeline.v1 import serve_v1
 from llmgate.routes.front import v1_first, v1_handler
 from llmgate.routes.health import HealthController
@@ -56,16 +56,9 @@ def create_app(settings: Settings | None = None, *, middleware: Sequence[Middlew
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await state.open()
-        # Everything alive now lives as long as the process: move it out of the cyclic GC's reach, so a full
-        # collection scans only what requests allocate: a full pass over every start-up object showed up in
-        # the p99 latency under load.
-        gc.collect()
-        gc.freeze()
-        # A request leaves no cyclic garbage (benchmarks/bench_request.py checks it), so a young-generation
-        # collection every 700 allocations only rescans live request objects; every 10,000 gains throughput,
-        # streams most, with the same p99 (benchmarks/README.md).
-        gc.set_threshold(10_000, *gc.get_threshold()[1:])
+        tune_gc()
         loop = asyncio.get_running_loop()
+        trimming = loop.create_task(trim_when_quiet())  # every worker collects and trims once load stops
         reloads: set[asyncio.Task[bool]] = set()
 
         def on_sighup() -> None:  # reload the config; in-flight requests keep the old one
@@ -79,6 +72,7 @@ def create_app(settings: Settings | None = None, *, middleware: Sequence[Middlew
         try:
             yield
         finally:
+            trimming.cancel()
             forget()
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGHUP)

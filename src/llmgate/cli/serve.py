@@ -132,7 +132,6 @@ def _run_embedded(settings: Settings) -> None:
     from granian.server.embed import Server as EmbeddedServer
 
     from llmgate.app import create_app
-    from llmgate.cli.heap import trim_when_quiet
     from llmgate.drain import start_draining
 
     async def serve() -> None:
@@ -150,11 +149,7 @@ def _run_embedded(settings: Settings) -> None:
 
         for signum in (signal.SIGINT, signal.SIGTERM):  # the embedded server installs no handlers of its own
             loop.add_signal_handler(signum, stop)
-        trimming = loop.create_task(trim_when_quiet())  # memory a burst of streams used goes back to the OS
-        try:
-            await server.serve()
-        finally:
-            trimming.cancel()
+        await server.serve()
 
     uvloop.run(serve())
 

@@ -1,4 +1,11 @@
-"""Hand the C heap's free pages back to the OS once the gateway falls quiet after a burst.
+"""The process's memory: when the cyclic GC runs, and handing the heap's free pages back after a burst.
+
+The cyclic GC (`tune_gc`). A request leaves no cyclic garbage (benchmarks/bench_request.py checks it), so a
+collection frees nothing and only rescans live objects; with thousands of streams held those are hundreds of
+thousands (a stream holds ~65 tracked objects), and collections every 700 or 10,000 net allocations stalled
+every held stream for 10-250 ms, each second (benchmarks/README.md). Young collections therefore wait for the
+tracked objects to grow by `YOUNG_GC_THRESHOLD`: growth, and cycles an odd path leaves (they count until
+collected), still bring them; and a full collection runs whenever the process falls quiet (below).
 
 glibc's malloc keeps the memory freed inside its heaps (it gives back only a free top of the heap), so what a
 burst of streams used stays resident after they close. `malloc_trim(0)` returns every free page, in a few
@@ -9,7 +16,7 @@ pool). Under steady load, or on a server idle since its last trim, nothing runs.
 
 Python's own small-object allocator (pymalloc) frees a 1 MiB arena only when all of it is free, which a few
 long-lived objects prevent: `PYTHONMALLOC=malloc` puts Python's objects on glibc's heap too, where the trim returns
-them (docs/operations.md, "Memory", says what it costs). Without glibc (musl) there is nothing to do.
+them (docs/operations.md, "Memory", says what it costs). Without glibc (musl) the quiet windows still collect.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ import gc
 import os
 from collections.abc import Callable
 
+YOUNG_GC_THRESHOLD = 100_000
+"""Net allocations of tracked objects between young-generation collections (see the module docstring)."""
 WINDOW_S = 5.0
 """How often the process's CPU use is looked at."""
 QUIET_CPU = 0.05
@@ -78,12 +87,18 @@ class HeapTrimmer:
         return True
 
 
+def tune_gc() -> None:
+    """Once started: what is alive now lives as long as the process, so it leaves the cyclic GC's reach (a full
+    collection scans only what requests allocate), and young collections wait for `YOUNG_GC_THRESHOLD`."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
+
+
 async def trim_when_quiet(window_s: float = WINDOW_S) -> None:
-    """Run beside the server until cancelled: trim the heap at the end of each burst."""
-    trim = malloc_trim()
-    if trim is None:
-        return
-    trimmer = HeapTrimmer(trim)
+    """Run beside the server until cancelled: collect and trim the heap at the end of each burst (without
+    glibc's `malloc_trim`, only collect)."""
+    trimmer = HeapTrimmer(malloc_trim() or (lambda _pad: 0))
     while True:
         await asyncio.sleep(window_s)
         trimmer.window_ended(window_s)

@@ -1,11 +1,24 @@
-"""The heap trimmer: from the first quiet window after a busy one, until a trim gives little back; never under
-steady load nor on a server idle since its last trim."""
+"""The process's memory: the cyclic GC leaves live objects alone, and the heap trimmer runs from the first quiet
+window after a busy one, until a trim gives little back; never under steady load nor on a server idle since its
+last trim."""
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
-from llmgate.cli.heap import QUIET_CPU, WORTH_BYTES, HeapTrimmer, malloc_trim, resident_bytes
+from llmgate.memory import (
+    QUIET_CPU,
+    WORTH_BYTES,
+    YOUNG_GC_THRESHOLD,
+    HeapTrimmer,
+    malloc_trim,
+    resident_bytes,
+    tune_gc,
+)
 
 MB = 1 << 20
 
@@ -58,3 +71,35 @@ def test_glibc_trim_is_found_and_callable() -> None:
     trim = malloc_trim()
     assert trim is not None and trim(0) in (0, 1)
     assert resident_bytes() > MB
+
+
+@pytest.fixture
+def collections() -> Iterator[list[int]]:
+    """The generations the cyclic GC collects while the test runs, with `tune_gc`'s settings (undone after)."""
+    seen: list[int] = []
+
+    def started(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            seen.append(info["generation"])
+
+    threshold = gc.get_threshold()
+    tune_gc()
+    gc.callbacks.append(started)
+    try:
+        yield seen
+    finally:
+        gc.callbacks.remove(started)
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
+def test_objects_held_alive_are_not_rescanned_until_they_grow_by_the_threshold(collections: list[int]) -> None:
+    held = [[] for _ in range(YOUNG_GC_THRESHOLD // 2)]  # what thousands of held streams keep alive
+    assert collections == []
+    more: list[list[int]] = [[] for _ in range(YOUNG_GC_THRESHOLD)]  # growth (or uncollected cycles) still collects
+    assert collections[:1] == [0]
+    assert len(held) + len(more) == YOUNG_GC_THRESHOLD * 3 // 2
+
+
+def test_tune_gc_moves_what_start_up_left_out_of_reach(collections: list[int]) -> None:
+    assert gc.get_freeze_count() > 0
