@@ -32,7 +32,7 @@ from llmgate.pipeline.screen import screen, shed_after_s
 from llmgate.pipeline.settle import settle
 from llmgate.proxy.asgi import ASGIApp, ClientDisconnected, Receive, Scope, Send
 from llmgate.proxy.compress import gzip_send
-from llmgate.proxy.deadlines import BodyDeadlines
+from llmgate.proxy.deadlines import Deadlines
 from llmgate.proxy.forward import forward
 from llmgate.proxy.headers import split_request_headers
 from llmgate.usage.event import CLIENT_CLOSED, Exchange
@@ -43,7 +43,7 @@ def serve_v1(services: V1Services) -> ASGIApp:
     endpoints = build_endpoints(services.server.extra_routes)
     max_lag_s = shed_after_s(services.server)
     max_body_bytes = services.server.max_body_bytes
-    body_deadlines = BodyDeadlines(services.server.body_timeout_s)
+    body_deadlines = Deadlines(services.server.body_timeout_s)
     lag = services.lag
     tracing = services.tracing
     auth_throttle = services.auth_throttle
