@@ -27,8 +27,7 @@ async def read(request: V1Request, endpoint: Endpoint, limit: int, deadlines: De
     than `deadlines.after_s` to arrive."""
     if endpoint.body == "none":
         return
-    task = asyncio.current_task()
-    assert task is not None
+    task = request.task
     deadlines.start(task)
     try:
         await _read(request, endpoint, limit)

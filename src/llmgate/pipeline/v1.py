@@ -11,6 +11,7 @@ branch on it except `resolve`, which decides between passing through and transla
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from loguru import logger
@@ -61,7 +62,9 @@ def serve_v1(services: V1Services) -> ASGIApp:
         current_request.set(exchange)  # every line logged from here on carries the request ids
         if tracing is not None:  # continue the caller's trace or start one (observe/tracing.py)
             exchange.trace = begin_trace(inbound.forward, tracing.sampler)
-        request = V1Request(scope, receive, send, inbound, exchange, path, scope["method"])
+        task = asyncio.current_task()
+        assert task is not None
+        request = V1Request(scope, receive, send, task, inbound, exchange, path, scope["method"])
         routes = find_routes(endpoints, path)
         if routes is not None:
             request.dialect = routes.dialect
