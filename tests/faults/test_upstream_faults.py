@@ -129,6 +129,10 @@ def test_a_silent_upstream_is_a_first_byte_timeout(gw: Gateway, events: Path) ->
     streamed = chat(gw, "silent", stream=True)
     assert streamed.status_code == 504 and streamed.json()["error"]["code"] == "upstream_timeout"
     assert usage_event(events, streamed)["status"] == 504
+    anthropic = httpx.post(f"{gw.url}/v1/messages", headers={"x-api-key": MASTER_KEY}, timeout=20,
+                           json={"model": "silent", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]})
+    assert anthropic.status_code == 504 and anthropic.json()["type"] == "error"  # in the caller's dialect
+    assert anthropic.json()["error"]["message"] == "The upstream provider `silent` did not answer in time."
 
 
 def test_a_stream_silent_after_one_event_ends_at_the_idle_timeout_not_the_first_byte_one(gw: Gateway,

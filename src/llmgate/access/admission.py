@@ -170,7 +170,7 @@ async def _wait_in_line(cache: TokenCache, entry: TokenEntry, user: str | None, 
     line.append(turn)
     if len(line) == 1:
         turn.set_result(None)
-    watch = DisconnectWatch(receive)
+    watch = DisconnectWatch(receive, asyncio.current_task())
     cache.queued += 1
     try:
         return await _take_turns(cache, entry, user, subject, turn, deadline, refusal, now)

@@ -162,7 +162,7 @@ class Chained:
 
 def _call(request: V1Request, upstreams: Upstreams, translation: Translation) -> TranslatedCall:
     assert isinstance(request.body, bytes)
-    call = BedrockCall(upstreams, request.send, request.receive, request.inbound, request.body, request.exchange,
-                       request.model or "", translation)
+    call = BedrockCall(upstreams, request.send, request.receive, request.task, request.inbound, request.body,
+                       request.exchange, request.model or "", translation)
     call.error_frame = request.dialect.error_frame
     return call

@@ -34,7 +34,7 @@ async def queue_for_deployment(route: Route, clock: Callable[[], float], request
     line.append(turn)
     if len(line) == 1:
         turn.set_result(None)
-    watch = DisconnectWatch(request.receive)
+    watch = DisconnectWatch(request.receive, request.task)
     tokens.queued += 1
     try:
         await _wait_for_room(route, clock, turn, started + route.queue_ms / 1000)

@@ -122,8 +122,8 @@ def counts_tokens_here(route: Route, request: V1Request) -> bool:
 def _call(request: V1Request, upstreams: Upstreams, translation: Translation, capability: str,
           build: Callable[[str], Json], query: str = "") -> GoogleCall:
     assert isinstance(request.body, bytes)
-    call = GoogleCall(upstreams, request.send, request.receive, request.inbound, request.body, request.exchange,
-                      request.model or "", translation, capability, build, query)
+    call = GoogleCall(upstreams, request.send, request.receive, request.task, request.inbound, request.body,
+                      request.exchange, request.model or "", translation, capability, build, query)
     call.error_frame = request.dialect.error_frame
     if request.entry is not None and request.entry.upstream_keys:
         call.own_keys = request.entry.upstream_keys

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import msgspec
 
 from llmgate.errors import InvalidRequest, PayloadTooLarge, RequestTimeout
-from llmgate.proxy.asgi import Receive, incomplete_body, iter_body, read_body, too_large_message, uncancel
-from llmgate.proxy.deadlines import BodyDeadlines
+from llmgate.proxy.asgi import Receive, incomplete_body, iter_body, read_body, too_large_message
+from llmgate.proxy.deadlines import Deadlines
 from llmgate.schemas.openai import UNDECODABLE, RoutingView, decode_routing_view, undecodable
 
 if TYPE_CHECKING:
@@ -22,18 +22,18 @@ if TYPE_CHECKING:
     from llmgate.pipeline.request import V1Request
 
 
-async def read(request: V1Request, endpoint: Endpoint, limit: int, deadlines: BodyDeadlines) -> None:
+async def read(request: V1Request, endpoint: Endpoint, limit: int, deadlines: Deadlines) -> None:
     """Fill in `request.body`, `model`, `stream` (and `stream_options` for JSON views); 408 when the body takes longer
     than `deadlines.after_s` to arrive."""
     if endpoint.body == "none":
         return
-    task = deadlines.start()
+    task = request.task
+    deadlines.start(task)
     try:
         await _read(request, endpoint, limit)
     except asyncio.CancelledError:
         if not deadlines.stop(task):
             raise
-        uncancel()
         raise RequestTimeout(f"The request body did not arrive within {deadlines.after_s:g} seconds.",
                              headers={"connection": "close"}) from None
     finally:

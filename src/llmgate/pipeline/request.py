@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -48,7 +49,8 @@ class V1Services(NamedTuple):
 
 
 class V1Request(msgspec.Struct, gc=False):
-    """One `/v1` request: the ASGI triple, and what the steps learn about it, in the order they learn it.
+    """One `/v1` request: the ASGI triple and the task serving it, and what the steps learn about it, in the order
+    they learn it.
 
     A Struct, as `Exchange` is: one is made for every request, and its fields are set in C rather than by a
     Python `__init__`; gc=False, as it holds no cycle (the request points at its parts, none of them back)."""
@@ -56,6 +58,8 @@ class V1Request(msgspec.Struct, gc=False):
     scope: Scope
     receive: Receive
     send: Send
+    task: asyncio.Task[object]
+    """The task serving the request, looked up once: what a deadline or a disconnect cancels."""
     inbound: InboundHeaders
     exchange: Exchange
     """What the request leaves behind for the usage event, metrics and Server-Timing."""

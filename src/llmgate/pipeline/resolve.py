@@ -110,7 +110,7 @@ def passthrough(request: V1Request, endpoint: Endpoint | None, upstreams: Upstre
                 capability: str | None = None) -> Call:
     """A call that forwards the caller's bytes (the model renamed where a deployment needs it)."""
     kind = endpoint.body if endpoint is not None else "view"
-    call = Call(upstreams, request.send, request.receive, request.method, request.path, request.query,
+    call = Call(upstreams, request.send, request.receive, request.task, request.method, request.path, request.query,
                 request.inbound, request.body, request.exchange, request.model, request.stream,
                 endpoint.capability if endpoint is not None else capability,
                 is_json=kind == "view" or (kind == "raw" and b"json" in request.inbound.content_type))

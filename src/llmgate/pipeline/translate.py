@@ -89,8 +89,8 @@ def messages_via_openai(request: V1Request, upstreams: Upstreams) -> TranslatedC
 
 def _call(request: V1Request, upstreams: Upstreams, translation: Translation) -> TranslatedCall:
     assert isinstance(request.body, bytes)
-    call = TranslatedCall(upstreams, request.send, request.receive, request.inbound, request.body, request.exchange,
-                          str(translation.request.get("model")), translation)
+    call = TranslatedCall(upstreams, request.send, request.receive, request.task, request.inbound, request.body,
+                          request.exchange, str(translation.request.get("model")), translation)
     call.error_frame = request.dialect.error_frame
     if request.entry is not None and request.entry.upstream_keys:
         call.own_keys = request.entry.upstream_keys

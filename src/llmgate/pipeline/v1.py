@@ -11,6 +11,7 @@ branch on it except `resolve`, which decides between passing through and transla
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from loguru import logger
@@ -32,7 +33,7 @@ from llmgate.pipeline.screen import screen, shed_after_s
 from llmgate.pipeline.settle import settle
 from llmgate.proxy.asgi import ASGIApp, ClientDisconnected, Receive, Scope, Send
 from llmgate.proxy.compress import gzip_send
-from llmgate.proxy.deadlines import BodyDeadlines
+from llmgate.proxy.deadlines import Deadlines
 from llmgate.proxy.forward import forward
 from llmgate.proxy.headers import split_request_headers
 from llmgate.usage.event import CLIENT_CLOSED, Exchange
@@ -43,7 +44,7 @@ def serve_v1(services: V1Services) -> ASGIApp:
     endpoints = build_endpoints(services.server.extra_routes)
     max_lag_s = shed_after_s(services.server)
     max_body_bytes = services.server.max_body_bytes
-    body_deadlines = BodyDeadlines(services.server.body_timeout_s)
+    body_deadlines = Deadlines(services.server.body_timeout_s)
     lag = services.lag
     tracing = services.tracing
     auth_throttle = services.auth_throttle
@@ -61,7 +62,9 @@ def serve_v1(services: V1Services) -> ASGIApp:
         current_request.set(exchange)  # every line logged from here on carries the request ids
         if tracing is not None:  # continue the caller's trace or start one (observe/tracing.py)
             exchange.trace = begin_trace(inbound.forward, tracing.sampler)
-        request = V1Request(scope, receive, send, inbound, exchange, path, scope["method"])
+        task = asyncio.current_task()
+        assert task is not None
+        request = V1Request(scope, receive, send, task, inbound, exchange, path, scope["method"])
         routes = find_routes(endpoints, path)
         if routes is not None:
             request.dialect = routes.dialect

@@ -120,10 +120,11 @@ class DisconnectWatch:
 
     __slots__ = ("_list", "_pending", "_receive", "_target", "disconnected")
 
-    def __init__(self, receive: Receive, later: WatchList | None = None) -> None:
+    def __init__(self, receive: Receive, task: asyncio.Task[Any] | None, later: WatchList | None = None) -> None:
+        """Watch `receive` for the disconnect that cancels `task` (the request's, running this)."""
         self.disconnected = False
         self._receive = receive
-        self._target = asyncio.current_task()
+        self._target = task
         self._pending: asyncio.Future[Any] | None = None
         self._list = later
         if later is not None:

@@ -7,6 +7,7 @@ routing what a Failure means (a key's cooldown or end, the breaker of the deploy
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -103,20 +104,23 @@ class Call:
         "started_at",
         "stream",
         "tap",
+        "task",
         "translation",
         "tried_keys",
         "upstreams",
         "usage_body",
     )
 
-    def __init__(self, upstreams: ClientPools, send: Send, receive: Receive, method: str, path: str, query: str,
-                 inbound: InboundHeaders, body: Body, exchange: Exchange, model: str | None, stream: bool,
-                 capability: str | None, is_json: bool = True) -> None:
+    def __init__(self, upstreams: ClientPools, send: Send, receive: Receive, task: asyncio.Task[object], method: str,
+                 path: str, query: str, inbound: InboundHeaders, body: Body, exchange: Exchange, model: str | None,
+                 stream: bool, capability: str | None, is_json: bool = True) -> None:
         self.upstreams = upstreams
         self.routing: RoutingConfig = upstreams.routing
         self.clock = upstreams.clock
         """Routing's `now`; the request's own timings (Server-Timing, usage) are measured with time.monotonic."""
         self.send, self.receive = send, receive
+        self.task = task
+        """The task serving the request: a disconnect cancels it."""
         self.method, self.path, self.query = method, path, query
         self.inbound, self.body = inbound, body
         self.exchange = exchange

@@ -24,6 +24,7 @@ from types import TracebackType
 from loguru import logger
 
 from llmgate.config import ProviderConfig
+from llmgate.proxy.deadlines import Deadlines
 from llmgate.proxy.wire import WireConnectTimeout, WireError, WirePool, WireStream
 
 Body = bytes | AsyncIterable[bytes]
@@ -140,6 +141,8 @@ class UpstreamClient:
         self.base_url = provider.base_url
         self._opened = False
         self._wire = WirePool(provider.base_url)
+        self._first_byte = Deadlines(provider.timeouts.first_byte_s)
+        """Whole answers still awaited, cancelled at the first-byte timeout (proxy/deadlines.py)."""
 
     async def open(self) -> None:
         """Ready the client (in the app's lifespan); connections open as requests need them."""
@@ -154,16 +157,23 @@ class UpstreamClient:
         """Send a request and read the whole response: status, headers (names lower-cased), body. The upstream's
         first-byte timeout bounds it all; a cancelled fetch (its client left) closes the upstream request at once."""
         assert self._opened, "UpstreamClient.open() was not awaited"
-        timeouts = self.provider.timeouts
+        # The task awaiting this one answer: the request's, or a hedged attempt's own (proxy/hedge.py).
+        task = asyncio.current_task()
+        assert task is not None
+        deadlines = self._first_byte
+        deadlines.start(task)
         try:
-            async with asyncio.timeout(timeouts.first_byte_s):
-                status, raw, data = await self._wire.fetch(method, path, headers, body, timeouts.connect_s)
+            status, raw, data = await self._wire.fetch(method, path, headers, body, self.provider.timeouts.connect_s)
+        except asyncio.CancelledError:
+            if not deadlines.stop(task):
+                raise
+            raise StreamTimeout("no answer within the first-byte timeout") from None
         except WireConnectTimeout as exc:
             raise StreamConnectTimeout(str(exc)) from exc
         except WireError as exc:
             raise StreamError(str(exc)) from exc
-        except TimeoutError as exc:
-            raise StreamTimeout("no answer within the first-byte timeout") from exc
+        finally:
+            deadlines.stop(task)
         return status, raw if all(value.isascii() for _, value in raw) else _ascii_headers(raw), data
 
     def stream(self, method: str, path: str, headers: Headers, body: Body) -> StreamedReply:

@@ -61,7 +61,7 @@ def upstream_error(exc: BaseException, client: UpstreamClient, secret: str = "")
 
 async def forward(call: Call, route: Route) -> None:
     """Serve `call` from `route` (then its fallbacks); answer the client exactly once."""
-    watch = DisconnectWatch(call.receive, call.upstreams.watches) if isinstance(call.body, bytes) else None
+    watch = DisconnectWatch(call.receive, call.task, call.upstreams.watches) if isinstance(call.body, bytes) else None
     guard = StreamGuard(call.send, call.keepalive_s, call.keepalive_headers, call.error_frame) if call.stream else None
     call.guard = guard
     failure: Failure | None = None

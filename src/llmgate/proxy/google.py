@@ -9,6 +9,7 @@ upstream client is wrapped by `GoogleClient`, which
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -163,11 +164,11 @@ class GoogleCall(TranslatedCall):
 
     __slots__ = ("_build", "_query")
 
-    def __init__(self, upstreams: Upstreams, send: Send, receive: Receive, inbound: InboundHeaders, body: bytes,
-                 exchange: Exchange, model: str, translation: Translation, capability: str,
-                 build: Callable[[str], dict[str, Any]], query: str = "") -> None:
+    def __init__(self, upstreams: Upstreams, send: Send, receive: Receive, task: asyncio.Task[object],
+                 inbound: InboundHeaders, body: bytes, exchange: Exchange, model: str, translation: Translation,
+                 capability: str, build: Callable[[str], dict[str, Any]], query: str = "") -> None:
         pools: ClientPools = GooglePools(upstreams)
-        super().__init__(pools, send, receive, inbound, body, exchange, model, translation)
+        super().__init__(pools, send, receive, task, inbound, body, exchange, model, translation)
         self.capability = capability
         self._build = build
         self._query = query

@@ -72,9 +72,10 @@ class TranslatedCall(Call):
 
     __slots__ = ("_bodies",)
 
-    def __init__(self, upstreams: ClientPools, send: Send, receive: Receive, inbound: InboundHeaders, body: bytes,
-                 exchange: Exchange, model: str, translation: Translation) -> None:
-        super().__init__(upstreams, send, receive, "POST", translation.path, "", inbound, body, exchange, model,
+    def __init__(self, upstreams: ClientPools, send: Send, receive: Receive, task: asyncio.Task[object],
+                 inbound: InboundHeaders, body: bytes, exchange: Exchange, model: str,
+                 translation: Translation) -> None:
+        super().__init__(upstreams, send, receive, task, "POST", translation.path, "", inbound, body, exchange, model,
                          translation.stream is not None, "chat", is_json=False)
         self.translation: Translation = translation
         self._bodies: dict[str, bytes] = {}

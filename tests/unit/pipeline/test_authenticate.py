@@ -26,7 +26,8 @@ from tests.servers import MASTER_KEY
 def request_with(*headers: tuple[bytes, bytes]) -> V1Request:
     scope: dict[str, Any] = {"method": "POST", "headers": list(headers)}
     exchange = Exchange(b"r", "POST", "/v1/chat/completions")
-    return V1Request(scope, None, None, split_request_headers(list(headers)), exchange, "/chat/completions", "POST")  # type: ignore[arg-type]
+    inbound = split_request_headers(list(headers))
+    return V1Request(scope, None, None, None, inbound, exchange, "/chat/completions", "POST")  # type: ignore[arg-type]
 
 
 def test_the_master_key_has_no_token_and_the_time_is_stamped() -> None:

@@ -44,7 +44,7 @@ def plan(upstreams: Upstreams, path: str, model: str | None, body: bytes = b"{}"
     routes = find_routes(ENDPOINTS, path)
     scope = {"method": method, "headers": [], "query_string": b""}
     exchange = Exchange(b"r", method, "/v1" + path)
-    request = V1Request(scope, None, None, split_request_headers([]), exchange, path, method)  # type: ignore[arg-type]
+    request = V1Request(scope, None, None, None, split_request_headers([]), exchange, path, method)  # type: ignore[arg-type]
     request.dialect = routes.dialect if routes is not None else OPENAI
     request.model, request.body = model, body
     return request, resolve(request, find_endpoint(routes, method, path), upstreams)

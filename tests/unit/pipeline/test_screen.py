@@ -24,7 +24,7 @@ def request(anthropic: bool, lag_s: float = 0.4321, host: bytes = b"localhost:80
     path = "/messages" if anthropic else "/chat/completions"
     exchange = Exchange(b"req-1", "POST", "/v1" + path, lag_s=lag_s)
     scope = {"method": "POST", "path": path, "headers": [(b"host", host)]}
-    return V1Request(scope, None, None, split_request_headers(scope["headers"]), exchange, path, "POST")  # type: ignore[arg-type]
+    return V1Request(scope, None, None, None, split_request_headers(scope["headers"]), exchange, path, "POST")  # type: ignore[arg-type]
 
 
 def answer(anthropic: bool) -> tuple[Exchange, list[dict[str, Any]]]:

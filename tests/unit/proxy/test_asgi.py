@@ -32,7 +32,7 @@ def test_a_watch_without_a_list_starts_at_once_and_cancels_on_disconnect() -> No
         client = Client()
 
         async def request() -> None:
-            DisconnectWatch(client.receive)
+            DisconnectWatch(client.receive, asyncio.current_task())
             await asyncio.sleep(10)
 
         task = asyncio.ensure_future(request())
@@ -50,7 +50,7 @@ def test_requests_done_before_the_delay_never_call_receive() -> None:
         later = WatchList(0.05)
         client = Client()
         for _ in range(100):
-            DisconnectWatch(client.receive, later).stop()
+            DisconnectWatch(client.receive, asyncio.current_task(), later).stop()
         assert len(later) == 0
         await asyncio.sleep(0.1)
         assert client.calls == 0
@@ -72,7 +72,7 @@ def test_a_late_watch_starts_after_the_delay_and_sees_a_client_that_left_before(
         watches: list[DisconnectWatch] = []
 
         async def request() -> None:
-            watches.append(DisconnectWatch(receive_after_leaving, later))
+            watches.append(DisconnectWatch(receive_after_leaving, asyncio.current_task(), later))
             await asyncio.sleep(10)
 
         started = asyncio.get_running_loop().time()
@@ -91,9 +91,9 @@ def test_one_timer_starts_every_due_watch_and_moves_on_to_the_next() -> None:
     async def main() -> None:
         later = WatchList(0.05)
         client = Client()
-        early = [DisconnectWatch(client.receive, later) for _ in range(3)]
+        early = [DisconnectWatch(client.receive, asyncio.current_task(), later) for _ in range(3)]
         await asyncio.sleep(0.03)
-        late = DisconnectWatch(client.receive, later)
+        late = DisconnectWatch(client.receive, asyncio.current_task(), later)
         await asyncio.sleep(0.03)  # the first three are due (0.06 s), the last is not (0.03 s)
         assert client.calls == 3 and len(later) == 1
         await asyncio.sleep(0.04)
@@ -109,7 +109,8 @@ def test_a_stopped_watch_leaves_the_list_and_the_others_still_start() -> None:
     async def main() -> None:
         later = WatchList(0.03)
         client = Client()
-        first, second = DisconnectWatch(client.receive, later), DisconnectWatch(client.receive, later)
+        task = asyncio.current_task()
+        first, second = DisconnectWatch(client.receive, task, later), DisconnectWatch(client.receive, task, later)
         first.stop()
         await asyncio.sleep(0.06)
         assert client.calls == 1 and len(later) == 0

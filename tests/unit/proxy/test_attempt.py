@@ -61,7 +61,7 @@ def deployment(upstreams: Upstreams, model: str) -> Deployment:
 def call_for(upstreams: Upstreams, model: str, body: bytes, query: str = "",
              headers: list[tuple[bytes, bytes]] | None = None) -> Call:
     exchange = Exchange(b"rid-1", "POST", "/v1/chat/completions")
-    return Call(upstreams, None, None, "POST", "/chat/completions", query,  # type: ignore[arg-type]
+    return Call(upstreams, None, None, None, "POST", "/chat/completions", query,  # type: ignore[arg-type]
                 split_request_headers(headers or []), body, exchange, model, False, "chat")
 
 

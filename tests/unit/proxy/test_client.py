@@ -247,3 +247,45 @@ def test_a_first_byte_timeout_longer_than_connect_s_is_a_read_timeout(upstream: 
     for error in errors:
         assert is_timeout(error) and not is_connect_timeout(error), error
         assert upstream_error(error, client).message == "The upstream provider `up` did not answer in time."
+
+
+def test_a_whole_answer_past_its_first_byte_timeout_closes_the_upstream_request_and_the_task_goes_on(
+        upstream: str) -> None:
+    """The first-byte deadline aborts the upstream request (the upstream sees it abandoned), raises a timeout and
+    leaves the task uncancelled: the attempt loop goes on with the next attempt, and the next answers come."""
+    httpx.post(f"{upstream}/_reset")
+
+    async def use(client: UpstreamClient) -> tuple[list[BaseException], int, int]:
+        errors = []
+        for _ in range(2):  # the deadline's timer is set again for the second one
+            try:
+                await client.fetch("POST", "/chat/completions", [*JSON, ("x-mock-delay-ms", "5000")], CHAT)
+            except TRANSPORT_ERRORS as exc:
+                errors.append(exc)
+        task = asyncio.current_task()
+        assert task is not None
+        await asyncio.sleep(0)  # no cancellation left behind
+        status, _, _ = await client.fetch("POST", "/chat/completions", JSON, CHAT)
+        return errors, task.cancelling(), status
+
+    errors, cancelling, status = with_client(f"{upstream}/v1", use, first_byte_s=0.2)
+    assert len(errors) == 2 and all(is_timeout(e) and not is_connect_timeout(e) for e in errors)
+    assert (cancelling, status) == (0, 200)
+    assert wait_for_abandoned(upstream, 2)["abandoned"] == 2
+
+
+def test_each_whole_answer_has_its_first_byte_timeout_from_its_own_start(upstream: str) -> None:
+    """Requests in their own tasks (as hedged attempts are): one that started later is not cut short when an
+    earlier one's deadline passes, and a quick one is never cancelled."""
+    async def use(client: UpstreamClient) -> list[object]:
+        async def fetch(after_s: float, delay_ms: int) -> object:
+            await asyncio.sleep(after_s)
+            try:
+                return (await client.fetch("POST", "/chat/completions",
+                                           [*JSON, ("x-mock-delay-ms", str(delay_ms))], CHAT))[0]
+            except TRANSPORT_ERRORS as exc:
+                return "timeout" if is_timeout(exc) else exc
+
+        return list(await asyncio.gather(fetch(0, 3000), fetch(0.3, 300), fetch(0, 0), fetch(0.1, 3000)))
+
+    assert with_client(f"{upstream}/v1", use, first_byte_s=0.5) == ["timeout", 200, 200, "timeout"]

@@ -608,7 +608,7 @@ def test_a_connection_error_on_the_only_deployment_is_retried() -> None:
 
 def call_for(router: Upstreams, model: str | None) -> Call:
     exchange = Exchange(b"rid", "POST", "/v1/chat/completions")
-    return Call(router, None, None, "POST", "/chat/completions", "", split_request_headers([]), b"{}",  # type: ignore[arg-type]
+    return Call(router, None, None, None, "POST", "/chat/completions", "", split_request_headers([]), b"{}",  # type: ignore[arg-type]
                 exchange, model, False, "chat")
 
 
