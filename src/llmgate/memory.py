@@ -14,9 +14,13 @@ a busier window, and again at each quiet window after that while the last trim s
 `WORTH_BYTES`: a burst's memory is freed in steps (streams end, then idle upstream connections expire from the
 pool). Under steady load, or on a server idle since its last trim, nothing runs.
 
-Python's own small-object allocator (pymalloc) frees a 1 MiB arena only when all of it is free, which a few
-long-lived objects prevent: `PYTHONMALLOC=malloc` puts Python's objects on glibc's heap too, where the trim returns
-them (docs/operations.md, "Memory", says what it costs). Without glibc (musl) the quiet windows still collect.
+Python's own small-object allocator (pymalloc) frees a 1 MiB arena only when all of it is free. A burst spreads
+its objects over many new arenas, and in each a few small objects written during the burst outlive it: the last
+value of each metric (a new float at each increment), loop-lag samples, breaker and key counters, the timers of
+background tasks. They keep the arena and its emptied pools resident, and nothing moves them later (a new object
+fills the free blocks of pools already in use, those pools too). `PYTHONMALLOC=malloc` puts Python's objects on
+glibc's heap, where the trim returns them (docs/operations.md, "Memory", says what it costs). Without glibc (musl)
+the quiet windows still collect.
 """
 
 from __future__ import annotations
