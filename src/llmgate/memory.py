@@ -10,13 +10,18 @@ collected), still bring them; and a full collection runs whenever the process fa
 glibc's malloc keeps the memory freed inside its heaps (it gives back only a free top of the heap), so what a
 burst of streams used stays resident after they close. `malloc_trim(0)` returns every free page, in a few
 milliseconds. It runs when the process falls quiet (a window in which it used under `QUIET_CPU` of a core) after
-a busier window, and again at each quiet window after that while the last trim still gave back at least
-`WORTH_BYTES`: a burst's memory is freed in steps (streams end, then idle upstream connections expire from the
-pool). Under steady load, or on a server idle since its last trim, nothing runs.
+a busier window, and again at each quiet window after that for `SETTLE_S`, and on while the last trim still gave
+back at least `WORTH_BYTES`: a burst's memory is freed in steps (streams end, then idle upstream connections leave
+their pools, up to proxy/wire.py's `IDLE_S` later, whether or not the trims before gave much back). Under steady
+load, or on a server idle since its last trim, nothing runs.
 
-Python's own small-object allocator (pymalloc) frees a 1 MiB arena only when all of it is free, which a few
-long-lived objects prevent: `PYTHONMALLOC=malloc` puts Python's objects on glibc's heap too, where the trim returns
-them (docs/operations.md, "Memory", says what it costs). Without glibc (musl) the quiet windows still collect.
+Python's own small-object allocator (pymalloc) frees a 1 MiB arena only when all of it is free. A burst spreads
+its objects over many new arenas, and in each a few small objects written during the burst outlive it: the last
+value of each metric (a new float at each increment), loop-lag samples, breaker and key counters, the timers of
+background tasks. They keep the arena and its emptied pools resident, and nothing moves them later (a new object
+fills the free blocks of pools already in use, those pools too). `PYTHONMALLOC=malloc` puts Python's objects on
+glibc's heap, where the trim returns them (docs/operations.md, "Memory", says what it costs). Without glibc (musl)
+the quiet windows still collect.
 """
 
 from __future__ import annotations
@@ -34,7 +39,10 @@ WINDOW_S = 5.0
 QUIET_CPU = 0.05
 """A window in which the process used less than this share of a core is quiet."""
 WORTH_BYTES = 1 << 20
-"""A trim that gave back less than this ends the trims of a burst."""
+"""A trim that gave back less than this ends the trims of a burst (once `SETTLE_S` has passed)."""
+SETTLE_S = 20.0
+"""How long after a burst the quiet windows trim whatever each gives back: longer than an idle upstream connection
+waits in its pool (proxy/wire.py's `IDLE_S`), so that what the burst's connections held is returned too."""
 
 
 def process_cpu_s() -> float:
@@ -60,7 +68,7 @@ def malloc_trim() -> Callable[[int], int] | None:
 class HeapTrimmer:
     """Decides, one window at a time, whether to trim (see the module docstring)."""
 
-    __slots__ = ("_cpu", "_last_cpu_s", "_pending", "_resident", "_trim")
+    __slots__ = ("_cpu", "_last_cpu_s", "_pending", "_quiet_s", "_resident", "_trim")
 
     def __init__(self, trim: Callable[[int], int], cpu: Callable[[], float] = process_cpu_s,
                  resident: Callable[[], int] = resident_bytes) -> None:
@@ -70,20 +78,23 @@ class HeapTrimmer:
         self._last_cpu_s = cpu()
         self._pending = False
         """Memory freed since the last trim may be held: a busy window came, or the last trim gave enough back."""
+        self._quiet_s = 0.0
+        """Quiet time since the last busy window."""
 
     def window_ended(self, window_s: float) -> bool:
         """A window of `window_s` seconds ended; True when the heap was trimmed."""
         now = self._cpu()
         share, self._last_cpu_s = (now - self._last_cpu_s) / window_s, now
         if share >= QUIET_CPU:
-            self._pending = True
+            self._pending, self._quiet_s = True, 0.0
             return False
         if not self._pending:
             return False
+        self._quiet_s += window_s
         before = self._resident()
         gc.collect()  # empties Python's free lists, whose blocks would keep pymalloc arenas and heap pages in use
         self._trim(0)
-        self._pending = before - self._resident() >= WORTH_BYTES
+        self._pending = before - self._resident() >= WORTH_BYTES or self._quiet_s < SETTLE_S
         return True
 
 

@@ -5,6 +5,7 @@ last trim."""
 from __future__ import annotations
 
 import gc
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from llmgate.memory import (
     QUIET_CPU,
+    SETTLE_S,
     WORTH_BYTES,
     YOUNG_GC_THRESHOLD,
     HeapTrimmer,
@@ -19,6 +21,7 @@ from llmgate.memory import (
     resident_bytes,
     tune_gc,
 )
+from llmgate.proxy.wire import IDLE_S
 
 MB = 1 << 20
 
@@ -49,9 +52,20 @@ def windows(shares: list[float], given_back: list[int] | None = None) -> tuple[l
 
 
 def test_a_burst_is_trimmed_once_quiet_until_a_trim_gives_little_back() -> None:
-    trimmed, process = windows([0.6, 0.9, 0.01, 0.0, 0.0, 0.0, 0.0], [40 * MB, 25 * MB, WORTH_BYTES // 2])
-    assert trimmed == [False, False, True, True, True, False, False]
-    assert process.trims == [0, 0, 0]  # pad 0: every free page, not only the heap's top
+    trimmed, process = windows([0.6, 0.9, 0.01] + [0.0] * 8, [40 * MB, 25 * MB, 20 * MB, 10 * MB, 5 * MB,
+                                                              WORTH_BYTES // 2])
+    assert trimmed == [False, False] + [True] * 6 + [False] * 3
+    assert process.trims == [0] * 6  # pad 0: every free page, not only the heap's top
+
+
+def test_the_trims_go_on_until_idle_upstream_connections_have_left_their_pools() -> None:
+    assert SETTLE_S > IDLE_S
+    quiet_windows = math.ceil(SETTLE_S / 5.0)
+    # The streams' memory first; trims that give nothing back; then, past IDLE_S, the connections' memory.
+    given_back = [40 * MB] + [0] * (quiet_windows - 2) + [30 * MB]
+    trimmed, process = windows([0.6] + [0.0] * (quiet_windows + 2), given_back)
+    assert trimmed == [False] + [True] * (quiet_windows + 1) + [False]  # one more after the last that gave enough
+    assert process.rss == 500 * MB - 70 * MB
 
 
 def test_steady_load_and_an_idle_server_are_left_alone() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import ssl
 import time
 from collections.abc import AsyncIterable
@@ -27,7 +28,8 @@ __all__ = ["WireConnectError", "WireConnectTimeout", "WireError", "WirePool", "W
 IDLE_S = 15.0
 """An idle connection older than this is closed rather than reused (aiohttp's keep-alive default): upstreams
 close theirs after a while, and a request written on a connection being closed fails. One whose upstream says it
-keeps it idle for less (`keep-alive: timeout=N`, Node's 5 s) is closed a second before that."""
+keeps it idle for less (`keep-alive: timeout=N`, Node's 5 s) is closed a second before that. Past its time, it is
+closed and leaves the pool whether or not a request comes: a burst's connections do not outlive it."""
 _FRAMING = frozenset(("content-length", "transfer-encoding"))
 _BODILESS = frozenset(("GET", "HEAD"))
 """Methods whose empty request says no content-length (RFC 9110 §8.6: a request without content should not)."""
@@ -67,8 +69,22 @@ class WirePool:
         self._host_header = (host if default_port else f"{host}:{self.port}").encode("ascii")
         self._idle: collections.deque[Connection] = collections.deque()
         """idle connections, the most recently used last"""
+        self._reaping: asyncio.TimerHandle | None = None
+        """when the oldest idle connection's time is up (None: no connection idle)"""
 
     async def _connect(self, connect_s: float) -> Connection:
+        """A new connection, made in an empty context: a transport runs its callbacks in the context it was made in
+        and keeps it, so made in the request's, a pooled connection would keep that request's context variables
+        (the gateway's Exchange, with the prompt) alive for as long as it lives."""
+        opening = asyncio.get_running_loop().create_task(self._open(connect_s), context=contextvars.Context())
+        try:
+            return await opening
+        except asyncio.CancelledError:
+            if opening.done() and not opening.cancelled() and opening.exception() is None:
+                self._abort(opening.result())  # made just as the request was cancelled
+            raise
+
+    async def _open(self, connect_s: float) -> Connection:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(connect_s):
@@ -184,20 +200,32 @@ class WirePool:
         connection.transport.abort()
 
     def _release(self, connection: Connection, idle_for: float) -> None:
-        """Keep `connection` for the next request, for `idle_for` at most; close the oldest idle one if it has
-        waited past its own."""
-        idle = self._idle
-        connection.idle_since = now = time.monotonic()
+        """Keep `connection` for the next request, for `idle_for` at most."""
+        connection.idle_since = time.monotonic()
         connection.idle_for = idle_for
-        idle.append(connection)
-        oldest = idle[0]
-        if oldest.closed or now - oldest.idle_since >= oldest.idle_for:
-            idle.popleft()
+        self._idle.append(connection)
+        if self._reaping is None:  # in an empty context too: the request's would live on in the timer
+            self._reaping = asyncio.get_running_loop().call_later(idle_for, self._reap, context=contextvars.Context())
+
+    def _reap(self) -> None:
+        """Close the idle connections past their time, the oldest first (the upstream may have closed some already),
+        and come back when the next one's is up."""
+        self._reaping = None
+        idle, now = self._idle, time.monotonic()
+        while idle and (idle[0].closed or now - idle[0].idle_since >= idle[0].idle_for):
+            oldest = idle.popleft()
+            oldest.closed = True
             if oldest.transport is not None:
                 oldest.transport.close()
+        if idle:
+            due = idle[0].idle_since + idle[0].idle_for - now
+            self._reaping = asyncio.get_running_loop().call_later(due, self._reap)
 
     def close(self) -> None:
         """Close the idle connections (on shutdown)."""
+        if self._reaping is not None:
+            self._reaping.cancel()
+            self._reaping = None
         for connection in self._idle:
             if connection.transport is not None:
                 connection.transport.close()

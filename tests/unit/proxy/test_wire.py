@@ -4,8 +4,11 @@ which connections are reused, and what a cancelled or failed request does to its
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import gc
 import ssl
 import subprocess
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -519,3 +522,40 @@ def test_nothing_listening_is_a_connect_error() -> None:
             await fetch(pool)
 
     asyncio.run(main())
+
+
+def test_idle_connections_are_closed_and_dropped_once_past_their_time_without_another_request(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("llmgate.proxy.wire.IDLE_S", 0.2)
+    answer = writes(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+
+    async def use(pool: WirePool, upstream: Upstream) -> list[object]:
+        await asyncio.gather(fetch(pool), fetch(pool), fetch(pool))  # three at once: three connections
+        pooled = len(pool._idle)
+        await asyncio.wait_for(upstream.closed.wait(), 2)  # a burst's connections leave with no request after it
+        await asyncio.sleep(0.1)
+        return [upstream.connections, pooled, len(pool._idle)]
+
+    assert run(answer, use) == [3, 3, 0]
+
+
+def test_a_pooled_connection_does_not_keep_the_context_of_the_request_that_opened_it() -> None:
+    class Held:
+        """Whatever a request keeps in a context variable (the gateway's own: its Exchange, with the prompt)."""
+
+    held_by_request: contextvars.ContextVar[Held] = contextvars.ContextVar("held_by_request")
+    answer = writes(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+
+    async def use(pool: WirePool, upstream: Upstream) -> list[object]:
+        async def request() -> weakref.ref[Held]:
+            held = Held()
+            held_by_request.set(held)
+            await fetch(pool)
+            return weakref.ref(held)
+
+        held = await asyncio.create_task(request())
+        await asyncio.sleep(0)  # the loop lets go of the finished task's last callback
+        gc.collect()
+        return [len(pool._idle), held() is None]
+
+    assert run(answer, use) == [1, True]
