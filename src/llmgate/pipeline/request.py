@@ -48,12 +48,13 @@ class V1Services(NamedTuple):
     """Tracing's sampler when an OTLP endpoint is configured; None: the pipeline traces nothing."""
 
 
-class V1Request(msgspec.Struct, gc=False):
+class V1Request(msgspec.Struct):
     """One `/v1` request: the ASGI triple and the task serving it, and what the steps learn about it, in the order
     they learn it.
 
     A Struct, as `Exchange` is: one is made for every request, and its fields are set in C rather than by a
-    Python `__init__`; gc=False, as it holds no cycle (the request points at its parts, none of them back)."""
+    Python `__init__`. Tracked by the cyclic GC: the task it holds runs the frames that hold it, a cycle that ends
+    with the request, unless an exception the task keeps holds those frames (a cancellation at shutdown)."""
 
     scope: Scope
     receive: Receive
