@@ -1,4 +1,5 @@
-"""The process's memory: when the cyclic GC runs, and handing the heap's free pages back after a burst.
+"""The process's memory: when the cyclic GC runs, and handing the heap's free pages back after a burst (glibc's
+here, granian's jemalloc through `configure_allocator`).
 
 The cyclic GC (`tune_gc`). A request leaves no cyclic garbage (benchmarks/bench_request.py checks it), so a
 collection frees nothing and only rescans live objects; with thousands of streams held those are hundreds of
@@ -30,7 +31,20 @@ import asyncio
 import ctypes
 import gc
 import os
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
+
+JEMALLOC_CONF_ENV = "_RJEM_MALLOC_CONF"
+"""Where granian's allocator (jemalloc, built with the `_rjem_` prefix) reads its options, once, as granian loads."""
+JEMALLOC_CONF = "background_thread:true"
+
+
+def configure_allocator(environ: MutableMapping[str, str]) -> None:
+    """Have granian's jemalloc hand the memory of closed connections back to the OS. Unasked, jemalloc purges the
+    pages it freed only when it next allocates, so what a burst of connections used stays resident once the server
+    falls quiet; a background thread purges them after jemalloc's dirty-page decay (10 s) instead. Call it before
+    granian is imported (worker processes inherit it); a value already set is the operator's and is kept."""
+    environ.setdefault(JEMALLOC_CONF_ENV, JEMALLOC_CONF)
+
 
 YOUNG_GC_THRESHOLD = 100_000
 """Net allocations of tracked objects between young-generation collections (see the module docstring)."""

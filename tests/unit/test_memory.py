@@ -12,11 +12,14 @@ from typing import Any
 import pytest
 
 from llmgate.memory import (
+    JEMALLOC_CONF,
+    JEMALLOC_CONF_ENV,
     QUIET_CPU,
     SETTLE_S,
     WORTH_BYTES,
     YOUNG_GC_THRESHOLD,
     HeapTrimmer,
+    configure_allocator,
     malloc_trim,
     resident_bytes,
     tune_gc,
@@ -117,3 +120,12 @@ def test_objects_held_alive_are_not_rescanned_until_they_grow_by_the_threshold(c
 
 def test_tune_gc_moves_what_start_up_left_out_of_reach(collections: list[int]) -> None:
     assert gc.get_freeze_count() > 0
+
+
+def test_granian_jemalloc_purges_in_the_background_unless_the_operator_said_otherwise() -> None:
+    unset: dict[str, str] = {}
+    configure_allocator(unset)
+    assert unset == {JEMALLOC_CONF_ENV: JEMALLOC_CONF}
+    chosen = {JEMALLOC_CONF_ENV: "background_thread:true,dirty_decay_ms:1000"}
+    configure_allocator(chosen)
+    assert chosen == {JEMALLOC_CONF_ENV: "background_thread:true,dirty_decay_ms:1000"}

@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, NamedTuple
 
 import msgspec
@@ -33,19 +32,6 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                             "(env LLMGATE_SINGLE_PROCESS=1/0)")
     serve.add_argument("--config", help="TOML config file (env LLMGATE_CONFIG)")
     serve.set_defaults(run=run_serve)
-
-
-JEMALLOC_CONF_ENV = "_RJEM_MALLOC_CONF"
-"""Where granian's allocator (jemalloc, built with the `_rjem_` prefix) reads its options, once, as granian loads."""
-JEMALLOC_CONF = "background_thread:true"
-
-
-def configure_allocator(environ: MutableMapping[str, str]) -> None:
-    """Have granian's jemalloc hand the memory of closed connections back to the OS. Unasked, jemalloc purges the
-    pages it freed only when it next allocates, so what a burst of connections used stays resident once the server
-    falls quiet; a background thread purges them after jemalloc's dirty-page decay (10 s) instead. Call it before
-    granian is imported (worker processes inherit it); a value already set is the operator's and is kept."""
-    environ.setdefault(JEMALLOC_CONF_ENV, JEMALLOC_CONF)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -83,6 +69,7 @@ def run_serve(args: argparse.Namespace) -> int:
         from loguru import logger
 
         logger.warning(short)
+    from llmgate.memory import configure_allocator
     from llmgate.observe.multiproc import metrics_dir
 
     configure_allocator(os.environ)
