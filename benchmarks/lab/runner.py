@@ -85,7 +85,10 @@ def build_cases(kinds: list[Kind], concurrency: list[int]) -> list[Case]:
 
 
 def rotated(targets: list[Target], round_: int) -> list[Target]:
-    """Round r starts with target r-1 (mod n): over n rounds each target runs once in each position."""
+    """Round r starts with target r-1 (mod n): over n rounds each target runs once in each position. None when
+    no target came up (each has its error; the report says so)."""
+    if not targets:
+        return []
     k = (round_ - 1) % len(targets)
     return targets[k:] + targets[:k]
 

@@ -10,6 +10,7 @@ def test_each_target_takes_each_position_once_over_n_rounds() -> None:
     targets = [Target(n, "spawn", "k") for n in "abc"]
     orders = ["".join(t.name for t in rotated(targets, r)) for r in (1, 2, 3, 4)]
     assert orders == ["abc", "bca", "cab", "abc"]
+    assert rotated([], 2) == []  # no target came up: nothing to run (it used to divide by zero)
 
 
 def test_cases_cover_kind_times_concurrency() -> None:

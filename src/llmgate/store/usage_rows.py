@@ -7,6 +7,12 @@ Every logged request becomes a row, so the insert's cost per row is the usage lo
 - Rows go `ROWS_PER_STATEMENT` to an INSERT (its VALUES one after the other): a statement's step, reset and
   clearing of bindings is paid once for many rows, and apsw hands the GIL over once a statement rather than
   once a row (each time waiting for the event loop's thread to let go of it).
+- While the usage writer keeps up (`UNHURRIED`, usage/pace.py), the worker thread sleeps `pause_s` between two
+  statements of a batch: run back to back, a batch's statements are a third of a millisecond of CPU on end,
+  which the event loop's thread (on the same core, when the gateway is pinned to one) would wait out with a
+  request in hand. The transaction stays open meanwhile; the store's other writes in this process wait for the
+  batch anyway (its lock), another process's retry. Under full load it does not pause: each pause costs the
+  thread a wait for the GIL, and the log would fall behind.
 - The connection is opened without SQLite's own mutex (`SQLITE_OPEN_NOMUTEX`), which every bind would take and
   release: safe because only the writer's one thread ever touches the connection.
 
@@ -17,17 +23,23 @@ The rest of the store stays on aiosqlite. Both connections use the same file in 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
+from llmgate.usage.pace import UNHURRIED
+
 if TYPE_CHECKING:
     import apsw
 
 BUSY_TIMEOUT_MS = 5000
 ROWS_PER_STATEMENT = 20
+PAUSE_S = 0.0005
+"""The worker thread's sleep between two statements of a batch while the usage writer keeps up (module
+docstring)."""
 
 
 class UsageRowWriter:
@@ -35,16 +47,17 @@ class UsageRowWriter:
     while SQLite runs). It connects with its first batch: a gateway that logs no usage (the default) never
     imports apsw nor starts the thread, and start-up pays for neither."""
 
-    def __init__(self, path: str, insert_sql: str, insert_many_sql: str) -> None:
+    def __init__(self, path: str, insert_sql: str, insert_many_sql: str, pause_s: float = PAUSE_S) -> None:
         """`insert_sql`: the INSERT of one row; `insert_many_sql`: of `ROWS_PER_STATEMENT` rows."""
         self.path = path
+        self.pause_s = pause_s
         self.insert_sql = insert_sql
         self.insert_many_sql = insert_many_sql
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="llmgate-usage-rows")
         self._db: apsw.Connection | None = None
 
     async def insert(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        await self._run(self._insert, rows)
+        await self._run(self._insert, rows, self.pause_s if UNHURRIED.get() else 0.0)
 
     async def insert_each(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         """Run `sql` once per row, in one transaction (an insert with a condition of its own)."""
@@ -69,13 +82,15 @@ class UsageRowWriter:
         self._db = db
         return db
 
-    def _insert(self, rows: Sequence[tuple[Any, ...]]) -> None:
+    def _insert(self, rows: Sequence[tuple[Any, ...]], pause_s: float) -> None:
         whole = len(rows) - len(rows) % ROWS_PER_STATEMENT
         statements = [tuple(chain.from_iterable(rows[start:start + ROWS_PER_STATEMENT]))
                       for start in range(0, whole, ROWS_PER_STATEMENT)]
         with self._transaction() as db:
-            if statements:
-                db.executemany(self.insert_many_sql, statements)
+            for n, values in enumerate(statements):
+                if n and pause_s:
+                    time.sleep(pause_s)  # let the event loop's thread run (module docstring)
+                db.execute(self.insert_many_sql, values)
             if whole < len(rows):
                 db.executemany(self.insert_sql, rows[whole:])
 

@@ -12,9 +12,14 @@ into `UsageEvent`s and writes them, in batches, to every sink.
   the spill file (JSONL, one line, no fsync) instead of being queued: never dropped silently. Only when there
   is no spill file, or writing it fails, is it dropped; both are counted (`spilled`, `dropped`) and warned
   about at most every 10 s.
-- A batch is built and observed `_SLICE` exchanges at a time, the writer yielding to the event loop between
-  slices: a whole batch is milliseconds of CPU, which requests arriving meanwhile would otherwise wait out (the
-  tail latency with the usage log on; benchmarks/README.md). The sinks still get whole batches.
+- A batch is prepared, built and observed `_SLICE` exchanges at a time (a few tens of microseconds), each slice
+  followed by a pause of `pause_s`: a whole batch is a millisecond of CPU or more, which a request arriving
+  meanwhile would otherwise wait out (the tail latency with the usage log on; benchmarks/README.md). The pause
+  is a real wait, not `sleep(0)`: only while the event loop waits on its sockets does it let go of the GIL long
+  enough for the server's own threads to hand it the requests that came; after a `sleep(0)` the loop goes
+  straight on with the next slice. When the queue holds a batch or more (the writer falling behind), slices
+  follow each other without pausing. The sinks still get whole batches, after the last slice's pause, and are
+  told whether the writer keeps up (pace.py).
 - `close()` drains the queue into the sinks before it returns (graceful shutdown loses nothing).
 """
 
@@ -31,11 +36,15 @@ import msgspec
 from loguru import logger
 
 from llmgate.usage.event import Exchange, UsageEvent
+from llmgate.usage.pace import UNHURRIED
 
 _encode = msgspec.json.Encoder().encode
 _WARN_EVERY_S = 10.0
-_SLICE = 50
-"""Exchanges built and observed between two yields to the event loop (a fraction of a millisecond of CPU)."""
+_SLICE = 10
+"""Exchanges prepared, built and observed between two pauses (tens of microseconds of CPU, more for an event
+whose tokens tiktoken must count)."""
+PAUSE_S = 0.001
+"""The writer's pause after each slice of a batch (module docstring)."""
 
 
 class Sink(Protocol):
@@ -52,7 +61,7 @@ class Sink(Protocol):
 
 BuildEvent = Callable[[Exchange], UsageEvent]
 Prepare = Callable[[Sequence[Exchange]], Awaitable[None]]
-"""Runs before a batch's events are built (account.py: loads the tiktoken encodings it will need)."""
+"""Runs before each slice of a batch is built (account.py: loads the tiktoken encodings it will need)."""
 Observe = Callable[[Sequence[Exchange], Sequence[UsageEvent | None] | None], None]
 """Sees every batch of exchanges, with their events when sinks made the bus build them (the metrics)."""
 
@@ -62,7 +71,7 @@ class EventBus:
 
     def __init__(self, sinks: Sequence[Sink], build: BuildEvent, *, observe: Observe | None = None,
                  prepare: Prepare | None = None, max_queue: int = 10_000, batch_size: int = 100,
-                 flush_s: float = 1.0, spill_path: str | None = None) -> None:
+                 flush_s: float = 1.0, spill_path: str | None = None, pause_s: float = PAUSE_S) -> None:
         self.sinks = list(sinks)
         self._build = build
         self._prepare = prepare
@@ -71,6 +80,7 @@ class EventBus:
         self.batch_size = batch_size
         self.flush_s = flush_s
         self.spill_path = spill_path
+        self.pause_s = pause_s
         self._queue: collections.deque[Exchange] = collections.deque()
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -163,16 +173,14 @@ class EventBus:
             size = min(len(queue), self.batch_size, count)
             count -= size
             batch = [queue.popleft() for _ in range(size)]
-            if self.sinks and self._prepare is not None:
-                try:
-                    await self._prepare(batch)
-                except Exception:  # building goes on; an estimate that needs what failed to load fails alone
-                    logger.exception("could not prepare a batch of {} usage event(s)", size)
             written: list[UsageEvent] = []
             for start in range(0, size, _SLICE):
-                if start:
-                    await asyncio.sleep(0)  # let the requests that came meanwhile run (module docstring)
                 part = batch[start:start + _SLICE]
+                if self.sinks and self._prepare is not None:
+                    try:
+                        await self._prepare(part)
+                    except Exception:  # building goes on; an estimate that needs what failed to load fails alone
+                        logger.exception("could not prepare {} usage event(s)", len(part))
                 events = self._events(part) if self.sinks else None
                 if self._observe is not None:
                     try:
@@ -181,8 +189,19 @@ class EventBus:
                         logger.exception("could not count a batch of {} request(s) into the metrics", len(part))
                 if events:
                     written += [event for event in events if event is not None]
+                # after every slice, the last one too (the sinks' write comes next): let the requests that came
+                # meanwhile in (module docstring)
+                await asyncio.sleep(self.pause_s if self._unhurried() else 0)
             if written:
-                await self._fan_out(written)
+                unhurried = UNHURRIED.set(self._unhurried())  # the sinks may pace themselves too (pace.py)
+                try:
+                    await self._fan_out(written)
+                finally:
+                    UNHURRIED.reset(unhurried)
+
+    def _unhurried(self) -> bool:
+        """Less than a batch waits: the writer keeps up and can pause."""
+        return len(self._queue) < self.batch_size
 
     def _events(self, batch: list[Exchange]) -> list[UsageEvent | None]:
         """The batch's events, aligned with it (None where building one failed)."""

@@ -15,6 +15,7 @@ from llmgate.store.sqlite import SqliteStore
 from llmgate.store.usage import USAGE_COLUMNS, UsageQuery, insert_sql
 from llmgate.store.usage_rows import ROWS_PER_STATEMENT
 from llmgate.usage.event import UsageEvent
+from llmgate.usage.pace import UNHURRIED
 
 
 def test_the_writer_connects_with_its_first_batch(tmp_path: Path) -> None:
@@ -84,6 +85,37 @@ def test_a_batch_that_fails_leaves_no_row(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert [row[0] for row in _rows(path)] == ["req-100"]
+
+
+def test_the_writer_thread_sleeps_between_statements_only_while_the_log_keeps_up_in_one_transaction(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the usage writer keeps up, a pause between two statements of a batch (the event loop's thread gets
+    the core), and a reader sees none of the batch's rows until all of them are in; none when it is behind."""
+    import llmgate.store.usage_rows as usage_rows
+
+    path = tmp_path / "llmgate.db"
+    seen_meanwhile: list[int] = []
+
+    def sleep(delay: float) -> None:  # in the writer's thread, between two statements
+        with sqlite3.connect(path) as db:
+            seen_meanwhile.append(db.execute("SELECT count(*) FROM usage").fetchone()[0])
+        assert delay == usage_rows.PAUSE_S
+
+    monkeypatch.setattr(usage_rows, "time", type("Time", (), {"sleep": staticmethod(sleep)}))
+
+    async def scenario() -> None:
+        store = SqliteStore(str(path))
+        await store.open()
+        await store.insert_usage([_event(i) for i in range(3 * ROWS_PER_STATEMENT + 2)])  # the writer behind
+        assert seen_meanwhile == []
+        UNHURRIED.set(True)  # as the event bus says while it keeps up
+        await store.insert_usage([_event(i) for i in range(100, 100 + 3 * ROWS_PER_STATEMENT + 2)])
+        await store.close()
+
+    asyncio.run(scenario())
+    # three statements: two pauses, the batch not yet visible (only the first, unhurried one)
+    assert seen_meanwhile == [3 * ROWS_PER_STATEMENT + 2] * 2
+    assert len(_rows(path)) == 2 * (3 * ROWS_PER_STATEMENT + 2)
 
 
 def test_the_insert_of_several_rows_numbers_postgres_marks_across_rows() -> None:

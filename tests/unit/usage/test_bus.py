@@ -13,6 +13,7 @@ import pytest
 from llmgate.usage.account import EventBuilder
 from llmgate.usage.bus import EventBus
 from llmgate.usage.event import Exchange, UsageEvent, build_event
+from llmgate.usage.pace import UNHURRIED
 from llmgate.usage.sinks.jsonl import JsonlSink
 
 pytestmark = pytest.mark.anyio
@@ -196,7 +197,7 @@ async def test_without_sinks_nothing_is_built() -> None:
     assert built == [] and bus.depth == 0
 
 
-async def test_each_batch_is_prepared_before_it_is_built_and_a_failed_preparation_does_not_lose_it() -> None:
+async def test_each_slice_is_prepared_before_it_is_built_and_a_failed_preparation_does_not_lose_it() -> None:
     steps: list[str] = []
 
     async def prepare(batch: Sequence[Exchange]) -> None:
@@ -209,13 +210,13 @@ async def test_each_batch_is_prepared_before_it_is_built_and_a_failed_preparatio
         return build_event(exchange)
 
     sink = ListSink()
-    bus = EventBus([sink], build, prepare=prepare, batch_size=2, flush_s=60)
+    bus = EventBus([sink], build, prepare=prepare, batch_size=12, flush_s=60, pause_s=0)
     bus.start()
-    for n in range(4):
+    for n in range(14):
         bus.emit(finished(n))
     await bus.close()
-    assert steps == ["prepare 2", "build", "build", "prepare 2", "build", "build"]
-    assert sink.ids == ["req-0", "req-1", "req-2", "req-3"]
+    assert steps == ["prepare 10", *["build"] * 10, "prepare 2", *["build"] * 2, "prepare 2", *["build"] * 2]
+    assert sink.ids == [f"req-{n}" for n in range(14)]
 
 
 def exchange(n: int) -> Exchange:
@@ -277,8 +278,56 @@ async def test_a_batch_is_built_in_slices_that_let_requests_run_between_them() -
     await bus.close()
     between = [i for i, step in enumerate(order) if step == "request" and 0 < order[:i].count("build") < 200]
     assert between, order  # a request ran while the batch was being built
-    assert order.count("build") == 200 and sum(observed) == 200 and max(observed) <= 50
+    assert order.count("build") == 200 and sum(observed) == 200 and set(observed) == {10}
     assert [len(batch) for batch in sink.batches] == [200]
+
+
+class RecordedSleeps:
+    """`asyncio` as the bus sees it, with its sleeps recorded."""
+
+    def __init__(self) -> None:
+        self.sleeps: list[float] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(asyncio, name)
+
+    async def sleep(self, delay: float) -> None:
+        self.sleeps.append(delay)
+        await asyncio.sleep(delay)
+
+
+async def test_slices_are_followed_by_a_pause_while_the_writer_keeps_up_and_not_once_it_falls_behind(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real wait after each slice (a sleep(0) would not let the server's threads hand over the requests that
+    came); none while a batch or more is still queued behind the one being built."""
+    import llmgate.usage.bus as bus_module
+
+    recorded = RecordedSleeps()
+    monkeypatch.setattr(bus_module, "asyncio", recorded)
+    sink = UnhurriedSink()
+    bus = EventBus([sink], build_event, batch_size=30, flush_s=60, pause_s=0.002)
+    for n in range(90):  # three batches queued before the writer starts
+        bus.emit(finished(n))
+    bus.start()
+    await bus.close()
+    # slices of 10, each followed by a pause (the last one before the sinks' write too): 60 and then 30 still
+    # queued behind the first two batches (no pause), none behind the last
+    assert recorded.sleeps == [0] * 6 + [0.002] * 3
+    assert [len(batch) for batch in sink.batches] == [30, 30, 30]
+    assert sink.unhurried == [False, False, True]  # what the sinks were told (pace.py)
+    assert UNHURRIED.get() is False  # and only them
+
+
+class UnhurriedSink(ListSink):
+    """Records whether the bus said it keeps up, batch by batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unhurried: list[bool] = []
+
+    async def write(self, events: Sequence[UsageEvent]) -> None:
+        self.unhurried.append(UNHURRIED.get())
+        await super().write(events)
 
 
 class SpillingSink(ListSink):
