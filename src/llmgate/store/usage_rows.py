@@ -7,7 +7,7 @@ Every logged request becomes a row, so the insert's cost per row is the usage lo
 - Rows go `ROWS_PER_STATEMENT` to an INSERT (its VALUES one after the other): a statement's step, reset and
   clearing of bindings is paid once for many rows, and apsw hands the GIL over once a statement rather than
   once a row (each time waiting for the event loop's thread to let go of it).
-- While the usage writer keeps up (`UNHURRIED`, usage/pace.py), the worker thread sleeps `pause_s` between two
+- While the usage writer keeps up (`UNHURRIED`, usage/pace.py), the worker thread sleeps `PAUSE_S` between two
   statements of a batch: run back to back, a batch's statements are a third of a millisecond of CPU on end,
   which the event loop's thread (on the same core, when the gateway is pinned to one) would wait out with a
   request in hand. The transaction stays open meanwhile; the store's other writes in this process wait for the
@@ -47,17 +47,16 @@ class UsageRowWriter:
     while SQLite runs). It connects with its first batch: a gateway that logs no usage (the default) never
     imports apsw nor starts the thread, and start-up pays for neither."""
 
-    def __init__(self, path: str, insert_sql: str, insert_many_sql: str, pause_s: float = PAUSE_S) -> None:
+    def __init__(self, path: str, insert_sql: str, insert_many_sql: str) -> None:
         """`insert_sql`: the INSERT of one row; `insert_many_sql`: of `ROWS_PER_STATEMENT` rows."""
         self.path = path
-        self.pause_s = pause_s
         self.insert_sql = insert_sql
         self.insert_many_sql = insert_many_sql
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="llmgate-usage-rows")
         self._db: apsw.Connection | None = None
 
     async def insert(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        await self._run(self._insert, rows, self.pause_s if UNHURRIED.get() else 0.0)
+        await self._run(self._insert, rows, PAUSE_S if UNHURRIED.get() else 0.0)
 
     async def insert_each(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         """Run `sql` once per row, in one transaction (an insert with a condition of its own)."""

@@ -63,7 +63,7 @@ BuildEvent = Callable[[Exchange], UsageEvent]
 Prepare = Callable[[Sequence[Exchange]], Awaitable[None]]
 """Runs before each slice of a batch is built (account.py: loads the tiktoken encodings it will need)."""
 Observe = Callable[[Sequence[Exchange], Sequence[UsageEvent | None] | None], None]
-"""Sees every batch of exchanges, with their events when sinks made the bus build them (the metrics)."""
+"""Sees every slice of a batch of exchanges, with their events when sinks made the bus build them (the metrics)."""
 
 
 class EventBus:
