@@ -85,7 +85,7 @@ def build_cases(kinds: list[Kind], concurrency: list[int]) -> list[Case]:
 
 
 def rotated(targets: list[Target], round_: int) -> list[Target]:
-    """Round r starts with target r-1 (mod n): over n rounds each target runs once in each position. None when
+    """Round r starts with target r-1 (mod n): over n rounds each target runs once in each position. Empty when
     no target came up (each has its error; the report says so)."""
     if not targets:
         return []
