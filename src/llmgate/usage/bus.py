@@ -17,9 +17,11 @@ into `UsageEvent`s and writes them, in batches, to every sink.
   meanwhile would otherwise wait out (the tail latency with the usage log on; benchmarks/README.md). The pause
   is a real wait, not `sleep(0)`: only while the event loop waits on its sockets does it let go of the GIL long
   enough for the server's own threads to hand it the requests that came; after a `sleep(0)` the loop goes
-  straight on with the next slice. When the queue holds a batch or more (the writer falling behind), slices
-  follow each other without pausing. The sinks still get whole batches, after the last slice's pause, and are
-  told whether the writer keeps up (pace.py).
+  straight on with the next slice. Pauses are for a loop with time to spare: when the queue holds a batch or
+  more (the writer falling behind), or the event loop's thread was busy more than `BUSY_SHARE` of the time
+  since the last batch began (no idle time in which the work could hide: spread out, it would only slow more
+  requests, each by less), slices follow each other without pausing. The sinks still get whole batches, after
+  the last slice's pause, and are told whether the writer paces itself (pace.py).
 - `close()` drains the queue into the sinks before it returns (graceful shutdown loses nothing).
 """
 
@@ -45,6 +47,9 @@ _SLICE = 10
 whose tokens tiktoken must count)."""
 PAUSE_S = 0.001
 """The writer's pause after each slice of a batch (module docstring)."""
+BUSY_SHARE = 0.9
+"""Busier than this (the event loop thread's CPU time over wall time since the last batch), the writer does not
+pause (module docstring)."""
 
 
 class Sink(Protocol):
@@ -86,6 +91,10 @@ class EventBus:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._warned_at = -_WARN_EVERY_S
+        self._last_batch = (time.monotonic(), time.thread_time())
+        """When the last batch began, on the wall clock and in the event loop thread's CPU time."""
+        self._idle_loop = True
+        """Whether the loop had time to spare before the batch being written (`_loop_had_idle_time`)."""
         self.emitted = 0
         self.written = 0
         self._spilled = 0
@@ -173,6 +182,7 @@ class EventBus:
             size = min(len(queue), self.batch_size, count)
             count -= size
             batch = [queue.popleft() for _ in range(size)]
+            self._idle_loop = self._loop_had_idle_time()
             written: list[UsageEvent] = []
             for start in range(0, size, _SLICE):
                 part = batch[start:start + _SLICE]
@@ -200,8 +210,16 @@ class EventBus:
                     UNHURRIED.reset(unhurried)
 
     def _unhurried(self) -> bool:
-        """Less than a batch waits: the writer keeps up and can pause."""
-        return len(self._queue) < self.batch_size
+        """The writer can pause: the loop had idle time, and less than a batch waits."""
+        return self._idle_loop and len(self._queue) < self.batch_size
+
+    def _loop_had_idle_time(self) -> bool:
+        """Whether the event loop's thread (the writer's own) was busy at most `BUSY_SHARE` of the time since the
+        last batch began."""
+        wall, cpu = time.monotonic(), time.thread_time()
+        last_wall, last_cpu = self._last_batch
+        self._last_batch = (wall, cpu)
+        return cpu - last_cpu <= BUSY_SHARE * (wall - last_wall)
 
     def _events(self, batch: list[Exchange]) -> list[UsageEvent | None]:
         """The batch's events, aligned with it (None where building one failed)."""

@@ -298,12 +298,13 @@ class RecordedSleeps:
 
 async def test_slices_are_followed_by_a_pause_while_the_writer_keeps_up_and_not_once_it_falls_behind(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A real wait after each slice (a sleep(0) would not let the server's threads hand over the requests that
-    came); none while a batch or more is still queued behind the one being built."""
+    """On a loop with idle time, a real wait after each slice (a sleep(0) would not let the server's threads hand
+    over the requests that came); none while a batch or more is still queued behind the one being built."""
     import llmgate.usage.bus as bus_module
 
     recorded = RecordedSleeps()
     monkeypatch.setattr(bus_module, "asyncio", recorded)
+    monkeypatch.setattr(bus_module, "time", LoopClock(busy=False))
     sink = UnhurriedSink()
     bus = EventBus([sink], build_event, batch_size=30, flush_s=60, pause_s=0.002)
     for n in range(90):  # three batches queued before the writer starts
@@ -316,6 +317,39 @@ async def test_slices_are_followed_by_a_pause_while_the_writer_keeps_up_and_not_
     assert [len(batch) for batch in sink.batches] == [30, 30, 30]
     assert sink.unhurried == [False, False, True]  # what the sinks were told (pace.py)
     assert UNHURRIED.get() is False  # and only them
+
+
+class LoopClock:
+    """`time` as the bus sees it: a second passes at each look at the wall clock, in which the event loop's thread
+    is busy throughout (`busy`) or not at all."""
+
+    def __init__(self, busy: bool) -> None:
+        self.busy = busy
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        self.now += 1.0
+        return self.now
+
+    def thread_time(self) -> float:
+        return self.now if self.busy else 0.0
+
+
+async def test_a_loop_with_no_idle_time_gets_no_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pauses only move the work into more requests when the loop has no idle time to hide it in."""
+    import llmgate.usage.bus as bus_module
+
+    recorded = RecordedSleeps()
+    monkeypatch.setattr(bus_module, "asyncio", recorded)
+    monkeypatch.setattr(bus_module, "time", LoopClock(busy=True))
+    sink = UnhurriedSink()
+    bus = EventBus([sink], build_event, batch_size=30, flush_s=60, pause_s=0.002)
+    for n in range(30):
+        bus.emit(finished(n))
+    bus.start()
+    await bus.close()
+    assert recorded.sleeps == [0, 0, 0]
+    assert sink.unhurried == [False]
 
 
 class UnhurriedSink(ListSink):
